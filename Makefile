@@ -1,0 +1,100 @@
+# tinymalloc: top-level build. `make` builds the allocator, `make test` runs every test,
+# `make bench` runs the benchmark matrix (see bench/bench.mk).
+
+CC       ?= cc
+PREFIX   ?= /usr/local
+BUILD    := build
+PYTHON   ?= /usr/bin/python3
+
+VERSION_MAJOR := 0
+VERSION       := 0.1.0
+
+# -fno-builtin keeps the compiler from turning malloc+memset into calloc (and the like)
+# inside the allocator itself, which would recurse.
+TM_CFLAGS := -std=gnu11 -O2 -g -fPIC -Wall -Wextra -Werror -fvisibility=hidden \
+             -ftls-model=initial-exec -fno-builtin -fno-stack-protector \
+             -fno-semantic-interposition -D_GNU_SOURCE -Itinymalloc/include $(EXTRA_CFLAGS)
+TM_LDFLAGS := -shared -Wl,-soname,libtinymalloc.so.$(VERSION_MAJOR) \
+              -Wl,--version-script=tinymalloc/tinymalloc.map -Wl,-z,now -Wl,-z,relro -pthread
+
+TM_SRCS := $(wildcard tinymalloc/src/*.c)
+TM_HDRS := $(wildcard tinymalloc/src/*.h) tinymalloc/include/tinymalloc.h
+
+# Variants: the release build, and one under UndefinedBehaviorSanitizer for the tests.
+VARIANTS := release ubsan
+release_FLAGS :=
+ubsan_FLAGS   := -fsanitize=undefined -fno-sanitize-recover=all -fno-sanitize=alignment
+
+LIB_SO  = $(BUILD)/$(1)/libtinymalloc.so
+all: lib
+
+lib: $(call LIB_SO,release) $(BUILD)/release/libtinymalloc.a
+
+define variant_rules
+$(BUILD)/$(1)/obj/%.o: tinymalloc/src/%.c $(TM_HDRS) Makefile
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(TM_CFLAGS) $$($(1)_FLAGS) -c $$< -o $$@
+
+$(BUILD)/$(1)/libtinymalloc.so.$(VERSION): $(patsubst tinymalloc/src/%.c,$(BUILD)/$(1)/obj/%.o,$(TM_SRCS)) tinymalloc/tinymalloc.map
+	$$(CC) $$(TM_LDFLAGS) $$($(1)_FLAGS) -o $$@ $$(filter %.o,$$^)
+
+$(BUILD)/$(1)/libtinymalloc.so: $(BUILD)/$(1)/libtinymalloc.so.$(VERSION)
+	ln -sf libtinymalloc.so.$(VERSION) $(BUILD)/$(1)/libtinymalloc.so.$(VERSION_MAJOR)
+	ln -sf libtinymalloc.so.$(VERSION) $$@
+
+$(BUILD)/$(1)/libtinymalloc.a: $(patsubst tinymalloc/src/%.c,$(BUILD)/$(1)/obj/%.o,$(TM_SRCS))
+	rm -f $$@ && ar rcs $$@ $$^
+endef
+$(foreach v,$(VARIANTS),$(eval $(call variant_rules,$(v))))
+
+# Convenience path used by scripts, tests and the bench: build/libtinymalloc.so -> release.
+$(BUILD)/libtinymalloc.so: $(call LIB_SO,release)
+	ln -sf release/libtinymalloc.so $@
+lib: $(BUILD)/libtinymalloc.so
+
+# ---- tests ------------------------------------------------------------------------------
+# C tests (tests/<area>/test_*.c) are linked against the library of each variant; the runner
+# (tests/run.py) also runs tests/**/test_*.sh and tests/**/test_*.py.
+TEST_CSRCS := $(wildcard tests/*/test_*.c)
+TEST_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Itinymalloc/include -Itests -pthread
+
+define test_rules
+$(BUILD)/$(1)/tests/%: tests/%.c tests/tm_test.h $(call LIB_SO,$(1))
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(TEST_CFLAGS) $$($(1)_FLAGS) $$< -o $$@ -L$(BUILD)/$(1) -ltinymalloc \
+	    -Wl,-rpath,$$(abspath $(BUILD)/$(1)) -ldl
+endef
+$(foreach v,$(VARIANTS),$(eval $(call test_rules,$(v))))
+
+TEST_BINS := $(foreach v,$(VARIANTS),$(patsubst tests/%.c,$(BUILD)/$(v)/tests/%,$(TEST_CSRCS)))
+
+test-build: lib $(call LIB_SO,ubsan) $(TEST_BINS)
+
+test: test-build test-prereqs
+	$(PYTHON) tests/run.py
+
+# Targets of the other parts hook in here (workloads build, bench probe, ...).
+test-prereqs::
+
+.PHONY: all lib test test-build test-prereqs install clean format
+
+# ---- install ----------------------------------------------------------------------------
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 755 $(BUILD)/release/libtinymalloc.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libtinymalloc.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libtinymalloc.so.$(VERSION_MAJOR)
+	ln -sf libtinymalloc.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libtinymalloc.so
+	install -m 644 $(BUILD)/release/libtinymalloc.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 tinymalloc/include/tinymalloc.h $(DESTDIR)$(PREFIX)/include/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' tinymalloc/tinymalloc.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tinymalloc.pc
+
+format:
+	clang-format -i tinymalloc/src/*.c tinymalloc/src/*.h tinymalloc/include/*.h
+
+clean:
+	rm -rf $(BUILD)
+
+# The bench harness and the workloads own their make fragments.
+-include workloads/workloads.mk
+-include bench/bench.mk
