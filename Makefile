@@ -98,3 +98,4 @@ clean:
 # The bench harness and the workloads own their make fragments.
 -include workloads/workloads.mk
 -include bench/bench.mk
+-include bench/micro/micro.mk
