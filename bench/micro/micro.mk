@@ -1,0 +1,29 @@
+# Allocator micro-benchmark (issue 2): malloc/free pair times under tinymalloc and its peers.
+#   make micro         build build/bench/micro/pairs
+#   make bench-micro   run scripts/micro_bench.py; table -> results/micro/<date>-<commit>.md,
+#                      raw data -> the .json beside it.
+#   MICRO_ALLOCATORS=glibc,jemalloc,...  pick allocators (tinymalloc needs `make lib`)
+#   MICRO_ARGS=...                       extra arguments for the script (e.g. --reps 11)
+
+MICRO_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
+                -fno-builtin-malloc -fno-builtin-free $(EXTRA_CFLAGS)
+MICRO_BIN := $(BUILD)/bench/micro/pairs
+MICRO_ALLOCATORS ?= tinymalloc,glibc,jemalloc,mimalloc,tcmalloc
+MICRO_ARGS ?=
+
+micro: $(MICRO_BIN)
+
+$(MICRO_BIN): bench/micro/pairs.c bench/micro/micro.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(MICRO_CFLAGS) $< -o $@ -ldl
+
+bench-micro: micro $(if $(findstring tinymalloc,$(MICRO_ALLOCATORS)),lib)
+	@mkdir -p results/micro
+	@stem=results/micro/$$(date -u +%Y%m%d-%H%M%S)-$$(git rev-parse --short HEAD 2>/dev/null || echo nogit); \
+	$(PYTHON) scripts/micro_bench.py --allocators $(MICRO_ALLOCATORS) $(MICRO_ARGS) \
+	    --output $$stem.md --json $$stem.json
+
+# tests/micro/test_micro.sh runs the binary.
+test-prereqs:: micro
+
+.PHONY: micro bench-micro

@@ -1,0 +1,408 @@
+#!/usr/bin/python3
+"""Allocator micro-benchmark: malloc/free pair times under tinymalloc and its peers (issue 2).
+
+Runs build/bench/micro/pairs (`make micro`) once per (mode, allocator, repetition), with the
+allocator's library in LD_PRELOAD (glibc: no preload), pinned to one CPU with taskset when it is
+available. Repetitions are interleaved: each round runs every (mode, allocator) combination once,
+in a freshly shuffled order, so slow phases of a shared, noisy machine spread over all of them.
+
+Every run must show that its malloc and free came from the expected library (the program
+prints dladdr() of dlsym(RTLD_DEFAULT, "malloc"/"free")); a run that crashes, times out, prints
+no result or used the wrong allocator is a FAIL, never a time.
+
+Prints a Markdown table on stdout: one row per mode, one column per allocator, each cell the
+median ns per malloc+free pair and the min-max over the repetitions, then the fastest peer and
+tinymalloc's ratio to it (median / fastest peer median). Target (issue 2): ratio <= 1.1 for
+every `pair` size up to 1 KiB.
+
+Modes: pair:16 pair:32 ... pair:8192 (tight malloc(SIZE)/free loop), lifo and fifo (batches of
+1000 mixed sizes 16..1024, freed newest-first or oldest-first).
+
+Allocators: tinymalloc (build/libtinymalloc.so, `make lib`), glibc, jemalloc (libjemalloc2),
+mimalloc (libmimalloc2.0), tcmalloc (libtcmalloc_minimal from libtcmalloc-minimal4, else
+libtcmalloc from libgoogle-perftools4); found with dpkg -L, then ldconfig -p.
+
+Exit status: 0 ok; 1 --check and a target missed; 2 usage error; 3 a selected allocator's
+library (or the pairs program) is missing; 4 a run failed (crash, timeout, wrong allocator).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_BIN = os.path.join(ROOT, "build", "bench", "micro", "pairs")
+PAIR_SIZES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+ALL_MODES = tuple(f"pair:{s}" for s in PAIR_SIZES) + ("lifo", "fifo")
+ALL_ALLOCATORS = ("tinymalloc", "glibc", "jemalloc", "mimalloc", "tcmalloc")
+TARGET_RATIO = 1.1
+TARGET_MAX_SIZE = 1024
+
+# allocator -> list of (Debian package, library file name regex), tried in order.
+PACKAGES = {
+    "jemalloc": [("libjemalloc2", r"^libjemalloc\.so\.2$")],
+    "mimalloc": [("libmimalloc2.0", r"^libmimalloc\.so\.2(\.\d+)*$")],
+    "tcmalloc": [("libtcmalloc-minimal4", r"^libtcmalloc_minimal\.so\.4$"),
+                 ("libgoogle-perftools4", r"^libtcmalloc_minimal\.so\.4$"),
+                 ("libgoogle-perftools4", r"^libtcmalloc\.so\.4$")],
+}
+
+
+class Missing(Exception):
+    pass
+
+
+def run_quiet(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return ""
+
+
+def dpkg_version(pkg):
+    out = run_quiet(["dpkg-query", "-W", "-f=${Version}", pkg]).strip()
+    return out or None
+
+
+def find_library(name):
+    """Return (path or None for glibc, package, version)."""
+    if name == "glibc":
+        return None, "libc6", dpkg_version("libc6")
+    if name == "tinymalloc":
+        path = os.path.join(ROOT, "build", "libtinymalloc.so")
+        if not os.path.exists(path):
+            raise Missing(f"tinymalloc: {path} not found (run `make lib`)")
+        return path, None, None
+    for pkg, pattern in PACKAGES[name]:
+        rx = re.compile(pattern)
+        for line in run_quiet(["dpkg", "-L", pkg]).splitlines():
+            if rx.match(os.path.basename(line)) and os.path.exists(line):
+                return line, pkg, dpkg_version(pkg)
+    ldconfig = shutil.which("ldconfig") or "/sbin/ldconfig"
+    out = run_quiet([ldconfig, "-p"])
+    for _pkg, pattern in PACKAGES[name]:
+        rx = re.compile(pattern)
+        for line in out.splitlines():
+            m = re.match(r"^\s*(\S+)\s+\(([^)]*)\)\s*=>\s*(\S+)\s*$", line)
+            if not m or not rx.match(m.group(1)):
+                continue
+            if platform.machine() == "x86_64" and "x86-64" not in m.group(2):
+                continue
+            if os.path.exists(m.group(3)):
+                return m.group(3), None, None
+    pkgs = " or ".join(sorted({p for p, _ in PACKAGES[name]}))
+    raise Missing(f"{name}: library not found (install {pkgs})")
+
+
+def expected_ok(alloc, lib, reported):
+    """Does the library that reported malloc/free match the allocator we preloaded?"""
+    if not reported or reported == "?":
+        return False
+    if lib is None:
+        return re.match(r"^libc\.so(\.\d+)*$", os.path.basename(reported)) is not None
+    return os.path.realpath(reported) == os.path.realpath(lib)
+
+
+def mode_args(mode):
+    if mode.startswith("pair:"):
+        return ["pair", mode.split(":", 1)[1]]
+    return [mode]
+
+
+def run_one(args, alloc, lib, mode, pin):
+    cmd = list(pin) + [args.bin]
+    if args.iters:
+        cmd += ["--iters", str(args.iters)]
+    else:
+        cmd += ["--target-ms", str(args.target_ms)]
+    cmd += mode_args(mode)
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    if lib is not None:
+        env["LD_PRELOAD"] = lib
+    rec = {"mode": mode, "allocator": alloc, "ok": False}
+    try:
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        rec["error"] = f"timeout after {args.timeout}s"
+        return rec
+    rec["exit"] = p.returncode
+    if p.returncode != 0:
+        rec["error"] = f"exit {p.returncode}: {p.stderr.strip()[-300:]}"
+        return rec
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+    try:
+        data = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        rec["error"] = f"no JSON result in output: {p.stdout.strip()[-300:]!r}"
+        return rec
+    rec["raw"] = data
+    for key in ("malloc_lib", "free_lib"):
+        if not expected_ok(alloc, lib, data.get(key)):
+            rec["error"] = f"{key} is {data.get(key)!r}, expected {lib or 'libc.so.6'}"
+            return rec
+    if not isinstance(data.get("ns"), (int, float)) or data["ns"] <= 0:
+        rec["error"] = f"bad ns value {data.get('ns')!r}"
+        return rec
+    rec["ok"] = True
+    rec["ns"] = float(data["ns"])
+    return rec
+
+
+def summarize(values):
+    values = sorted(values)
+    s = {"n": len(values), "median": statistics.median(values), "min": values[0], "max": values[-1]}
+    if len(values) >= 2:
+        q = statistics.quantiles(values, n=4, method="inclusive")
+        s["q1"], s["q3"] = q[0], q[2]
+    else:
+        s["q1"] = s["q3"] = values[0]
+    return s
+
+
+def fmt(x):
+    return f"{x:.1f}" if x >= 10 else f"{x:.2f}"
+
+
+def environment(args, libs, pin):
+    env = {}
+    env["date_utc"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    commit = run_quiet(["git", "-C", ROOT, "rev-parse", "HEAD"]).strip()
+    dirty = run_quiet(["git", "-C", ROOT, "status", "--porcelain", "--", "bench/micro", "scripts/micro_bench.py", "tinymalloc"]).strip()
+    env["commit"] = (commit or "unknown") + ("+local-changes" if dirty else "")
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    env["cpu"] = cpu
+    env["cpus_online"] = os.cpu_count()
+    env["kernel"] = platform.release()
+    env["glibc"] = os.confstr("CS_GNU_LIBC_VERSION") if hasattr(os, "confstr") else "unknown"
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            env["thp"] = f.read().strip()
+    except OSError:
+        env["thp"] = "unknown"
+    env["pinned"] = " ".join(pin) if pin else "no (taskset not available or --no-pin)"
+    env["loadavg_start"] = os.getloadavg()[0]
+    env["allocators"] = {a: {"library": lib, "package": pkg, "version": ver}
+                         for a, (lib, pkg, ver) in libs.items()}
+    env["reps"] = args.reps
+    env["iterations"] = f"--iters {args.iters}" if args.iters else f"calibrated to ~{args.target_ms} ms per run"
+    env["command"] = " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
+    return env
+
+
+def render(env, allocs, modes, stats, failures):
+    peers = [a for a in allocs if a != "tinymalloc"]
+    have_tm = "tinymalloc" in allocs and peers
+    out = []
+    out.append("# Allocator micro-benchmark")
+    out.append("")
+    out.append(f"- date: {env['date_utc']}, commit `{env['commit']}`")
+    out.append(f"- command: `{env['command']}`")
+    out.append(f"- machine: {env['cpu']}, {env['cpus_online']} CPUs, kernel {env['kernel']}, "
+               f"{env['glibc']}, THP `{env['thp']}`, load average at start {env['loadavg_start']:.2f}")
+    out.append(f"- pinned: {env['pinned']}; {env['reps']} repetitions per cell, interleaved in "
+               f"shuffled order; {env['iterations']}")
+    for a in allocs:
+        info = env["allocators"][a]
+        where = info["library"] or "no preload (libc.so.6)"
+        ver = f" ({info['package']} {info['version']})" if info["package"] else ""
+        out.append(f"- {a}: `{where}`{ver}")
+    out.append("")
+    out.append("Cells: median ns per malloc+free pair, (min-max) over the repetitions. "
+               "`pair N`: malloc(N)/free loop; `lifo`/`fifo`: batches of 1000 mixed sizes "
+               "16..1024 freed newest-first / oldest-first.")
+    if have_tm:
+        out.append(f"Ratio: tinymalloc median / fastest peer median; target <= {TARGET_RATIO} for "
+                   f"`pair` sizes <= {TARGET_MAX_SIZE} B.")
+    out.append("")
+    head = ["mode"] + allocs
+    if have_tm:
+        head += ["fastest peer", "tinymalloc ratio", "target"]
+    out.append("| " + " | ".join(head) + " |")
+    out.append("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
+    misses = []
+    for mode in modes:
+        row = [mode.replace(":", " ")]
+        for a in allocs:
+            s = stats.get((mode, a))
+            if s is None or failures.get((mode, a)):
+                row.append("FAIL")
+            else:
+                row.append(f"{fmt(s['median'])} ({fmt(s['min'])}-{fmt(s['max'])})")
+        if have_tm:
+            peer_meds = [(stats[(mode, a)]["median"], a) for a in peers
+                         if (mode, a) in stats and not failures.get((mode, a))]
+            tm = stats.get((mode, "tinymalloc")) if not failures.get((mode, "tinymalloc")) else None
+            targeted = mode.startswith("pair:") and int(mode.split(":")[1]) <= TARGET_MAX_SIZE
+            if peer_meds:
+                best, best_a = min(peer_meds)
+                row.append(f"{best_a} {fmt(best)}")
+            else:
+                row.append("-")
+            if tm and peer_meds:
+                ratio = tm["median"] / best
+                row.append(f"{ratio:.2f}x")
+                ok = ratio <= TARGET_RATIO
+            else:
+                row.append("-")
+                ok = False
+            if targeted:
+                row.append("ok" if ok else "MISS")
+                if not ok:
+                    misses.append(mode)
+            else:
+                row.append("")
+        out.append("| " + " | ".join(row) + " |")
+    out.append("")
+    if have_tm:
+        targeted_modes = [m for m in modes if m.startswith("pair:") and int(m.split(":")[1]) <= TARGET_MAX_SIZE]
+        if targeted_modes:
+            out.append(f"Target: {len(targeted_modes) - len(misses)}/{len(targeted_modes)} pair sizes "
+                       f"<= {TARGET_MAX_SIZE} B within {TARGET_RATIO}x of the fastest peer"
+                       + (f"; missed: {', '.join(misses)}" if misses else "") + ".")
+    elif "tinymalloc" not in allocs:
+        out.append("tinymalloc was not part of this run: no ratio or target.")
+    if failures:
+        out.append("")
+        out.append("Failed runs:")
+        for (mode, a), errs in sorted(failures.items()):
+            out.append(f"- {mode} / {a}: {errs[0]}" + (f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""))
+    return "\n".join(out) + "\n", misses
+
+
+def parse_list(text, allowed, what):
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    bad = [x for x in items if x not in allowed]
+    if bad or not items:
+        raise argparse.ArgumentTypeError(f"unknown {what}: {', '.join(bad) or '(empty)'}; "
+                                         f"choose from {', '.join(allowed)}")
+    return list(dict.fromkeys(items))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--allocators", default=",".join(ALL_ALLOCATORS),
+                    type=lambda s: parse_list(s, ALL_ALLOCATORS, "allocator"),
+                    help="comma-separated subset of %(default)s")
+    ap.add_argument("--modes", default=",".join(ALL_MODES),
+                    type=lambda s: parse_list(s, ALL_MODES, "mode"),
+                    help="comma-separated subset of %(default)s")
+    ap.add_argument("--reps", type=int, default=7, help="repetitions per cell (default 7)")
+    ap.add_argument("--target-ms", type=int, default=75,
+                    help="calibrate each run to about this many ms (default 75)")
+    ap.add_argument("--iters", type=int, default=0,
+                    help="fixed iteration count instead of calibration (for tests)")
+    ap.add_argument("--json", metavar="FILE", help="write raw runs, environment and summary to FILE")
+    ap.add_argument("--output", metavar="FILE", help="also write the Markdown table to FILE")
+    ap.add_argument("--check", action="store_true",
+                    help=f"exit 1 if tinymalloc's pair time is above {TARGET_RATIO}x the fastest "
+                         f"peer for any size <= {TARGET_MAX_SIZE}")
+    ap.add_argument("--cpu", type=int, default=None,
+                    help="CPU to pin to (default: the last CPU this process may run on)")
+    ap.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
+    ap.add_argument("--seed", type=int, default=None, help="seed for the run order shuffle")
+    ap.add_argument("--timeout", type=int, default=60, help="seconds per run (default 60)")
+    ap.add_argument("--bin", default=DEFAULT_BIN, help="the pairs program (default %(default)s)")
+    args = ap.parse_args()
+    if args.reps < 1:
+        ap.error("--reps must be >= 1")
+    if args.target_ms < 1 or args.iters < 0 or args.timeout < 1:
+        ap.error("--target-ms, --timeout must be >= 1 and --iters >= 0")
+    if args.check and ("tinymalloc" not in args.allocators or len(args.allocators) < 2):
+        ap.error("--check needs tinymalloc and at least one peer in --allocators")
+
+    if not os.access(args.bin, os.X_OK):
+        print(f"micro_bench: {args.bin} not found (run `make micro`)", file=sys.stderr)
+        return 3
+    libs = {}
+    missing = []
+    for a in args.allocators:
+        try:
+            libs[a] = find_library(a)
+        except Missing as e:
+            missing.append(str(e))
+    if missing:
+        for m in missing:
+            print(f"micro_bench: {m}", file=sys.stderr)
+        return 3
+
+    pin = []
+    taskset = shutil.which("taskset")
+    if taskset and not args.no_pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        cpu = args.cpu if args.cpu is not None else cpus[-1]
+        if cpu not in cpus:
+            ap.error(f"--cpu {cpu} not in this process's CPU set {cpus}")
+        pin = [taskset, "-c", str(cpu)]
+    elif not args.no_pin:
+        print("micro_bench: taskset not found, running unpinned", file=sys.stderr)
+
+    env = environment(args, libs, pin)
+    rng = random.Random(args.seed)
+    combos = [(m, a) for m in args.modes for a in args.allocators]
+    runs = []
+    for rep in range(args.reps):
+        order = combos[:]
+        rng.shuffle(order)
+        for i, (mode, a) in enumerate(order):
+            rec = run_one(args, a, libs[a][0], mode, pin)
+            rec["rep"] = rep
+            rec["order"] = i
+            runs.append(rec)
+        nfail = sum(1 for r in runs if not r["ok"])
+        print(f"micro_bench: round {rep + 1}/{args.reps} done ({nfail} failed runs so far)", file=sys.stderr)
+    env["loadavg_end"] = os.getloadavg()[0]
+
+    stats = {}
+    failures = {}
+    for mode, a in combos:
+        mine = [r for r in runs if r["mode"] == mode and r["allocator"] == a]
+        errs = [r["error"] for r in mine if not r["ok"]]
+        if errs:
+            failures[(mode, a)] = errs
+        good = [r["ns"] for r in mine if r["ok"]]
+        if good:
+            stats[(mode, a)] = summarize(good)
+
+    table, misses = render(env, args.allocators, args.modes, stats, failures)
+    sys.stdout.write(table)
+    if args.output:
+        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+        with open(args.output, "w") as f:
+            f.write(table)
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        summary = [{"mode": m, "allocator": a, **s, "failed_runs": len(failures.get((m, a), []))}
+                   for (m, a), s in stats.items()]
+        with open(args.json, "w") as f:
+            json.dump({"environment": env, "modes": args.modes, "allocators": args.allocators,
+                       "target": {"ratio": TARGET_RATIO, "max_size": TARGET_MAX_SIZE},
+                       "misses": misses, "summary": summary, "runs": runs}, f, indent=1)
+            f.write("\n")
+    if args.check and misses:
+        return 1
+    if failures:
+        return 4
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
