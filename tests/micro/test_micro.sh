@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Smoke test of the allocator micro-benchmark (bench/micro/pairs.c, scripts/micro_bench.py):
+# tiny iteration counts under the system malloc, jemalloc when installed, and tinymalloc when
+# build/libtinymalloc.so exists. Prints PASS:/FAIL:/SKIP: lines; runs in a few seconds.
+set -u
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+BIN="$ROOT/build/bench/micro/pairs"
+PY=/usr/bin/python3
+SCRIPT="$ROOT/scripts/micro_bench.py"
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+failed=0
+
+pass() { echo "PASS: $1"; }
+fail() { echo "FAIL: $1${2:+ ($2)}"; failed=1; }
+skip() { echo "SKIP: $1${2:+ ($2)}"; }
+
+if [ ! -x "$BIN" ]; then
+    make -s -C "$ROOT" micro >"$TMP/build.log" 2>&1 || { cat "$TMP/build.log"; }
+fi
+if [ -x "$BIN" ]; then pass "micro_build"; else fail "micro_build" "no $BIN"; exit 1; fi
+
+# check_json NAME FILE MODE LIBREGEX: the last line is one JSON object with sane fields.
+check_json() {
+    "$PY" - "$2" "$3" "$4" <<'EOF'
+import json, os, re, sys
+path, mode, libre = sys.argv[1:4]
+d = json.loads(open(path).read().strip().splitlines()[-1])
+assert d["mode"] == mode, d
+assert d["ns"] > 0 and d["iters"] > 0 and d["total_ns"] > 0, d
+if mode == "pair":
+    assert isinstance(d["size"], int), d
+    assert d["ops"] == d["iters"], d
+else:
+    assert d["size"] is None and d["batch"] == 1000 and d["ops"] == 1000 * d["iters"], d
+for k in ("malloc_lib", "free_lib"):
+    assert re.search(libre, os.path.basename(d[k])), (k, d[k], libre)
+EOF
+}
+
+# run_case NAME LIBREGEX PRELOAD ARGS...
+run_case() {
+    local name=$1 libre=$2 preload=$3; shift 3
+    local mode=$1
+    if LD_PRELOAD="$preload" timeout 10 "$BIN" --iters 200 "$@" >"$TMP/out" 2>"$TMP/err" \
+        && check_json "$name" "$TMP/out" "$mode" "$libre" 2>>"$TMP/err"; then
+        pass "$name"
+    else
+        fail "$name" "$(tail -c 300 "$TMP/err" | tr '\n' ' ')"
+    fi
+}
+
+run_case system_pair16 '^libc\.so' "" pair 16
+run_case system_pair8192 '^libc\.so' "" pair 8192
+run_case system_lifo '^libc\.so' "" lifo
+run_case system_fifo '^libc\.so' "" fifo
+
+# The calibrated path (no --iters), with a tiny target.
+if timeout 10 "$BIN" --target-ms 1 pair 64 >"$TMP/out" 2>"$TMP/err" \
+    && check_json calibrated "$TMP/out" pair '^libc\.so' 2>>"$TMP/err"; then
+    pass "system_calibrated"
+else
+    fail "system_calibrated" "$(tail -c 300 "$TMP/err" | tr '\n' ' ')"
+fi
+
+# Usage errors exit 2.
+rc=0; "$BIN" pair >/dev/null 2>&1 || rc=$?
+rc2=0; "$BIN" bogus >/dev/null 2>&1 || rc2=$?
+rc3=0; "$BIN" pair 0 >/dev/null 2>&1 || rc3=$?
+if [ "$rc" = 2 ] && [ "$rc2" = 2 ] && [ "$rc3" = 2 ]; then pass "usage_errors"; else fail "usage_errors" "rc=$rc,$rc2,$rc3"; fi
+
+# A preloaded allocator is reported as the owner of malloc (what the script verifies).
+JE=$(ldconfig -p 2>/dev/null | awk '/libjemalloc\.so\.2 .*x86-64/{print $NF; exit}')
+if [ -n "$JE" ] && [ -e "$JE" ]; then
+    run_case jemalloc_pair64 '^libjemalloc' "$JE" pair 64
+else
+    skip "jemalloc_pair64" "libjemalloc2 not installed"
+fi
+
+if [ -e "$ROOT/build/libtinymalloc.so" ]; then
+    run_case tinymalloc_pair16 '^libtinymalloc' "$ROOT/build/libtinymalloc.so" pair 16
+    run_case tinymalloc_pair8192 '^libtinymalloc' "$ROOT/build/libtinymalloc.so" pair 8192
+    run_case tinymalloc_lifo '^libtinymalloc' "$ROOT/build/libtinymalloc.so" lifo
+    run_case tinymalloc_fifo '^libtinymalloc' "$ROOT/build/libtinymalloc.so" fifo
+else
+    skip "tinymalloc_pairs" "build/libtinymalloc.so not built"
+fi
+
+# The comparison script: help, usage errors, and one tiny round under glibc.
+if "$PY" "$SCRIPT" --help >/dev/null 2>&1; then pass "script_help"; else fail "script_help"; fi
+rc=0; "$PY" "$SCRIPT" --allocators nosuch >/dev/null 2>&1 || rc=$?
+rc2=0; "$PY" "$SCRIPT" --allocators glibc --check >/dev/null 2>&1 || rc2=$?
+if [ "$rc" = 2 ] && [ "$rc2" = 2 ]; then pass "script_usage_errors"; else fail "script_usage_errors" "rc=$rc,$rc2"; fi
+rc=0
+"$PY" "$SCRIPT" --allocators glibc --reps 2 --iters 100 --modes pair:16,pair:1024,lifo,fifo \
+    --json "$TMP/r.json" --output "$TMP/r.md" >"$TMP/table" 2>"$TMP/err" || rc=$?
+if [ "$rc" = 0 ] && grep -q '^| pair 16 | [0-9]' "$TMP/table" && cmp -s "$TMP/table" "$TMP/r.md" \
+    && "$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert len(d["runs"]) == 8 and all(r["ok"] for r in d["runs"]), d["runs"]
+assert {s["mode"] for s in d["summary"]} == {"pair:16", "pair:1024", "lifo", "fifo"}
+' "$TMP/r.json" 2>>"$TMP/err"; then
+    pass "script_glibc_round"
+else
+    fail "script_glibc_round" "rc=$rc $(tail -c 300 "$TMP/err" | tr '\n' ' ')"
+fi
+
+# The script's check that a run really used the allocator it preloaded: a run whose malloc
+# came from another library must be rejected.
+if "$PY" -c '
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("mb", sys.argv[1]); mb = importlib.util.module_from_spec(spec); spec.loader.exec_module(mb)
+assert mb.expected_ok("glibc", None, "/lib/x86_64-linux-gnu/libc.so.6")
+assert not mb.expected_ok("jemalloc", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "/lib/x86_64-linux-gnu/libc.so.6")
+assert not mb.expected_ok("glibc", None, "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2")
+assert not mb.expected_ok("glibc", None, "?")
+' "$SCRIPT" 2>"$TMP/err"; then
+    pass "script_allocator_verification"
+else
+    fail "script_allocator_verification" "$(tail -c 300 "$TMP/err" | tr '\n' ' ')"
+fi
+
+exit $failed
