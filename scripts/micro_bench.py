@@ -10,8 +10,12 @@ Every run must show that its malloc and free came from the expected library (the
 prints dladdr() of dlsym(RTLD_DEFAULT, "malloc"/"free")); a run that crashes, times out, prints
 no result or used the wrong allocator is a FAIL, never a time.
 
+Each run splits its ~75 ms into --samples timed samples (default 5) after a warm-up and reports
+the fastest one: on a shared machine noise (preemption, interrupts) only ever adds time. The
+per-sample times and their median are kept in the JSON.
+
 Prints a Markdown table on stdout: one row per mode, one column per allocator, each cell the
-median ns per malloc+free pair and the min-max over the repetitions, then the fastest peer and
+median over the repetitions of the runs' ns per malloc+free pair, and their min-max, then the fastest peer and
 tinymalloc's ratio to it (median / fastest peer median). Target (issue 2): ratio <= 1.1 for
 every `pair` size up to 1 KiB.
 
@@ -122,6 +126,7 @@ def run_one(args, alloc, lib, mode, pin):
         cmd += ["--iters", str(args.iters)]
     else:
         cmd += ["--target-ms", str(args.target_ms)]
+    cmd += ["--samples", str(args.samples)]
     cmd += mode_args(mode)
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
@@ -200,7 +205,9 @@ def environment(args, libs, pin):
     env["allocators"] = {a: {"library": lib, "package": pkg, "version": ver}
                          for a, (lib, pkg, ver) in libs.items()}
     env["reps"] = args.reps
-    env["iterations"] = f"--iters {args.iters}" if args.iters else f"calibrated to ~{args.target_ms} ms per run"
+    env["iterations"] = (f"--iters {args.iters} per sample" if args.iters
+                         else f"calibrated to ~{args.target_ms} ms per run")
+    env["samples"] = args.samples
     env["command"] = " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
     return env
 
@@ -215,15 +222,16 @@ def render(env, allocs, modes, stats, failures):
     out.append(f"- command: `{env['command']}`")
     out.append(f"- machine: {env['cpu']}, {env['cpus_online']} CPUs, kernel {env['kernel']}, "
                f"{env['glibc']}, THP `{env['thp']}`, load average at start {env['loadavg_start']:.2f}")
-    out.append(f"- pinned: {env['pinned']}; {env['reps']} repetitions per cell, interleaved in "
-               f"shuffled order; {env['iterations']}")
+    out.append(f"- pinned: {env['pinned']}; {env['reps']} repetitions (processes) per cell, "
+               f"interleaved in shuffled order; {env['iterations']}, fastest of "
+               f"{env['samples']} samples after a warm-up")
     for a in allocs:
         info = env["allocators"][a]
         where = info["library"] or "no preload (libc.so.6)"
         ver = f" ({info['package']} {info['version']})" if info["package"] else ""
         out.append(f"- {a}: `{where}`{ver}")
     out.append("")
-    out.append("Cells: median ns per malloc+free pair, (min-max) over the repetitions. "
+    out.append("Cells: ns per malloc+free pair, median (min-max) over the repetitions. "
                "`pair N`: malloc(N)/free loop; `lifo`/`fifo`: batches of 1000 mixed sizes "
                "16..1024 freed newest-first / oldest-first.")
     if have_tm:
@@ -305,6 +313,8 @@ def main():
     ap.add_argument("--reps", type=int, default=7, help="repetitions per cell (default 7)")
     ap.add_argument("--target-ms", type=int, default=75,
                     help="calibrate each run to about this many ms (default 75)")
+    ap.add_argument("--samples", type=int, default=5,
+                    help="timed samples per run, the fastest is the run's time (default 5)")
     ap.add_argument("--iters", type=int, default=0,
                     help="fixed iteration count instead of calibration (for tests)")
     ap.add_argument("--json", metavar="FILE", help="write raw runs, environment and summary to FILE")
@@ -321,8 +331,8 @@ def main():
     args = ap.parse_args()
     if args.reps < 1:
         ap.error("--reps must be >= 1")
-    if args.target_ms < 1 or args.iters < 0 or args.timeout < 1:
-        ap.error("--target-ms, --timeout must be >= 1 and --iters >= 0")
+    if args.target_ms < 1 or args.iters < 0 or args.timeout < 1 or not 1 <= args.samples <= 100:
+        ap.error("--target-ms, --timeout must be >= 1, --samples 1..100, --iters >= 0")
     if args.check and ("tinymalloc" not in args.allocators or len(args.allocators) < 2):
         ap.error("--check needs tinymalloc and at least one peer in --allocators")
 

@@ -9,15 +9,18 @@
  *                                                  or oldest-first (fifo)
  *
  * Prints one JSON line on stdout:
- *   {"mode":"pair","size":16,"iters":N,"ops":N,"total_ns":T,"ns":T/ops,
- *    "malloc_lib":"/path/of/the/object/defining/malloc","free_lib":"..."}
- * `ns` is nanoseconds per malloc+free pair.  `iters` counts loop iterations (pairs for `pair`,
- * batches for lifo/fifo); `ops` counts malloc+free pairs.  malloc_lib/free_lib come from
- * dladdr() of dlsym(RTLD_DEFAULT, "malloc"/"free"), so the caller can check that the preload
- * took effect.
+ *   {"mode":"pair","size":16,"iters":N,"ops":N,"samples":K,"total_ns":T,"ns":..,"ns_median":..,
+ *    "sample_ns":[..],"malloc_lib":"/path/of/the/object/defining/malloc","free_lib":"..."}
+ * The measurement is split into K samples (--samples, default 5) of `iters` iterations each;
+ * `sample_ns` holds each sample's ns per malloc+free pair, `ns` is the fastest sample (noise on a
+ * shared machine only ever adds time: preemption, interrupts) and `ns_median` their median.
+ * `iters` counts loop iterations per sample (pairs for `pair`, batches for lifo/fifo); `ops` the
+ * malloc+free pairs per sample; `total_ns` the time of all samples.  malloc_lib/free_lib come
+ * from dladdr() of dlsym(RTLD_DEFAULT, "malloc"/"free"), so the caller can check that the
+ * preload took effect.
  *
  * Without --iters the count is calibrated: the loop is run (this doubles as the warm-up) with a
- * doubling count until one run takes >= 10 ms, then scaled so the measured run takes about
+ * doubling count until one run takes >= 5 ms, then scaled so all K samples together take about
  * --target-ms (default 75 ms).  Exit status: 0 ok, 1 allocation failure, 2 usage.
  *
  * Build with -fno-builtin-malloc -fno-builtin-free: gcc otherwise deletes a malloc/free pair
@@ -36,6 +39,7 @@
 #define BATCH_MIN 16
 #define BATCH_MAX 1024
 #define BATCH_SEED 0x9e3779b97f4a7c15ULL
+#define MAX_SAMPLES 100
 
 enum mode { MODE_PAIR, MODE_LIFO, MODE_FIFO };
 
@@ -153,8 +157,8 @@ static void json_str(const char *s)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: pairs [--iters N] [--target-ms MS] pair SIZE\n"
-                    "       pairs [--iters N] [--target-ms MS] lifo|fifo\n");
+    fprintf(stderr, "usage: pairs [--iters N] [--samples K] [--target-ms MS] pair SIZE\n"
+                    "       pairs [--iters N] [--samples K] [--target-ms MS] lifo|fifo\n");
     exit(2);
 }
 
@@ -171,11 +175,14 @@ static int parse_u64(const char *s, uint64_t *out)
 
 int main(int argc, char **argv)
 {
-    uint64_t iters = 0, target_ms = 75, size = 0;
+    uint64_t iters = 0, target_ms = 75, size = 0, samples = 5;
     int i = 1;
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
         if (strcmp(argv[i], "--iters") == 0 && i + 1 < argc) {
             if (parse_u64(argv[++i], &iters))
+                usage();
+        } else if (strcmp(argv[i], "--samples") == 0 && i + 1 < argc) {
+            if (parse_u64(argv[++i], &samples) || samples > MAX_SAMPLES)
                 usage();
         } else if (strcmp(argv[i], "--target-ms") == 0 && i + 1 < argc) {
             if (parse_u64(argv[++i], &target_ms))
@@ -209,11 +216,11 @@ int main(int argc, char **argv)
         uint64_t n = m == MODE_PAIR ? 1024 : 4, t;
         for (;;) {
             t = timed(m, (size_t)size, n);
-            if (t >= 10000000ULL || n >= ((uint64_t)1 << 40))
+            if (t >= 5000000ULL || n >= ((uint64_t)1 << 40))
                 break;
             n *= 2;
         }
-        double scale = (double)target_ms * 1e6 / (double)(t ? t : 1);
+        double scale = (double)target_ms * 1e6 / (double)samples / (double)(t ? t : 1);
         iters = (uint64_t)((double)n * scale);
         if (iters == 0)
             iters = 1;
@@ -221,8 +228,21 @@ int main(int argc, char **argv)
         run(m, (size_t)size, iters < 1000 ? iters : 1000); /* short warm-up */
     }
 
-    uint64_t total = timed(m, (size_t)size, iters);
-    uint64_t ops = iters * ops_per_iter;
+    uint64_t ops = iters * ops_per_iter, total = 0;
+    double sample_ns[MAX_SAMPLES], sorted[MAX_SAMPLES];
+    for (uint64_t k = 0; k < samples; k++) {
+        uint64_t t = timed(m, (size_t)size, iters);
+        total += t;
+        sample_ns[k] = sorted[k] = (double)t / (double)ops;
+    }
+    for (uint64_t a = 1; a < samples; a++) /* insertion sort, K <= 100 */
+        for (uint64_t b = a; b > 0 && sorted[b - 1] > sorted[b]; b--) {
+            double tmp = sorted[b];
+            sorted[b] = sorted[b - 1];
+            sorted[b - 1] = tmp;
+        }
+    double median = samples % 2 ? sorted[samples / 2]
+                                : (sorted[samples / 2 - 1] + sorted[samples / 2]) / 2.0;
 
     printf("{\"mode\":\"%s\",", mname);
     if (m == MODE_PAIR)
@@ -230,9 +250,13 @@ int main(int argc, char **argv)
     else
         printf("\"size\":null,\"batch\":%d,\"size_min\":%d,\"size_max\":%d,", BATCH, BATCH_MIN,
                BATCH_MAX);
-    printf("\"iters\":%llu,\"ops\":%llu,\"total_ns\":%llu,\"ns\":%.3f,\"malloc_lib\":",
-           (unsigned long long)iters, (unsigned long long)ops, (unsigned long long)total,
-           (double)total / (double)ops);
+    printf("\"iters\":%llu,\"ops\":%llu,\"samples\":%llu,\"total_ns\":%llu,\"ns\":%.3f,"
+           "\"ns_median\":%.3f,\"sample_ns\":[",
+           (unsigned long long)iters, (unsigned long long)ops, (unsigned long long)samples,
+           (unsigned long long)total, sorted[0], median);
+    for (uint64_t k = 0; k < samples; k++)
+        printf("%s%.3f", k ? "," : "", sample_ns[k]);
+    printf("],\"malloc_lib\":");
     json_str(lib_of("malloc"));
     printf(",\"free_lib\":");
     json_str(lib_of("free"));

@@ -28,6 +28,8 @@ path, mode, libre = sys.argv[1:4]
 d = json.loads(open(path).read().strip().splitlines()[-1])
 assert d["mode"] == mode, d
 assert d["ns"] > 0 and d["iters"] > 0 and d["total_ns"] > 0, d
+assert len(d["sample_ns"]) == d["samples"] >= 1, d
+assert abs(d["ns"] - min(d["sample_ns"])) < 0.01 and d["ns"] <= d["ns_median"], d
 if mode == "pair":
     assert isinstance(d["size"], int), d
     assert d["ops"] == d["iters"], d
