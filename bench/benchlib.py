@@ -1,0 +1,486 @@
+"""Shared pieces of the bench harness: running a measured process, parsing what the tools
+print (hyperfine JSON, `strace -f -c`, the probe file, `TMBENCH {json}` lines), checks,
+statistics and the machine's environment.
+
+Python standard library only. Imported by bench/run.py and scripts/*.py.
+"""
+import hashlib
+import json
+import math
+import os
+import platform
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Exit codes shared by every bench script (documented in each --help).
+EXIT_OK = 0
+EXIT_FAILED = 1      # a workload failed or a measurement failed
+EXIT_USAGE = 2       # bad option, unknown workload / allocator, bad manifest
+EXIT_MISSING = 3     # a missing dependency: package, program, library
+EXIT_INTERRUPTED = 130
+
+MEMORY_SYSCALLS = ("mmap", "munmap", "mremap", "brk", "madvise")
+
+
+class BenchError(Exception):
+    """An error with an exit code; the message names what is wrong."""
+
+    def __init__(self, msg, code=EXIT_USAGE):
+        super().__init__(msg)
+        self.code = code
+
+
+# ---------------------------------------------------------------------------------------
+# statistics
+
+def median(xs):
+    return quantile(xs, 0.5)
+
+
+def quantile(xs, q):
+    """Linear interpolation between closest ranks (numpy's default); None for no data."""
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    if len(xs) == 1:
+        return xs[0]
+    pos = (len(xs) - 1) * q
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def geomean(xs):
+    xs = [x for x in xs if x is not None and x > 0]
+    if not xs:
+        return None
+    return math.exp(sum(math.log(x) for x in xs) / len(xs))
+
+
+# ---------------------------------------------------------------------------------------
+# parsers
+
+def parse_hyperfine(text):
+    """hyperfine --export-json -> dict(times, exit_codes, user, system, command).
+
+    Raises ValueError on a file that is not hyperfine's JSON."""
+    data = json.loads(text)
+    res = data.get("results") if isinstance(data, dict) else None
+    if not res or not isinstance(res, list):
+        raise ValueError("no 'results' list in hyperfine JSON")
+    r = res[0]
+    times = r.get("times")
+    if not isinstance(times, list):
+        raise ValueError("no 'times' list in hyperfine JSON")
+    codes = r.get("exit_codes")
+    if not isinstance(codes, list):
+        codes = [None] * len(times)
+    return {
+        "command": r.get("command"),
+        "times": [float(t) for t in times],
+        "exit_codes": codes,
+        "user": r.get("user"),
+        "system": r.get("system"),
+    }
+
+
+def parse_strace_c(text):
+    """`strace -c` summary -> {"syscalls": {name: {"calls", "errors", "seconds"}}, "total_calls"}.
+
+    Columns are found from the header line, so blank `errors` (and blank `usecs/call` in
+    older versions) are read right. Raises ValueError when no summary table is present."""
+    lines = text.splitlines()
+    hdr_i = next((i for i, l in enumerate(lines) if l.lstrip().startswith("% time") and "syscall" in l), None)
+    if hdr_i is None:
+        raise ValueError("no strace -c summary header")
+    hdr = lines[hdr_i]
+    # right edge of every numeric column, from the header words
+    cols = []
+    for name in ("% time", "seconds", "usecs/call", "calls", "errors"):
+        at = hdr.find(name)
+        if at >= 0:
+            cols.append((name, at + len(name)))
+    syscalls = {}
+    total = None
+    for line in lines[hdr_i + 1:]:
+        if not line.strip() or set(line.strip()) <= set("- "):
+            continue
+        toks = list(re.finditer(r"\S+", line))
+        if len(toks) < 2:
+            continue
+        name = toks[-1].group()
+        vals = {}
+        for t in toks[:-1]:
+            end = t.end()
+            col = min(cols, key=lambda c: abs(c[1] - end))[0]
+            vals[col] = t.group()
+        try:
+            calls = int(vals.get("calls", "0"))
+            errors = int(vals.get("errors", "0"))
+            secs = float(vals.get("seconds", "0"))
+        except ValueError:
+            continue
+        if name == "total":
+            total = calls
+        else:
+            syscalls[name] = {"calls": calls, "errors": errors, "seconds": secs}
+    if total is None:
+        total = sum(v["calls"] for v in syscalls.values())
+    return {"syscalls": syscalls, "total_calls": total}
+
+
+def oscall_counts(strace):
+    """The memory syscalls of a parsed strace summary; absent ones count 0."""
+    sc = strace.get("syscalls", {})
+    return {n: sc.get(n, {}).get("calls", 0) for n in MEMORY_SYSCALLS}
+
+
+def parse_probe(text):
+    """Probe file -> list of (pid, libpath, tag) with tag '' (constructor) or 'fini'."""
+    recs = []
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) < 2 or not parts[0].isdigit():
+            continue
+        recs.append((int(parts[0]), parts[1], parts[2] if len(parts) > 2 else ""))
+    return recs
+
+
+def parse_tmbench(stdout):
+    """Last `TMBENCH {json}` line of stdout -> (dict or None, error or None)."""
+    found = None
+    for line in stdout.splitlines():
+        if line.startswith("TMBENCH "):
+            found = line[len("TMBENCH "):]
+    if found is None:
+        return None, None
+    try:
+        obj = json.loads(found)
+    except ValueError as e:
+        return None, f"bad TMBENCH line: {e}"
+    if not isinstance(obj, dict):
+        return None, "bad TMBENCH line: not a JSON object"
+    return obj, None
+
+
+def same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+LIBC_RE = re.compile(r"(^|/)libc(-[\d.]+)?\.so(\.\d+)*$")
+
+
+def served_by(path, alloc):
+    """True when `path` (from dladdr) is the allocator's library (libc for the system one)."""
+    if not path or path in ("?", "(unresolved)"):
+        return False
+    if alloc.get("lib"):
+        return same_file(path, alloc["lib"])
+    return bool(LIBC_RE.search(path)) or (alloc.get("expect") and same_file(path, alloc["expect"]))
+
+
+def check_probe(records, alloc, min_processes=1):
+    """None when every probe record says malloc came from `alloc`, else the reason."""
+    inits = [r for r in records if r[2] == ""]
+    if not inits:
+        return ("no probe record: the preload was not applied "
+                "(static binary, or the program dropped LD_PRELOAD)")
+    for pid, path, _tag in records:
+        if not served_by(path, alloc):
+            want = alloc.get("lib") or "libc"
+            return f"malloc of pid {pid} served by {path}, not {want}"
+    n = len({pid for pid, _, _ in inits})
+    if n < min_processes:
+        return f"only {n} of {min_processes} runs left a probe record"
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# running a measured process: rusage via wait4 plus RSS of the process tree sampled
+
+def _children(pid):
+    out = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out.extend(int(x) for x in f.read().split())
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def process_tree(root):
+    seen, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.append(p)
+        todo.extend(_children(p))
+    return seen
+
+
+class TreeSampler(threading.Thread):
+    """Samples the summed RSS of a process tree every `interval` seconds."""
+
+    PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+    def __init__(self, root, interval):
+        super().__init__(daemon=True)
+        self.root, self.interval = root, interval
+        self.samples = []          # [seconds, kb]
+        self.peak_sum_kb = 0
+        self.max_procs = 0
+        self._stop_ev = threading.Event()
+        self.t0 = time.monotonic()
+
+    def sample_once(self):
+        total, n = 0, 0
+        for pid in process_tree(self.root):
+            try:
+                with open(f"/proc/{pid}/statm") as f:
+                    total += int(f.read().split()[1]) * self.PAGE_KB
+                n += 1
+            except (OSError, ValueError, IndexError):
+                pass
+        if n:
+            self.samples.append([round(time.monotonic() - self.t0, 4), total])
+            self.peak_sum_kb = max(self.peak_sum_kb, total)
+            self.max_procs = max(self.max_procs, n)
+
+    def run(self):
+        while not self._stop_ev.is_set():
+            self.sample_once()
+            self._stop_ev.wait(self.interval)
+
+    def stop(self):
+        self._stop_ev.set()
+        self.join()
+
+
+def thin(samples, limit=1000):
+    if len(samples) <= limit:
+        return samples
+    step = math.ceil(len(samples) / limit)
+    out = samples[::step]
+    if out[-1] is not samples[-1]:
+        out.append(samples[-1])
+    return out
+
+
+def signal_name(sig):
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
+def run_measured(argv, env, cwd, timeout, stdout_path, stderr_path, sample_interval=0.02):
+    """Run argv in its own session; return rusage of the tree (wait4), the sampled sum of RSS
+    over processes alive at once, exit status and whether it timed out. Ctrl-C kills the tree
+    and re-raises."""
+    t0 = time.monotonic()
+    with open(stdout_path, "wb") as so, open(stderr_path, "wb") as se:
+        p = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=so, stderr=se,
+                             start_new_session=True)
+    sampler = TreeSampler(p.pid, sample_interval) if sample_interval else None
+    if sampler:
+        sampler.start()
+    timed_out = threading.Event()
+
+    def kill_tree():
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+    def on_timeout():
+        timed_out.set()
+        kill_tree()
+
+    timer = threading.Timer(timeout, on_timeout)
+    timer.daemon = True
+    timer.start()
+    try:
+        _, status, ru = os.wait4(p.pid, 0)
+    except BaseException:
+        kill_tree()
+        try:
+            os.wait4(p.pid, 0)
+        except OSError:
+            pass
+        p.returncode = -9
+        if sampler:
+            sampler.stop()
+        raise
+    finally:
+        timer.cancel()
+    wall = time.monotonic() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    kill_tree()  # whatever the program left behind in its session
+    if sampler:
+        sampler.stop()
+    rec = {
+        "argv": argv,
+        "cwd": cwd,
+        "wall_s": round(wall, 6),
+        "exit": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
+        "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+        "timed_out": timed_out.is_set(),
+        "timeout_s": timeout,
+        "user_s": ru.ru_utime,
+        "sys_s": ru.ru_stime,
+        "max_rss_kb": ru.ru_maxrss,
+        "minflt": ru.ru_minflt,
+        "majflt": ru.ru_majflt,
+        "nvcsw": ru.ru_nvcsw,
+        "nivcsw": ru.ru_nivcsw,
+    }
+    if sampler:
+        rec["tree_peak_sum_kb"] = sampler.peak_sum_kb
+        rec["tree_max_procs"] = sampler.max_procs
+        rec["rss_samples"] = thin(sampler.samples)
+        rec["sample_interval_s"] = sample_interval
+    return rec
+
+
+def status_problem(rec, expect_exit=0):
+    """None when the run ended as expected, else why not (timeout, signal, exit status)."""
+    if rec.get("timed_out"):
+        return f"timeout after {rec.get('timeout_s')} s"
+    if rec.get("signal") is not None:
+        return f"killed by {signal_name(rec['signal'])}"
+    if expect_exit is not None and rec.get("exit") != expect_exit:
+        return f"exit status {rec.get('exit')} (expected {expect_exit})"
+    return None
+
+
+def tail(path, nbytes=4096):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - nbytes))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def last_line(text):
+    lines = [l for l in text.strip().splitlines() if l.strip()]
+    return lines[-1][:200] if lines else ""
+
+
+# ---------------------------------------------------------------------------------------
+# files
+
+def write_json(path, obj):
+    """Atomic: a record on disk is always whole (an interrupted run never leaves half)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1, sort_keys=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------
+# environment
+
+def _cmd_out(argv, cwd=None):
+    try:
+        return subprocess.run(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def dpkg_version(pkg):
+    return _cmd_out(["dpkg-query", "-W", "-f=${Version}", pkg]) or None
+
+
+def git_commit(root=ROOT, paths=None):
+    head = _cmd_out(["git", "rev-parse", "HEAD"], cwd=root)
+    if not head:
+        return None
+    dirty = _cmd_out(["git", "status", "--porcelain", "--untracked-files=no", "--"] + (paths or []), cwd=root)
+    return head[:12] + ("-dirty" if dirty else "")
+
+
+def collect_env(allocators=None):
+    cpu = ""
+    for line in _read("/proc/cpuinfo").splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kb = None
+    for line in _read("/proc/meminfo").splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kb = int(line.split()[1])
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except OSError:
+        affinity = None
+    glibc = " ".join(platform.libc_ver()) or ""
+    try:
+        glibc = os.confstr("CS_GNU_LIBC_VERSION") or glibc
+    except (ValueError, OSError):
+        pass
+    env = {
+        "host": socket.gethostname(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cpu_model": cpu,
+        "cpus_online": os.cpu_count(),
+        "cpus_usable": affinity,
+        "mem_total_kb": mem_kb,
+        "kernel": platform.release(),
+        "os": _read("/etc/debian_version") and f"Debian {_read('/etc/debian_version')}",
+        "glibc": glibc,
+        "libc6_package": dpkg_version("libc6"),
+        "thp_enabled": _read("/sys/kernel/mm/transparent_hugepage/enabled"),
+        "thp_defrag": _read("/sys/kernel/mm/transparent_hugepage/defrag"),
+        "cpu_governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor") or None,
+        "loadavg": _read("/proc/loadavg"),
+        "project_commit": git_commit(),
+        "hyperfine": _cmd_out(["hyperfine", "--version"]),
+        "strace": (_cmd_out(["strace", "-V"]).splitlines() or [""])[0],
+        "python": platform.python_version(),
+    }
+    if allocators is not None:
+        env["allocators"] = {a["name"]: {"version": a.get("version"), "lib": a.get("lib"),
+                                         "package": a.get("package")} for a in allocators}
+    return env
