@@ -221,7 +221,8 @@ def render(env, allocs, modes, stats, failures):
     out.append(f"- date: {env['date_utc']}, commit `{env['commit']}`")
     out.append(f"- command: `{env['command']}`")
     out.append(f"- machine: {env['cpu']}, {env['cpus_online']} CPUs, kernel {env['kernel']}, "
-               f"{env['glibc']}, THP `{env['thp']}`, load average at start {env['loadavg_start']:.2f}")
+               f"{env['glibc']}, THP `{env['thp']}`, 1-min load average {env['loadavg_start']:.2f} at start"
+               + (f", {env['loadavg_end']:.2f} at end" if "loadavg_end" in env else ""))
     out.append(f"- pinned: {env['pinned']}; {env['reps']} repetitions (processes) per cell, "
                f"interleaved in shuffled order; {env['iterations']}, fastest of "
                f"{env['samples']} samples after a warm-up")
