@@ -351,6 +351,73 @@ void wl_run_threads(int n, void *(*fn)(void *), void *args, size_t arg_size) {
         pthread_join(tid[i], NULL);
 }
 
+double wl_run_workers(void *(*fn)(void *), uint64_t allocs_total, void *shared, uint64_t *ops) {
+    int n = wl.threads;
+    struct wl_worker w[LAT_MAX_THREADS];
+    for (int i = 0; i < n; i++) {
+        w[i].allocs = allocs_total / (uint64_t)n + (i < (int)(allocs_total % (uint64_t)n));
+        w[i].shared = shared;
+        wl_ctx_init(&w[i].c, i, w[i].allocs);
+    }
+    double t0 = wl_now();
+    wl_run_threads(n, fn, w, sizeof w[0]);
+    double secs = wl_now() - t0;
+    for (int i = 0; i < n; i++)
+        *ops += w[i].c.ops;
+    return secs;
+}
+
+/* ---- shared block table -------------------------------------------------------------- */
+
+#define XT_LOCKS 64
+struct wl_xtable {
+    size_t n;
+    struct {
+        pthread_mutex_t m;
+        char pad[64 - sizeof(pthread_mutex_t) % 64];
+    } lock[XT_LOCKS];
+    struct wl_block b[];
+};
+
+struct wl_xtable *wl_xtable_new(size_t slots) {
+    struct wl_xtable *t = map(sizeof *t + slots * sizeof t->b[0]);
+    t->n = slots;
+    for (int i = 0; i < XT_LOCKS; i++)
+        pthread_mutex_init(&t->lock[i].m, NULL);
+    return t;
+}
+
+size_t wl_xtable_size(const struct wl_xtable *t) {
+    return t->n;
+}
+
+struct wl_block wl_xtable_swap(struct wl_xtable *t, size_t slot, struct wl_block b) {
+    pthread_mutex_t *m = &t->lock[slot % XT_LOCKS].m;
+    pthread_mutex_lock(m);
+    struct wl_block old = t->b[slot];
+    t->b[slot] = b;
+    pthread_mutex_unlock(m);
+    return old;
+}
+
+void wl_hammer(void *p, size_t n, unsigned writes) {
+    volatile uint64_t *w = p;
+    size_t words = n / 8 ? n / 8 : 1;
+    if (n < 8)
+        wl_die("wl_hammer needs at least 8 bytes, not %zu", n);
+    for (size_t i = 0; i < words; i++)
+        w[i] = 0;
+    for (unsigned k = 0; k < writes; k++)
+        w[k % words]++;
+    for (size_t i = 0; i < words; i++) {
+        uint64_t want = writes / words + (i < writes % words);
+        if (w[i] != want)
+            wl_die("object %p (size %zu): word at offset %zu is %llu after %u writes, expected "
+                   "%llu",
+                   p, n, i * 8, (unsigned long long)w[i], writes, (unsigned long long)want);
+    }
+}
+
 /* ---- RSS ----------------------------------------------------------------------------- */
 
 /* Read a small /proc file with read(2): no stdio buffer, so no allocation while sampling. */

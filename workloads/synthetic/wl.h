@@ -147,6 +147,31 @@ double wl_now(void); /* CLOCK_MONOTONIC seconds */
 /* Run fn(arg + i * arg_size) on n threads and join them all. */
 void wl_run_threads(int n, void *(*fn)(void *), void *args, size_t arg_size);
 
+/* The usual shape: wl.threads workers, each with its own context (ids 0..n-1) and a share
+ * `allocs` of the work; fn gets a struct wl_worker *. Returns the wall time of the run and
+ * adds the workers' allocations to *ops. */
+struct wl_worker {
+    struct wl_ctx c;
+    uint64_t allocs;
+    void *shared;
+};
+double wl_run_workers(void *(*fn)(void *), uint64_t allocs_total, void *shared, uint64_t *ops);
+
+/* A table of blocks shared by all threads (striped locks): put a block in a slot and take
+ * out the one that was there, so frees land on whatever thread allocated it. */
+struct wl_block {
+    void *p;
+    size_t n;
+};
+struct wl_xtable;
+struct wl_xtable *wl_xtable_new(size_t slots);
+struct wl_block wl_xtable_swap(struct wl_xtable *t, size_t slot, struct wl_block b);
+size_t wl_xtable_size(const struct wl_xtable *t);
+
+/* Zero the words of a small object, increment them `writes` times in turn, verify the
+ * counts: the write traffic of the false-sharing workloads. */
+void wl_hammer(void *p, size_t n, unsigned writes);
+
 long wl_rss_kb(void);      /* resident set now, from /proc/self/statm */
 long wl_peak_rss_kb(void); /* VmHWM from /proc/self/status */
 
