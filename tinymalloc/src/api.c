@@ -1,0 +1,174 @@
+/* The exported C allocation API: size -> tier dispatch, glibc's semantics for errno, zero
+ * sizes and alignment, and the checks that turn a bad pointer into a clear abort. */
+#include "tm_internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#define TM_MAX_ALIGN_SLAB TM_PAGE_SIZE
+
+static tm_noinline void *malloc_large(size_t n, size_t align) {
+    if (tm_unlikely(n > PTRDIFF_MAX)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    tm_init();
+    if (n <= tm_opt.small_max) { /* only before start-up finished */
+        int cls = tm_slab_aligned_class(n, align);
+        if (cls >= 0) {
+            void *p = tm_slab_alloc(tm_tc, (unsigned)cls);
+            if (p == NULL) errno = ENOMEM;
+            return p;
+        }
+    }
+    return tm_huge_alloc(n, align, false);
+}
+
+static inline void *tm_malloc(size_t n) {
+    if (tm_likely(n <= tm_opt.small_max)) {
+        void *p = tm_slab_alloc(tm_tc, tm_class_of(n));
+        if (tm_unlikely(p == NULL)) errno = ENOMEM;
+        return p;
+    }
+    return malloc_large(n, TM_ALIGN);
+}
+
+/* Frees p, whatever its tier; func names the API call in error messages. */
+static inline void tm_free(void *p, const char *func) {
+    uintptr_t a = (uintptr_t)p;
+    unsigned kind = tm_chunk_kind(a);
+    if (tm_likely(kind == TM_KIND_SLAB)) {
+        tm_page_t *pg = tm_slab_page_of(a);
+        if (tm_unlikely(pg == NULL)) tm_fatal(func, "invalid pointer", p);
+        tm_slab_free(pg, (tm_block_t *)p);
+    } else if (kind == TM_KIND_HUGE) {
+        tm_huge_free(p, func);
+    } else if (p != NULL) {
+        tm_fatal(func, "invalid pointer", p);
+    }
+}
+
+/* Usable size of a live block; aborts naming func for a pointer that is not one. */
+static size_t usable_size(void *p, const char *func) {
+    uintptr_t a = (uintptr_t)p;
+    unsigned kind = tm_chunk_kind(a);
+    if (kind == TM_KIND_SLAB) {
+        tm_page_t *pg = tm_slab_page_of(a);
+        if (pg == NULL) tm_fatal(func, "invalid pointer", p);
+        return pg->block_size;
+    }
+    if (kind == TM_KIND_HUGE) return tm_huge_usable(p, func);
+    tm_fatal(func, "invalid pointer", p);
+}
+
+static void *tm_memalign(size_t align, size_t n) {
+    if (align <= TM_ALIGN) return tm_malloc(n);
+    if (tm_unlikely(n > PTRDIFF_MAX - align)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return malloc_large(n, align);
+}
+
+TM_EXPORT void *malloc(size_t n) { return tm_malloc(n); }
+
+TM_EXPORT void free(void *p) { tm_free(p, "free"); }
+
+TM_EXPORT void cfree(void *p) { tm_free(p, "free"); }
+
+TM_EXPORT void *calloc(size_t count, size_t size) {
+    size_t n;
+    if (tm_unlikely(__builtin_mul_overflow(count, size, &n))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = tm_malloc(n);
+    /* Huge blocks are fresh mappings, already zero. */
+    if (p && tm_chunk_kind((uintptr_t)p) == TM_KIND_SLAB) memset(p, 0, n);
+    return p;
+}
+
+TM_EXPORT void *realloc(void *p, size_t n) {
+    if (p == NULL) return tm_malloc(n);
+    size_t old = usable_size(p, "realloc");
+    if (n == 0) { /* glibc frees and returns NULL */
+        tm_free(p, "realloc");
+        return NULL;
+    }
+    if (tm_unlikely(n > PTRDIFF_MAX)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    unsigned kind = tm_chunk_kind((uintptr_t)p);
+    if (kind == TM_KIND_SLAB) {
+        /* Stay when the block is the right class, or shrinks by less than half. */
+        if (n <= old && (n >= old / 2 || tm_opt.class_size[tm_class_of(n)] == old)) return p;
+    } else if (n > tm_opt.small_max) {
+        void *q = tm_huge_realloc(p, n);
+        if (q) return q;
+    }
+    void *q = tm_malloc(n);
+    if (q == NULL) return NULL; /* the old block stays valid */
+    memcpy(q, p, old < n ? old : n);
+    tm_free(p, "realloc");
+    return q;
+}
+
+TM_EXPORT void *reallocarray(void *p, size_t count, size_t size) {
+    size_t n;
+    if (__builtin_mul_overflow(count, size, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return realloc(p, n);
+}
+
+TM_EXPORT int posix_memalign(void **out, size_t align, size_t n) {
+    if (align < sizeof(void *) || (align & (align - 1))) return EINVAL;
+    int saved = errno;
+    void *p = tm_memalign(align, n);
+    if (p == NULL) {
+        errno = saved;
+        return ENOMEM;
+    }
+    *out = p;
+    return 0;
+}
+
+/* glibc's memalign: a non-power-of-two alignment is rounded up, a huge one is EINVAL. */
+TM_EXPORT void *memalign(size_t align, size_t n) {
+    if (align > SIZE_MAX / 2 + 1) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (align & (align - 1)) align = (size_t)1 << (64 - __builtin_clzl(align));
+    return tm_memalign(align, n);
+}
+
+/* As in glibc 2.36, aligned_alloc is memalign. */
+TM_EXPORT void *aligned_alloc(size_t align, size_t n) { return memalign(align, n); }
+
+TM_EXPORT void *valloc(size_t n) { return tm_memalign(TM_OS_PAGE, n); }
+
+TM_EXPORT void *pvalloc(size_t n) {
+    if (n > PTRDIFF_MAX - TM_OS_PAGE) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return tm_memalign(TM_OS_PAGE, tm_align_up(n ? n : 1, TM_OS_PAGE));
+}
+
+TM_EXPORT size_t malloc_usable_size(void *p) {
+    return p ? usable_size(p, "malloc_usable_size") : 0;
+}
+
+/* glibc calls these names internally (and some programs do too). */
+TM_EXPORT void *__libc_malloc(size_t n) __attribute__((alias("malloc")));
+TM_EXPORT void __libc_free(void *p) __attribute__((alias("free")));
+TM_EXPORT void *__libc_calloc(size_t c, size_t n) __attribute__((alias("calloc")));
+TM_EXPORT void *__libc_realloc(void *p, size_t n) __attribute__((alias("realloc")));
+TM_EXPORT void *__libc_memalign(size_t a, size_t n) __attribute__((alias("memalign")));
+TM_EXPORT void *__libc_valloc(size_t n) __attribute__((alias("valloc")));
+TM_EXPORT void *__libc_pvalloc(size_t n) __attribute__((alias("pvalloc")));
+TM_EXPORT int __posix_memalign(void **o, size_t a, size_t n) __attribute__((alias("posix_memalign")));

@@ -1,0 +1,77 @@
+/* Chunks: the address-space layer every tier draws from. Address space is reserved in large
+ * regions (one mmap for many chunks) and handed out chunk by chunk; the chunk map records the
+ * owner tier of every chunk so any pointer is classified in O(1). */
+#include "tm_internal.h"
+
+/* One byte per 4 MiB of the 47-bit address space: 32 MiB of zero-filled .bss, of which only
+ * the pages covering our chunks are ever touched. */
+uint8_t tm_chunk_map[TM_CHUNK_MAP_SIZE];
+
+tm_lock_t tm_chunk_lock;
+
+/* Invariant (under tm_chunk_lock): [region_next, region_end) is reserved, unused, chunk
+ * aligned; free_chunks links wholly free chunks through their first word. */
+static uintptr_t region_next, region_end;
+static void *free_chunks;
+static uintptr_t meta_next, meta_end;
+
+void tm_chunk_mark(uintptr_t start, size_t size, unsigned kind) {
+    for (uintptr_t c = start >> TM_CHUNK_SHIFT; c < (start + size + TM_CHUNK_MASK) >> TM_CHUNK_SHIFT;
+         c++)
+        atomic_store_explicit((_Atomic uint8_t *)&tm_chunk_map[c], (uint8_t)kind,
+                              memory_order_release);
+}
+
+/* Reserves a new region, halving the request down to one chunk when the address space is
+ * limited (RLIMIT_AS). Called with tm_chunk_lock held. */
+static bool region_grow(void) {
+    for (size_t size = tm_opt.reserve; size >= TM_CHUNK_SIZE; size /= 2) {
+        void *p = tm_os_map_aligned(size, TM_CHUNK_SIZE);
+        if (p) {
+            region_next = (uintptr_t)p;
+            region_end = (uintptr_t)p + size;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void *chunk_take_locked(void) {
+    if (free_chunks) {
+        void *c = free_chunks;
+        free_chunks = *(void **)c;
+        *(void **)c = NULL;
+        return c;
+    }
+    if (region_next == region_end && !region_grow()) return NULL;
+    void *c = (void *)region_next;
+    region_next += TM_CHUNK_SIZE;
+    return c;
+}
+
+void *tm_chunk_alloc(unsigned kind) {
+    tm_lock(&tm_chunk_lock);
+    void *c = chunk_take_locked();
+    tm_unlock(&tm_chunk_lock);
+    if (c) tm_chunk_mark((uintptr_t)c, TM_CHUNK_SIZE, kind);
+    return c;
+}
+
+void *tm_meta_alloc(size_t size) {
+    size = tm_align_up(size, 64);
+    tm_lock(&tm_chunk_lock);
+    if (meta_end - meta_next < size) {
+        void *c = chunk_take_locked();
+        if (c == NULL) {
+            tm_unlock(&tm_chunk_lock);
+            return NULL;
+        }
+        tm_chunk_mark((uintptr_t)c, TM_CHUNK_SIZE, TM_KIND_META);
+        meta_next = (uintptr_t)c;
+        meta_end = meta_next + TM_CHUNK_SIZE;
+    }
+    void *p = (void *)meta_next;
+    meta_next += size;
+    tm_unlock(&tm_chunk_lock);
+    return p;
+}

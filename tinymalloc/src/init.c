@@ -1,0 +1,87 @@
+/* Start-up, fork handling and exit: everything that runs once per process (or per fork). */
+#include "tm_internal.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <sys/auxv.h>
+#include <time.h>
+
+_Atomic int tm_initialized;
+static tm_lock_t init_lock;
+static _Atomic int atfork_registered;
+
+void tm_lock_slow(tm_lock_t *l) {
+    for (unsigned spins = 0;; spins++) {
+        if (atomic_load_explicit(&l->v, memory_order_relaxed) == 0 &&
+            atomic_exchange_explicit(&l->v, 1, memory_order_acquire) == 0)
+            return;
+        if (spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#elif defined(__aarch64__)
+            __asm__ volatile("yield");
+#endif
+        } else {
+            sched_yield();
+        }
+    }
+}
+
+/* The secret that encodes free-list links and keys: the kernel's AT_RANDOM bytes, mixed with
+ * addresses and time in case they are missing. */
+static uintptr_t make_secret(void) {
+    uintptr_t s = 0x2545f4914f6cdd1dULL;
+    const uint64_t *r = (const uint64_t *)getauxval(AT_RANDOM);
+    if (r) s ^= r[0] ^ (r[1] << 1);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    s ^= (uintptr_t)&ts ^ ((uintptr_t)ts.tv_nsec << 32) ^ (uintptr_t)&tm_initialized;
+    s ^= s >> 31;
+    s *= 0xbf58476d1ce4e5b9ULL;
+    s ^= s >> 29;
+    return s | 1;
+}
+
+static void fork_prepare(void) {
+    tm_lock(&init_lock);
+    tm_tcache_fork_prepare();
+    tm_slab_fork_prepare();
+    tm_lock(&tm_chunk_lock);
+}
+
+static void fork_parent(void) {
+    tm_unlock(&tm_chunk_lock);
+    tm_slab_fork_parent();
+    tm_tcache_fork_parent();
+    tm_unlock(&init_lock);
+}
+
+static void fork_child(void) {
+    tm_lock_reset(&tm_chunk_lock);
+    tm_slab_fork_child();
+    tm_tcache_fork_child();
+    tm_lock_reset(&init_lock);
+}
+
+void tm_init_slow(void) {
+    tm_lock(&init_lock);
+    if (!atomic_load_explicit(&tm_initialized, memory_order_relaxed)) {
+        tm_secret = make_secret();
+        tm_options_init();
+        tm_tcache_init();
+        tm_slab_init();
+        atomic_store_explicit(&tm_initialized, 1, memory_order_release);
+    }
+    tm_unlock(&init_lock);
+    /* Outside the lock: registering may allocate, which is fine now. */
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&atfork_registered, &expected, 1))
+        pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+__attribute__((constructor)) static void tm_constructor(void) { tm_init(); }
+
+__attribute__((destructor)) static void tm_destructor(void) {
+    if (atomic_load_explicit(&tm_initialized, memory_order_acquire) && tm_opt.stats)
+        tm_stats_at_exit();
+}

@@ -1,0 +1,203 @@
+/* Options: TINYMALLOC_CONF=key:value,key:value read straight from environ at start-up (getenv
+ * is not safe this early). A bad token gets one line on stderr naming it, and its default
+ * stands; everything else in the string still applies. */
+#include "tm_internal.h"
+
+#include <string.h>
+
+extern char **environ;
+
+tm_options_t tm_opt;
+
+/* What the user asked for, before classes are derived. */
+static uint32_t conf_tiny_max = 128, conf_small_max = 8192;
+static uint32_t conf_classes[TM_MAX_CLASSES], conf_nclasses;
+static uint32_t conf_prealloc[TM_MAX_CLASSES], conf_nprealloc;
+
+static void bad_token(const char *tok, size_t len, const char *why) {
+    char buf[160];
+    size_t n = len < sizeof buf - 1 ? len : sizeof buf - 1;
+    memcpy(buf, tok, n);
+    buf[n] = 0;
+    tm_message("TINYMALLOC_CONF: ignoring '", buf, why);
+}
+
+/* Parses a decimal number with an optional k/m/g suffix (powers of 1024). */
+static bool parse_size(const char *s, size_t len, uint64_t *out) {
+    uint64_t v = 0;
+    size_t i = 0;
+    if (len == 0) return false;
+    for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+        if (v > (UINT64_MAX - 9) / 10) return false;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (i == 0) return false;
+    if (i < len) {
+        unsigned shift;
+        switch (s[i] | 0x20) {
+        case 'k': shift = 10; break;
+        case 'm': shift = 20; break;
+        case 'g': shift = 30; break;
+        default: return false;
+        }
+        if (i + 1 != len || v > (UINT64_MAX >> shift)) return false;
+        v <<= shift;
+    }
+    *out = v;
+    return true;
+}
+
+static bool parse_bool(const char *s, size_t len, bool *out) {
+    if ((len == 1 && s[0] == '1') || (len == 4 && !memcmp(s, "true", 4)) ||
+        (len == 3 && !memcmp(s, "yes", 3)) || (len == 2 && !memcmp(s, "on", 2))) {
+        *out = true;
+        return true;
+    }
+    if ((len == 1 && s[0] == '0') || (len == 5 && !memcmp(s, "false", 5)) ||
+        (len == 2 && !memcmp(s, "no", 2)) || (len == 3 && !memcmp(s, "off", 3))) {
+        *out = false;
+        return true;
+    }
+    return false;
+}
+
+/* A '/'-separated list of sizes. */
+static int parse_list(const char *s, size_t len, uint32_t *out, uint32_t max) {
+    uint32_t n = 0;
+    size_t i = 0;
+    while (i <= len) {
+        size_t j = i;
+        while (j < len && s[j] != '/') j++;
+        uint64_t v;
+        if (n == max || !parse_size(s + i, j - i, &v) || v > UINT32_MAX) return -1;
+        out[n++] = (uint32_t)v;
+        i = j + 1;
+    }
+    return (int)n;
+}
+
+static const char *check_classes(const uint32_t *c, uint32_t n) {
+    if (n == 0) return "' (no classes)";
+    for (uint32_t i = 0; i < n; i++) {
+        if (c[i] == 0 || c[i] % TM_ALIGN) return "' (class sizes must be multiples of 16)";
+        if (c[i] > TM_SMALL_MAX_LIMIT) return "' (class sizes must be at most 16384)";
+        if (i && c[i] <= c[i - 1]) return "' (class sizes must increase)";
+    }
+    return NULL;
+}
+
+static void apply(const char *key, size_t klen, const char *val, size_t vlen, const char *tok,
+                  size_t toklen) {
+#define KEY(name) (klen == sizeof(name) - 1 && !memcmp(key, name, klen))
+    uint64_t v;
+    bool b;
+    if (KEY("tiny_max") || KEY("small_max")) {
+        if (!parse_size(val, vlen, &v) || v % TM_ALIGN || v < TM_ALIGN || v > TM_SMALL_MAX_LIMIT)
+            return bad_token(tok, toklen, "' (a multiple of 16 from 16 to 16384)");
+        *(KEY("tiny_max") ? &conf_tiny_max : &conf_small_max) = (uint32_t)v;
+    } else if (KEY("classes")) {
+        uint32_t tmp[TM_MAX_CLASSES];
+        int n = parse_list(val, vlen, tmp, TM_MAX_CLASSES);
+        if (n < 0) return bad_token(tok, toklen, "' (a list like 16/32/64, at most 64 sizes)");
+        const char *why = check_classes(tmp, (uint32_t)n);
+        if (why) return bad_token(tok, toklen, why);
+        memcpy(conf_classes, tmp, sizeof tmp);
+        conf_nclasses = (uint32_t)n;
+    } else if (KEY("prealloc")) {
+        uint32_t tmp[TM_MAX_CLASSES];
+        int n = parse_list(val, vlen, tmp, TM_MAX_CLASSES);
+        if (n < 0) return bad_token(tok, toklen, "' (a block count, or one per class: 64/32/8)");
+        memcpy(conf_prealloc, tmp, sizeof tmp);
+        conf_nprealloc = (uint32_t)n;
+    } else if (KEY("prefault") || KEY("verbose")) {
+        if (!parse_bool(val, vlen, &b)) return bad_token(tok, toklen, "' (expected 0 or 1)");
+        *(KEY("prefault") ? &tm_opt.prefault : &tm_opt.verbose) = b;
+    } else if (KEY("stats")) {
+        if (vlen == 4 && !memcmp(val, "json", 4))
+            tm_opt.stats = 2;
+        else if (vlen == 5 && !memcmp(val, "table", 5))
+            tm_opt.stats = 1;
+        else if (parse_bool(val, vlen, &b))
+            tm_opt.stats = b;
+        else
+            return bad_token(tok, toklen, "' (expected 0, 1, table or json)");
+    } else if (KEY("stats_file")) {
+        if (vlen == 0 || vlen >= sizeof tm_opt.stats_file)
+            return bad_token(tok, toklen, "' (a path of 1 to 255 characters)");
+        memcpy(tm_opt.stats_file, val, vlen);
+        tm_opt.stats_file[vlen] = 0;
+        if (tm_opt.stats == 0) tm_opt.stats = 2;
+    } else if (KEY("slab_retain")) {
+        if (!parse_size(val, vlen, &v) || v > 1u << 20)
+            return bad_token(tok, toklen, "' (a page count up to 1048576)");
+        tm_opt.slab_retain = (uint32_t)v;
+    } else if (KEY("reserve")) {
+        if (!parse_size(val, vlen, &v) || v < TM_CHUNK_SIZE || v > (1ULL << 40) || (v & (v - 1)))
+            return bad_token(tok, toklen, "' (a power of two from 4m to 1024g)");
+        tm_opt.reserve = v;
+    } else {
+        bad_token(tok, toklen, "' (unknown key)");
+    }
+#undef KEY
+}
+
+static void parse_conf(const char *s) {
+    while (*s) {
+        const char *tok = s;
+        while (*s && *s != ',') s++;
+        size_t toklen = (size_t)(s - tok);
+        if (*s == ',') s++;
+        if (toklen == 0) continue;
+        const char *colon = memchr(tok, ':', toklen);
+        if (colon == NULL) {
+            bad_token(tok, toklen, "' (expected key:value)");
+            continue;
+        }
+        apply(tok, (size_t)(colon - tok), colon + 1, toklen - (size_t)(colon - tok) - 1, tok,
+              toklen);
+    }
+}
+
+/* Default classes: 16-byte steps up to tiny_max, then four per doubling up to small_max. */
+static void derive_classes(void) {
+    uint32_t n = 0;
+    if (conf_nclasses) {
+        memcpy(tm_opt.class_size, conf_classes, sizeof conf_classes);
+        n = conf_nclasses;
+    } else {
+        uint32_t tiny_max = conf_tiny_max < conf_small_max ? conf_tiny_max : conf_small_max;
+        for (uint32_t s = TM_ALIGN; s <= tiny_max; s += TM_ALIGN) tm_opt.class_size[n++] = s;
+        uint32_t s = tm_opt.class_size[n - 1];
+        while (s < conf_small_max && n < TM_MAX_CLASSES) {
+            uint32_t p2 = 1u << (31 - __builtin_clz(s));
+            uint32_t step = p2 / 4 < TM_ALIGN ? TM_ALIGN : p2 / 4;
+            s = s + step > conf_small_max ? conf_small_max : s + step;
+            tm_opt.class_size[n++] = s;
+        }
+    }
+    tm_opt.nclasses = n; /* small_max is set by tm_slab_init once the class table exists */
+    if (conf_nprealloc > 1 && conf_nprealloc != n) {
+        tm_message("TINYMALLOC_CONF: ignoring prealloc", "",
+                   " (its list must have one count per class)");
+        conf_nprealloc = 0;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t per_page = (uint32_t)(TM_PAGE_SIZE / tm_opt.class_size[i]);
+        tm_opt.prealloc[i] = conf_nprealloc == 0   ? per_page /* one page per class */
+                             : conf_nprealloc == 1 ? conf_prealloc[0]
+                                                   : conf_prealloc[i];
+    }
+}
+
+void tm_options_init(void) {
+    tm_opt.slab_retain = 64;
+    tm_opt.reserve = 1UL << 30;
+    static const char name[] = "TINYMALLOC_CONF=";
+    for (char **e = environ; e && *e; e++) {
+        if (strncmp(*e, name, sizeof name - 1) == 0) {
+            parse_conf(*e + sizeof name - 1);
+            break;
+        }
+    }
+    derive_classes();
+}

@@ -1,0 +1,98 @@
+/* The OS layer: the only file that maps, unmaps, purges or remaps memory. Every call is counted
+ * so the statistics (and the bench) can show how often tinymalloc asks the kernel. */
+#include "tm_internal.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+tm_os_stats_t tm_os_stats;
+
+static void tm_os_count_mapped(int64_t delta) {
+    uint64_t now = atomic_fetch_add_explicit(&tm_os_stats.mapped_bytes, (uint64_t)delta,
+                                             memory_order_relaxed) +
+                   (uint64_t)delta;
+    uint64_t peak = atomic_load_explicit(&tm_os_stats.mapped_peak, memory_order_relaxed);
+    while (delta > 0 && now > peak &&
+           !atomic_compare_exchange_weak_explicit(&tm_os_stats.mapped_peak, &peak, now,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+    }
+}
+
+/* Anonymous, read-write and MAP_NORESERVE: the kernel commits a page on its first touch, so a
+ * large reservation costs address space, not memory. errno is left as the caller had it,
+ * except that a failure leaves ENOMEM for malloc to report. */
+void *tm_os_map(size_t size) {
+    int saved = errno;
+    atomic_fetch_add_explicit(&tm_os_stats.mmap_calls, 1, memory_order_relaxed);
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    if (p == MAP_FAILED) {
+        atomic_fetch_add_explicit(&tm_os_stats.mmap_failures, 1, memory_order_relaxed);
+        errno = ENOMEM;
+        return NULL;
+    }
+    errno = saved;
+    tm_os_count_mapped((int64_t)size);
+    return p;
+}
+
+void tm_os_unmap(void *p, size_t size) {
+    int saved = errno;
+    atomic_fetch_add_explicit(&tm_os_stats.munmap_calls, 1, memory_order_relaxed);
+    if (munmap(p, size) == 0) tm_os_count_mapped(-(int64_t)size);
+    errno = saved;
+}
+
+/* Maps size bytes at an address aligned to align: first plainly (the kernel often hands out
+ * aligned ranges when asked for aligned sizes), else over-map and trim the ends. */
+void *tm_os_map_aligned(size_t size, size_t align) {
+    void *p = tm_os_map(size);
+    if (p == NULL) return NULL;
+    if (((uintptr_t)p & (align - 1)) == 0) return p;
+    tm_os_unmap(p, size);
+    if (size + align < size) return NULL;
+    char *raw = tm_os_map(size + align);
+    if (raw == NULL) return NULL;
+    uintptr_t start = tm_align_up((uintptr_t)raw, align);
+    size_t head = start - (uintptr_t)raw;
+    size_t tail = align - head;
+    if (head) tm_os_unmap(raw, head);
+    if (tail) tm_os_unmap((char *)start + size, tail);
+    return (void *)start;
+}
+
+void tm_os_purge(void *p, size_t size) {
+    int saved = errno;
+    atomic_fetch_add_explicit(&tm_os_stats.madvise_calls, 1, memory_order_relaxed);
+    if (madvise(p, size, MADV_DONTNEED) == 0)
+        atomic_fetch_add_explicit(&tm_os_stats.purged_bytes, size, memory_order_relaxed);
+    errno = saved;
+}
+
+void tm_os_populate(void *p, size_t size) {
+    int saved = errno;
+    atomic_fetch_add_explicit(&tm_os_stats.madvise_calls, 1, memory_order_relaxed);
+    if (madvise(p, size, MADV_POPULATE_WRITE) != 0) {
+        /* Older kernels: touch each page instead. */
+        for (size_t off = 0; off < size; off += TM_OS_PAGE) ((volatile char *)p)[off] = 0;
+    }
+    errno = saved;
+}
+
+/* Resizes a mapping. With fixed, moves it onto that address, where the caller reserved exactly
+ * new_size bytes; without, only in place. Returns the new address or NULL, the old mapping intact on failure. */
+void *tm_os_remap(void *p, size_t old_size, size_t new_size, void *fixed) {
+    int saved = errno;
+    atomic_fetch_add_explicit(&tm_os_stats.mremap_calls, 1, memory_order_relaxed);
+    void *q = fixed ? mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, fixed)
+                    : mremap(p, old_size, new_size, 0);
+    errno = saved;
+    if (q == MAP_FAILED) return NULL;
+    /* A move replaces a reservation of new_size that was already counted. */
+    tm_os_count_mapped(fixed ? -(int64_t)old_size : (int64_t)new_size - (int64_t)old_size);
+    return q;
+}

@@ -1,0 +1,426 @@
+/* The slab tier: fixed-size blocks of the tiny and small classes in 64 KiB slab pages.
+ *
+ * A page belongs to one size class and, while in use, to one thread cache (its owner). The
+ * owner allocates and frees with plain loads and stores on the page's free list; other threads
+ * push their frees onto the page's atomic thread_free list with one CAS, and the owner collects
+ * them when its free list runs dry. Pages without an owner sit in a pool: per class (the
+ * preallocated cluster, pages abandoned by exited threads, recently emptied pages) or the
+ * global free-page pool (unassigned, purged past slab_retain).
+ */
+#include "tm_internal.h"
+
+#include <string.h>
+
+uint8_t tm_size_class[TM_SIZE_TABLE_LEN];
+uintptr_t tm_secret;
+tm_page_t tm_page_empty; /* free == NULL: the fast path falls through to the slow path */
+
+/* Pool of pages of one class without an owner. Lock order: class pool, then free pages,
+ * then tm_chunk_lock. */
+typedef struct {
+    tm_lock_t lock;
+    tm_page_t *pages;
+    uint32_t count;
+    uint32_t target; /* pages kept back for this class: its preallocated cluster */
+} tm_pool_t;
+
+static tm_pool_t class_pool[TM_MAX_CLASSES];
+static tm_lock_t free_lock;
+static tm_page_t *free_pages; /* unassigned pages, committed ones first */
+static uint32_t free_committed;
+
+/* ---- page lists (owner only) -------------------------------------------------------- */
+static void list_push(tm_page_t **head, tm_page_t *pg) {
+    pg->prev = NULL;
+    pg->next = *head;
+    if (*head) (*head)->prev = pg;
+    *head = pg;
+}
+
+static void list_remove(tm_page_t **head, tm_page_t *pg) {
+    if (pg->prev)
+        pg->prev->next = pg->next;
+    else
+        *head = pg->next;
+    if (pg->next) pg->next->prev = pg->prev;
+    pg->next = pg->prev = NULL;
+}
+
+/* ---- page state ---------------------------------------------------------------------- */
+static void page_assign(tm_page_t *pg, unsigned cls) {
+    uint32_t bs = tm_opt.class_size[cls];
+    pg->block_size = bs;
+    pg->inv = (uint32_t)((1ULL << 32) / bs + 1);
+    pg->cls = (uint8_t)cls;
+    pg->reserved = (uint32_t)(TM_PAGE_SIZE / bs);
+    pg->capacity = 0;
+    pg->used = 0;
+    pg->free = NULL;
+    pg->full = 0;
+    atomic_store_explicit(&pg->thread_free, NULL, memory_order_relaxed);
+}
+
+/* Moves the blocks other threads freed onto the owner's list. */
+static void page_collect(tm_page_t *pg) {
+    if (atomic_load_explicit(&pg->thread_free, memory_order_relaxed) == NULL) return;
+    tm_block_t *head = atomic_exchange_explicit(&pg->thread_free, NULL, memory_order_acquire);
+    uintptr_t start = tm_page_start(pg);
+    uint32_t n = 1;
+    tm_block_t *tail = head;
+    for (;;) {
+        tm_block_t *nx = tm_decode(tail->next, tail);
+        if (nx == NULL) break;
+        uintptr_t off = (uintptr_t)nx - start;
+        if (off >= TM_PAGE_SIZE || off % pg->block_size || ++n > pg->capacity)
+            tm_fatal("free", "corrupted free list (write after free?) at", tail);
+        tail = nx;
+    }
+    tail->next = tm_encode(pg->free, tail);
+    pg->free = head;
+    pg->used -= n;
+}
+
+/* Carves more blocks from the untouched end of the page: a few KiB at a time, so memory is
+ * committed as it is used, not when the page is assigned. */
+static bool page_extend(tm_page_t *pg) {
+    if (pg->capacity == pg->reserved) return false;
+    uint32_t bs = pg->block_size;
+    uint32_t n = 8192 / bs ? 8192 / bs : 1;
+    if (n > pg->reserved - pg->capacity) n = pg->reserved - pg->capacity;
+    char *first = (char *)tm_page_start(pg) + (size_t)pg->capacity * bs;
+    tm_block_t *head = pg->free;
+    for (uint32_t i = n; i-- > 0;) {
+        tm_block_t *b = (tm_block_t *)(first + (size_t)i * bs);
+        b->next = tm_encode(head, b);
+        head = b;
+    }
+    pg->free = head;
+    pg->capacity += n;
+    return true;
+}
+
+static void slab_chunk_init(tm_chunk_hdr_t *ch) {
+    ch->kind = TM_KIND_SLAB;
+    ch->npages = TM_PAGES_PER_CHUNK;
+    /* Page 0 holds this header; the rest go to the free pool in address order. */
+    for (size_t i = TM_PAGES_PER_CHUNK - 1; i >= 1; i--) {
+        tm_page_t *pg = &ch->pages[i];
+        pg->committed = 1; /* untouched, so it costs nothing until used */
+        pg->in_pool = 1;
+        pg->next = free_pages;
+        free_pages = pg;
+    }
+}
+
+/* An unassigned page from the free pool, or from a new chunk. */
+static tm_page_t *page_fresh(unsigned cls) {
+    tm_lock(&free_lock);
+    if (free_pages == NULL) {
+        tm_chunk_hdr_t *ch = tm_chunk_alloc(TM_KIND_SLAB);
+        if (ch == NULL) {
+            tm_unlock(&free_lock);
+            return NULL;
+        }
+        slab_chunk_init(ch);
+        free_committed += TM_PAGES_PER_CHUNK - 1;
+    }
+    tm_page_t *pg = free_pages;
+    free_pages = pg->next;
+    if (pg->committed) free_committed--;
+    tm_unlock(&free_lock);
+    pg->next = pg->prev = NULL;
+    pg->in_pool = 0;
+    pg->committed = 1;
+    page_assign(pg, cls);
+    atomic_fetch_add_explicit(&tm_class_stats[cls].pages, 1, memory_order_relaxed);
+    return pg;
+}
+
+/* Returns an empty page to the free pool. Past slab_retain committed free pages, its memory
+ * goes back to the OS; a purged page is put behind the committed ones so reuse prefers
+ * pages that are still resident. */
+static void page_release(tm_page_t *pg) {
+    atomic_fetch_sub_explicit(&tm_class_stats[pg->cls].pages, 1, memory_order_relaxed);
+    pg->block_size = 0; /* from now on no pointer into it is valid */
+    pg->inv = 0;
+    pg->capacity = 0;
+    pg->owner = NULL;
+    pg->in_pool = 1;
+    tm_lock(&free_lock);
+    if (free_committed >= tm_opt.slab_retain) {
+        tm_os_purge((void *)tm_page_start(pg), TM_PAGE_SIZE);
+        pg->committed = 0;
+        /* Behind the committed pages: walk is bounded by slab_retain. */
+        tm_page_t **at = &free_pages;
+        while (*at && (*at)->committed) at = &(*at)->next;
+        pg->next = *at;
+        *at = pg;
+    } else {
+        pg->committed = 1;
+        free_committed++;
+        pg->next = free_pages;
+        free_pages = pg;
+    }
+    tm_unlock(&free_lock);
+}
+
+/* An empty page leaves its owner: kept in its class's pool up to the class target, else
+ * released. */
+static void page_retire(tm_page_t *pg) {
+    tm_pool_t *pool = &class_pool[pg->cls];
+    pg->owner = NULL;
+    pg->full = 0;
+    tm_lock(&pool->lock);
+    if (pool->count < pool->target) {
+        pg->in_pool = 1;
+        pg->prev = NULL;
+        pg->next = pool->pages;
+        pool->pages = pg;
+        pool->count++;
+        tm_unlock(&pool->lock);
+        return;
+    }
+    tm_unlock(&pool->lock);
+    page_release(pg);
+}
+
+static tm_page_t *pool_take(unsigned cls) {
+    tm_pool_t *pool = &class_pool[cls];
+    if (pool->pages == NULL) return NULL; /* racy peek; the lock decides */
+    tm_lock(&pool->lock);
+    tm_page_t *pg = pool->pages;
+    if (pg) {
+        pool->pages = pg->next;
+        pool->count--;
+    }
+    tm_unlock(&pool->lock);
+    if (pg) {
+        pg->next = pg->prev = NULL;
+        pg->in_pool = 0;
+    }
+    return pg;
+}
+
+/* ---- allocation slow path ------------------------------------------------------------- */
+
+static bool page_has_free(tm_page_t *pg) {
+    page_collect(pg);
+    return pg->free != NULL || page_extend(pg);
+}
+
+/* Makes pg the current page of its class if it has (or can carve) a free block. The current
+ * page carries one extra count in used, so frees that empty it never take the slow path. */
+static bool page_try_current(tm_tcache_t *tc, tm_page_t *pg) {
+    if (!page_has_free(pg)) return false;
+    pg->used++;
+    tc->cur[pg->cls] = pg;
+    return true;
+}
+
+static void page_to_full(tm_tcache_t *tc, tm_page_t *pg) {
+    tm_classq_t *q = &tc->q[pg->cls];
+    pg->full = 1;
+    list_push(&q->fullq, pg);
+    q->nfull++;
+}
+
+/* Looks through the full pages for blocks other threads have freed. After a scan that found
+ * nothing, the next scans are skipped for a while, so a thread with many full pages does not
+ * rescan them on every refill (amortised O(1) per refill). */
+static tm_page_t *scan_full(tm_tcache_t *tc, tm_classq_t *q) {
+    if (q->nfull == 0) return NULL;
+    if (q->scan_skip) {
+        q->scan_skip--;
+        return NULL;
+    }
+    for (tm_page_t *pg = q->fullq; pg; pg = pg->next) {
+        if (atomic_load_explicit(&pg->thread_free, memory_order_relaxed) == NULL) continue;
+        list_remove(&q->fullq, pg);
+        q->nfull--;
+        pg->full = 0;
+        if (page_try_current(tc, pg)) return pg;
+        page_to_full(tc, pg); /* cannot happen: it had remote frees; kept for safety */
+    }
+    q->scan_skip = q->nfull / 8 < 64 ? q->nfull / 8 : 64;
+    return NULL;
+}
+
+static void *refill(tm_tcache_t *tc, unsigned cls) {
+    tm_classq_t *q = &tc->q[cls];
+    tm_page_t *pg = tc->cur[cls];
+    if (pg != &tm_page_empty) {
+        if (page_has_free(pg)) goto done;
+        tc->cur[cls] = &tm_page_empty;
+        pg->used--; /* drop the current-page count; all its blocks are out, so used > 0 */
+        page_to_full(tc, pg);
+    }
+    while ((pg = q->avail) != NULL) {
+        list_remove(&q->avail, pg);
+        if (page_try_current(tc, pg)) goto done;
+        page_to_full(tc, pg);
+    }
+    if (scan_full(tc, q)) goto done;
+    while ((pg = pool_take(cls)) != NULL) {
+        pg->owner = tc;
+        if (page_try_current(tc, pg)) goto done;
+        page_to_full(tc, pg); /* an abandoned page still wholly in use */
+    }
+    pg = page_fresh(cls);
+    if (pg == NULL) return NULL;
+    pg->owner = tc;
+    if (!page_try_current(tc, pg)) return NULL;
+done:
+    tm_stats_flush(tc);
+    return tm_slab_alloc(tc, cls);
+}
+
+void *tm_slab_alloc_slow(tm_tcache_t *tc, unsigned cls) {
+    if (tc == &tm_tcache_empty) {
+        tc = tm_tcache_get_slow();
+        if (tc == NULL) return NULL;
+        if (tc->is_fallback) {
+            tm_lock(&tm_fallback_lock);
+            void *p = tm_slab_alloc(tc, cls);
+            tm_unlock(&tm_fallback_lock);
+            return p;
+        }
+        return tm_slab_alloc(tc, cls);
+    }
+    return refill(tc, cls);
+}
+
+/* ---- free slow paths -------------------------------------------------------------------- */
+
+/* Called by the owner when a free made its page empty or hit a page on the full list. */
+void tm_slab_free_slow(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
+    (void)b;
+    tm_classq_t *q = &tc->q[pg->cls];
+    if (pg->full) {
+        list_remove(&q->fullq, pg);
+        q->nfull--;
+        pg->full = 0;
+        if (pg->used != 0) {
+            list_push(&q->avail, pg);
+            return;
+        }
+    } else {
+        list_remove(&q->avail, pg); /* not the current page: that one never reaches 0 */
+    }
+    page_retire(pg);
+}
+
+void tm_slab_free_remote(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
+    /* The owner's lists cannot be read from here, so a block that carries the free key is
+     * taken as a double free: the key is 64 bits derived from a per-process secret. */
+    if (tm_unlikely(b->key == tm_free_key(b))) tm_fatal("free", "double free of", b);
+    b->key = tm_free_key(b);
+    tm_block_t *old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
+    do {
+        b->next = tm_encode(old, b);
+    } while (!atomic_compare_exchange_weak_explicit(&pg->thread_free, &old, b,
+                                                    memory_order_release, memory_order_relaxed));
+    if (tc != &tm_tcache_empty)
+        tc->nfree[pg->cls]++;
+    else
+        atomic_fetch_add_explicit(&tm_class_stats[pg->cls].nfree, 1, memory_order_relaxed);
+}
+
+/* The block carries the free key: confirm by looking for it on the page's lists. */
+void tm_slab_double_free_check(tm_page_t *pg, tm_block_t *b) {
+    page_collect(pg);
+    uint32_t n = 0;
+    for (tm_block_t *x = pg->free; x && n <= pg->capacity; x = tm_decode(x->next, x), n++)
+        if (x == b) tm_fatal("free", "double free of", b);
+}
+
+/* ---- thread exit ------------------------------------------------------------------------ */
+static void abandon(tm_page_t *pg) {
+    page_collect(pg);
+    pg->full = 0;
+    if (pg->used == 0) {
+        page_retire(pg);
+        return;
+    }
+    tm_pool_t *pool = &class_pool[pg->cls];
+    pg->owner = NULL;
+    tm_lock(&pool->lock);
+    pg->in_pool = 1;
+    pg->prev = NULL;
+    pg->next = pool->pages;
+    pool->pages = pg;
+    pool->count++;
+    tm_unlock(&pool->lock);
+}
+
+static void abandon_list(tm_page_t *pg) {
+    while (pg) {
+        tm_page_t *next = pg->next;
+        abandon(pg);
+        pg = next;
+    }
+}
+
+/* A dying thread hands every page it owns to the pools; later frees of its blocks go through
+ * thread_free and are collected by whichever thread adopts the page. */
+void tm_slab_abandon_all(tm_tcache_t *tc) {
+    for (unsigned c = 0; c < tm_opt.nclasses; c++) {
+        if (tc->cur[c] != &tm_page_empty) {
+            tc->cur[c]->used--;
+            abandon(tc->cur[c]);
+        }
+        tc->cur[c] = &tm_page_empty;
+        abandon_list(tc->q[c].avail);
+        abandon_list(tc->q[c].fullq);
+        memset(&tc->q[c], 0, sizeof tc->q[c]);
+    }
+}
+
+/* ---- set-up ----------------------------------------------------------------------------- */
+int tm_slab_aligned_class(size_t n, size_t align) {
+    if (n > tm_opt.small_max || align > TM_PAGE_SIZE) return -1;
+    for (unsigned c = tm_class_of(n); c < tm_opt.nclasses; c++)
+        if (tm_opt.class_size[c] % align == 0) return (int)c;
+    return -1;
+}
+
+/* Builds the size -> class table and the preallocated cluster of each class. */
+void tm_slab_init(void) {
+    unsigned c = 0;
+    for (size_t i = 0; i < TM_SIZE_TABLE_LEN; i++) {
+        size_t n = i * TM_ALIGN;
+        while (c + 1 < tm_opt.nclasses && tm_opt.class_size[c] < n) c++;
+        tm_size_class[i] = (uint8_t)c;
+    }
+    for (c = 0; c < tm_opt.nclasses; c++) {
+        uint32_t per_page = (uint32_t)(TM_PAGE_SIZE / tm_opt.class_size[c]);
+        uint32_t pages = (tm_opt.prealloc[c] + per_page - 1) / per_page;
+        class_pool[c].target = pages;
+        for (uint32_t i = 0; i < pages; i++) {
+            tm_page_t *pg = page_fresh(c);
+            if (pg == NULL) break;
+            if (tm_opt.prefault) tm_os_populate((void *)tm_page_start(pg), TM_PAGE_SIZE);
+            pg->in_pool = 1;
+            pg->next = class_pool[c].pages;
+            class_pool[c].pages = pg;
+            class_pool[c].count++;
+        }
+    }
+    /* Last: a non-zero small_max lets the fast path use the table built above. */
+    atomic_thread_fence(memory_order_release);
+    tm_opt.small_max = tm_opt.class_size[tm_opt.nclasses - 1];
+}
+
+void tm_slab_fork_prepare(void) {
+    for (unsigned c = 0; c < TM_MAX_CLASSES; c++) tm_lock(&class_pool[c].lock);
+    tm_lock(&free_lock);
+}
+
+void tm_slab_fork_parent(void) {
+    tm_unlock(&free_lock);
+    for (unsigned c = 0; c < TM_MAX_CLASSES; c++) tm_unlock(&class_pool[c].lock);
+}
+
+void tm_slab_fork_child(void) {
+    tm_lock_reset(&free_lock);
+    for (unsigned c = 0; c < TM_MAX_CLASSES; c++) tm_lock_reset(&class_pool[c].lock);
+}

@@ -1,0 +1,299 @@
+/* Statistics: per-class counters (kept per thread, flushed to the globals on slow paths),
+ * huge-block and OS-call counters, and their output as a table or JSON. Output goes through
+ * write(2) from a stack buffer: printf may allocate, and this runs inside the allocator. */
+#include "tm_internal.h"
+#include "tinymalloc.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+tm_class_stats_t tm_class_stats[TM_MAX_CLASSES];
+
+/* ---- output ------------------------------------------------------------------------- */
+void tm_out_flush(tm_out_t *o) {
+    size_t off = 0;
+    while (off < o->len) {
+        ssize_t w = write(o->fd, o->buf + off, o->len - off);
+        if (w <= 0) break;
+        off += (size_t)w;
+    }
+    o->len = 0;
+}
+
+void tm_out_str(tm_out_t *o, const char *s) {
+    for (; *s; s++) {
+        if (o->len == o->cap) tm_out_flush(o);
+        o->buf[o->len++] = *s;
+    }
+}
+
+void tm_out_u64(tm_out_t *o, uint64_t v, int width) {
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    char s[48];
+    int k = 0;
+    while (width-- > n && k < 24) s[k++] = ' ';
+    while (n) s[k++] = tmp[--n];
+    s[k] = 0;
+    tm_out_str(o, s);
+}
+
+void tm_out_hex(tm_out_t *o, uintptr_t v) {
+    char s[19] = "0x";
+    int n = 2;
+    for (int shift = 60; shift >= 0; shift -= 4) {
+        unsigned d = (v >> shift) & 15;
+        if (n > 2 || d || shift == 0) s[n++] = (char)(d < 10 ? '0' + d : 'a' + d - 10);
+    }
+    s[n] = 0;
+    tm_out_str(o, s);
+}
+
+void tm_message(const char *a, const char *b, const char *c) {
+    char buf[512];
+    tm_out_t o = {buf, 0, sizeof buf, 2};
+    tm_out_str(&o, "tinymalloc: ");
+    tm_out_str(&o, a);
+    tm_out_str(&o, b);
+    tm_out_str(&o, c);
+    tm_out_str(&o, "\n");
+    tm_out_flush(&o);
+}
+
+void tm_fatal(const char *func, const char *what, const void *p) {
+    char buf[256];
+    tm_out_t o = {buf, 0, sizeof buf, 2};
+    tm_out_str(&o, "tinymalloc: ");
+    tm_out_str(&o, func);
+    tm_out_str(&o, "(): ");
+    tm_out_str(&o, what);
+    tm_out_str(&o, " ");
+    tm_out_hex(&o, (uintptr_t)p);
+    tm_out_str(&o, "\n");
+    tm_out_flush(&o);
+    abort();
+}
+
+/* ---- counters ------------------------------------------------------------------------- */
+static void update_peak(tm_class_stats_t *s) {
+    uint64_t m = atomic_load_explicit(&s->nmalloc, memory_order_relaxed);
+    uint64_t f = atomic_load_explicit(&s->nfree, memory_order_relaxed);
+    uint64_t live = m > f ? m - f : 0;
+    uint64_t peak = atomic_load_explicit(&s->peak_live, memory_order_relaxed);
+    while (live > peak && !atomic_compare_exchange_weak_explicit(&s->peak_live, &peak, live,
+                                                                 memory_order_relaxed,
+                                                                 memory_order_relaxed)) {
+    }
+}
+
+/* Adds what tc counted since its last flush to the globals. Peak live counts are therefore
+ * exact to within what threads allocated between two slow-path visits. */
+void tm_stats_flush(tm_tcache_t *tc) {
+    if (tc == &tm_tcache_empty) return;
+    for (unsigned c = 0; c < tm_opt.nclasses; c++) {
+        uint64_t dm = tc->nmalloc[c] - tc->flushed_malloc[c];
+        uint64_t df = tc->nfree[c] - tc->flushed_free[c];
+        if ((dm | df) == 0) continue;
+        tc->flushed_malloc[c] = tc->nmalloc[c];
+        tc->flushed_free[c] = tc->nfree[c];
+        /* Frees first: a thread's frees of blocks others allocated must not lift the peak. */
+        atomic_fetch_add_explicit(&tm_class_stats[c].nfree, df, memory_order_relaxed);
+        atomic_fetch_add_explicit(&tm_class_stats[c].nmalloc, dm, memory_order_relaxed);
+        update_peak(&tm_class_stats[c]);
+    }
+}
+
+typedef struct {
+    uint64_t nmalloc, nfree, peak_live, pages;
+} class_snap_t;
+
+/* Globals plus what live threads have not flushed yet. */
+static void snapshot(class_snap_t *out) {
+    tm_stats_flush(tm_tc);
+    for (unsigned c = 0; c < tm_opt.nclasses; c++) {
+        out[c].nmalloc = atomic_load_explicit(&tm_class_stats[c].nmalloc, memory_order_relaxed);
+        out[c].nfree = atomic_load_explicit(&tm_class_stats[c].nfree, memory_order_relaxed);
+        out[c].peak_live = atomic_load_explicit(&tm_class_stats[c].peak_live, memory_order_relaxed);
+        out[c].pages = atomic_load_explicit(&tm_class_stats[c].pages, memory_order_relaxed);
+    }
+    tm_lock(&tm_tcache_lock);
+    for (tm_tcache_t *tc = tm_tcache_live_first(); tc; tc = tc->next_live) {
+        for (unsigned c = 0; c < tm_opt.nclasses; c++) {
+            out[c].nmalloc += *(volatile uint64_t *)&tc->nmalloc[c] - tc->flushed_malloc[c];
+            out[c].nfree += *(volatile uint64_t *)&tc->nfree[c] - tc->flushed_free[c];
+        }
+    }
+    tm_unlock(&tm_tcache_lock);
+    for (unsigned c = 0; c < tm_opt.nclasses; c++) {
+        uint64_t live = out[c].nmalloc > out[c].nfree ? out[c].nmalloc - out[c].nfree : 0;
+        if (live > out[c].peak_live) out[c].peak_live = live;
+    }
+}
+
+#define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
+
+int tinymalloc_stats_get(struct tinymalloc_stats *s, size_t size) TM_EXPORT;
+int tinymalloc_stats_get(struct tinymalloc_stats *s, size_t size) {
+    if (s == NULL || size != sizeof *s) return -1;
+    tm_init();
+    class_snap_t cs[TM_MAX_CLASSES];
+    snapshot(cs);
+    memset(s, 0, sizeof *s);
+    for (unsigned c = 0; c < tm_opt.nclasses; c++) {
+        s->slab_allocs += cs[c].nmalloc;
+        s->slab_frees += cs[c].nfree;
+        if (cs[c].nmalloc > cs[c].nfree)
+            s->live_bytes += (cs[c].nmalloc - cs[c].nfree) * tm_opt.class_size[c];
+    }
+    s->huge_allocs = LOAD(tm_huge_stats.nalloc);
+    s->huge_frees = LOAD(tm_huge_stats.nfree);
+    s->live_bytes += LOAD(tm_huge_stats.cur_bytes);
+    s->allocs = s->slab_allocs + s->huge_allocs;
+    s->frees = s->slab_frees + s->huge_frees;
+    s->os_mmap = LOAD(tm_os_stats.mmap_calls);
+    s->os_munmap = LOAD(tm_os_stats.munmap_calls);
+    s->os_madvise = LOAD(tm_os_stats.madvise_calls);
+    s->os_mremap = LOAD(tm_os_stats.mremap_calls);
+    s->mapped_bytes = LOAD(tm_os_stats.mapped_bytes);
+    s->mapped_peak = LOAD(tm_os_stats.mapped_peak);
+    return 0;
+}
+
+static void kv(tm_out_t *o, const char *key, uint64_t v, const char *sep) {
+    tm_out_str(o, "\"");
+    tm_out_str(o, key);
+    tm_out_str(o, "\": ");
+    tm_out_u64(o, v, 0);
+    tm_out_str(o, sep);
+}
+
+static void print_json(tm_out_t *o, const class_snap_t *cs) {
+    tm_out_str(o, "{\"allocator\": \"tinymalloc\", ");
+    kv(o, "pid", (uint64_t)getpid(), ", ");
+    tm_out_str(o, "\"classes\": [");
+    for (unsigned c = 0; c < tm_opt.nclasses; c++) {
+        uint64_t sz = tm_opt.class_size[c];
+        uint64_t live = cs[c].nmalloc > cs[c].nfree ? cs[c].nmalloc - cs[c].nfree : 0;
+        tm_out_str(o, c ? ", {" : "{");
+        kv(o, "size", sz, ", ");
+        kv(o, "allocs", cs[c].nmalloc, ", ");
+        kv(o, "frees", cs[c].nfree, ", ");
+        kv(o, "live_blocks", live, ", ");
+        kv(o, "live_bytes", live * sz, ", ");
+        kv(o, "peak_bytes", cs[c].peak_live * sz, ", ");
+        kv(o, "pages", cs[c].pages, ", ");
+        kv(o, "prealloc", tm_opt.prealloc[c], "}");
+    }
+    tm_out_str(o, "], \"huge\": {");
+    kv(o, "allocs", LOAD(tm_huge_stats.nalloc), ", ");
+    kv(o, "frees", LOAD(tm_huge_stats.nfree), ", ");
+    kv(o, "remaps", LOAD(tm_huge_stats.nremap), ", ");
+    kv(o, "current_bytes", LOAD(tm_huge_stats.cur_bytes), ", ");
+    kv(o, "peak_bytes", LOAD(tm_huge_stats.peak_bytes), "}, \"os\": {");
+    kv(o, "mmap", LOAD(tm_os_stats.mmap_calls), ", ");
+    kv(o, "munmap", LOAD(tm_os_stats.munmap_calls), ", ");
+    kv(o, "madvise", LOAD(tm_os_stats.madvise_calls), ", ");
+    kv(o, "mremap", LOAD(tm_os_stats.mremap_calls), ", ");
+    kv(o, "mmap_failures", LOAD(tm_os_stats.mmap_failures), ", ");
+    kv(o, "mapped_bytes", LOAD(tm_os_stats.mapped_bytes), ", ");
+    kv(o, "mapped_peak", LOAD(tm_os_stats.mapped_peak), ", ");
+    kv(o, "purged_bytes", LOAD(tm_os_stats.purged_bytes), "}}\n");
+}
+
+static void print_table(tm_out_t *o, const class_snap_t *cs) {
+    tm_out_str(o, "tinymalloc statistics, pid ");
+    tm_out_u64(o, (uint64_t)getpid(), 0);
+    tm_out_str(o, "\n class size      allocs       frees  live bytes  peak bytes pages\n");
+    uint64_t ta = 0, tf = 0;
+    for (unsigned c = 0; c < tm_opt.nclasses; c++) {
+        uint64_t sz = tm_opt.class_size[c];
+        uint64_t live = cs[c].nmalloc > cs[c].nfree ? cs[c].nmalloc - cs[c].nfree : 0;
+        ta += cs[c].nmalloc;
+        tf += cs[c].nfree;
+        if (cs[c].nmalloc == 0 && cs[c].pages == 0) continue;
+        tm_out_u64(o, c, 6);
+        tm_out_u64(o, sz, 5);
+        tm_out_u64(o, cs[c].nmalloc, 12);
+        tm_out_u64(o, cs[c].nfree, 12);
+        tm_out_u64(o, live * sz, 12);
+        tm_out_u64(o, cs[c].peak_live * sz, 12);
+        tm_out_u64(o, cs[c].pages, 6);
+        tm_out_str(o, "\n");
+    }
+    tm_out_str(o, " slab total ");
+    tm_out_u64(o, ta, 12);
+    tm_out_u64(o, tf, 12);
+    tm_out_str(o, "\n huge: allocs ");
+    tm_out_u64(o, LOAD(tm_huge_stats.nalloc), 0);
+    tm_out_str(o, ", frees ");
+    tm_out_u64(o, LOAD(tm_huge_stats.nfree), 0);
+    tm_out_str(o, ", remaps ");
+    tm_out_u64(o, LOAD(tm_huge_stats.nremap), 0);
+    tm_out_str(o, ", current bytes ");
+    tm_out_u64(o, LOAD(tm_huge_stats.cur_bytes), 0);
+    tm_out_str(o, ", peak bytes ");
+    tm_out_u64(o, LOAD(tm_huge_stats.peak_bytes), 0);
+    tm_out_str(o, "\n os: mmap ");
+    tm_out_u64(o, LOAD(tm_os_stats.mmap_calls), 0);
+    tm_out_str(o, ", munmap ");
+    tm_out_u64(o, LOAD(tm_os_stats.munmap_calls), 0);
+    tm_out_str(o, ", madvise ");
+    tm_out_u64(o, LOAD(tm_os_stats.madvise_calls), 0);
+    tm_out_str(o, ", mremap ");
+    tm_out_u64(o, LOAD(tm_os_stats.mremap_calls), 0);
+    tm_out_str(o, ", mapped bytes ");
+    tm_out_u64(o, LOAD(tm_os_stats.mapped_bytes), 0);
+    tm_out_str(o, " (peak ");
+    tm_out_u64(o, LOAD(tm_os_stats.mapped_peak), 0);
+    tm_out_str(o, ")\n");
+}
+
+void tinymalloc_stats_print(int fd, int json) TM_EXPORT;
+void tinymalloc_stats_print(int fd, int json) {
+    tm_init();
+    class_snap_t cs[TM_MAX_CLASSES];
+    snapshot(cs);
+    char buf[4096];
+    tm_out_t o = {buf, 0, sizeof buf, fd};
+    json ? print_json(&o, cs) : print_table(&o, cs);
+    tm_out_flush(&o);
+}
+
+/* stats_file with "%p" replaced by the pid, so each process of a build writes its own. */
+static int open_stats_file(void) {
+    char path[300];
+    size_t n = 0;
+    for (const char *s = tm_opt.stats_file; *s && n < sizeof path - 24; s++) {
+        if (s[0] == '%' && s[1] == 'p') {
+            char num[24];
+            tm_out_t o = {num, 0, sizeof num, -1};
+            tm_out_u64(&o, (uint64_t)getpid(), 0);
+            memcpy(path + n, num, o.len);
+            n += o.len;
+            s++;
+        } else {
+            path[n++] = *s;
+        }
+    }
+    path[n] = 0;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) tm_message("cannot open stats_file '", path, "'");
+    return fd;
+}
+
+void tm_stats_at_exit(void) {
+    if (tm_opt.stats == 1 && tm_opt.stats_file[0] == 0) {
+        tinymalloc_stats_print(2, 0);
+    } else if (tm_opt.stats) {
+        int fd = tm_opt.stats_file[0] ? open_stats_file() : 2;
+        if (fd < 0) return;
+        tinymalloc_stats_print(fd, tm_opt.stats == 2);
+        if (fd != 2) close(fd);
+    }
+}

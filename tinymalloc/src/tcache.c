@@ -1,0 +1,93 @@
+/* Thread caches: each thread's current slab page per class, its page queues and counters.
+ *
+ * tm_tc starts as &tm_tcache_empty, whose current pages have no free blocks, so the malloc
+ * fast path needs no "initialised?" test: the first allocation falls into the slow path, which
+ * creates the thread's cache. A pthread key destructor hands a dying thread's pages to the
+ * pools; anything the thread allocates after that is served by the fallback cache under a
+ * lock, and its frees go to the owners' thread_free lists like any cross-thread free.
+ */
+#include "tm_internal.h"
+
+#include <pthread.h>
+#include <string.h>
+
+enum { TM_THREAD_NEW = 0, TM_THREAD_LIVE = 1, TM_THREAD_DEAD = 2 };
+
+#define TM_EMPTY_CACHE {.cur = {[0 ... TM_MAX_CLASSES - 1] = &tm_page_empty}}
+
+tm_tcache_t tm_tcache_empty = TM_EMPTY_CACHE;
+tm_tcache_t tm_tcache_fallback = TM_EMPTY_CACHE;
+tm_lock_t tm_fallback_lock;
+tm_lock_t tm_tcache_lock; /* guards the live list and the free list of caches */
+
+__thread tm_tcache_t *tm_tc __attribute__((tls_model("initial-exec"))) = &tm_tcache_empty;
+static __thread int thread_state __attribute__((tls_model("initial-exec")));
+
+static pthread_key_t tcache_key;
+static tm_tcache_t *live_caches, *free_caches;
+
+tm_tcache_t *tm_tcache_live_first(void) { return live_caches; }
+
+static void tcache_destroy(void *arg) {
+    tm_tcache_t *tc = arg;
+    if (tc == NULL || tc != tm_tc) return;
+    tm_tc = &tm_tcache_empty;
+    thread_state = TM_THREAD_DEAD;
+    tm_slab_abandon_all(tc);
+    tm_stats_flush(tc);
+    tm_lock(&tm_tcache_lock);
+    if (tc->prev_live)
+        tc->prev_live->next_live = tc->next_live;
+    else
+        live_caches = tc->next_live;
+    if (tc->next_live) tc->next_live->prev_live = tc->prev_live;
+    tc->next_free = free_caches;
+    free_caches = tc;
+    tm_unlock(&tm_tcache_lock);
+}
+
+tm_tcache_t *tm_tcache_get_slow(void) {
+    tm_init();
+    if (thread_state == TM_THREAD_LIVE) return tm_tc;
+    if (thread_state == TM_THREAD_DEAD) return &tm_tcache_fallback;
+    tm_lock(&tm_tcache_lock);
+    tm_tcache_t *tc = free_caches;
+    if (tc) free_caches = tc->next_free;
+    tm_unlock(&tm_tcache_lock);
+    if (tc == NULL) tc = tm_meta_alloc(sizeof *tc);
+    if (tc == NULL) return NULL;
+    memset(tc, 0, sizeof *tc);
+    for (unsigned c = 0; c < TM_MAX_CLASSES; c++) tc->cur[c] = &tm_page_empty;
+    tm_lock(&tm_tcache_lock);
+    tc->next_live = live_caches;
+    if (live_caches) live_caches->prev_live = tc;
+    live_caches = tc;
+    tm_unlock(&tm_tcache_lock);
+    tm_tc = tc;
+    thread_state = TM_THREAD_LIVE;
+    /* May allocate (glibc's second-level key storage): tm_tc is already usable. */
+    pthread_setspecific(tcache_key, tc);
+    return tc;
+}
+
+void tm_tcache_init(void) {
+    tm_tcache_fallback.is_fallback = true;
+    pthread_key_create(&tcache_key, tcache_destroy);
+}
+
+void tm_tcache_fork_prepare(void) {
+    tm_lock(&tm_fallback_lock);
+    tm_lock(&tm_tcache_lock);
+}
+
+void tm_tcache_fork_parent(void) {
+    tm_unlock(&tm_tcache_lock);
+    tm_unlock(&tm_fallback_lock);
+}
+
+/* In the child only this thread runs: the caches of the others stay on the live list (their
+ * counters still count), and their pages are never collected, which leaks but is safe. */
+void tm_tcache_fork_child(void) {
+    tm_lock_reset(&tm_tcache_lock);
+    tm_lock_reset(&tm_fallback_lock);
+}

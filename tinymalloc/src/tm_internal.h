@@ -1,0 +1,290 @@
+/* tinymalloc internals: the one header of shared types, constants and fast-path helpers.
+ *
+ * Memory layout (see DESIGN.md):
+ *   - All memory comes in chunks of TM_CHUNK_SIZE aligned to TM_CHUNK_SIZE. A byte map indexed
+ *     by chunk number (tm_chunk_map) says which tier owns a chunk, or 0 for "not ours", so the
+ *     owner of any pointer is found in O(1) and foreign pointers are recognised.
+ *   - A slab chunk keeps its metadata out of band: page 0 holds the chunk header and one
+ *     descriptor per 64 KiB slab page; pages 1..63 hold blocks of one size class each.
+ *   - A huge block is its own mapping, chunk aligned, with a checked header just below the
+ *     user pointer.
+ */
+#ifndef TM_INTERNAL_H
+#define TM_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define TM_EXPORT __attribute__((visibility("default")))
+#define tm_likely(x) __builtin_expect(!!(x), 1)
+#define tm_unlikely(x) __builtin_expect(!!(x), 0)
+#define tm_noinline __attribute__((noinline))
+#define tm_cold __attribute__((cold, noinline))
+
+#define TM_ALIGN 16 /* every block is at least 16-byte aligned, as glibc gives */
+#define TM_OS_PAGE 4096UL
+
+#define TM_CHUNK_SHIFT 22
+#define TM_CHUNK_SIZE (1UL << TM_CHUNK_SHIFT) /* 4 MiB */
+#define TM_CHUNK_MASK (TM_CHUNK_SIZE - 1)
+#define TM_ADDR_BITS 47 /* user address space on x86_64 and aarch64 (4-level tables) */
+#define TM_CHUNK_MAP_SIZE (1UL << (TM_ADDR_BITS - TM_CHUNK_SHIFT))
+
+#define TM_PAGE_SHIFT 16
+#define TM_PAGE_SIZE (1UL << TM_PAGE_SHIFT) /* slab page: 64 KiB */
+#define TM_PAGES_PER_CHUNK (TM_CHUNK_SIZE / TM_PAGE_SIZE)
+
+#define TM_MAX_CLASSES 64
+#define TM_SMALL_MAX_LIMIT 16384 /* a slab page must hold at least 4 blocks */
+#define TM_SIZE_TABLE_LEN (TM_SMALL_MAX_LIMIT / TM_ALIGN + 1)
+
+/* Chunk kinds in tm_chunk_map. */
+enum { TM_KIND_NONE = 0, TM_KIND_SLAB = 1, TM_KIND_HUGE = 2, TM_KIND_META = 3 };
+
+/* ---- locks: a test-and-set spin lock that yields; held only on slow paths ---------------- */
+typedef struct {
+    _Atomic int v;
+} tm_lock_t;
+
+void tm_lock_slow(tm_lock_t *l);
+static inline void tm_lock(tm_lock_t *l) {
+    if (tm_likely(atomic_exchange_explicit(&l->v, 1, memory_order_acquire) == 0)) return;
+    tm_lock_slow(l);
+}
+static inline bool tm_trylock(tm_lock_t *l) {
+    return atomic_load_explicit(&l->v, memory_order_relaxed) == 0 &&
+           atomic_exchange_explicit(&l->v, 1, memory_order_acquire) == 0;
+}
+static inline void tm_unlock(tm_lock_t *l) { atomic_store_explicit(&l->v, 0, memory_order_release); }
+/* After fork() only the forking thread exists: every lock is made free again. */
+static inline void tm_lock_reset(tm_lock_t *l) { atomic_store_explicit(&l->v, 0, memory_order_relaxed); }
+
+/* ---- options (options.c) ---------------------------------------------------------------- */
+typedef struct {
+    uint32_t nclasses;
+    uint32_t class_size[TM_MAX_CLASSES];
+    uint32_t prealloc[TM_MAX_CLASSES]; /* blocks preallocated per class */
+    uint32_t small_max;                /* largest slab size; above goes to the next tier */
+    bool prefault;                     /* touch preallocated pages at start-up */
+    int stats;                         /* 0 off, 1 table on stderr, 2 json to stats_file */
+    char stats_file[256];              /* "%p" is replaced by the pid */
+    uint32_t slab_retain;              /* free slab pages kept committed before purging */
+    size_t reserve;                    /* bytes of address space reserved at a time */
+    bool verbose;
+} tm_options_t;
+
+extern tm_options_t tm_opt;
+void tm_options_init(void);
+
+/* ---- output without malloc (stats.c) ---------------------------------------------------- */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    int fd;
+} tm_out_t;
+void tm_out_str(tm_out_t *o, const char *s);
+void tm_out_u64(tm_out_t *o, uint64_t v, int width);
+void tm_out_hex(tm_out_t *o, uintptr_t v);
+void tm_out_flush(tm_out_t *o);
+void tm_message(const char *a, const char *b, const char *c); /* one line on stderr */
+__attribute__((noreturn)) void tm_fatal(const char *func, const char *what, const void *p);
+
+/* ---- OS layer (os.c): the only place that calls mmap/munmap/madvise/mremap --------------- */
+typedef struct {
+    _Atomic uint64_t mmap_calls, munmap_calls, madvise_calls, mremap_calls, mmap_failures;
+    _Atomic uint64_t mapped_bytes, mapped_peak, purged_bytes;
+} tm_os_stats_t;
+extern tm_os_stats_t tm_os_stats;
+
+void *tm_os_map(size_t size);                      /* read-write, lazily committed */
+void *tm_os_map_aligned(size_t size, size_t align); /* align: power of two >= page */
+void tm_os_unmap(void *p, size_t size);
+void tm_os_purge(void *p, size_t size); /* give pages back, keep the range */
+void tm_os_populate(void *p, size_t size);
+void *tm_os_remap(void *p, size_t old_size, size_t new_size, void *fixed);
+
+/* ---- chunks (chunk.c) ------------------------------------------------------------------- */
+extern uint8_t tm_chunk_map[TM_CHUNK_MAP_SIZE];
+
+static inline unsigned tm_chunk_kind(uintptr_t a) {
+    if (tm_unlikely(a >> TM_ADDR_BITS)) return TM_KIND_NONE;
+    return tm_chunk_map[a >> TM_CHUNK_SHIFT];
+}
+void tm_chunk_mark(uintptr_t start, size_t size, unsigned kind);
+void *tm_chunk_alloc(unsigned kind); /* one chunk from the reserved region, or NULL */
+void *tm_meta_alloc(size_t size);    /* zeroed metadata that is never freed (thread caches) */
+extern tm_lock_t tm_chunk_lock;
+
+/* ---- slab tier (slab.c) ----------------------------------------------------------------- */
+
+/* A free block stores its link in word 0 and a key in word 1. Links are encoded with a
+ * per-process secret so a use-after-free write cannot point the allocator anywhere chosen;
+ * the key marks "this block is free" and makes double frees cheap to detect. */
+typedef struct tm_block {
+    uintptr_t next;
+    uintptr_t key;
+} tm_block_t;
+
+extern uintptr_t tm_secret;
+
+static inline uintptr_t tm_encode(const tm_block_t *next, const tm_block_t *at) {
+    return (uintptr_t)next ^ tm_secret ^ ((uintptr_t)at >> 4);
+}
+static inline tm_block_t *tm_decode(uintptr_t v, const tm_block_t *at) {
+    return (tm_block_t *)(v ^ tm_secret ^ ((uintptr_t)at >> 4));
+}
+static inline uintptr_t tm_free_key(const tm_block_t *b) { return ~tm_secret ^ (uintptr_t)b; }
+
+struct tm_tcache;
+
+/* Descriptor of one slab page. All fields but thread_free are written only by the owner thread,
+ * or under a pool lock while the page has no owner.
+ * Invariant: used == capacity - len(free) + (1 if it is its owner's current page); blocks on
+ * thread_free count as used until the owner collects them. So the current page never reaches
+ * used == 0, and any other page with used == 0 is wholly free. */
+typedef struct tm_page {
+    tm_block_t *free;         /* owner's free list */
+    struct tm_tcache *owner;  /* owning thread cache; NULL while in a pool */
+    uint32_t used;            /* blocks out (or on thread_free, not yet collected) */
+    uint32_t capacity;        /* blocks carved so far from the page */
+    uint32_t reserved;        /* blocks that fit in the page */
+    uint32_t block_size;      /* 0 while the page is unassigned */
+    uint32_t inv;             /* floor(2^32 / block_size) + 1: exact offset / size */
+    uint8_t cls;
+    uint8_t full;       /* on the owner's full list */
+    uint8_t in_pool;    /* in a class pool or the free-page pool */
+    uint8_t committed;  /* pages not purged since last use */
+    _Atomic(tm_block_t *) thread_free; /* frees from other threads (one CAS each) */
+    struct tm_page *next, *prev;
+} tm_page_t;
+
+typedef struct tm_chunk_hdr {
+    uint32_t kind;
+    uint32_t npages;
+    tm_page_t pages[TM_PAGES_PER_CHUNK]; /* pages[0] is this header's page */
+} tm_chunk_hdr_t;
+
+static inline uintptr_t tm_page_start(const tm_page_t *pg) {
+    uintptr_t chunk = (uintptr_t)pg & ~TM_CHUNK_MASK;
+    size_t idx = (size_t)(pg - ((tm_chunk_hdr_t *)chunk)->pages);
+    return chunk + (idx << TM_PAGE_SHIFT);
+}
+
+/* Per-class queues in a thread cache. */
+typedef struct {
+    tm_page_t *avail;     /* pages that may have free blocks (not cur) */
+    tm_page_t *fullq;     /* pages that were found full */
+    uint32_t nfull;
+    uint32_t scan_skip;   /* refills to skip before scanning full pages again */
+} tm_classq_t;
+
+typedef struct tm_tcache {
+    tm_page_t *cur[TM_MAX_CLASSES];       /* allocation page per class, never NULL */
+    uint64_t nmalloc[TM_MAX_CLASSES];     /* counted by the owner, no atomics */
+    uint64_t nfree[TM_MAX_CLASSES];       /* frees by this thread, local or remote */
+    uint64_t flushed_malloc[TM_MAX_CLASSES], flushed_free[TM_MAX_CLASSES];
+    tm_classq_t q[TM_MAX_CLASSES];
+    struct tm_tcache *next_live, *prev_live; /* list of live caches, for statistics */
+    struct tm_tcache *next_free;
+    bool is_fallback;
+} tm_tcache_t;
+
+extern tm_page_t tm_page_empty;
+extern tm_tcache_t tm_tcache_empty;
+extern __thread tm_tcache_t *tm_tc __attribute__((tls_model("initial-exec")));
+
+extern uint8_t tm_size_class[TM_SIZE_TABLE_LEN];
+
+static inline unsigned tm_class_of(size_t n) { return tm_size_class[(n + TM_ALIGN - 1) / TM_ALIGN]; }
+
+void tm_slab_init(void);
+void *tm_slab_alloc_slow(tm_tcache_t *tc, unsigned cls);
+void tm_slab_free_slow(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b);
+void tm_slab_free_remote(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b);
+void tm_slab_double_free_check(tm_page_t *pg, tm_block_t *b);
+void tm_slab_abandon_all(tm_tcache_t *tc);
+int tm_slab_aligned_class(size_t n, size_t align); /* -1 when no class fits */
+void tm_slab_fork_prepare(void);
+void tm_slab_fork_parent(void);
+void tm_slab_fork_child(void);
+
+static inline void *tm_slab_alloc(tm_tcache_t *tc, unsigned cls) {
+    tm_page_t *pg = tc->cur[cls];
+    tm_block_t *b = pg->free;
+    if (tm_likely(b != NULL)) {
+        pg->free = tm_decode(b->next, b);
+        b->key = 0;
+        pg->used++;
+        tc->nmalloc[cls]++;
+        return b;
+    }
+    return tm_slab_alloc_slow(tc, cls);
+}
+
+/* The page owning a slab pointer, or NULL when the pointer is not the start of a block that
+ * was carved from the page. */
+static inline tm_page_t *tm_slab_page_of(uintptr_t a) {
+    tm_chunk_hdr_t *ch = (tm_chunk_hdr_t *)(a & ~TM_CHUNK_MASK);
+    tm_page_t *pg = &ch->pages[(a & TM_CHUNK_MASK) >> TM_PAGE_SHIFT];
+    uint32_t off = (uint32_t)(a & (TM_PAGE_SIZE - 1));
+    uint32_t idx = (uint32_t)(((uint64_t)off * pg->inv) >> 32);
+    if (tm_unlikely(idx * pg->block_size != off || idx >= pg->capacity)) return NULL;
+    return pg;
+}
+
+static inline void tm_slab_free(tm_page_t *pg, tm_block_t *b) {
+    tm_tcache_t *tc = tm_tc;
+    if (tm_likely(pg->owner == tc)) {
+        if (tm_unlikely(b->key == tm_free_key(b))) tm_slab_double_free_check(pg, b);
+        b->next = tm_encode(pg->free, b);
+        b->key = tm_free_key(b);
+        pg->free = b;
+        tc->nfree[pg->cls]++;
+        if (tm_unlikely(--pg->used == 0 || pg->full)) tm_slab_free_slow(tc, pg, b);
+        return;
+    }
+    tm_slab_free_remote(tc, pg, b);
+}
+
+/* ---- thread caches (tcache.c) ----------------------------------------------------------- */
+tm_tcache_t *tm_tcache_get_slow(void); /* a usable cache for this thread, creating it */
+void tm_tcache_init(void);
+void tm_tcache_fork_prepare(void);
+void tm_tcache_fork_parent(void);
+void tm_tcache_fork_child(void);
+tm_tcache_t *tm_tcache_live_first(void);
+extern tm_lock_t tm_tcache_lock;
+extern tm_tcache_t tm_tcache_fallback;
+extern tm_lock_t tm_fallback_lock;
+
+/* ---- huge blocks (huge.c) --------------------------------------------------------------- */
+void *tm_huge_alloc(size_t n, size_t align, bool zero);
+void tm_huge_free(void *p, const char *func);
+size_t tm_huge_usable(const void *p, const char *func);
+void *tm_huge_realloc(void *p, size_t n);
+typedef struct {
+    _Atomic uint64_t nalloc, nfree, cur_bytes, peak_bytes, nremap;
+} tm_huge_stats_t;
+extern tm_huge_stats_t tm_huge_stats;
+
+/* ---- statistics (stats.c) --------------------------------------------------------------- */
+typedef struct {
+    _Atomic uint64_t nmalloc, nfree, pages, peak_live;
+} tm_class_stats_t;
+extern tm_class_stats_t tm_class_stats[TM_MAX_CLASSES];
+void tm_stats_flush(tm_tcache_t *tc);
+void tm_stats_at_exit(void);
+
+/* ---- start-up (init.c) ------------------------------------------------------------------ */
+extern _Atomic int tm_initialized;
+void tm_init_slow(void);
+static inline void tm_init(void) {
+    if (tm_unlikely(!atomic_load_explicit(&tm_initialized, memory_order_acquire))) tm_init_slow();
+}
+
+static inline size_t tm_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
+
+#endif
