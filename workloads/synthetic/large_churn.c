@@ -1,0 +1,55 @@
+/* large-churn: large blocks, 64 KiB to 32 MiB (log-uniform). Each round allocates a working
+ * set of 16 blocks, replaces random ones 48 times, then frees them all, so the allocator
+ * sees the whole set freed and asked for again (munmap/mmap, or reuse of what it kept).
+ * Every page of every block is written. ops = allocations. */
+#include "wl.h"
+
+static const struct wl_spec spec = {
+    .name = "large-churn",
+    .summary = "large blocks 64 KiB-32 MiB: a working set freed and reallocated",
+    .threads = 1,
+    .quick = 0.1,
+    .tiny = 0.02,
+    .latency = 1,
+};
+
+#define SET 16
+#define REPLACE 48
+
+static void take(struct wl_ctx *c, struct wl_block *b) {
+    b->n = wl_log_uniform(&c->rng, 64 << 10, 32 << 20);
+    b->p = wl_malloc(c, b->n);
+    wl_fill_block(b->p, b->n);
+}
+
+static void drop(struct wl_ctx *c, struct wl_block *b) {
+    wl_check_block(b->p, b->n);
+    wl_free(c, b->p);
+}
+
+static void *run(void *arg) {
+    struct wl_worker *w = arg;
+    struct wl_ctx *c = &w->c;
+    struct wl_block set[SET];
+    while (c->ops < w->allocs) {
+        for (int i = 0; i < SET; i++)
+            take(c, &set[i]);
+        for (int k = 0; k < REPLACE; k++) {
+            struct wl_block *b = &set[wl_below(&c->rng, SET)];
+            drop(c, b);
+            take(c, b);
+        }
+        for (int i = 0; i < SET; i++)
+            drop(c, &set[i]);
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    wl_init(&spec, argc, argv);
+    uint64_t ops = 0;
+    double secs = wl_run_workers(run, wl_scaled(30000, 1), NULL, &ops);
+    wl_set_rss(wl_peak_rss_kb(), wl_rss_kb());
+    wl_report(ops, secs);
+    return 0;
+}
