@@ -238,9 +238,9 @@ class TreeSampler(threading.Thread):
 
     PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
-    def __init__(self, root, interval):
+    def __init__(self, root, interval, skip_root=False):
         super().__init__(daemon=True)
-        self.root, self.interval = root, interval
+        self.root, self.interval, self.skip_root = root, interval, skip_root
         self.samples = []          # [seconds, kb]
         self.peak_sum_kb = 0
         self.max_procs = 0
@@ -250,6 +250,8 @@ class TreeSampler(threading.Thread):
     def sample_once(self):
         total, n = 0, 0
         for pid in process_tree(self.root):
+            if self.skip_root and pid == self.root:
+                continue
             try:
                 with open(f"/proc/{pid}/statm") as f:
                     total += int(f.read().split()[1]) * self.PAGE_KB
@@ -288,15 +290,55 @@ def signal_name(sig):
         return f"signal {sig}"
 
 
-def run_measured(argv, env, cwd, timeout, stdout_path, stderr_path, sample_interval=0.02):
-    """Run argv in its own session; return rusage of the tree (wait4), the sampled sum of RSS
-    over processes alive at once, exit status and whether it timed out. Ctrl-C kills the tree
-    and re-raises."""
+TIME_FORMAT = "TMRUSAGE %e %U %S %M %R %F %w %c %x"
+TIME_FIELDS = ("wall_s", "user_s", "sys_s", "max_rss_kb", "minflt", "majflt", "nvcsw", "nivcsw", "exit")
+
+
+def parse_time_output(text):
+    """GNU time output written with -f TIME_FORMAT -> dict of TIME_FIELDS plus `signal`.
+
+    GNU time adds a line `Command terminated by signal N` (then `exit` is meaningless) or
+    `Command exited with non-zero status N` before the format line. Raises ValueError when
+    the format line is missing (time itself was killed)."""
+    out = None
+    sig = None
+    for line in text.splitlines():
+        m = re.match(r"Command terminated by signal (\d+)", line)
+        if m:
+            sig = int(m.group(1))
+        if line.startswith("TMRUSAGE "):
+            vals = line.split()[1:]
+            if len(vals) != len(TIME_FIELDS):
+                raise ValueError(f"bad GNU time line {line!r}")
+            out = {}
+            for k, v in zip(TIME_FIELDS, vals):
+                out[k] = float(v) if k.endswith("_s") else int(v)
+    if out is None:
+        raise ValueError("no GNU time record")
+    out["signal"] = sig
+    if sig is not None:
+        out["exit"] = None
+    return out
+
+
+def run_measured(argv, env, cwd, timeout, stdout_path, stderr_path, sample_interval=0.02, time_bin=None):
+    """Run argv in its own session; return its rusage, exit status, whether it timed out and the
+    sampled sum of RSS over the processes alive at once (`tree_peak_sum_kb`, `rss_samples`).
+
+    With time_bin (GNU time) the program runs as the child of GNU time, which reports the
+    rusage of the program's tree (ru_maxrss = the largest process). That matters: Linux keeps
+    a process's peak RSS across execve, so a child forked straight from this Python process
+    would report Python's RSS as its floor. Without time_bin the rusage comes from wait4.
+    Ctrl-C kills the tree and re-raises."""
+    rfile = None
+    if time_bin:
+        rfile = stdout_path + ".rusage"
+        argv = [time_bin, "-o", rfile, "-f", TIME_FORMAT] + list(argv)
     t0 = time.monotonic()
     with open(stdout_path, "wb") as so, open(stderr_path, "wb") as se:
         p = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=so, stderr=se,
                              start_new_session=True)
-    sampler = TreeSampler(p.pid, sample_interval) if sample_interval else None
+    sampler = TreeSampler(p.pid, sample_interval, skip_root=bool(time_bin)) if sample_interval else None
     if sampler:
         sampler.start()
     timed_out = threading.Event()
@@ -341,6 +383,7 @@ def run_measured(argv, env, cwd, timeout, stdout_path, stderr_path, sample_inter
         "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
         "timed_out": timed_out.is_set(),
         "timeout_s": timeout,
+        "rusage_from": "wait4",
         "user_s": ru.ru_utime,
         "sys_s": ru.ru_stime,
         "max_rss_kb": ru.ru_maxrss,
@@ -349,6 +392,22 @@ def run_measured(argv, env, cwd, timeout, stdout_path, stderr_path, sample_inter
         "nvcsw": ru.ru_nvcsw,
         "nivcsw": ru.ru_nivcsw,
     }
+    if rfile:
+        rec["rusage_from"] = "GNU time"
+        try:
+            with open(rfile) as f:
+                tr = parse_time_output(f.read())
+            rec.update({k: v for k, v in tr.items() if k != "wall_s"})
+            rec["program_wall_s"] = tr["wall_s"]
+        except (OSError, ValueError) as e:
+            if not rec["timed_out"] and rec["signal"] is None:
+                rec["rusage_error"] = str(e)
+            for k in ("user_s", "sys_s", "max_rss_kb", "minflt", "majflt", "nvcsw", "nivcsw"):
+                rec[k] = None
+        try:
+            os.unlink(rfile)
+        except OSError:
+            pass
     if sampler:
         rec["tree_peak_sum_kb"] = sampler.peak_sum_kb
         rec["tree_max_procs"] = sampler.max_procs
@@ -361,6 +420,8 @@ def status_problem(rec, expect_exit=0):
     """None when the run ended as expected, else why not (timeout, signal, exit status)."""
     if rec.get("timed_out"):
         return f"timeout after {rec.get('timeout_s')} s"
+    if rec.get("rusage_error"):
+        return f"no rusage: {rec['rusage_error']}"
     if rec.get("signal") is not None:
         return f"killed by {signal_name(rec['signal'])}"
     if expect_exit is not None and rec.get("exit") != expect_exit:

@@ -1,0 +1,154 @@
+#!/usr/bin/python3
+"""Draw the PNG plots of a tabulated bench run (matplotlib, Debian python3-matplotlib).
+
+Usage: scripts/plots.py RUN_DIR        (reads RUN_DIR/summary.json, writes RUN_DIR/plots/)
+
+  plots/time_ratio.png   time per workload and allocator relative to glibc (or to the best
+                         allocator when glibc is not in the run); FAIL cells are marked
+  plots/rss_ratio.png    peak RSS (largest process) likewise
+  plots/mem_NAME.png     RSS over time of workload NAME, one line per allocator, when the
+                         program printed rss_kb_samples in its TMBENCH line
+
+Exit status: 0 ok, 2 RUN_DIR has no summary.json (run scripts/tabulate.py), 3 matplotlib missing.
+"""
+import argparse
+import json
+import os
+import sys
+
+
+def _mpl():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _label(c, multi):
+    return f"{c['workload']}@{c['host']}" if multi else c["workload"]
+
+
+def ratio_plot(plt, cells, allocs, key_glibc, key_best, ylabel, title, path, multi):
+    groups = []
+    for c in cells:
+        lab = _label(c, multi)
+        if lab not in groups:
+            groups.append(lab)
+    use_glibc = any(c.get(key_glibc) for c in cells)
+    key = key_glibc if use_glibc else key_best
+    ref = "glibc" if use_glibc else "the best allocator"
+    n = len(allocs)
+    width = 0.8 / max(n, 1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 + len(groups) * (0.35 + 0.18 * n)), 4.2))
+    cmap = plt.get_cmap("tab10")
+    for i, a in enumerate(allocs):
+        xs, ys, lo, hi = [], [], [], []
+        for gi, g in enumerate(groups):
+            c = next((c for c in cells if _label(c, multi) == g and c["allocator"] == a), None)
+            x = gi - 0.4 + width * (i + 0.5)
+            if c is None:
+                continue
+            if c["status"] == "FAIL":
+                ax.text(x, 0.02, "FAIL", rotation=90, ha="center", va="bottom", fontsize=7, color="red",
+                        transform=ax.get_xaxis_transform())
+            elif c.get(key):
+                xs.append(x)
+                ys.append(c[key])
+                m, q1, q3 = c.get("time_median_s"), c.get("time_q1_s"), c.get("time_q3_s")
+                if key.startswith("ratio") and m and q1 is not None and q3 is not None:
+                    lo.append(c[key] * (1 - q1 / m))
+                    hi.append(c[key] * (q3 / m - 1))
+                else:
+                    lo.append(0)
+                    hi.append(0)
+        ax.bar(xs, ys, width, label=a, color=cmap(i % 10),
+               yerr=[lo, hi] if any(lo) or any(hi) else None, capsize=2, error_kw={"linewidth": 0.8})
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels(groups, rotation=30 if len(groups) > 3 else 0, ha="right" if len(groups) > 3 else "center",
+                       fontsize=8)
+    ax.set_ylabel(f"{ylabel} relative to {ref}")
+    ax.set_title(f"{title} (lower is better)" + ("; bars: interquartile range" if key.startswith("ratio") else ""),
+                 fontsize=10)
+    ax.legend(fontsize=8, ncol=min(n, 5))
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def mem_plot(plt, wl, cells, path):
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for c in cells:
+        s = c.get("rss_kb_samples")
+        if not s:
+            continue
+        try:
+            xs = [float(p[0]) for p in s]
+            ys = [float(p[1]) / 1024 for p in s]
+        except (TypeError, ValueError, IndexError):
+            continue
+        ax.plot(xs, ys, label=c["allocator"] + (f"@{c['host']}" if c.get("_multi") else ""), linewidth=1.2)
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("RSS (MiB)")
+    ax.set_title(f"{wl}: RSS over time (from the program's samples)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def make_plots(summary, out_dir):
+    """-> {"time_ratio": relpath, "rss_ratio": relpath, "mem_NAME": relpath, ...}; raises ImportError
+    without matplotlib."""
+    plt = _mpl()
+    cells = summary["cells"]
+    multi = len({c["host"] for c in cells}) > 1
+    allocs = []
+    for c in cells:
+        if c["allocator"] not in allocs:
+            allocs.append(c["allocator"])
+    pdir = os.path.join(out_dir, "plots")
+    os.makedirs(pdir, exist_ok=True)
+    out = {}
+    if any(c.get("time_median_s") for c in cells):
+        ratio_plot(plt, cells, allocs, "ratio_glibc", "ratio_best", "time", "Time per workload",
+                   os.path.join(pdir, "time_ratio.png"), multi)
+        out["time_ratio"] = "plots/time_ratio.png"
+    if any(c.get("rss_max_kb") for c in cells):
+        ratio_plot(plt, cells, allocs, "rss_ratio_glibc", "rss_ratio_best", "peak RSS", "Peak RSS per workload",
+                   os.path.join(pdir, "rss_ratio.png"), multi)
+        out["rss_ratio"] = "plots/rss_ratio.png"
+    wls = []
+    for c in cells:
+        if c.get("rss_kb_samples") and c["workload"] not in wls:
+            wls.append(c["workload"])
+    for wl in wls:
+        cs = [dict(c, _multi=multi) for c in cells if c["workload"] == wl and c["status"] != "FAIL"]
+        fn = f"mem_{wl}.png"
+        mem_plot(plt, wl, cs, os.path.join(pdir, fn))
+        out[f"mem_{wl}"] = f"plots/{fn}"
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run_dir")
+    args = ap.parse_args(argv)
+    sp = os.path.join(args.run_dir, "summary.json")
+    if not os.path.exists(sp):
+        print(f"plots: {sp} not found; run scripts/tabulate.py {args.run_dir} first", file=sys.stderr)
+        return 2
+    try:
+        out = make_plots(json.load(open(sp)), args.run_dir)
+    except ImportError as e:
+        print(f"plots: matplotlib missing ({e}); apt-get install python3-matplotlib", file=sys.stderr)
+        return 3
+    for v in out.values():
+        print(os.path.join(args.run_dir, v))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
