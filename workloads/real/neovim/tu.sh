@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Run step of "neovim-tu": a fixed list of neovim's largest translation units (by source
+# size; default 10, quick 2, tiny the smallest one), compiled one after another with the exact
+# commands of compile_commands.json from the prepared build-tu tree (objects go to a scratch
+# directory). The environment is kept: the harness's LD_PRELOAD reaches cc, cc1 and as.
+# Check: every compiler run exits 0 and leaves an ELF object. ops = translation units.
+WL=neovim-tu PREP=neovim-tu
+source "$(dirname "$0")/../lib.sh"
+parse_scale "$@"
+script=$CACHE/neovim/tu-$SCALE.sh
+need "$script" "$CACHE/neovim/.prepared"
+mktmp
+t0=$EPOCHREALTIME
+OUT=$TMP bash -e "$script" > "$TMP/log" 2>&1 || { tail -30 "$TMP/log" >&2; fail "a compiler run failed"; }
+t1=$EPOCHREALTIME
+n=0
+for o in "$TMP"/*.o; do
+    [ "$(head -c4 "$o" | od -An -c | tr -d ' ')" = '177ELF' ] || fail "$o is not an ELF object"
+    n=$((n + 1))
+done
+want=$(grep -c '^cd ' "$script")
+[ "$n" = "$want" ] || fail "$n objects, expected $want"
+tmbench "$n" "$(elapsed "$t0" "$t1")"
+echo "check: ok"

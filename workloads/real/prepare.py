@@ -1,0 +1,468 @@
+#!/usr/bin/python3
+"""Prepare the real workloads of the tinymalloc bench: install Debian packages, fetch and build
+Debian source packages, generate inputs. Everything fetched, built or generated goes under
+cache/real/ (ignored by git). Run once; the bench harness only runs and checks.
+
+usage: workloads/real/prepare.py [--all | NAME...] [--force] [--list] [--no-install]
+
+  NAME...       prepare these workloads (see --list); several workloads share one step
+                (neovim-build and neovim-tu share the neovim source and build)
+  --all         prepare every workload (the default when no NAME is given)
+  --force       redo steps that are already done (their stamps are ignored)
+  --list        print the workload names and what each prepares, then exit
+  --no-install  never call apt-get: fail (exit 3) when a package or source is missing
+
+Idempotent: a finished step leaves a stamp (cache/real/<step>/.prepared) holding the recipe
+version; it is skipped while the stamp matches and its outputs exist.
+
+Needs root for apt-get (packages, `apt-get build-dep`, and enabling deb-src entries when the
+apt sources have none). Debian 12 keeps them in /etc/apt/sources.list.d/debian.sources
+(deb822: `deb-src` is added to its Types lines); a classic sources.list gets a
+sources.list.d/tinymalloc-deb-src.list with the deb lines repeated as deb-src.
+
+Exit status:
+  0  every requested workload is prepared
+  1  a step failed (its output is shown; the stamp is not written)
+  2  usage error (unknown workload name, bad option)
+  3  a prerequisite cannot be had here: not root and packages are missing, --no-install
+     and something is missing, or apt-get cannot install/fetch (the tests SKIP on this)
+"""
+import argparse
+import glob
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CACHE = os.path.join(ROOT, "cache", "real")
+HERE = os.path.join(ROOT, "workloads", "real")
+sys.path.insert(0, HERE)
+
+import gen_inputs  # noqa: E402  (input generators: sqlite, gs, z3)
+
+SCALES = ("default", "quick", "tiny")
+
+
+class Unavailable(Exception):
+    """A prerequisite cannot be had on this machine (exit 3)."""
+
+
+class StepFailed(Exception):
+    """A preparation step failed (exit 1)."""
+
+
+def log(msg):
+    print(f"prepare-real: {msg}", flush=True)
+
+
+def clean_env():
+    """The environment for preparation: never under a preloaded allocator."""
+    env = dict(os.environ)
+    for k in ("LD_PRELOAD", "MALLOC_CONF", "TINYMALLOC_CONF", "PYTHONMALLOC"):
+        env.pop(k, None)
+    env["DEBIAN_FRONTEND"] = "noninteractive"
+    env["LC_ALL"] = "C"
+    return env
+
+
+def run(cmd, cwd=None, env=None, quiet=False, unavailable_on_fail=False):
+    log("$ " + " ".join(shlex.quote(c) for c in cmd) + (f"   (in {os.path.relpath(cwd, ROOT)})" if cwd else ""))
+    p = subprocess.run(cmd, cwd=cwd, env=env or clean_env(), stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, errors="replace")
+    if p.returncode != 0:
+        tail = "\n".join(p.stdout.splitlines()[-40:])
+        msg = f"command failed (exit {p.returncode}): {' '.join(cmd)}\n{tail}"
+        raise (Unavailable if unavailable_on_fail else StepFailed)(msg)
+    if not quiet and p.stdout.strip():
+        for line in p.stdout.splitlines()[-5:]:
+            print("    " + line)
+    return p.stdout
+
+
+# ---- apt ---------------------------------------------------------------------------------
+class Apt:
+    def __init__(self, allow_install):
+        self.allow = allow_install
+        self.updated = False
+
+    def _require_root(self, what):
+        if not self.allow:
+            raise Unavailable(f"{what} is missing and --no-install was given")
+        if os.geteuid() != 0:
+            raise Unavailable(f"{what} is missing and installing it needs root")
+
+    def update(self):
+        if not self.updated:
+            run(["apt-get", "update", "-qq"], quiet=True, unavailable_on_fail=True)
+            self.updated = True
+
+    @staticmethod
+    def missing(pkgs):
+        out = []
+        for p in pkgs:
+            r = subprocess.run(["dpkg-query", "-W", "-f", "${Status}", p], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+            if r.returncode != 0 or "ok installed" not in r.stdout:
+                out.append(p)
+        return out
+
+    def install(self, pkgs):
+        miss = self.missing(pkgs)
+        if not miss:
+            return
+        self._require_root("Debian package(s) " + " ".join(miss))
+        self.update()
+        run(["apt-get", "install", "-y", "-qq", "--no-install-recommends"] + miss, quiet=True,
+            unavailable_on_fail=True)
+
+    def deb_src_enabled(self):
+        for f in glob.glob("/etc/apt/sources.list.d/*.sources"):
+            for line in open(f, errors="replace"):
+                if line.startswith("Types:") and "deb-src" in line.split():
+                    return True
+        for f in ["/etc/apt/sources.list"] + glob.glob("/etc/apt/sources.list.d/*.list"):
+            if os.path.exists(f):
+                for line in open(f, errors="replace"):
+                    if line.strip().startswith("deb-src "):
+                        return True
+        return False
+
+    def enable_deb_src(self):
+        if self.deb_src_enabled():
+            return
+        self._require_root("a deb-src entry in the apt sources")
+        changed = False
+        for f in glob.glob("/etc/apt/sources.list.d/*.sources"):
+            lines = open(f).read().splitlines(keepends=True)
+            new = []
+            for line in lines:
+                if line.startswith("Types:") and line.split()[1:] == ["deb"]:
+                    line = "Types: deb deb-src\n"
+                    changed = True
+                new.append(line)
+            if changed:
+                log(f"enabling deb-src in {f}")
+                with open(f, "w") as fh:
+                    fh.writelines(new)
+        if not changed and os.path.exists("/etc/apt/sources.list"):
+            src = [("deb-src " + line.strip()[4:] + "\n") for line in open("/etc/apt/sources.list")
+                   if line.strip().startswith("deb ")]
+            if src:
+                path = "/etc/apt/sources.list.d/tinymalloc-deb-src.list"
+                log(f"writing {path}")
+                with open(path, "w") as fh:
+                    fh.writelines(src)
+                changed = True
+        if not changed:
+            raise Unavailable("no apt source entry found to enable deb-src for")
+        self.updated = False
+        self.update()
+
+    def source(self, pkg, dest):
+        """apt-get source PKG into dest (unpacked, Debian patches applied); return the tree."""
+        os.makedirs(dest, exist_ok=True)
+        trees = [d for d in glob.glob(os.path.join(dest, pkg + "-*")) if os.path.isdir(d)]
+        if trees:
+            return sorted(trees)[-1]
+        self.install(["dpkg-dev"])
+        self.enable_deb_src()
+        if not self.allow:
+            raise Unavailable(f"source package {pkg} is missing and --no-install was given")
+        self.update()
+        run(["apt-get", "source", "-qq", pkg], cwd=dest, unavailable_on_fail=True)
+        trees = [d for d in glob.glob(os.path.join(dest, pkg + "-*")) if os.path.isdir(d)]
+        if not trees:
+            raise StepFailed(f"apt-get source {pkg} left no {pkg}-* tree in {dest}")
+        return sorted(trees)[-1]
+
+    def build_dep(self, pkg, tree):
+        """apt-get build-dep PKG, unless dpkg-checkbuilddeps says the tree's are installed."""
+        if subprocess.run(["dpkg-checkbuilddeps"], cwd=tree, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0:
+            return
+        self._require_root(f"the build dependencies of {pkg}")
+        self.enable_deb_src()
+        self.update()
+        run(["apt-get", "build-dep", "-y", "-qq", pkg], quiet=True, unavailable_on_fail=True)
+
+
+# ---- steps -------------------------------------------------------------------------------
+class Step:
+    name = ""
+    version = 1
+    packages = []
+
+    def __init__(self, apt):
+        self.apt = apt
+        self.dir = os.path.join(CACHE, self.name)
+
+    def stamp_path(self):
+        return os.path.join(self.dir, ".prepared")
+
+    def done(self):
+        try:
+            return json.load(open(self.stamp_path())).get("version") == self.version and self.outputs_ok()
+        except (OSError, ValueError):
+            return False
+
+    def outputs_ok(self):
+        return True
+
+    def prepare(self, force):
+        if not force and self.done():
+            log(f"{self.name}: already prepared")
+            return
+        os.makedirs(self.dir, exist_ok=True)
+        if os.path.exists(self.stamp_path()):
+            os.unlink(self.stamp_path())
+        self.apt.install(self.packages)
+        self.build()
+        if not self.outputs_ok():
+            raise StepFailed(f"{self.name}: outputs missing after preparation")
+        with open(self.stamp_path(), "w") as fh:
+            json.dump({"version": self.version}, fh)
+        log(f"{self.name}: prepared")
+
+    def build(self):
+        pass
+
+
+class LuaStep(Step):
+    name = "lua"
+    packages = ["lua5.4"]
+
+    def build(self):
+        for s in SCALES:
+            if s != "default":
+                run(["/usr/bin/lua5.4", os.path.join(HERE, "lua", "churn.lua"), "--scale", s], quiet=True)
+
+
+class PythonStep(Step):
+    name = "python"
+    packages = ["python3"]
+
+    def build(self):
+        env = clean_env()
+        env["PYTHONMALLOC"] = "malloc"
+        run(["/usr/bin/python3", os.path.join(HERE, "python", "churn.py"), "--scale", "tiny"], env=env,
+            quiet=True)
+
+
+class SqliteStep(Step):
+    name = "sqlite"
+    packages = ["sqlite3"]
+    version = 1
+
+    def outputs_ok(self):
+        return all(os.path.exists(os.path.join(self.dir, f"{s}.sql")) and
+                   os.path.exists(os.path.join(self.dir, f"{s}.expected")) for s in SCALES)
+
+    def build(self):
+        for s in SCALES:
+            gen_inputs.write_sqlite(self.dir, s)
+
+
+class GhostscriptStep(Step):
+    name = "ghostscript"
+    packages = ["ghostscript"]
+    version = 1
+
+    def outputs_ok(self):
+        return all(os.path.exists(os.path.join(self.dir, f"{s}.ps")) and
+                   os.path.exists(os.path.join(self.dir, f"{s}.expected")) for s in SCALES)
+
+    def build(self):
+        for s in SCALES:
+            ps = gen_inputs.write_postscript(self.dir, s)
+            # Reference rendering, made here without any preloaded allocator.
+            out = run(["bash", "-c", 'set -o pipefail; gs -q -dSAFER -dBATCH -dNOPAUSE '
+                       + gen_inputs.GS_ARGS + ' -sOutputFile=- "$1" | md5sum', "gs", ps], quiet=True)
+            with open(os.path.join(self.dir, f"{s}.expected"), "w") as fh:
+                fh.write(out.split()[0] + "\n")
+
+
+class Z3Step(Step):
+    name = "z3"
+    packages = ["z3"]
+    version = 1
+
+    def outputs_ok(self):
+        return all(os.path.exists(os.path.join(self.dir, f"{s}.smt2")) and
+                   os.path.exists(os.path.join(self.dir, f"{s}.expected")) for s in SCALES)
+
+    def build(self):
+        for s in SCALES:
+            gen_inputs.write_z3(self.dir, s)
+
+
+class RedisStep(Step):
+    name = "redis"
+    # redis-tools: redis-benchmark (client, not preloaded); build-essential: make, cc.
+    packages = ["redis-tools", "build-essential", "pkg-config", "dpkg-dev"]
+    version = 1
+
+    def server(self):
+        trees = sorted(d for d in glob.glob(os.path.join(self.dir, "redis-*")) if os.path.isdir(d))
+        return os.path.join(trees[-1], "src", "redis-server") if trees else None
+
+    def outputs_ok(self):
+        s = self.server()
+        return bool(s) and os.access(s, os.X_OK)
+
+    def build(self):
+        tree = self.apt.source("redis", self.dir)
+        # Debian builds redis against jemalloc (USE_SYSTEM_JEMALLOC=yes) and uses its extended
+        # API; MALLOC=libc makes zmalloc call plain malloc/free/malloc_usable_size.
+        run(["make", f"-j{os.cpu_count() or 2}", "MALLOC=libc", "BUILD_TLS=no", "USE_SYSTEMD=no",
+             "redis-server"], cwd=os.path.join(tree, "src"), quiet=True)
+        out = run(["ldd", os.path.join(tree, "src", "redis-server")], quiet=True)
+        if "jemalloc" in out or "tcmalloc" in out:
+            raise StepFailed("redis-server is still linked to an allocator library:\n" + out)
+
+
+class NeovimStep(Step):
+    """Debian's neovim source, configured like debian/rules (plus ENABLE_LTO=OFF) in two build
+    trees: build/ (cleaned and rebuilt by neovim-build) and build-tu/ (fully built once; its
+    generated headers and compile_commands.json serve neovim-tu)."""
+    name = "neovim"
+    packages = ["ninja-build", "cmake", "dpkg-dev"]
+    version = 1
+    TU_COUNT = {"default": 10, "quick": 2, "tiny": 1}
+
+    def tree(self):
+        trees = sorted(d for d in glob.glob(os.path.join(self.dir, "neovim-*")) if os.path.isdir(d))
+        return trees[-1] if trees else None
+
+    def outputs_ok(self):
+        return (os.access(os.path.join(self.dir, "build", "bin", "nvim"), os.X_OK)
+                and os.access(os.path.join(self.dir, "build-tu", "bin", "nvim"), os.X_OK)
+                and all(os.path.exists(os.path.join(self.dir, f"tu-{s}.sh")) for s in SCALES))
+
+    def flags(self, tree):
+        env = clean_env()
+        env["DEB_BUILD_MAINT_OPTIONS"] = "hardening=+all"
+
+        def get(v):
+            return subprocess.run(["dpkg-buildflags", "--get", v], env=env, cwd=tree, text=True,
+                                  stdout=subprocess.PIPE, check=True).stdout.strip()
+        # As debian/rules: FORTIFY_SOURCE=1 (old-style VLAs), CPPFLAGS folded into CFLAGS.
+        cpp = get("CPPFLAGS").replace("_FORTIFY_SOURCE=2", "_FORTIFY_SOURCE=1")
+        env["CFLAGS"] = f"{get('CFLAGS')} {cpp} -DDISABLE_LOG -fno-strict-aliasing"
+        env["CXXFLAGS"] = f"{get('CXXFLAGS')} {cpp}"
+        env["LDFLAGS"] = get("LDFLAGS")
+        return env
+
+    def configure(self, tree, bdir):
+        env = self.flags(tree)
+        multiarch = subprocess.run(["dpkg-architecture", "-qDEB_HOST_MULTIARCH"], text=True,
+                                   stdout=subprocess.PIPE, check=True).stdout.strip()
+        luajit = not Apt.missing(["luajit"])
+        if os.path.exists(os.path.join(bdir, "build.ninja")):
+            return
+        run(["cmake", "-S", tree, "-B", bdir, "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release",
+             "-DBUSTED_OUTPUT_TYPE=nvim", f"-DPREFER_LUA={'OFF' if luajit else 'ON'}",
+             f"-DLIBLUV_LIBRARY:FILEPATH=/usr/lib/{multiarch}/lua/5.1/luv.so",
+             "-DLIBLUV_INCLUDE_DIR:PATH=/usr/include/lua5.1", f"-DCOMPILE_LUA={'OFF' if luajit else 'ON'}",
+             "-DENABLE_LTO=OFF", "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON"], cwd=tree, env=env, quiet=True)
+
+    def build(self):
+        tree = self.apt.source("neovim", self.dir)
+        self.apt.build_dep("neovim", tree)
+        jobs = f"-j{os.cpu_count() or 2}"
+        for b in ("build", "build-tu"):
+            bdir = os.path.join(self.dir, b)
+            self.configure(tree, bdir)
+            run(["ninja", jobs, "-C", bdir], quiet=True)
+        nvim = os.path.join(self.dir, "build", "bin", "nvim")
+        out = run([nvim, "--headless", "-u", "NONE", "-c", "lua io.stdout:write(1+1)", "-c", "q"], quiet=True)
+        if out.strip() != "2":
+            raise StepFailed(f"built nvim printed {out!r}, expected '2'")
+        self.write_tu_commands()
+
+    def write_tu_commands(self):
+        """The largest translation units of the nvim target, by source size: a fixed list."""
+        bdir = os.path.join(self.dir, "build-tu")
+        db = json.load(open(os.path.join(bdir, "compile_commands.json")))
+        units = [e for e in db if "/nvim.dir/" in e["command"] and e["file"].endswith(".c")]
+        units.sort(key=lambda e: (-os.path.getsize(e["file"]), e["file"]))
+        out = {}
+        for s, n in self.TU_COUNT.items():
+            pick = units[:n] if s != "tiny" else units[-1:]  # tiny: the smallest unit
+            cmds = []
+            for e in pick:
+                argv = shlex.split(e["command"])
+                i = argv.index("-o")
+                argv[i + 1] = "@OUT@/" + os.path.basename(argv[i + 1])
+                cmds.append({"directory": e["directory"], "file": e["file"], "argv": argv})
+            out[s] = cmds
+        with open(os.path.join(self.dir, "tu-commands.json"), "w") as fh:
+            json.dump(out, fh, indent=1)
+        for s, cmds in out.items():  # what neovim/tu.sh runs: OUT=<scratch dir> bash -e tu-S.sh
+            with open(os.path.join(self.dir, f"tu-{s}.sh"), "w") as fh:
+                fh.write("# generated by workloads/real/prepare.py: the neovim-tu commands\n")
+                for c in cmds:
+                    argv = " ".join('"$OUT"/' + shlex.quote(a[6:]) if a.startswith("@OUT@/") else shlex.quote(a)
+                                    for a in c["argv"])
+                    fh.write(f"cd {shlex.quote(c['directory'])}\n{argv}\n")
+
+
+STEPS = {c.name: c for c in (LuaStep, PythonStep, SqliteStep, GhostscriptStep, Z3Step, RedisStep,
+                             NeovimStep)}
+# workload name (bench/manifest/real.json) -> preparation step
+WORKLOADS = {
+    "lua": "lua",
+    "python": "python",
+    "sqlite": "sqlite",
+    "ghostscript": "ghostscript",
+    "z3": "z3",
+    "redis": "redis",
+    "neovim-build": "neovim",
+    "neovim-tu": "neovim",
+}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(
+        prog="workloads/real/prepare.py", description=__doc__.split("\n\n")[0],
+        epilog="Exit status: 0 prepared, 1 a step failed, 2 usage error, 3 prerequisite unavailable "
+               "(not root, --no-install, or apt-get failed).")
+    ap.add_argument("names", nargs="*", metavar="NAME", help="workloads to prepare: " + ", ".join(WORKLOADS))
+    ap.add_argument("--all", action="store_true", help="prepare every workload (default without NAME)")
+    ap.add_argument("--force", action="store_true", help="redo steps already done")
+    ap.add_argument("--list", action="store_true", help="list workloads and their steps")
+    ap.add_argument("--no-install", action="store_true", help="never call apt-get")
+    args = ap.parse_args(argv)
+    if args.list:
+        for w, s in WORKLOADS.items():
+            st = STEPS[s](Apt(False))
+            print(f"{w:14} step {s:12} {'prepared' if st.done() else 'not prepared'}")
+        return 0
+    unknown = [n for n in args.names if n not in WORKLOADS]
+    if unknown:
+        ap.print_usage(sys.stderr)
+        print(f"unknown workload(s): {' '.join(unknown)}; known: {' '.join(WORKLOADS)}", file=sys.stderr)
+        return 2
+    names = list(WORKLOADS) if args.all or not args.names else args.names
+    steps = []
+    for n in names:
+        if WORKLOADS[n] not in steps:
+            steps.append(WORKLOADS[n])
+    apt = Apt(not args.no_install)
+    status = 0
+    for s in steps:
+        try:
+            STEPS[s](apt).prepare(args.force)
+        except Unavailable as e:
+            print(f"prepare-real: {s}: unavailable: {e}", file=sys.stderr)
+            status = max(status, 3) if status != 1 else 1
+        except StepFailed as e:
+            print(f"prepare-real: {s}: FAILED: {e}", file=sys.stderr)
+            status = 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
