@@ -36,6 +36,7 @@ import os
 import platform
 import random
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -133,11 +134,15 @@ def run_one(args, alloc, lib, mode, pin):
     if lib is not None:
         env["LD_PRELOAD"] = lib
     rec = {"mode": mode, "allocator": alloc, "ok": False}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
     except subprocess.TimeoutExpired:
         rec["error"] = f"timeout after {args.timeout}s"
         return rec
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # Involuntary context switches of this run: how often another task took its CPU.
+    rec["nivcsw"] = after.ru_nivcsw - before.ru_nivcsw
     rec["exit"] = p.returncode
     if p.returncode != 0:
         rec["error"] = f"exit {p.returncode}: {p.stderr.strip()[-300:]}"
@@ -231,6 +236,9 @@ def render(env, allocs, modes, stats, failures):
         where = info["library"] or "no preload (libc.so.6)"
         ver = f" ({info['package']} {info['version']})" if info["package"] else ""
         out.append(f"- {a}: `{where}`{ver}")
+    if env.get("nivcsw_median") is not None:
+        out.append(f"- involuntary context switches per run (another task took the CPU): median "
+                   f"{env['nivcsw_median']:g}, max {env['nivcsw_max']} over {env['runs_total']} runs")
     out.append("")
     out.append("Cells: ns per malloc+free pair, median (min-max) over the repetitions. "
                "`pair N`: malloc(N)/free loop; `lifo`/`fifo`: batches of 1000 mixed sizes "
@@ -378,6 +386,10 @@ def main():
         nfail = sum(1 for r in runs if not r["ok"])
         print(f"micro_bench: round {rep + 1}/{args.reps} done ({nfail} failed runs so far)", file=sys.stderr)
     env["loadavg_end"] = os.getloadavg()[0]
+    env["runs_total"] = len(runs)
+    csw = [r["nivcsw"] for r in runs if "nivcsw" in r]
+    env["nivcsw_median"] = statistics.median(csw) if csw else None
+    env["nivcsw_max"] = max(csw) if csw else None
 
     stats = {}
     failures = {}
