@@ -1,0 +1,48 @@
+# Bench harness: `make bench`, `make bench-quick` (see bench/run.py --help).
+#   WORKLOADS=a,b  ALLOCATORS=glibc,jemalloc,name=/path/lib.so  RUNS=N  ALLOCATORS_FILE=f
+#   SHARD=i/n  BENCH_ARGS="--no-strace ..."   make bench-resume RUN_ID=...
+#   make bench-merge MERGE="results/A results/B"
+
+BENCH_PROBE := $(BUILD)/bench/tm-probe.so
+BENCH_ARGS ?=
+comma := ,
+bench_opts = $(if $(WORKLOADS),--workloads '$(WORKLOADS)') \
+             $(if $(ALLOCATORS),--allocators '$(ALLOCATORS)') \
+             $(if $(ALLOCATORS_FILE),--allocators-file '$(ALLOCATORS_FILE)') \
+             $(if $(RUNS),--runs $(RUNS)) $(if $(SHARD),--shard $(SHARD))
+# tinymalloc is built when it is in the matrix: no ALLOCATORS (the default matrix) or named in it.
+bench_wants_tm = $(if $(strip $(ALLOCATORS)),$(filter tinymalloc,$(subst $(comma), ,$(ALLOCATORS))),yes)
+
+$(BENCH_PROBE): bench/probe.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -fPIC -shared -Wall -Wextra -Werror -o $@ $< -ldl
+
+bench-setup:
+	$(PYTHON) scripts/setup.py
+
+bench-prereqs: bench-setup
+	$(MAKE) $(BENCH_PROBE)
+	@if [ -n "$(bench_wants_tm)" ]; then \
+	    $(MAKE) lib || { echo "make bench: building tinymalloc failed; bench the others with" \
+	        "ALLOCATORS=glibc,jemalloc,mimalloc,tcmalloc" >&2; exit 3; }; fi
+	@if $(MAKE) -n workloads >/dev/null 2>&1; then \
+	    $(MAKE) workloads || echo "make bench: warning: \`make workloads\` failed;" \
+	        "the workloads it builds will show as FAIL" >&2; fi
+
+bench: bench-prereqs
+	$(PYTHON) bench/run.py --scale default $(bench_opts) $(BENCH_ARGS)
+
+bench-quick: bench-prereqs
+	$(PYTHON) bench/run.py --scale quick $(bench_opts) $(BENCH_ARGS)
+
+bench-resume: bench-setup
+	@[ -n "$(RUN_ID)" ] || { echo "make bench-resume: give RUN_ID=<folder name in results/>" >&2; exit 2; }
+	$(PYTHON) bench/run.py --resume $(RUN_ID) $(BENCH_ARGS)
+
+bench-merge:
+	@[ -n "$(MERGE)" ] || { echo "make bench-merge: give MERGE=\"results/RUN1 results/RUN2 ...\"" >&2; exit 2; }
+	$(PYTHON) scripts/merge.py $(MERGE) $(BENCH_ARGS)
+
+test-prereqs:: $(BENCH_PROBE)
+
+.PHONY: bench bench-quick bench-setup bench-prereqs bench-resume bench-merge

@@ -1,0 +1,89 @@
+#!/usr/bin/python3
+"""Join bench runs of several machines (or shards) into one report with the host as a column.
+
+Usage: scripts/merge.py RUN_DIR RUN_DIR... [--out DIR] [--no-plots] [--no-latest]
+
+Each RUN_DIR is a results/<run-id>/ folder of bench/run.py. Ratios stay those computed
+inside each run (an allocator is only ever compared with glibc of the same run on the same
+host); the summary gives one geometric mean per host and allocator. The merged folder gets
+summary.json, summary.csv, report.md, plots/ and sources.json (the runs it was made from);
+the raw data stays in the source folders. results/latest then points at it.
+
+Exit status: 0 ok; 2 usage error (not a bench run, the same workload x allocator x host in
+two inputs, output folder exists); 3 a missing dependency.
+"""
+import argparse
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import benchlib  # noqa: E402
+from benchlib import BenchError  # noqa: E402
+
+
+def _tabulate():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("tm_tabulate", os.path.join(ROOT, "scripts", "tabulate.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def merge(run_dirs, out_dir, plots=True):
+    tab = _tabulate()
+    if len(run_dirs) < 2:
+        raise BenchError("give at least two run folders to merge")
+    cells, metas, seen = [], [], {}
+    for d in run_dirs:
+        cs, meta = tab.collect(d)
+        for c in cs:
+            key = (c["host"], c["workload"], c["allocator"])
+            if key in seen:
+                raise BenchError(f"{c['workload']} x {c['allocator']} on host {c['host']} is in both "
+                                 f"{seen[key]} and {d}; merge runs of different hosts or shards")
+            seen[key] = d
+        cells += cs
+        metas.append(meta)
+    if os.path.exists(out_dir):
+        raise BenchError(f"{out_dir} exists; choose another --out")
+    os.makedirs(out_dir)
+    benchlib.write_json(os.path.join(out_dir, "sources.json"),
+                        {"merged": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                         "runs": [{"run_id": m["run_id"], "host": m["host"],
+                                   "path": os.path.relpath(os.path.abspath(d), os.path.abspath(out_dir))}
+                                  for m, d in zip(metas, run_dirs)]})
+    hosts = sorted({m["host"] for m in metas})
+    return tab.write_outputs(out_dir, cells, metas, plots=plots,
+                             title=f"Bench runs merged: {', '.join(m['run_id'] for m in metas)} "
+                                   f"(hosts: {', '.join(hosts)})")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    ap.add_argument("--out", help="output folder (default results/merged-DATE-TIME)")
+    ap.add_argument("--no-plots", action="store_true")
+    ap.add_argument("--no-latest", action="store_true")
+    args = ap.parse_args(argv)
+    out = args.out or os.path.join(ROOT, "results", "merged-" + time.strftime("%Y%m%d-%H%M%S"))
+    try:
+        s = merge(args.run_dirs, out, plots=not args.no_plots)
+    except BenchError as e:
+        print(f"merge: {e}", file=sys.stderr)
+        return e.code
+    if not args.no_latest:
+        link = os.path.join(os.path.dirname(os.path.abspath(out)), "latest")
+        tmp = f"{link}.tmp{os.getpid()}"
+        os.symlink(os.path.basename(os.path.abspath(out)), tmp)
+        os.replace(tmp, link)
+    for line in _tabulate().summary_lines(s):
+        print(line)
+    print(f"wrote {os.path.join(out, 'report.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
