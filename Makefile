@@ -56,7 +56,7 @@ lib: $(BUILD)/libtinymalloc.so
 # C tests (tests/<area>/test_*.c) are linked against the library of each variant; the runner
 # (tests/run.py) also runs tests/**/test_*.sh and tests/**/test_*.py.
 TEST_CSRCS := $(wildcard tests/*/test_*.c)
-TEST_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Itinymalloc/include -Itests -pthread
+TEST_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -Wno-alloc-size-larger-than -D_GNU_SOURCE -Itinymalloc/include -Itests -pthread
 
 define test_rules
 $(BUILD)/$(1)/tests/%: tests/%.c tests/tm_test.h $(call LIB_SO,$(1))

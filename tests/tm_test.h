@@ -32,4 +32,34 @@ static int tm_test_case_failed;
 
 #define TEST_EXIT() return tm_test_failed_cases ? 1 : 0
 
+/* Runs fn in a child with stderr captured; returns 1 when the child died of SIGABRT and its
+ * stderr contains `expect`. For the allocator's fatal errors (invalid and double frees). */
+#include <signal.h>
+#include <sys/wait.h>
+__attribute__((unused)) static int tm_expect_abort(void (*fn)(void), const char *expect) {
+    int pfd[2];
+    if (pipe(pfd) != 0) return 0;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pfd[1], 2);
+        close(pfd[0]);
+        fn();
+        _exit(0);
+    }
+    close(pfd[1]);
+    char buf[4096];
+    size_t len = 0;
+    ssize_t r;
+    while (len < sizeof buf - 1 && (r = read(pfd[0], buf + len, sizeof buf - 1 - len)) > 0)
+        len += (size_t)r;
+    buf[len] = 0;
+    close(pfd[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    int ok = WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT && strstr(buf, expect) != NULL;
+    if (!ok) printf("  expected abort with '%s'; status %d, stderr: %s\n", expect, st, buf);
+    return ok;
+}
+
 #endif
