@@ -99,3 +99,4 @@ clean:
 -include workloads/workloads.mk
 -include bench/bench.mk
 -include bench/micro/micro.mk
+-include workloads/real/real.mk

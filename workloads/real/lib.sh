@@ -3,7 +3,7 @@
 # The environment is kept as it is: the harness's LD_PRELOAD reaches the measured program.
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-CACHE=$ROOT/cache/real
+CACHE=${TM_REAL_CACHE:-$ROOT/cache/real}   # TM_REAL_CACHE: for the tests only
 SCALE=default
 : "${WL:?}" "${PREP:?}"
 
