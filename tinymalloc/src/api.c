@@ -16,37 +16,31 @@ static tm_noinline void *malloc_large(size_t n, size_t align) {
     tm_init();
     if (n <= tm_opt.small_max) { /* only before start-up finished */
         int cls = tm_slab_aligned_class(n, align);
-        if (cls >= 0) {
-            void *p = tm_slab_alloc(tm_tc, (unsigned)cls);
-            if (p == NULL) errno = ENOMEM;
-            return p;
-        }
+        if (cls >= 0) return tm_slab_alloc(tm_tc, (unsigned)cls);
     }
     return tm_huge_alloc(n, align, false);
 }
 
 static inline void *tm_malloc(size_t n) {
-    if (tm_likely(n <= tm_opt.small_max)) {
-        void *p = tm_slab_alloc(tm_tc, tm_class_of(n));
-        if (tm_unlikely(p == NULL)) errno = ENOMEM;
-        return p;
-    }
+    if (tm_likely(n <= tm_opt.small_max)) return tm_slab_alloc(tm_tc, tm_class_of(n));
     return malloc_large(n, TM_ALIGN);
 }
 
+static tm_noinline void free_other(void *p, unsigned kind, const char *func) {
+    if (kind == TM_KIND_HUGE)
+        tm_huge_free(p, func);
+    else if (p != NULL)
+        tm_fatal(func, "invalid pointer", p);
+}
+
 /* Frees p, whatever its tier; func names the API call in error messages. */
-static inline void tm_free(void *p, const char *func) {
+static inline __attribute__((always_inline)) void tm_free(void *p, const char *func) {
     uintptr_t a = (uintptr_t)p;
     unsigned kind = tm_chunk_kind(a);
-    if (tm_likely(kind == TM_KIND_SLAB)) {
-        tm_page_t *pg = tm_slab_page_of(a);
-        if (tm_unlikely(pg == NULL)) tm_fatal(func, "invalid pointer", p);
-        tm_slab_free(pg, (tm_block_t *)p);
-    } else if (kind == TM_KIND_HUGE) {
-        tm_huge_free(p, func);
-    } else if (p != NULL) {
-        tm_fatal(func, "invalid pointer", p);
-    }
+    if (tm_unlikely(kind != TM_KIND_SLAB)) return free_other(p, kind, func);
+    tm_page_t *pg = tm_slab_page_of(a);
+    if (tm_unlikely(pg == NULL)) tm_fatal(func, "invalid pointer", p);
+    tm_slab_free(pg, (tm_block_t *)p);
 }
 
 /* Usable size of a live block; aborts naming func for a pointer that is not one. */

@@ -9,6 +9,7 @@
  */
 #include "tm_internal.h"
 
+#include <errno.h>
 #include <string.h>
 
 uint8_t tm_size_class[TM_SIZE_TABLE_LEN];
@@ -268,25 +269,27 @@ static void *refill(tm_tcache_t *tc, unsigned cls) {
     pg = page_fresh(cls);
     if (pg == NULL) return NULL;
     pg->owner = tc;
-    if (!page_try_current(tc, pg)) return NULL;
+    page_try_current(tc, pg); /* a fresh page always has blocks to carve */
 done:
     tm_stats_flush(tc);
     return tm_slab_alloc(tc, cls);
 }
 
 void *tm_slab_alloc_slow(tm_tcache_t *tc, unsigned cls) {
-    if (tc == &tm_tcache_empty) {
-        tc = tm_tcache_get_slow();
-        if (tc == NULL) return NULL;
-        if (tc->is_fallback) {
-            tm_lock(&tm_fallback_lock);
-            void *p = tm_slab_alloc(tc, cls);
-            tm_unlock(&tm_fallback_lock);
-            return p;
-        }
-        return tm_slab_alloc(tc, cls);
+    void *p;
+    if (tc != &tm_tcache_empty) {
+        p = refill(tc, cls);
+    } else if ((tc = tm_tcache_get_slow()) == NULL) {
+        p = NULL;
+    } else if (tc->is_fallback) {
+        tm_lock(&tm_fallback_lock);
+        p = tm_slab_alloc(tc, cls);
+        tm_unlock(&tm_fallback_lock);
+    } else {
+        p = tm_slab_alloc(tc, cls);
     }
-    return refill(tc, cls);
+    if (p == NULL) errno = ENOMEM;
+    return p;
 }
 
 /* ---- free slow paths -------------------------------------------------------------------- */
@@ -325,12 +328,16 @@ void tm_slab_free_remote(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
         atomic_fetch_add_explicit(&tm_class_stats[pg->cls].nfree, 1, memory_order_relaxed);
 }
 
-/* The block carries the free key: confirm by looking for it on the page's lists. */
-void tm_slab_double_free_check(tm_page_t *pg, tm_block_t *b) {
+/* A local free of a block that carries the free key: a double free if the block is on the
+ * page's lists, else user data that happened to match, and the free goes on. */
+void tm_slab_free_keyed(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
     page_collect(pg);
     uint32_t n = 0;
     for (tm_block_t *x = pg->free; x && n <= pg->capacity; x = tm_decode(x->next, x), n++)
         if (x == b) tm_fatal("free", "double free of", b);
+    b->key = 0;
+    tm_slab_free(pg, b);
+    (void)tc;
 }
 
 /* ---- thread exit ------------------------------------------------------------------------ */

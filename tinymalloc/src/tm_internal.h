@@ -201,10 +201,10 @@ extern uint8_t tm_size_class[TM_SIZE_TABLE_LEN];
 static inline unsigned tm_class_of(size_t n) { return tm_size_class[(n + TM_ALIGN - 1) / TM_ALIGN]; }
 
 void tm_slab_init(void);
-void *tm_slab_alloc_slow(tm_tcache_t *tc, unsigned cls);
+void *tm_slab_alloc_slow(tm_tcache_t *tc, unsigned cls); /* NULL with errno ENOMEM */
 void tm_slab_free_slow(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b);
 void tm_slab_free_remote(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b);
-void tm_slab_double_free_check(tm_page_t *pg, tm_block_t *b);
+void tm_slab_free_keyed(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b);
 void tm_slab_abandon_all(tm_tcache_t *tc);
 int tm_slab_aligned_class(size_t n, size_t align); /* -1 when no class fits */
 void tm_slab_fork_prepare(void);
@@ -235,18 +235,16 @@ static inline tm_page_t *tm_slab_page_of(uintptr_t a) {
     return pg;
 }
 
+/* Every slow path is a tail call, so the fast path saves no registers. */
 static inline void tm_slab_free(tm_page_t *pg, tm_block_t *b) {
     tm_tcache_t *tc = tm_tc;
-    if (tm_likely(pg->owner == tc)) {
-        if (tm_unlikely(b->key == tm_free_key(b))) tm_slab_double_free_check(pg, b);
-        b->next = tm_encode(pg->free, b);
-        b->key = tm_free_key(b);
-        pg->free = b;
-        tc->nfree[pg->cls]++;
-        if (tm_unlikely(--pg->used == 0 || pg->full)) tm_slab_free_slow(tc, pg, b);
-        return;
-    }
-    tm_slab_free_remote(tc, pg, b);
+    if (tm_unlikely(pg->owner != tc)) return tm_slab_free_remote(tc, pg, b);
+    if (tm_unlikely(b->key == tm_free_key(b))) return tm_slab_free_keyed(tc, pg, b);
+    b->next = tm_encode(pg->free, b);
+    b->key = tm_free_key(b);
+    pg->free = b;
+    tc->nfree[pg->cls]++;
+    if (tm_unlikely(--pg->used == 0 || pg->full)) return tm_slab_free_slow(tc, pg, b);
 }
 
 /* ---- thread caches (tcache.c) ----------------------------------------------------------- */
