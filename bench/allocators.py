@@ -135,7 +135,7 @@ def read_allocators_file(path):
     """NAME = PATH [VERSION] lines (or NAME=PATH); '#' starts a comment. -> {name: (path, version)}"""
     out = {}
     try:
-        text = open(path).read()
+        text = benchlib.read_text(path, errors="strict")
     except OSError as e:
         raise BenchError(f"allocators file {path}: {e.strerror}", EXIT_USAGE)
     for n, raw in enumerate(text.splitlines(), 1):

@@ -458,6 +458,11 @@ def write_json(path, obj):
     os.replace(tmp, path)
 
 
+def read_text(path, errors="replace"):
+    with open(path, errors=errors) as f:
+        return f.read()
+
+
 def read_json(path):
     with open(path) as f:
         return json.load(f)

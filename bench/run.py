@@ -254,11 +254,11 @@ class Runner:
         if prob:
             err = benchlib.last_line(benchlib.tail(se))
             return prob + (f": {err}" if err else ""), None, []
-        records = benchlib.parse_probe(open(probe_file).read()) if os.path.exists(probe_file) else []
+        records = benchlib.parse_probe(benchlib.read_text(probe_file)) if os.path.exists(probe_file) else []
         prob = benchlib.check_probe(records, a, min_processes)
         if prob:
             return prob, None, records
-        out = open(so, errors="replace").read()
+        out = benchlib.read_text(so)
         rx = chk.get("stdout_regex")
         if rx and not re.search(rx, out, re.M):
             return f"output does not match /{rx}/", None, records
@@ -336,7 +336,7 @@ class Runner:
         r = self.step_untimed(st, w, a, w["argv"], 5 * w["timeout"] + 30, 0, False, prefix_argv=pre)
         if r["status"] == "ok":
             try:
-                parsed = benchlib.parse_strace_c(open(out).read())
+                parsed = benchlib.parse_strace_c(benchlib.read_text(out))
                 r["strace"] = parsed
                 r["oscalls"] = benchlib.oscall_counts(parsed)
             except (OSError, ValueError) as e:
@@ -378,7 +378,7 @@ class Runner:
         res = {"status": "ok", "reason": None, "hyperfine_rc": rc, "hyperfine_json": os.path.relpath(js, self.dir),
                "command": cmd}
         try:
-            hf = benchlib.parse_hyperfine(open(js).read())
+            hf = benchlib.parse_hyperfine(benchlib.read_text(js))
         except (OSError, ValueError) as e:
             res.update(status="fail", reason=f"hyperfine failed (exit {rc}): {e}: "
                                              f"{benchlib.last_line(benchlib.tail(logf))}")
@@ -389,7 +389,7 @@ class Runner:
         if bad:
             res.update(status="fail", reason=f"timed run exit status {bad[0]} (expected {want})")
             return res
-        records = benchlib.parse_probe(open(probe_file).read()) if os.path.exists(probe_file) else []
+        records = benchlib.parse_probe(benchlib.read_text(probe_file)) if os.path.exists(probe_file) else []
         res["probe"] = self.probe_summary(records)
         prob = benchlib.check_probe(records, a, warm + n)
         if prob:
@@ -630,7 +630,7 @@ def main(argv=None):
         return benchlib.EXIT_INTERRUPTED
     env_end = os.path.join(run_dir, "env-end.json")
     benchlib.write_json(env_end, {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                  "loadavg": open("/proc/loadavg").read().strip()})
+                                  "loadavg": benchlib.read_text("/proc/loadavg").strip()})
     summary = tab.tabulate(run_dir, plots=not args.no_plots)
     if not args.no_latest:
         update_latest(os.path.dirname(run_dir), os.path.basename(run_dir))

@@ -1,0 +1,185 @@
+# Allocator registry, manifest loading and scripts/setup.py: the error paths name what is wrong.
+import contextlib
+import io
+import json
+import os
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import ROOT, load  # noqa: E402
+import allocators  # noqa: E402
+import manifest  # noqa: E402
+from benchlib import BenchError  # noqa: E402
+
+setup = load("scripts/setup.py", "tm_setup")
+JEMALLOC_PKG = os.path.exists("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2") or \
+    bool(allocators.find_package_lib("libjemalloc2", r"/libjemalloc\.so\.2$", "libjemalloc.so.2"))
+
+
+def quiet(fn, *args):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        rc = fn(*args)
+    return rc, out.getvalue(), err.getvalue()
+
+
+class Registry(unittest.TestCase):
+    def test_glibc_is_the_system_malloc(self):
+        a = allocators.resolve("glibc")
+        self.assertEqual(len(a), 1)
+        self.assertIsNone(a[0]["lib"])
+        self.assertTrue(a[0]["version"])
+        self.assertTrue(a[0]["expect"].endswith("libc.so.6"))
+
+    @unittest.skipUnless(JEMALLOC_PKG, "libjemalloc2 not installed")
+    def test_package_found_with_dpkg(self):
+        a = allocators.resolve("jemalloc")[0]
+        self.assertTrue(os.path.exists(a["lib"]))
+        self.assertEqual(a["package"], "libjemalloc2")
+        self.assertRegex(a["version"], r"^\d")
+        self.assertEqual(len(a["sha256"]), 64)
+
+    def test_external_by_path(self):
+        libc = allocators.find_libc()
+        a = allocators.resolve(f"glibc,mylibc={libc}")
+        self.assertEqual(a[1]["name"], "mylibc")
+        self.assertEqual(a[1]["kind"], "external")
+        self.assertTrue(a[1]["version"].startswith("sha256:"))
+
+    def test_unknown_name(self):
+        with self.assertRaises(BenchError) as cm:
+            allocators.resolve("glibc,hoardx")
+        self.assertEqual(cm.exception.code, 2)
+        self.assertIn("hoardx", str(cm.exception))
+
+    def test_missing_library(self):
+        with self.assertRaises(BenchError) as cm:
+            allocators.resolve("fake=/nonexistent/libfake.so")
+        self.assertEqual(cm.exception.code, 3)
+        self.assertIn("/nonexistent/libfake.so", str(cm.exception))
+
+    def test_not_a_library(self):
+        with self.assertRaises(BenchError) as cm:
+            allocators.resolve(f"fake={os.path.join(ROOT, 'Makefile')}")
+        self.assertEqual(cm.exception.code, 3)
+
+    def test_bad_spec(self):
+        for spec in ("glibc,glibc", "a b=", "bad/name", "glibc=/x.so"):
+            with self.assertRaises(BenchError):
+                allocators.resolve(spec)
+
+    def test_allocators_file(self):
+        libc = allocators.find_libc()
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+            f.write(f"# comment\nsyslibc = {libc} 9.9\n\n")
+        try:
+            a = allocators.resolve("glibc,syslibc", [f.name])
+            self.assertEqual((a[1]["lib"], a[1]["version"]), (libc, "9.9"))
+            with open(f.name, "a") as g:
+                g.write("nonsense line\n")
+            with self.assertRaises(BenchError) as cm:
+                allocators.resolve("glibc", [f.name])
+            self.assertIn(":4:", str(cm.exception))
+        finally:
+            os.unlink(f.name)
+
+    def test_cli_exit_codes(self):
+        self.assertEqual(quiet(allocators.main, ["--allocators", "glibc"])[0], 0)
+        rc, _, err = quiet(allocators.main, ["--allocators", "nope"])
+        self.assertEqual(rc, 2)
+        self.assertIn("nope", err)
+
+
+class Manifest(unittest.TestCase):
+    def write(self, obj):
+        d = tempfile.mkdtemp(prefix="tm-bench-man-")
+        self.addCleanup(lambda: [os.unlink(os.path.join(d, n)) for n in os.listdir(d)] and os.rmdir(d))
+        with open(os.path.join(d, "x.json"), "w") as f:
+            f.write(obj if isinstance(obj, str) else json.dumps(obj))
+        return d
+
+    def test_readme_example_loads(self):
+        w = {"name": "churn-small", "group": "synthetic", "description": "d", "build": ["make", "workloads"],
+             "prepare": None, "cmd": ["build/workloads/churn-small", "--seed", "42"],
+             "scales": {"default": [], "quick": ["--scale", "quick"], "tiny": ["--scale", "tiny"]},
+             "latency_args": ["--latency"], "timeout": 120, "check": {"exit": 0, "stdout_regex": "^TMBENCH "}}
+        ws = manifest.load([self.write({"workloads": [w]})])
+        r = manifest.resolve(ws[0], "quick")
+        self.assertEqual(r["argv"], [os.path.join(ROOT, "build/workloads/churn-small"), "--seed", "42",
+                                     "--scale", "quick"])
+        self.assertEqual(r["latency_argv"][-1], "--latency")
+        self.assertEqual(r["cwd"], ROOT)
+
+    def test_real_program_fields(self):
+        w = {"name": "lua-x", "cmd": ["lua5.4", "{cache}/x.lua"], "prepare": ["sh", "-c", "cp a {cache}/"],
+             "env": {"HOME": "{root}"}, "cwd": "{build}", "check": {"cmd": ["true"], "stdout_regex": "done"}}
+        r = manifest.resolve(manifest.load([self.write({"workloads": [w]})])[0], "default")
+        self.assertEqual(r["argv"], ["lua5.4", os.path.join(ROOT, "build/bench/cache/lua-x/x.lua")])
+        self.assertEqual(r["env"]["HOME"], ROOT)
+        self.assertEqual(r["cwd"], os.path.join(ROOT, "build"))
+        self.assertIn("build/bench/cache/lua-x/", r["prepare"][2])
+
+    def test_errors_name_the_problem(self):
+        cases = [
+            ("{", "cannot read"),
+            ({"workloads": [{"name": "a"}]}, "workload a: `cmd`"),
+            ({"workloads": [{"name": "a", "cmd": ["x"], "timeout": -1}]}, "timeout"),
+            ({"workloads": [{"name": "a", "cmd": ["x"], "check": {"stdout_regex": "("}}]}, "stdout_regex"),
+            ({"workloads": [{"name": "a", "cmd": ["x"], "check": {"exitt": 0}}]}, "exitt"),
+            ({"workloads": [{"name": "a", "cmd": ["x"], "env": {"LD_PRELOAD": "y"}}]}, "LD_PRELOAD"),
+            ({"workloads": [{"name": "a", "cmd": ["x"]}, {"name": "a", "cmd": ["y"]}]}, "already defined"),
+        ]
+        for obj, want in cases:
+            with self.assertRaises(BenchError) as cm:
+                manifest.load([self.write(obj)])
+            self.assertIn(want, str(cm.exception))
+            self.assertEqual(cm.exception.code, 2)
+
+    def test_selection_and_scale(self):
+        ws = manifest.load([self.write({"workloads": [
+            {"name": "a", "group": "g1", "cmd": ["x"], "scales": {"default": []}},
+            {"name": "b", "group": "g2", "cmd": ["y"]}]})])
+        self.assertEqual([w["name"] for w in manifest.select(ws, "b,a")], ["b", "a"])
+        self.assertEqual([w["name"] for w in manifest.select(ws, "group:g2")], ["b"])
+        with self.assertRaises(BenchError) as cm:
+            manifest.select(ws, "a,zz")
+        self.assertIn("'zz'", str(cm.exception))
+        with self.assertRaises(BenchError) as cm:
+            manifest.resolve(ws[0], "quick")
+        self.assertIn("no scale 'quick'", str(cm.exception))
+        self.assertEqual(manifest.resolve(ws[1], "quick")["argv"], ["y"])
+
+    def test_project_manifests_load(self):
+        # whatever the workload engineers have committed must satisfy the schema
+        ws = manifest.load()
+        for w in ws:
+            manifest.resolve(w, "default")
+
+
+class Setup(unittest.TestCase):
+    def test_non_root_prints_command_and_stops(self):
+        rc, out, err = quiet(setup.main, ["--assume-missing", "hyperfine", "--assume-user"])
+        self.assertEqual(rc, 3)
+        self.assertIn("apt-get install -y --no-install-recommends hyperfine", err)
+        self.assertIn("not root", err)
+
+    def test_check_only(self):
+        rc, out, err = quiet(setup.main, ["--check", "--assume-missing", "strace", "--assume-missing", "time"])
+        self.assertEqual(rc, 3)
+        self.assertIn("apt-get install -y --no-install-recommends", out)
+        self.assertIn("strace time", out)
+
+    def test_unknown_package(self):
+        self.assertEqual(quiet(setup.main, ["--assume-missing", "emacs"])[0], 2)
+
+    def test_everything_present(self):
+        missing = [p for p, _ in setup.PACKAGES if not setup.installed(p)]
+        if missing:
+            self.skipTest("not installed here: " + ", ".join(missing))
+        self.assertEqual(quiet(setup.main, ["--check"])[0], 0)
+
+
+if __name__ == "__main__":
+    unittest.main()

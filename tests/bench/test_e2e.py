@@ -1,0 +1,225 @@
+# End to end: bench/run.py on the fixture workload (tests/bench/fixture.c) under glibc and
+# jemalloc, plus a library that is not an allocator (libm: the probe must catch that glibc
+# served malloc), a failing, a crashing and a static program; resume, interrupt, usage errors.
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import PY, ROOT, build_fixture  # noqa: E402
+import allocators  # noqa: E402
+
+RUN = os.path.join(ROOT, "bench", "run.py")
+MISSING = [t for t in ("hyperfine", "strace", "cc") if not shutil.which(t)] + \
+    ([] if os.path.exists("/usr/bin/time") else ["GNU time"])
+JEMALLOC = allocators.find_package_lib("libjemalloc2", r"/libjemalloc\.so\.2$", "libjemalloc.so.2")
+LIBM = next((p for p in ("/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6",
+                         "/lib64/libm.so.6") if os.path.exists(p)), None)
+
+
+def run(args, **kw):
+    return subprocess.run([PY, RUN] + args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, timeout=120, **kw)
+
+
+@unittest.skipIf(MISSING, "missing: " + ", ".join(MISSING))
+@unittest.skipUnless(JEMALLOC, "libjemalloc2 not installed")
+class EndToEnd(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="tm-bench-e2e-")
+        fx = build_fixture(cls.tmp)
+        static = os.path.join(cls.tmp, "fixture-static")
+        cls.have_static = subprocess.run(["cc", "-static", "-O2", "-o", static,
+                                          os.path.join(ROOT, "tests", "bench", "fixture.c")],
+                                         stderr=subprocess.DEVNULL).returncode == 0
+        wl = [
+            {"name": "fix", "group": "test", "description": "fixture, one process", "cmd": [fx],
+             "scales": {"default": [], "quick": ["--n", "3000"]}, "latency_args": ["--latency"], "timeout": 30,
+             "check": {"exit": 0, "stdout_regex": "^TMBENCH ",
+                       "cmd": ["sh", "-c", "grep -q ops_per_sec \"$TMBENCH_STDOUT\""]}},
+            {"name": "multi", "group": "test", "cmd": [fx, "--children", "2", "--n", "3000"], "timeout": 30},
+            {"name": "failing", "cmd": [fx, "--fail"], "timeout": 30},
+            {"name": "crash", "cmd": [fx, "--crash"], "timeout": 30},
+            {"name": "badout", "cmd": [fx, "--n", "10"], "timeout": 30, "check": {"stdout_regex": "^NEVER"}},
+            {"name": "slow", "cmd": [fx, "--n", "10", "--sleep-ms", "5000"], "timeout": 1},
+        ]
+        if cls.have_static:
+            wl.append({"name": "static", "cmd": [static, "--n", "10"], "timeout": 30})
+        cls.man = os.path.join(cls.tmp, "manifest")
+        os.makedirs(cls.man)
+        with open(os.path.join(cls.man, "t.json"), "w") as f:
+            json.dump({"workloads": wl}, f)
+        # a second manifest for the quick resume/interrupt runs
+        cls.man2 = os.path.join(cls.tmp, "manifest2")
+        os.makedirs(cls.man2)
+        with open(os.path.join(cls.man2, "t.json"), "w") as f:
+            json.dump({"workloads": [{"name": "nap", "cmd": [fx, "--n", "100", "--sleep-ms", "300"], "timeout": 30},
+                                     {"name": "quick", "cmd": [fx, "--n", "100"], "timeout": 30}]}, f)
+        cls.res = os.path.join(cls.tmp, "results")
+        allocs = f"glibc,jemalloc" + (f",notalloc={LIBM}" if LIBM else "")
+        cls.p = run(["--manifest", cls.man, "--results-dir", cls.res, "--allocators", allocs, "--scale", "quick",
+                     "--runs", "2", "--blocks", "2", "--seed", "1", "--run-id", "e2e"])
+        cls.dir = os.path.join(cls.res, "e2e")
+        with open(os.path.join(cls.dir, "summary.json")) as f:
+            cls.summary = json.load(f)
+        cls.cells = {(c["workload"], c["allocator"]): c for c in cls.summary["cells"]}
+        with open(os.path.join(cls.dir, "report.md")) as f:
+            cls.report = f.read()
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_exit_status_says_a_workload_failed(self):
+        self.assertEqual(self.p.returncode, 1, self.p.stderr)
+
+    def test_progress_lines(self):
+        lines = [l for l in self.p.stdout.splitlines() if l.startswith("[")]
+        self.assertTrue(lines)
+        self.assertRegex(lines[-1], r"^\[\s*(\d+)/\1\] \S+\s+\S+\s+\S+.*elapsed \d+:\d\d:\d\d\s+eta ")
+
+    def test_passing_cells_have_figures(self):
+        for wl in ("fix", "multi"):
+            for a in ("glibc", "jemalloc"):
+                c = self.cells[(wl, a)]
+                self.assertEqual(c["status"], "ok", c.get("reason"))
+                self.assertEqual(c["runs"], 2)
+                self.assertGreater(c["time_median_s"], 0)
+                self.assertGreater(c["rss_max_kb"], 0)
+                self.assertGreater(c["mmap"], 0)
+        self.assertAlmostEqual(self.cells[("fix", "glibc")]["ratio_glibc"], 1.0)
+        self.assertEqual(self.cells[("fix", "jemalloc")]["latency_ns"]["free"]["p50"], 15)
+        self.assertEqual(self.cells[("fix", "jemalloc")]["ops_per_sec"], 3000000)
+
+    def test_probe_proves_the_allocator(self):
+        with open(os.path.join(self.dir, "raw", "fix", "jemalloc", "time-1.json")) as f:
+            t = json.load(f)
+        self.assertEqual(t["probe"]["processes"], 2)  # 1 warm-up + 1 timed run
+        self.assertTrue(all(os.path.samefile(p, JEMALLOC) for p in t["probe"]["libs"]))
+        with open(os.path.join(self.dir, "raw", "multi", "glibc", "mem-1.json")) as f:
+            m = json.load(f)
+        self.assertEqual(m["probe"]["processes"], 1)  # forked children (no exec) run no constructor
+        self.assertTrue(all("libc.so" in p for p in m["probe"]["libs"]))
+
+    @unittest.skipUnless(LIBM, "no libm found")
+    def test_a_library_that_does_not_serve_malloc_fails(self):
+        c = self.cells[("fix", "notalloc")]
+        self.assertEqual(c["status"], "FAIL")
+        self.assertIn("served by", c["reason"])
+        self.assertNotIn("time_median_s", c)
+
+    def test_failures_are_fail_not_times(self):
+        want = {"failing": "exit status 1", "crash": "SIGSEGV", "badout": "does not match", "slow": "timeout"}
+        if self.have_static:
+            want["static"] = "no probe record"
+        for wl, why in want.items():
+            for a in ("glibc", "jemalloc"):
+                c = self.cells[(wl, a)]
+                self.assertEqual(c["status"], "FAIL")
+                self.assertIn(why, c["reason"])
+                self.assertNotIn("time_median_s", c)
+
+    def test_report_tables(self):
+        rep = self.report
+        self.assertIn("## Summary", rep)
+        row = re.search(r"^\| jemalloc \| (\S+)x \| 2 \|", rep, re.M)
+        self.assertTrue(row, rep)
+        self.assertRegex(rep, r"\| glibc \| [\d.]+ ms \| [\d.]+ % \(n=2\) \| 1\.00x \|")
+        self.assertIn("**FAIL**: mem: killed by SIGSEGV", rep)
+        self.assertIn("Latency (ns", rep)
+        self.assertIn("5.3" if "5.3" in json.dumps(self.summary["runs"][0]["allocators"]) else "jemalloc", rep)
+        for f in ("summary.csv", "summary.json", "env.json", "plan.json", "raw/fix/glibc/hyperfine-1.json",
+                  "raw/fix/glibc/strace.txt"):
+            self.assertTrue(os.path.exists(os.path.join(self.dir, f)), f)
+        self.assertEqual(os.readlink(os.path.join(self.res, "latest")), "e2e")
+
+    def test_environment_recorded(self):
+        with open(os.path.join(self.dir, "env.json")) as f:
+            env = json.load(f)
+        for k in ("cpu_model", "cpus_online", "kernel", "glibc", "thp_enabled", "project_commit", "date", "host"):
+            self.assertIn(k, env)
+        self.assertIn("jemalloc", env["allocators"])
+
+    def test_resume_runs_only_what_is_missing(self):
+        res = os.path.join(self.tmp, "res-resume")
+        p = run(["--manifest", self.man2, "--results-dir", res, "--allocators", "glibc", "--workloads", "quick",
+                 "--runs", "2", "--run-id", "r1", "--no-plots", "--no-strace"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        raw = os.path.join(res, "r1", "raw", "quick", "glibc")
+        os.unlink(os.path.join(raw, "time-2.json"))
+        os.unlink(os.path.join(raw, "mem-2.json"))
+        p = run(["--resume", "r1", "--results-dir", res, "--no-plots"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("resuming: 2 of 4 steps already recorded", p.stdout)
+        self.assertEqual(len([l for l in p.stdout.splitlines() if l.startswith("[")]), 2)
+        self.assertTrue(os.path.exists(os.path.join(raw, "time-2.json")))
+        p = run(["--resume", "r1", "--results-dir", res, "--workloads", "nap"])
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("cannot be changed when resuming", p.stderr)
+
+    def test_interrupt_keeps_finished_steps(self):
+        res = os.path.join(self.tmp, "res-int")
+        proc = subprocess.Popen([PY, RUN, "--manifest", self.man2, "--results-dir", res, "--allocators", "glibc",
+                                 "--workloads", "nap", "--runs", "3", "--run-id", "i1", "--no-plots", "--no-strace"],
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for line in proc.stdout:
+            if line.startswith("[") and " ok " in line:
+                break
+        time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        self.assertEqual(proc.returncode, 130, err)
+        self.assertIn("--resume i1", err)
+        done = [f for f in os.listdir(os.path.join(res, "i1", "raw", "nap", "glibc")) if re.match(r"(mem|time)-\d\.json$", f)]
+        self.assertGreaterEqual(len(done), 1)
+        self.assertLess(len(done), 6)
+        self.assertFalse(os.path.exists(os.path.join(res, "latest")))
+        p = run(["--resume", "i1", "--results-dir", res, "--no-plots"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(os.path.join(res, "i1", "summary.json")) as f:
+            c = json.load(f)["cells"][0]
+        self.assertEqual((c["status"], c["runs"]), ("ok", 3))
+
+    def test_usage_errors(self):
+        base = ["--manifest", self.man2, "--results-dir", os.path.join(self.tmp, "res-err"), "--dry-run"]
+        cases = [
+            (["--workloads", "nosuch"], 2, "nosuch"),
+            (["--allocators", "glibc,nosuchalloc"], 2, "nosuchalloc"),
+            (["--allocators", "glibc,x=/nonexistent/libx.so"], 3, "/nonexistent/libx.so"),
+            (["--shard", "3/2"], 2, "--shard"),
+            (["--runs", "0"], 2, "--runs"),
+            (["--scale", "huge", "--workloads", "quick"], 0, ""),
+        ]
+        for args, code, word in cases:
+            p = run(base + ["--allocators", "glibc"] + args if "--allocators" not in args else base + args)
+            self.assertEqual(p.returncode, code, (args, p.stderr))
+            self.assertIn(word, p.stderr)
+        p = run(["--bogus-option"])
+        self.assertEqual(p.returncode, 2)
+        p = run(["--resume", "nosuchrun", "--results-dir", self.res])
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("nosuchrun", p.stderr)
+        p = run(["--manifest", self.man2, "--results-dir", self.res, "--allocators", "glibc", "--run-id", "e2e"])
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("exists", p.stderr)
+
+    def test_shards_split_the_workloads(self):
+        seen = []
+        for i in (1, 2):
+            p = run(["--manifest", self.man, "--allocators", "glibc", "--shard", f"{i}/2", "--dry-run"])
+            self.assertEqual(p.returncode, 0, p.stderr)
+            seen.append(set(re.search(r"^workloads: (.*)$", p.stdout, re.M).group(1).split()))
+        self.assertFalse(seen[0] & seen[1])
+        self.assertEqual(len(seen[0] | seen[1]), 7 if self.have_static else 6)
+
+
+if __name__ == "__main__":
+    unittest.main()
