@@ -390,7 +390,7 @@ class NeovimStep(Step):
         units.sort(key=lambda e: (-os.path.getsize(e["file"]), e["file"]))
         out = {}
         for s, n in self.TU_COUNT.items():
-            pick = units[:n] if s != "tiny" else units[-1:]  # tiny: the smallest unit
+            pick = units[:n] if s != "tiny" else [units[len(units) // 2]]  # tiny: the median unit
             cmds = []
             for e in pick:
                 argv = shlex.split(e["command"])
