@@ -70,6 +70,7 @@ void tm_init_slow(void) {
         tm_options_init();
         tm_tcache_init();
         tm_slab_init();
+        tm_stats_init();
         atomic_store_explicit(&tm_initialized, 1, memory_order_release);
     }
     tm_unlock(&init_lock);

@@ -216,7 +216,7 @@ static void print_table(tm_out_t *o, const class_snap_t *cs) {
         uint64_t live = cs[c].nmalloc > cs[c].nfree ? cs[c].nmalloc - cs[c].nfree : 0;
         ta += cs[c].nmalloc;
         tf += cs[c].nfree;
-        if (cs[c].nmalloc == 0 && cs[c].pages == 0) continue;
+        if (cs[c].nmalloc == 0) continue; /* unused classes only hold their cluster */
         tm_out_u64(o, c, 6);
         tm_out_u64(o, sz, 5);
         tm_out_u64(o, cs[c].nmalloc, 12);
@@ -287,13 +287,18 @@ static int open_stats_file(void) {
     return fd;
 }
 
+/* Programs may close stderr before exit (coreutils does, in an atexit handler), so a copy of
+ * it is taken at start-up when statistics are to go there. */
+static int stderr_copy = -1;
+
+void tm_stats_init(void) {
+    if (tm_opt.stats && tm_opt.stats_file[0] == 0) stderr_copy = fcntl(2, F_DUPFD_CLOEXEC, 100);
+}
+
 void tm_stats_at_exit(void) {
-    if (tm_opt.stats == 1 && tm_opt.stats_file[0] == 0) {
-        tinymalloc_stats_print(2, 0);
-    } else if (tm_opt.stats) {
-        int fd = tm_opt.stats_file[0] ? open_stats_file() : 2;
-        if (fd < 0) return;
-        tinymalloc_stats_print(fd, tm_opt.stats == 2);
-        if (fd != 2) close(fd);
-    }
+    if (!tm_opt.stats) return;
+    int fd = tm_opt.stats_file[0] ? open_stats_file() : stderr_copy >= 0 ? stderr_copy : 2;
+    if (fd < 0) return;
+    tinymalloc_stats_print(fd, tm_opt.stats == 2);
+    if (fd != 2) close(fd);
 }

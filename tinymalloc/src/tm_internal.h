@@ -274,6 +274,7 @@ typedef struct {
 } tm_class_stats_t;
 extern tm_class_stats_t tm_class_stats[TM_MAX_CLASSES];
 void tm_stats_flush(tm_tcache_t *tc);
+void tm_stats_init(void);
 void tm_stats_at_exit(void);
 
 /* ---- start-up (init.c) ------------------------------------------------------------------ */
