@@ -329,8 +329,8 @@ class NeovimStep(Step):
     generated headers and compile_commands.json serve neovim-tu)."""
     name = "neovim"
     packages = ["ninja-build", "cmake", "dpkg-dev"]
-    version = 1
-    TU_COUNT = {"default": 10, "quick": 2, "tiny": 1}
+    version = 2
+    TU_COUNT = {"default": 10, "quick": 1, "tiny": 1}
 
     def tree(self):
         trees = sorted(d for d in glob.glob(os.path.join(self.dir, "neovim-*")) if os.path.isdir(d))

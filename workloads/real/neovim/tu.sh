@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run step of "neovim-tu": a fixed list of neovim's largest translation units (by source
-# size; default 10, quick 2, tiny the smallest one), compiled one after another with the exact
+# size; default the 10 largest, quick the largest, tiny the median one), compiled one after another with the exact
 # commands of compile_commands.json from the prepared build-tu tree (objects go to a scratch
 # directory). The environment is kept: the harness's LD_PRELOAD reaches cc, cc1 and as.
 # Check: every compiler run exits 0 and leaves an ELF object. ops = translation units.
