@@ -14,6 +14,7 @@
 
 uint8_t tm_size_class[TM_SIZE_TABLE_LEN];
 uintptr_t tm_secret;
+uintptr_t tm_free_key;
 tm_page_t tm_page_empty; /* free == NULL: the fast path falls through to the slow path */
 
 /* Pool of pages of one class without an owner. Lock order: class pool, then free pages,
@@ -51,13 +52,11 @@ static void list_remove(tm_page_t **head, tm_page_t *pg) {
 static void page_assign(tm_page_t *pg, unsigned cls) {
     uint32_t bs = tm_opt.class_size[cls];
     pg->block_size = bs;
-    pg->inv = (uint32_t)((1ULL << 32) / bs + 1);
+    pg->divisor = UINT64_MAX / bs + 1;
     pg->cls = (uint8_t)cls;
-    pg->reserved = (uint32_t)(TM_PAGE_SIZE / bs);
-    pg->capacity = 0;
+    pg->carved_end = 0;
     pg->used = 0;
     pg->free = NULL;
-    pg->full = 0;
     atomic_store_explicit(&pg->thread_free, NULL, memory_order_relaxed);
 }
 
@@ -66,17 +65,17 @@ static void page_collect(tm_page_t *pg) {
     if (atomic_load_explicit(&pg->thread_free, memory_order_relaxed) == NULL) return;
     tm_block_t *head = atomic_exchange_explicit(&pg->thread_free, NULL, memory_order_acquire);
     uintptr_t start = tm_page_start(pg);
-    uint32_t n = 1;
+    uint32_t n = 1, carved = tm_page_carved(pg);
     tm_block_t *tail = head;
     for (;;) {
-        tm_block_t *nx = tm_decode(tail->next, tail);
+        tm_block_t *nx = tm_decode(tail->next);
         if (nx == NULL) break;
         uintptr_t off = (uintptr_t)nx - start;
-        if (off >= TM_PAGE_SIZE || off % pg->block_size || ++n > pg->capacity)
+        if (off >= pg->carved_end || off % pg->block_size || ++n > carved)
             tm_fatal("free", "corrupted free list (write after free?) at", tail);
         tail = nx;
     }
-    tail->next = tm_encode(pg->free, tail);
+    tail->next = tm_encode(pg->free);
     pg->free = head;
     pg->used -= n;
 }
@@ -84,19 +83,20 @@ static void page_collect(tm_page_t *pg) {
 /* Carves more blocks from the untouched end of the page: a few KiB at a time, so memory is
  * committed as it is used, not when the page is assigned. */
 static bool page_extend(tm_page_t *pg) {
-    if (pg->capacity == pg->reserved) return false;
     uint32_t bs = pg->block_size;
+    uint32_t left = (uint32_t)((TM_PAGE_SIZE - pg->carved_end) / bs);
+    if (left == 0) return false;
     uint32_t n = 8192 / bs ? 8192 / bs : 1;
-    if (n > pg->reserved - pg->capacity) n = pg->reserved - pg->capacity;
-    char *first = (char *)tm_page_start(pg) + (size_t)pg->capacity * bs;
+    if (n > left) n = left;
+    char *first = (char *)tm_page_start(pg) + pg->carved_end;
     tm_block_t *head = pg->free;
     for (uint32_t i = n; i-- > 0;) {
         tm_block_t *b = (tm_block_t *)(first + (size_t)i * bs);
-        b->next = tm_encode(head, b);
+        b->next = tm_encode(head);
         head = b;
     }
     pg->free = head;
-    pg->capacity += n;
+    pg->carved_end += n * bs;
     return true;
 }
 
@@ -143,8 +143,8 @@ static tm_page_t *page_fresh(unsigned cls) {
 static void page_release(tm_page_t *pg) {
     atomic_fetch_sub_explicit(&tm_class_stats[pg->cls].pages, 1, memory_order_relaxed);
     pg->block_size = 0; /* from now on no pointer into it is valid */
-    pg->inv = 0;
-    pg->capacity = 0;
+    pg->divisor = 0;
+    pg->carved_end = 0;
     pg->owner = NULL;
     pg->in_pool = 1;
     tm_lock(&free_lock);
@@ -170,7 +170,7 @@ static void page_release(tm_page_t *pg) {
 static void page_retire(tm_page_t *pg) {
     tm_pool_t *pool = &class_pool[pg->cls];
     pg->owner = NULL;
-    pg->full = 0;
+    pg->used = 0;
     tm_lock(&pool->lock);
     if (pool->count < pool->target) {
         pg->in_pool = 1;
@@ -220,7 +220,7 @@ static bool page_try_current(tm_tcache_t *tc, tm_page_t *pg) {
 
 static void page_to_full(tm_tcache_t *tc, tm_page_t *pg) {
     tm_classq_t *q = &tc->q[pg->cls];
-    pg->full = 1;
+    pg->used |= TM_FULL_BIT;
     list_push(&q->fullq, pg);
     q->nfull++;
 }
@@ -234,13 +234,14 @@ static tm_page_t *scan_full(tm_tcache_t *tc, tm_classq_t *q) {
         q->scan_skip--;
         return NULL;
     }
-    for (tm_page_t *pg = q->fullq; pg; pg = pg->next) {
+    for (tm_page_t *pg = q->fullq, *next; pg; pg = next) {
+        next = pg->next;
         if (atomic_load_explicit(&pg->thread_free, memory_order_relaxed) == NULL) continue;
         list_remove(&q->fullq, pg);
         q->nfull--;
-        pg->full = 0;
-        if (page_try_current(tc, pg)) return pg;
-        page_to_full(tc, pg); /* cannot happen: it had remote frees; kept for safety */
+        pg->used &= TM_USED_MASK;
+        if (page_try_current(tc, pg)) return pg; /* it had remote frees: always */
+        page_to_full(tc, pg);
     }
     q->scan_skip = q->nfull / 8 < 64 ? q->nfull / 8 : 64;
     return NULL;
@@ -298,10 +299,10 @@ void *tm_slab_alloc_slow(tm_tcache_t *tc, unsigned cls) {
 void tm_slab_free_slow(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
     (void)b;
     tm_classq_t *q = &tc->q[pg->cls];
-    if (pg->full) {
+    if (pg->used & TM_FULL_BIT) {
         list_remove(&q->fullq, pg);
         q->nfull--;
-        pg->full = 0;
+        pg->used &= TM_USED_MASK;
         if (pg->used != 0) {
             list_push(&q->avail, pg);
             return;
@@ -314,12 +315,13 @@ void tm_slab_free_slow(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
 
 void tm_slab_free_remote(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
     /* The owner's lists cannot be read from here, so a block that carries the free key is
-     * taken as a double free: the key is 64 bits derived from a per-process secret. */
-    if (tm_unlikely(b->key == tm_free_key(b))) tm_fatal("free", "double free of", b);
-    b->key = tm_free_key(b);
+     * taken as a double free: the key is 64 bits derived from a per-process secret, which user
+     * data matches only by reading freed memory. */
+    if (tm_unlikely(b->key == tm_free_key)) tm_fatal("free", "double free of", b);
+    b->key = tm_free_key;
     tm_block_t *old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
     do {
-        b->next = tm_encode(old, b);
+        b->next = tm_encode(old);
     } while (!atomic_compare_exchange_weak_explicit(&pg->thread_free, &old, b,
                                                     memory_order_release, memory_order_relaxed));
     if (tc != &tm_tcache_empty)
@@ -332,8 +334,8 @@ void tm_slab_free_remote(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
  * page's lists, else user data that happened to match, and the free goes on. */
 void tm_slab_free_keyed(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
     page_collect(pg);
-    uint32_t n = 0;
-    for (tm_block_t *x = pg->free; x && n <= pg->capacity; x = tm_decode(x->next, x), n++)
+    uint32_t n = 0, carved = tm_page_carved(pg);
+    for (tm_block_t *x = pg->free; x && n <= carved; x = tm_decode(x->next), n++)
         if (x == b) tm_fatal("free", "double free of", b);
     b->key = 0;
     tm_slab_free(pg, b);
@@ -343,7 +345,7 @@ void tm_slab_free_keyed(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
 /* ---- thread exit ------------------------------------------------------------------------ */
 static void abandon(tm_page_t *pg) {
     page_collect(pg);
-    pg->full = 0;
+    pg->used &= TM_USED_MASK;
     if (pg->used == 0) {
         page_retire(pg);
         return;

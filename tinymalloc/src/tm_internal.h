@@ -109,9 +109,10 @@ void *tm_os_remap(void *p, size_t old_size, size_t new_size, void *fixed);
 /* ---- chunks (chunk.c) ------------------------------------------------------------------- */
 extern uint8_t tm_chunk_map[TM_CHUNK_MAP_SIZE];
 
+/* Addresses above 2^47 are never user pointers on 4-level page tables; masking (rather than
+ * testing) them keeps the lookup to one load. */
 static inline unsigned tm_chunk_kind(uintptr_t a) {
-    if (tm_unlikely(a >> TM_ADDR_BITS)) return TM_KIND_NONE;
-    return tm_chunk_map[a >> TM_CHUNK_SHIFT];
+    return tm_chunk_map[(a >> TM_CHUNK_SHIFT) & (TM_CHUNK_MAP_SIZE - 1)];
 }
 void tm_chunk_mark(uintptr_t start, size_t size, unsigned kind);
 void *tm_chunk_alloc(unsigned kind); /* one chunk from the reserved region, or NULL */
@@ -130,42 +131,47 @@ typedef struct tm_block {
 
 extern uintptr_t tm_secret;
 
-static inline uintptr_t tm_encode(const tm_block_t *next, const tm_block_t *at) {
-    return (uintptr_t)next ^ tm_secret ^ ((uintptr_t)at >> 4);
-}
-static inline tm_block_t *tm_decode(uintptr_t v, const tm_block_t *at) {
-    return (tm_block_t *)(v ^ tm_secret ^ ((uintptr_t)at >> 4));
-}
-static inline uintptr_t tm_free_key(const tm_block_t *b) { return ~tm_secret ^ (uintptr_t)b; }
+extern uintptr_t tm_free_key; /* word 1 of every free block: derived from the secret */
+
+static inline uintptr_t tm_encode(const tm_block_t *next) { return (uintptr_t)next ^ tm_secret; }
+static inline tm_block_t *tm_decode(uintptr_t v) { return (tm_block_t *)(v ^ tm_secret); }
 
 struct tm_tcache;
 
 /* Descriptor of one slab page. All fields but thread_free are written only by the owner thread,
  * or under a pool lock while the page has no owner.
- * Invariant: used == capacity - len(free) + (1 if it is its owner's current page); blocks on
- * thread_free count as used until the owner collects them. So the current page never reaches
- * used == 0, and any other page with used == 0 is wholly free. */
+ * Invariant: used & TM_USED_MASK == carved - len(free) + (1 if it is its owner's current page);
+ * blocks on thread_free count as used until the owner collects them. So the current page never
+ * reaches 0, and any other page at 0 is wholly free. Bit 31 (TM_FULL_BIT) marks a page on its
+ * owner's full list, so the free fast path tests both cases with one signed compare. */
+#define TM_FULL_BIT 0x80000000u
+#define TM_USED_MASK 0x7fffffffu
 typedef struct tm_page {
     tm_block_t *free;         /* owner's free list */
     struct tm_tcache *owner;  /* owning thread cache; NULL while in a pool */
-    uint32_t used;            /* blocks out (or on thread_free, not yet collected) */
-    uint32_t capacity;        /* blocks carved so far from the page */
-    uint32_t reserved;        /* blocks that fit in the page */
+    uint32_t used;            /* blocks out (or on thread_free), plus TM_FULL_BIT */
+    uint32_t carved_end;      /* blocks carved so far * block_size: offsets below hold blocks */
+    uint64_t divisor;         /* UINT64_MAX / block_size + 1: off * divisor < divisor iff
+                                 block_size divides off (0 while unassigned) */
     uint32_t block_size;      /* 0 while the page is unassigned */
-    uint32_t inv;             /* floor(2^32 / block_size) + 1: exact offset / size */
     uint8_t cls;
-    uint8_t full;       /* on the owner's full list */
     uint8_t in_pool;    /* in a class pool or the free-page pool */
     uint8_t committed;  /* pages not purged since last use */
     _Atomic(tm_block_t *) thread_free; /* frees from other threads (one CAS each) */
     struct tm_page *next, *prev;
-} tm_page_t;
+} tm_page_t; /* 64 bytes: the free path indexes descriptors with a shift */
 
 typedef struct tm_chunk_hdr {
     uint32_t kind;
     uint32_t npages;
     tm_page_t pages[TM_PAGES_PER_CHUNK]; /* pages[0] is this header's page */
 } tm_chunk_hdr_t;
+
+_Static_assert(sizeof(tm_page_t) == 64, "slab page descriptor is one cache line");
+
+static inline uint32_t tm_page_carved(const tm_page_t *pg) {
+    return pg->block_size ? pg->carved_end / pg->block_size : 0;
+}
 
 static inline uintptr_t tm_page_start(const tm_page_t *pg) {
     uintptr_t chunk = (uintptr_t)pg & ~TM_CHUNK_MASK;
@@ -215,7 +221,7 @@ static inline void *tm_slab_alloc(tm_tcache_t *tc, unsigned cls) {
     tm_page_t *pg = tc->cur[cls];
     tm_block_t *b = pg->free;
     if (tm_likely(b != NULL)) {
-        pg->free = tm_decode(b->next, b);
+        pg->free = tm_decode(b->next);
         b->key = 0;
         pg->used++;
         tc->nmalloc[cls]++;
@@ -225,13 +231,13 @@ static inline void *tm_slab_alloc(tm_tcache_t *tc, unsigned cls) {
 }
 
 /* The page owning a slab pointer, or NULL when the pointer is not the start of a block that
- * was carved from the page. */
+ * was carved from the page. The divisibility test is exact for off < 2^32 (Lemire et al.,
+ * "Faster remainder by direct computation"). */
 static inline tm_page_t *tm_slab_page_of(uintptr_t a) {
     tm_chunk_hdr_t *ch = (tm_chunk_hdr_t *)(a & ~TM_CHUNK_MASK);
     tm_page_t *pg = &ch->pages[(a & TM_CHUNK_MASK) >> TM_PAGE_SHIFT];
-    uint32_t off = (uint32_t)(a & (TM_PAGE_SIZE - 1));
-    uint32_t idx = (uint32_t)(((uint64_t)off * pg->inv) >> 32);
-    if (tm_unlikely(idx * pg->block_size != off || idx >= pg->capacity)) return NULL;
+    uint64_t off = a & (TM_PAGE_SIZE - 1);
+    if (tm_unlikely(off * pg->divisor >= pg->divisor || off >= pg->carved_end)) return NULL;
     return pg;
 }
 
@@ -239,12 +245,12 @@ static inline tm_page_t *tm_slab_page_of(uintptr_t a) {
 static inline void tm_slab_free(tm_page_t *pg, tm_block_t *b) {
     tm_tcache_t *tc = tm_tc;
     if (tm_unlikely(pg->owner != tc)) return tm_slab_free_remote(tc, pg, b);
-    if (tm_unlikely(b->key == tm_free_key(b))) return tm_slab_free_keyed(tc, pg, b);
-    b->next = tm_encode(pg->free, b);
-    b->key = tm_free_key(b);
+    if (tm_unlikely(b->key == tm_free_key)) return tm_slab_free_keyed(tc, pg, b);
+    b->next = tm_encode(pg->free);
+    b->key = tm_free_key;
     pg->free = b;
     tc->nfree[pg->cls]++;
-    if (tm_unlikely(--pg->used == 0 || pg->full)) return tm_slab_free_slow(tc, pg, b);
+    if (tm_unlikely((int32_t)--pg->used <= 0)) return tm_slab_free_slow(tc, pg, b);
 }
 
 /* ---- thread caches (tcache.c) ----------------------------------------------------------- */
