@@ -413,6 +413,7 @@ class Runner:
             w, a = self.wl[st["workload"]], self.al[st["allocator"]]
             cell = (st["workload"], st["allocator"])
             label = st["kind"] + (f" {st['round']}/{self.opts['blocks']}" if "round" in st else "")
+            reason = self.make_ready(w)  # build/prepare log their own lines, before the step's
             elapsed = time.monotonic() - t_start
             eta = self.estimate(todo[k - 1:], durations)
             prefix = (f"[{done_before + k:>4}/{len(steps)}] {st['workload']:<22} {st['allocator']:<12} "
@@ -420,7 +421,6 @@ class Runner:
             if not self.quiet:
                 print(prefix, end="", flush=True)
             t0 = time.monotonic()
-            reason = self.make_ready(w)
             if reason:
                 res = {"status": "fail", "reason": reason}
             elif cell in self.failed_cells:
@@ -502,10 +502,11 @@ def parse_args(argv):
                          "tcmalloc + those of --allocators-file)")
     ap.add_argument("--allocators-file", action="append", default=[], metavar="FILE",
                     help="lines `name = /path/lib.so [version]` (see bench/allocators.py --help)")
-    ap.add_argument("--runs", type=int, help="timed runs per cell (default 10; quick scale 3)")
-    ap.add_argument("--warmup", type=int, default=1, help="hyperfine warm-up runs per block (default 1)")
+    ap.add_argument("--runs", type=int, help="timed runs per cell (default 10; 2 at the quick and tiny scales)")
+    ap.add_argument("--warmup", type=int, help="hyperfine warm-up runs per block (default 1; 0 at quick/tiny)")
     ap.add_argument("--blocks", type=int,
-                    help="rounds the runs are split into; each round shuffles the allocators (default min(3, runs))")
+                    help="rounds the runs are split into; each round shuffles the allocators "
+                         "(default min(3, runs); 1 at quick/tiny)")
     ap.add_argument("--seed", type=int, help="seed of the shuffle (default: from the clock; recorded)")
     ap.add_argument("--manifest", action="append", metavar="PATH", help="manifest file or folder (default bench/manifest)")
     ap.add_argument("--results-dir", default=os.path.join(ROOT, "results"), metavar="DIR")
@@ -526,10 +527,12 @@ def parse_args(argv):
 def new_plan(args):
     if args.runs is not None and args.runs < 1:
         raise BenchError(f"--runs must be at least 1, not {args.runs}")
-    if args.warmup < 0:
-        raise BenchError(f"--warmup must be 0 or more, not {args.warmup}")
-    runs = args.runs if args.runs is not None else (3 if args.scale in ("quick", "tiny") else 10)
-    blocks = args.blocks if args.blocks is not None else min(3, runs)
+    small = args.scale in ("quick", "tiny")   # a smoke run: fewer runs, one round
+    warmup = args.warmup if args.warmup is not None else (0 if small else 1)
+    if warmup < 0:
+        raise BenchError(f"--warmup must be 0 or more, not {warmup}")
+    runs = args.runs if args.runs is not None else (2 if small else 10)
+    blocks = args.blocks if args.blocks is not None else (1 if small else min(3, runs))
     if not 1 <= blocks <= runs:
         raise BenchError(f"--blocks must be between 1 and --runs ({runs}), not {blocks}")
     if args.sample_ms < 0:
@@ -546,7 +549,7 @@ def new_plan(args):
                                                    " (the manifest folder has none)"))
     allocs = registry.resolve(args.allocators, args.allocators_file)
     seed = args.seed if args.seed is not None else int(time.time() * 1000) % (2 ** 31)
-    opts = {"scale": args.scale, "runs": runs, "blocks": blocks, "warmup": args.warmup, "seed": seed,
+    opts = {"scale": args.scale, "runs": runs, "blocks": blocks, "warmup": warmup, "seed": seed,
             "shard": f"{shard[0]}/{shard[1]}", "strace": not args.no_strace, "latency": not args.no_latency,
             "no_build": args.no_build, "sample_ms": args.sample_ms}
     run_id = args.run_id or time.strftime("%Y%m%d-%H%M%S") + f"-{args.scale}" + \
@@ -570,7 +573,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         if args.resume:
-            for opt in ("workloads", "allocators", "runs", "blocks", "seed", "shard", "run_id"):
+            for opt in ("workloads", "allocators", "runs", "blocks", "warmup", "seed", "shard", "run_id"):
                 if getattr(args, opt) is not None:
                     raise BenchError(f"--{opt.replace('_', '-')} cannot be changed when resuming: "
                                      "a resumed run keeps its matrix")
