@@ -66,7 +66,7 @@ class EndToEnd(unittest.TestCase):
         cls.res = os.path.join(cls.tmp, "results")
         allocs = f"glibc,jemalloc" + (f",notalloc={LIBM}" if LIBM else "")
         cls.p = run(["--manifest", cls.man, "--results-dir", cls.res, "--allocators", allocs, "--scale", "quick",
-                     "--runs", "2", "--blocks", "2", "--seed", "1", "--run-id", "e2e"])
+                     "--runs", "2", "--blocks", "2", "--warmup", "1", "--seed", "1", "--run-id", "e2e"])
         cls.dir = os.path.join(cls.res, "e2e")
         with open(os.path.join(cls.dir, "summary.json")) as f:
             cls.summary = json.load(f)
