@@ -14,6 +14,10 @@ parse_scale "$@"
 B=$CACHE/neovim/build
 need "$B/build.ninja" "$CACHE/neovim/.prepared"
 mktmp
+# One run at a time owns the build tree: a second, concurrent run fails instead of cleaning
+# the tree under the first one's feet.
+exec 9> "$CACHE/neovim/build.lock"
+flock -n 9 || fail "another neovim-build run is using $B (lock $CACHE/neovim/build.lock)"
 case $SCALE in
     default) ninja -C "$B" -t clean > /dev/null || fail "ninja -t clean failed" ;;
     quick) rm -f "$B"/src/nvim/CMakeFiles/nvim.dir/{undo,memline}.c.o "$B/bin/nvim" ;;
