@@ -109,6 +109,22 @@ class EndToEnd(unittest.TestCase):
         self.assertEqual(m["probe"]["processes"], 1)  # forked children (no exec) run no constructor
         self.assertTrue(all("libc.so" in p for p in m["probe"]["libs"]))
 
+    def test_probe_sees_through_a_canonical_plt_entry(self):
+        # Debian's python3 is non-PIE and takes malloc's address: dlsym(RTLD_DEFAULT) lands in
+        # the executable; the probe must still name the allocator that serves the calls.
+        probe_so = os.path.join(self.res, "..", "probe-check.txt")
+        for lib, want in ((JEMALLOC, JEMALLOC), ("", "libc.so")):
+            if os.path.exists(probe_so):
+                os.unlink(probe_so)
+            env = dict(os.environ, TMBENCH_PROBE_FILE=probe_so,
+                       LD_PRELOAD=f"{os.path.join(ROOT, 'build', 'bench', 'tm-probe.so')} {lib}".strip())
+            subprocess.run(["/usr/bin/python3", "-c", "pass"], env=env, check=True)
+            with open(probe_so) as f:
+                recs = [l.split("\t") for l in f.read().splitlines()]
+            self.assertTrue(recs)
+            for r in recs:
+                self.assertIn(os.path.basename(want), r[1])
+
     @unittest.skipUnless(LIBM, "no libm found")
     def test_a_library_that_does_not_serve_malloc_fails(self):
         c = self.cells[("fix", "notalloc")]
