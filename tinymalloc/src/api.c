@@ -8,17 +8,25 @@
 
 #define TM_MAX_ALIGN_SLAB TM_PAGE_SIZE
 
-static tm_noinline void *malloc_large(size_t n, size_t align) {
+/* Everything the fast path does not serve: sizes above the slab tier, alignments above 16,
+ * requests before start-up finished, and every request while profiling. */
+static void *alloc_any(size_t n, size_t align) {
     if (tm_unlikely(n > PTRDIFF_MAX)) {
         errno = ENOMEM;
         return NULL;
     }
     tm_init();
-    if (n <= tm_opt.small_max) { /* only before start-up finished */
+    if (n <= tm_opt.slab_max) {
         int cls = tm_slab_aligned_class(n, align);
         if (cls >= 0) return tm_slab_alloc(tm_tc, (unsigned)cls);
     }
     return tm_huge_alloc(n, align, false);
+}
+
+static tm_noinline void *malloc_large(size_t n, size_t align) {
+    void *p = alloc_any(n, align);
+    if (tm_unlikely(tm_profiling)) tm_profile_alloc(p, n);
+    return p;
 }
 
 static inline void *tm_malloc(size_t n) {
@@ -26,8 +34,20 @@ static inline void *tm_malloc(size_t n) {
     return malloc_large(n, TM_ALIGN);
 }
 
+static void free_slab(void *p, const char *func) {
+    tm_page_t *pg = tm_slab_page_of((uintptr_t)p);
+    if (tm_unlikely(pg == NULL)) tm_fatal(func, "invalid pointer", p);
+    tm_slab_free(pg, (tm_block_t *)p);
+}
+
 static tm_noinline void free_other(void *p, unsigned kind, const char *func) {
-    if (kind == TM_KIND_HUGE)
+    if (kind & TM_KIND_PROFILED) {
+        tm_profile_free(p);
+        kind &= ~TM_KIND_PROFILED;
+    }
+    if (kind == TM_KIND_SLAB)
+        free_slab(p, func);
+    else if (kind == TM_KIND_HUGE)
         tm_huge_free(p, func);
     else if (p != NULL)
         tm_fatal(func, "invalid pointer", p);
@@ -35,12 +55,9 @@ static tm_noinline void free_other(void *p, unsigned kind, const char *func) {
 
 /* Frees p, whatever its tier; func names the API call in error messages. */
 static inline __attribute__((always_inline)) void tm_free(void *p, const char *func) {
-    uintptr_t a = (uintptr_t)p;
-    unsigned kind = tm_chunk_kind(a);
+    unsigned kind = tm_chunk_kind_raw((uintptr_t)p);
     if (tm_unlikely(kind != TM_KIND_SLAB)) return free_other(p, kind, func);
-    tm_page_t *pg = tm_slab_page_of(a);
-    if (tm_unlikely(pg == NULL)) tm_fatal(func, "invalid pointer", p);
-    tm_slab_free(pg, (tm_block_t *)p);
+    free_slab(p, func);
 }
 
 /* Usable size of a live block; aborts naming func for a pointer that is not one. */
@@ -83,7 +100,19 @@ TM_EXPORT void *calloc(size_t count, size_t size) {
     return p;
 }
 
+static void *realloc_any(void *p, size_t n);
+
 TM_EXPORT void *realloc(void *p, size_t n) {
+    void *q = realloc_any(p, n);
+    /* A block resized in place is, to the profile, a free and a new request. */
+    if (tm_unlikely(tm_profiling) && q == p && p != NULL) {
+        tm_profile_free(p);
+        tm_profile_alloc(q, n);
+    }
+    return q;
+}
+
+static void *realloc_any(void *p, size_t n) {
     if (p == NULL) return tm_malloc(n);
     size_t old = usable_size(p, "realloc");
     if (n == 0) { /* glibc frees and returns NULL */
@@ -98,7 +127,7 @@ TM_EXPORT void *realloc(void *p, size_t n) {
     if (kind == TM_KIND_SLAB) {
         /* Stay when the block is the right class, or shrinks by less than half. */
         if (n <= old && (n >= old / 2 || tm_opt.class_size[tm_class_of(n)] == old)) return p;
-    } else if (n > tm_opt.small_max) {
+    } else if (n > tm_opt.slab_max) {
         void *q = tm_huge_realloc(p, n);
         if (q) return q;
     }

@@ -44,6 +44,7 @@ static uintptr_t make_secret(void) {
 
 static void fork_prepare(void) {
     tm_lock(&init_lock);
+    tm_profile_fork_prepare();
     tm_tcache_fork_prepare();
     tm_slab_fork_prepare();
     tm_lock(&tm_chunk_lock);
@@ -53,6 +54,7 @@ static void fork_parent(void) {
     tm_unlock(&tm_chunk_lock);
     tm_slab_fork_parent();
     tm_tcache_fork_parent();
+    tm_profile_fork_parent();
     tm_unlock(&init_lock);
 }
 
@@ -60,6 +62,7 @@ static void fork_child(void) {
     tm_lock_reset(&tm_chunk_lock);
     tm_slab_fork_child();
     tm_tcache_fork_child();
+    tm_profile_fork_child();
     tm_lock_reset(&init_lock);
 }
 
@@ -69,6 +72,7 @@ void tm_init_slow(void) {
         tm_secret = make_secret();
         tm_free_key = ~tm_secret * 0x9e3779b97f4a7c15ULL;
         tm_options_init();
+        if (tm_opt.profile_file[0]) tm_profile_init(); /* before any chunk is marked */
         tm_tcache_init();
         tm_slab_init();
         tm_stats_init();
@@ -84,6 +88,7 @@ void tm_init_slow(void) {
 __attribute__((constructor)) static void tm_constructor(void) { tm_init(); }
 
 __attribute__((destructor)) static void tm_destructor(void) {
-    if (atomic_load_explicit(&tm_initialized, memory_order_acquire) && tm_opt.stats)
-        tm_stats_at_exit();
+    if (!atomic_load_explicit(&tm_initialized, memory_order_acquire)) return;
+    if (tm_opt.stats) tm_stats_at_exit();
+    if (tm_profiling) tm_profile_write();
 }

@@ -127,6 +127,11 @@ static void apply(const char *key, size_t klen, const char *val, size_t vlen, co
         memcpy(tm_opt.stats_file, val, vlen);
         tm_opt.stats_file[vlen] = 0;
         if (tm_opt.stats == 0) tm_opt.stats = 2;
+    } else if (KEY("profile")) {
+        if (vlen == 0 || vlen >= sizeof tm_opt.profile_file)
+            return bad_token(tok, toklen, "' (a path of 1 to 255 characters)");
+        memcpy(tm_opt.profile_file, val, vlen);
+        tm_opt.profile_file[vlen] = 0;
     } else if (KEY("slab_retain")) {
         if (!parse_size(val, vlen, &v) || v > 1u << 20)
             return bad_token(tok, toklen, "' (a page count up to 1048576)");
@@ -175,7 +180,7 @@ static void derive_classes(void) {
             tm_opt.class_size[n++] = s;
         }
     }
-    tm_opt.nclasses = n; /* small_max is set by tm_slab_init once the class table exists */
+    tm_opt.nclasses = n; /* slab_max and small_max: set by tm_slab_init after the class table */
     if (conf_nprealloc > 1 && conf_nprealloc != n) {
         tm_message("TINYMALLOC_CONF: ignoring prealloc", "",
                    " (its list must have one count per class)");

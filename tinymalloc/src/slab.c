@@ -386,7 +386,7 @@ void tm_slab_abandon_all(tm_tcache_t *tc) {
 
 /* ---- set-up ----------------------------------------------------------------------------- */
 int tm_slab_aligned_class(size_t n, size_t align) {
-    if (n > tm_opt.small_max || align > TM_PAGE_SIZE) return -1;
+    if (n > tm_opt.slab_max || align > TM_PAGE_SIZE) return -1;
     for (unsigned c = tm_class_of(n); c < tm_opt.nclasses; c++)
         if (tm_opt.class_size[c] % align == 0) return (int)c;
     return -1;
@@ -415,8 +415,9 @@ void tm_slab_init(void) {
         }
     }
     /* Last: a non-zero small_max lets the fast path use the table built above. */
+    tm_opt.slab_max = tm_opt.class_size[tm_opt.nclasses - 1];
     atomic_thread_fence(memory_order_release);
-    tm_opt.small_max = tm_opt.class_size[tm_opt.nclasses - 1];
+    tm_opt.small_max = tm_profiling ? 0 : tm_opt.slab_max;
 }
 
 void tm_slab_fork_prepare(void) {

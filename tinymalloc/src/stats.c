@@ -265,11 +265,12 @@ void tinymalloc_stats_print(int fd, int json) {
     tm_out_flush(&o);
 }
 
-/* stats_file with "%p" replaced by the pid, so each process of a build writes its own. */
-static int open_stats_file(void) {
+/* A file named by pattern with "%p" replaced by the pid, so each process of a build writes its
+ * own. */
+int tm_open_pid_path(const char *pattern) {
     char path[300];
     size_t n = 0;
-    for (const char *s = tm_opt.stats_file; *s && n < sizeof path - 24; s++) {
+    for (const char *s = pattern; *s && n < sizeof path - 24; s++) {
         if (s[0] == '%' && s[1] == 'p') {
             char num[24];
             tm_out_t o = {num, 0, sizeof num, -1};
@@ -283,7 +284,7 @@ static int open_stats_file(void) {
     }
     path[n] = 0;
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) tm_message("cannot open stats_file '", path, "'");
+    if (fd < 0) tm_message("cannot open '", path, "' for writing");
     return fd;
 }
 
@@ -297,7 +298,9 @@ void tm_stats_init(void) {
 
 void tm_stats_at_exit(void) {
     if (!tm_opt.stats) return;
-    int fd = tm_opt.stats_file[0] ? open_stats_file() : stderr_copy >= 0 ? stderr_copy : 2;
+    int fd = tm_opt.stats_file[0] ? tm_open_pid_path(tm_opt.stats_file)
+             : stderr_copy >= 0   ? stderr_copy
+                                  : 2;
     if (fd < 0) return;
     tinymalloc_stats_print(fd, tm_opt.stats == 2);
     if (fd != 2) close(fd);

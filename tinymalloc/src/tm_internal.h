@@ -43,6 +43,8 @@
 
 /* Chunk kinds in tm_chunk_map. */
 enum { TM_KIND_NONE = 0, TM_KIND_SLAB = 1, TM_KIND_HUGE = 2, TM_KIND_META = 3 };
+/* Set on every chunk while profiling, so frees leave the fast path (profile.c). */
+#define TM_KIND_PROFILED 0x80u
 
 /* ---- locks: a test-and-set spin lock that yields; held only on slow paths ---------------- */
 typedef struct {
@@ -67,10 +69,13 @@ typedef struct {
     uint32_t nclasses;
     uint32_t class_size[TM_MAX_CLASSES];
     uint32_t prealloc[TM_MAX_CLASSES]; /* blocks preallocated per class */
-    uint32_t small_max;                /* largest slab size; above goes to the next tier */
+    uint32_t slab_max;                 /* largest slab size; above goes to the next tier */
+    uint32_t small_max;                /* the fast path's limit: slab_max, or 0 to send
+                                          every request to the slow path (profiling) */
     bool prefault;                     /* touch preallocated pages at start-up */
     int stats;                         /* 0 off, 1 table on stderr, 2 json to stats_file */
     char stats_file[256];              /* "%p" is replaced by the pid */
+    char profile_file[256];            /* profile:PATH; empty when not profiling */
     uint32_t slab_retain;              /* free slab pages kept committed before purging */
     size_t reserve;                    /* bytes of address space reserved at a time */
     bool verbose;
@@ -110,9 +115,12 @@ void *tm_os_remap(void *p, size_t old_size, size_t new_size, void *fixed);
 extern uint8_t tm_chunk_map[TM_CHUNK_MAP_SIZE];
 
 /* Addresses above 2^47 are never user pointers on 4-level page tables; masking (rather than
- * testing) them keeps the lookup to one load. */
-static inline unsigned tm_chunk_kind(uintptr_t a) {
+ * testing) them keeps the lookup to one load. The raw kind includes TM_KIND_PROFILED. */
+static inline unsigned tm_chunk_kind_raw(uintptr_t a) {
     return tm_chunk_map[(a >> TM_CHUNK_SHIFT) & (TM_CHUNK_MAP_SIZE - 1)];
+}
+static inline unsigned tm_chunk_kind(uintptr_t a) {
+    return tm_chunk_kind_raw(a) & ~TM_KIND_PROFILED;
 }
 void tm_chunk_mark(uintptr_t start, size_t size, unsigned kind);
 void *tm_chunk_alloc(unsigned kind); /* one chunk from the reserved region, or NULL */
@@ -281,6 +289,17 @@ typedef struct {
 extern tm_class_stats_t tm_class_stats[TM_MAX_CLASSES];
 void tm_stats_flush(tm_tcache_t *tc);
 void tm_stats_init(void);
+int tm_open_pid_path(const char *pattern); /* "%p" -> pid; an fd, or -1 after a message */
+
+/* ---- allocation profile (profile.c) ----------------------------------------------------- */
+extern bool tm_profiling;
+void tm_profile_init(void);
+void tm_profile_alloc(void *p, size_t n);
+void tm_profile_free(void *p);
+void tm_profile_write(void);
+void tm_profile_fork_prepare(void);
+void tm_profile_fork_parent(void);
+void tm_profile_fork_child(void);
 void tm_stats_at_exit(void);
 
 /* ---- start-up (init.c) ------------------------------------------------------------------ */
