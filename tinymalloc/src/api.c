@@ -34,7 +34,7 @@ static inline void *tm_malloc(size_t n) {
     return malloc_large(n, TM_ALIGN);
 }
 
-static void free_slab(void *p, const char *func) {
+static inline __attribute__((always_inline)) void free_slab(void *p, const char *func) {
     tm_page_t *pg = tm_slab_page_of((uintptr_t)p);
     if (tm_unlikely(pg == NULL)) tm_fatal(func, "invalid pointer", p);
     tm_slab_free(pg, (tm_block_t *)p);
