@@ -200,7 +200,8 @@ class Runner:
         return env
 
     def preload(self, a):
-        libs = ([a["lib"]] if a.get("lib") else []) + [self.plan["probe"]]
+        # the probe first: its RTLD_NEXT lookup must see the allocator (see bench/probe.c)
+        libs = [self.plan["probe"]] + ([a["lib"]] if a.get("lib") else [])
         return " ".join(libs)
 
     # build + prepare, once per workload and invocation

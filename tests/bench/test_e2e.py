@@ -46,6 +46,8 @@ class EndToEnd(unittest.TestCase):
              "check": {"exit": 0, "stdout_regex": "^TMBENCH ",
                        "cmd": ["sh", "-c", "grep -q ops_per_sec \"$TMBENCH_STDOUT\""]}},
             {"name": "multi", "group": "test", "cmd": [fx, "--children", "2", "--n", "3000"], "timeout": 30},
+            {"name": "py", "description": "Debian's python3: non-PIE, canonical PLT entry for malloc",
+             "cmd": ["/usr/bin/python3", "-c", "print('TMBENCH ' + '{}')"], "timeout": 30},
             {"name": "failing", "cmd": [fx, "--fail"], "timeout": 30},
             {"name": "crash", "cmd": [fx, "--crash"], "timeout": 30},
             {"name": "badout", "cmd": [fx, "--n", "10"], "timeout": 30, "check": {"stdout_regex": "^NEVER"}},
@@ -87,7 +89,7 @@ class EndToEnd(unittest.TestCase):
         self.assertRegex(lines[-1], r"^\[\s*(\d+)/\1\] \S+\s+\S+\s+\S+.*elapsed \d+:\d\d:\d\d\s+eta ")
 
     def test_passing_cells_have_figures(self):
-        for wl in ("fix", "multi"):
+        for wl in ("fix", "multi", "py"):
             for a in ("glibc", "jemalloc"):
                 c = self.cells[(wl, a)]
                 self.assertEqual(c["status"], "ok", c.get("reason"))
@@ -146,7 +148,7 @@ class EndToEnd(unittest.TestCase):
     def test_report_tables(self):
         rep = self.report
         self.assertIn("## Summary", rep)
-        row = re.search(r"^\| jemalloc \| (\S+)x \| 2 \|", rep, re.M)
+        row = re.search(r"^\| jemalloc \| (\S+)x \| 3 \|", rep, re.M)
         self.assertTrue(row, rep)
         self.assertRegex(rep, r"\| glibc \| [\d.]+ ms \| [\d.]+ % \(n=2\) \| 1\.00x \|")
         self.assertIn("**FAIL**: mem: killed by SIGSEGV", rep)
@@ -234,7 +236,7 @@ class EndToEnd(unittest.TestCase):
             self.assertEqual(p.returncode, 0, p.stderr)
             seen.append(set(re.search(r"^workloads: (.*)$", p.stdout, re.M).group(1).split()))
         self.assertFalse(seen[0] & seen[1])
-        self.assertEqual(len(seen[0] | seen[1]), 7 if self.have_static else 6)
+        self.assertEqual(len(seen[0] | seen[1]), 8 if self.have_static else 7)
 
 
 if __name__ == "__main__":
