@@ -301,7 +301,7 @@ class Z3Step(Step):
 class RedisStep(Step):
     name = "redis"
     # redis-tools: redis-benchmark (client, not preloaded); build-essential: make, cc.
-    packages = ["redis-tools", "build-essential", "pkg-config", "dpkg-dev"]
+    packages = ["redis-tools", "build-essential", "dpkg-dev"]
     version = 1
 
     def server(self):

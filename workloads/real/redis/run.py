@@ -33,7 +33,7 @@ CACHE = os.path.join(ROOT, "cache", "real", "redis")
 BENCH = "/usr/bin/redis-benchmark"
 TESTS = "set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,mset"
 SCALES = {  # requests per test, keyspace, value size, timeout of the whole benchmark (s)
-    "default": dict(n=400_000, r=200_000, d=64, timeout=240),
+    "default": dict(n=250_000, r=200_000, d=64, timeout=240),
     "quick": dict(n=20_000, r=20_000, d=64, timeout=60),
     "tiny": dict(n=4_000, r=2_000, d=32, timeout=30),
 }
