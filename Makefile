@@ -100,3 +100,4 @@ clean:
 -include bench/bench.mk
 -include bench/micro/micro.mk
 -include workloads/real/real.mk
+-include scripts/tuning.mk

@@ -4,6 +4,9 @@
    "ticks": 53211,
    "sizes": [[size, count, peak_live, live_at_exit, lifetime_sum, short_lived(, 1)], ...]}
 
+A forked child (without exec) starts its counts afresh and its peaks from the blocks it
+inherited, so its peak_live and live_at_exit may exceed its count.
+
 A row describes one exact requested size (0 .. 65536); larger requests are pooled in rows whose
 size is the power of two at or above them, marked by a 7th element 1. `ticks` is the number
 of allocations the process made (the allocation clock); `lifetime_sum` sums, over freed
@@ -121,9 +124,9 @@ def parse(obj, where="profile"):
             raise ProfileError(f"{w}: a pooled row's size must be a power of two above {MAX_EXACT}, got {size}")
         if not pooled and size > MAX_EXACT:
             raise ProfileError(f"{w}: size {size} above {MAX_EXACT} must be a pooled row (7th element 1)")
-        if peak > count:
-            raise ProfileError(f"{w}: peak_live {peak} exceeds count {count}")
-        if live > peak:
+        # peak_live may exceed count: a forked child starts its counts afresh but keeps the
+        # blocks it inherited live (they count in its peak and live_at_exit, not its count).
+        if live > peak and not obj.get("merged"):   # merged: live is a sum, peak a max
             raise ProfileError(f"{w}: live_at_exit {live} exceeds peak_live {peak}")
         if short > count:
             raise ProfileError(f"{w}: short_lived {short} exceeds count {count}")
