@@ -76,12 +76,12 @@ def dpkg_version(pkg):
     return out or None
 
 
-def find_library(name):
+def find_library(name, tinymalloc_path=None):
     """Return (path or None for glibc, package, version)."""
     if name == "glibc":
         return None, "libc6", dpkg_version("libc6")
     if name == "tinymalloc":
-        path = os.path.join(ROOT, "build", "libtinymalloc.so")
+        path = os.path.abspath(tinymalloc_path or os.path.join(ROOT, "build", "libtinymalloc.so"))
         if not os.path.exists(path):
             raise Missing(f"tinymalloc: {path} not found (run `make lib`)")
         return path, None, None
@@ -336,6 +336,8 @@ def main():
     ap.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
     ap.add_argument("--seed", type=int, default=None, help="seed for the run order shuffle")
     ap.add_argument("--timeout", type=int, default=60, help="seconds per run (default 60)")
+    ap.add_argument("--tinymalloc", metavar="PATH",
+                    help="tinymalloc library to preload (default build/libtinymalloc.so)")
     ap.add_argument("--bin", default=DEFAULT_BIN, help="the pairs program (default %(default)s)")
     args = ap.parse_args()
     if args.reps < 1:
@@ -352,7 +354,7 @@ def main():
     missing = []
     for a in args.allocators:
         try:
-            libs[a] = find_library(a)
+            libs[a] = find_library(a, args.tinymalloc)
         except Missing as e:
             missing.append(str(e))
     if missing:

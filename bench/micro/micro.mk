@@ -3,7 +3,8 @@
 #   make bench-micro   run scripts/micro_bench.py; table -> results/micro/<date>-<commit>.md,
 #                      raw data -> the .json beside it.
 #   MICRO_ALLOCATORS=glibc,jemalloc,...  pick allocators (tinymalloc needs `make lib`)
-#   MICRO_ARGS=...                       extra arguments for the script (e.g. --reps 11)
+#   MICRO_ARGS=...                       extra arguments for the script (e.g. --reps 11, or
+#                                        --tinymalloc PATH to measure another build of the library)
 
 MICRO_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
                 -fno-builtin-malloc -fno-builtin-free $(EXTRA_CFLAGS)
@@ -17,7 +18,8 @@ $(MICRO_BIN): bench/micro/pairs.c bench/micro/micro.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(MICRO_CFLAGS) $< -o $@ -ldl
 
-bench-micro: micro $(if $(findstring tinymalloc,$(MICRO_ALLOCATORS)),lib)
+# `make lib` only when the run uses build/libtinymalloc.so (not MICRO_ARGS=--tinymalloc PATH).
+bench-micro: micro $(if $(findstring tinymalloc,$(MICRO_ALLOCATORS)),$(if $(findstring --tinymalloc,$(MICRO_ARGS)),,lib))
 	@mkdir -p results/micro
 	@stem=results/micro/$$(date -u +%Y%m%d-%H%M%S)-$$(git rev-parse --short HEAD 2>/dev/null || echo nogit); \
 	$(PYTHON) scripts/micro_bench.py --allocators $(MICRO_ALLOCATORS) $(MICRO_ARGS) \
