@@ -10,8 +10,9 @@ Every run must show that its malloc and free came from the expected library (the
 prints dladdr() of dlsym(RTLD_DEFAULT, "malloc"/"free")); a run that crashes, times out, prints
 no result or used the wrong allocator is a FAIL, never a time.
 
-Each run splits its ~75 ms into --samples timed samples (default 5) after a warm-up and reports
-the fastest one: on a shared machine noise (preemption, interrupts) only ever adds time. The
+Each run splits its ~75 ms into --samples timed samples (default 20, ~4 ms each) after a warm-up
+and reports the fastest one: on a shared machine noise (preemption, interrupts) only ever adds
+time, and a short sample is more likely to run undisturbed. The
 per-sample times and their median are kept in the JSON.
 
 Prints a Markdown table on stdout: one row per mode, one column per allocator, each cell the
@@ -322,8 +323,8 @@ def main():
     ap.add_argument("--reps", type=int, default=7, help="repetitions per cell (default 7)")
     ap.add_argument("--target-ms", type=int, default=75,
                     help="calibrate each run to about this many ms (default 75)")
-    ap.add_argument("--samples", type=int, default=5,
-                    help="timed samples per run, the fastest is the run's time (default 5)")
+    ap.add_argument("--samples", type=int, default=20,
+                    help="timed samples per run, the fastest is the run's time (default 20)")
     ap.add_argument("--iters", type=int, default=0,
                     help="fixed iteration count instead of calibration (for tests)")
     ap.add_argument("--json", metavar="FILE", help="write raw runs, environment and summary to FILE")

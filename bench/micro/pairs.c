@@ -11,7 +11,7 @@
  * Prints one JSON line on stdout:
  *   {"mode":"pair","size":16,"iters":N,"ops":N,"samples":K,"total_ns":T,"ns":..,"ns_median":..,
  *    "sample_ns":[..],"malloc_lib":"/path/of/the/object/defining/malloc","free_lib":"..."}
- * The measurement is split into K samples (--samples, default 5) of `iters` iterations each;
+ * The measurement is split into K samples (--samples, default 20) of `iters` iterations each;
  * `sample_ns` holds each sample's ns per malloc+free pair, `ns` is the fastest sample (noise on a
  * shared machine only ever adds time: preemption, interrupts) and `ns_median` their median.
  * `iters` counts loop iterations per sample (pairs for `pair`, batches for lifo/fifo); `ops` the
@@ -175,7 +175,7 @@ static int parse_u64(const char *s, uint64_t *out)
 
 int main(int argc, char **argv)
 {
-    uint64_t iters = 0, target_ms = 75, size = 0, samples = 5;
+    uint64_t iters = 0, target_ms = 75, size = 0, samples = 20;
     int i = 1;
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
         if (strcmp(argv[i], "--iters") == 0 && i + 1 < argc) {
