@@ -101,3 +101,6 @@ clean:
 -include bench/micro/micro.mk
 -include workloads/real/real.mk
 -include scripts/tuning.mk
+-include tests/probes/probes.mk
+-include tests/outside/outside.mk
+-include tests/fuzz/fuzz.mk
