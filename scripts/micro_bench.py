@@ -274,7 +274,7 @@ def render(env, allocs, modes, stats, failures):
                 row.append("-")
             if tm and peer_meds:
                 ratio = tm["median"] / best
-                row.append(f"{ratio:.2f}x")
+                row.append(f"{ratio:.3f}x")
                 ok = ratio <= TARGET_RATIO
             else:
                 row.append("-")

@@ -155,7 +155,7 @@ static void json_str(const char *s)
     putchar('"');
 }
 
-static void usage(void)
+static __attribute__((noreturn)) void usage(void)
 {
     fprintf(stderr, "usage: pairs [--iters N] [--samples K] [--target-ms MS] pair SIZE\n"
                     "       pairs [--iters N] [--samples K] [--target-ms MS] lifo|fifo\n");
@@ -193,7 +193,7 @@ int main(int argc, char **argv)
     }
     if (i >= argc)
         usage();
-    enum mode m;
+    enum mode m = MODE_PAIR;
     const char *mname = argv[i++];
     if (strcmp(mname, "pair") == 0) {
         m = MODE_PAIR;
