@@ -325,7 +325,7 @@ def choose_top(profile, small_max):
 
 
 def recommend(profile, budget=None, weight="peak", small_max="auto", max_ratio=2.0,
-              prealloc_budget=64 << 20):
+              prealloc_budget=64 << 20, prealloc=True):
     defaults = default_classes()
     if budget is None:
         budget = len(defaults)
@@ -334,6 +334,10 @@ def recommend(profile, budget=None, weight="peak", small_max="auto", max_ratio=2
     fillers = default_classes(small_max=top) if max_ratio > 0 else ()
     tuned, cost = optimise(hist, top, budget, weight, max_ratio, fillers)
     counts, pages, need, capped = prealloc_counts(tuned, profile, prealloc_budget)
+    conf = conf_string(tuned, counts)
+    if not prealloc:   # classes only: the allocator's default of one page per class
+        counts, pages, capped = default_prealloc(tuned), [1] * len(tuned), False
+        conf = "classes:" + "/".join(map(str, tuned))
     return {
         "weight": weight,
         "budget": budget,
@@ -346,7 +350,8 @@ def recommend(profile, budget=None, weight="peak", small_max="auto", max_ratio=2
         "prealloc_need": need,
         "prealloc_capped": capped,
         "prealloc_bytes": sum(pages) * PAGE,
-        "conf": conf_string(tuned, counts),
+        "conf": conf,
+        "prealloc_fitted": prealloc,
         "objective": {"tuned": cost, "default": objective(defaults, histogram(profile, defaults[-1]), weight)},
         "default": evaluate(defaults, profile),
         "tuned": evaluate(tuned, profile),

@@ -72,6 +72,10 @@ VERIFICATION (--verify)
   for tinymalloc's own counts). The report gives medians, min-max and paired ratios
   tuned/default; a ratio range that straddles 1 is read as no consistent difference.
 
+PROFILE MODE COST (--profile-overhead LIST)
+  Runs each listed workload under tinymalloc with profiling off and on (--runs each, interleaved)
+  and writes results/tuning/profile-overhead.md with the paired wall-time ratios.
+
 EXIT STATUS
   0 ok; 1 a measured run (profiling or verification) failed; 2 usage error (bad option,
   unknown workload, infeasible constraints); 3 missing input or dependency (no profile file,
@@ -112,6 +116,8 @@ def parse_args(argv):
                     help="largest class (default auto)")
     ap.add_argument("--prealloc-budget", type=size_arg, default=64 << 20, metavar="BYTES",
                     help="cap on preallocated pages, k/m/g suffixes (default 64m)")
+    ap.add_argument("--no-prealloc", action="store_true",
+                    help="propose classes only (prealloc stays one page per class), to separate the effects")
     ap.add_argument("--json", action="store_true", help="print the recommendation as JSON")
     ap.add_argument("--verify", action="store_true", help="measure default vs tuned (needs --workload)")
     ap.add_argument("--runs", type=int, default=5, help="repetitions per configuration (default 5)")
@@ -121,7 +127,14 @@ def parse_args(argv):
     ap.add_argument("--workdir", metavar="DIR", help="scratch folder (default build/tuning/NAME)")
     ap.add_argument("--out", metavar="FILE", help="report (default results/tuning/NAME.md)")
     ap.add_argument("--save-profile", metavar="FILE", help="write the merged profile here")
+    ap.add_argument("--profile-overhead", metavar="LIST",
+                    help="instead: measure the profile mode's cost on these workloads (comma list or "
+                         "group:NAME), off vs on, and write results/tuning/profile-overhead.md")
     args = ap.parse_args(argv)
+    if args.profile_overhead:
+        if args.profiles or args.workload:
+            ap.error("--profile-overhead takes no PROFILE or --workload")
+        return args
     if not args.profiles and not args.workload:
         ap.error("give PROFILE files or --workload NAME")
     if args.profiles and args.workload:
@@ -168,6 +181,8 @@ def main(argv=None):
 
 
 def run(args):
+    if args.profile_overhead:
+        return run_overhead(args)
     w = None
     if args.workload:
         w = V.resolve_workload(args.workload, args.scale)
@@ -179,7 +194,8 @@ def run(args):
     else:
         paths = args.profiles
     prof, files = P.load(paths, args.exe)
-    rec = C.recommend(prof, args.classes, args.weight, args.small_max, args.max_ratio, args.prealloc_budget)
+    rec = C.recommend(prof, args.classes, args.weight, args.small_max, args.max_ratio, args.prealloc_budget,
+                      prealloc=not args.no_prealloc)
     if args.save_profile:
         with open(args.save_profile, "w") as f:
             json.dump(prof.to_json(), f)
@@ -196,7 +212,8 @@ def run(args):
     V.log(f"verify {w['name']}: {args.runs} repetitions of default and tuned, interleaved (seed {seed})")
     meas = V.measure(w, [("default", ""), ("tuned", rec["conf"])], workdir, args.runs, seed,
                      strace=not args.no_strace)
-    out = args.out or os.path.join(V.ROOT, "results", "tuning", f"{w['name']}.md")
+    suffix = "-classes-only" if args.no_prealloc else ""
+    out = args.out or os.path.join(V.ROOT, "results", "tuning", f"{w['name']}{suffix}.md")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     cmdline = "scripts/tune-slabs " + " ".join(sys.argv[1:]) if argv_is_cli() else None
     text = write_report(w, args, rec, prof, files, meas, env, cmdline)
@@ -224,7 +241,7 @@ def argv_is_cli():
 def write_report(w, args, rec, prof, files, meas, env, cmdline):
     L = [f"# Slab tuning: {w['name']} ({w['scale']} scale)", ""]
     L.append(f"Recorded {env.get('date')} on {env.get('host')} ({env.get('cpu_model')}, "
-             f"{env.get('cpus_usable')} usable CPUs, load average at start {env.get('loadavg', '').split(' ')[:3]}), "
+             f"{env.get('cpus_usable')} usable CPUs, load average at start {' '.join((env.get('loadavg') or '').split(' ')[:3])}), "
              f"kernel {env.get('kernel')}, {env.get('glibc')}, tinymalloc at {env.get('project_commit')}.")
     if cmdline:
         L.append(f"Command: `{cmdline}`.")
@@ -236,7 +253,9 @@ def write_report(w, args, rec, prof, files, meas, env, cmdline):
     L.append(f"Weight `{rec['weight']}`, at most {rec['budget']} classes, consecutive classes within "
              + (f"a factor {rec['max_ratio']:g}" if rec["max_ratio"] > 0 else "any ratio")
              + f", small_max {rec['small_max']}, preallocation budget {R.kib(rec['prealloc_budget'])}"
-             + (" (capped: the peak does not fit the budget)" if rec["prealloc_capped"] else "") + ".")
+             + (" (capped: the peak does not fit the budget)" if rec["prealloc_capped"] else "")
+             + ("; classes only (--no-prealloc): prealloc stays one page per class" if not rec["prealloc_fitted"]
+                else "") + ".")
     L += ["", "```", f"TINYMALLOC_CONF={rec['conf']}", "```", ""]
     L += R.comparison_table(rec)
     L += ["", "Fragmentation figures are computed from the profile (exact for the requests it saw); the "
@@ -256,7 +275,7 @@ def reading(rec, summ, meas):
     out = []
     out.append(f"- Internal fragmentation by count {R.pct(d['frag_count'])} -> {R.pct(t['frag_count'])}, "
                f"by peak live {R.pct(d['frag_peak'])} -> {R.pct(t['frag_peak'])} (from the profile).")
-    for key, name in (("program_wall_s", "Time"), ("max_rss_kb", "Peak RSS of the largest process"),
+    for key, name in (("wall_s", "Time"), ("max_rss_kb", "Peak RSS of the largest process"),
                       ("tree_peak_sum_kb", "Summed peak RSS")):
         r = summ[key]["ratio"]
         if r["median"] is not None:
@@ -269,3 +288,50 @@ def reading(rec, summ, meas):
         sa, sb = sum(a.get(k, 0) for k in keys), sum(b.get(k, 0) for k in keys)
         out.append(f"- OS calls (mmap+munmap+madvise+mremap, strace): {sa} -> {sb}.")
     return out
+
+
+def run_overhead(args):
+    import statistics
+    try:
+        names = [w["name"] for w in V.mf.select(V.mf.load(), args.profile_overhead)]
+    except V.benchlib.BenchError as e:
+        raise V.TuneError(str(e), 2)
+    seed = args.seed if args.seed is not None else int(time.time())
+    env = V.benchlib.collect_env()
+    res = V.profile_overhead(names, args.scale, args.runs, seed, args.no_build)
+    L = ["# Cost of the profile mode (`TINYMALLOC_CONF=profile:PATH`)", "",
+         f"Recorded {env.get('date')} on {env.get('host')} ({env.get('cpu_model')}, {env.get('cpus_usable')} usable "
+         f"CPUs, load average at start {' '.join((env.get('loadavg') or '').split(' ')[:3])}), tinymalloc at "
+         f"{env.get('project_commit')}. Scale {args.scale}, {args.runs} repetitions per configuration, off and on "
+         f"alternating in a shuffled order (seed {seed}). Command: `scripts/tune-slabs "
+         + " ".join(sys.argv[1:]) + "`.", "",
+         "| workload | off: wall s, median [min - max] | profile: wall s, median [min - max] | profile / off, paired: median [min - max] |",
+         "|---|---:|---:|---:|"]
+    meds, failed = [], []
+    for name, summ, fails in res:
+        if fails or summ is None:
+            failed.append(f"{name}: {'; '.join(fails)}")
+            L.append(f"| {name} | FAIL | FAIL | - |")
+            continue
+        s = summ["wall_s"]
+        a, b, r = s["off"], s["profile"], s["ratio"]
+        L.append(f"| {name} | {a['median']:.3f} [{a['min']:.3f} - {a['max']:.3f}] | {b['median']:.3f} "
+                 f"[{b['min']:.3f} - {b['max']:.3f}] | {r['median']:.3f} [{r['min']:.3f} - {r['max']:.3f}] |")
+        meds.append((r["median"], name))
+    if meds:
+        import math
+        gm = math.exp(sum(math.log(x) for x, _ in meds) / len(meds))
+        worst = max(meds)
+        L += ["", f"Geometric mean of the median ratios over {len(meds)} workloads: {gm:.3f}; median "
+              f"{statistics.median(x for x, _ in meds):.3f}; largest {worst[0]:.3f} ({worst[1]})."]
+    if failed:
+        L += ["", "Failed:", ""] + [f"- {f}" for f in failed]
+    out = args.out or os.path.join(V.ROOT, "results", "tuning", "profile-overhead.md")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        f.write("\n".join(L) + "\n")
+    with open(os.path.splitext(out)[0] + ".json", "w") as f:
+        json.dump({"environment": env, "seed": seed, "scale": args.scale, "runs": args.runs,
+                   "results": [{"workload": n, "summary": s, "failures": fl} for n, s, fl in res]}, f, indent=1)
+    print("\n".join(L))
+    return 1 if failed else 0

@@ -233,7 +233,7 @@ def measure(w, configs, workdir, runs, seed, strace=True):
             rec["rep"] = rep
             recs[name].append(rec)
             status = "FAIL " + rec["problem"] if rec["problem"] else \
-                f"{rec.get('program_wall_s', rec['wall_s']):.3f} s, {rec['max_rss_kb']} KiB"
+                f"{rec['wall_s']:.3f} s, {rec['max_rss_kb']} KiB"
             log(f"  run {rep}/{runs} {name}: {status}")
             if rec["problem"]:
                 failures.append(f"{name} run {rep}: {rec['problem']}")
@@ -261,19 +261,15 @@ def summarise(meas, a="default", b="tuned"):
             if r["problem"]:
                 continue
             v = r.get(key)
-            if v is None and key == "program_wall_s":
-                v = r.get("wall_s")
             if v is not None:
                 out.append(v)
         return out
 
     rows = {}
-    for key in ("program_wall_s", "max_rss_kb", "tree_peak_sum_kb", "minflt", "sys_s"):
+    for key in ("wall_s", "user_s", "sys_s", "max_rss_kb", "tree_peak_sum_kb", "minflt"):
         va, vb = vals(a, key), vals(b, key)
-        ra = {r["rep"]: r.get(key, r.get("wall_s") if key == "program_wall_s" else None)
-              for r in meas["runs"][a] if not r["problem"]}
-        rb = {r["rep"]: r.get(key, r.get("wall_s") if key == "program_wall_s" else None)
-              for r in meas["runs"][b] if not r["problem"]}
+        ra = {r["rep"]: r.get(key) for r in meas["runs"][a] if not r["problem"]}
+        rb = {r["rep"]: r.get(key) for r in meas["runs"][b] if not r["problem"]}
         ratios = [rb[k] / ra[k] for k in ra if k in rb and ra[k] and rb[k] is not None]
         rows[key] = {
             a: {"median": statistics.median(va) if va else None, "min": min(va, default=None),
@@ -290,8 +286,40 @@ def verdict(ratio, tol=0.0):
     """'lower', 'higher' or 'no difference' from the paired ratios' range."""
     if ratio["median"] is None:
         return "not measured"
+    if ratio["n"] < 3:
+        return "too few repetitions to say"
     if ratio["max"] < 1 - tol:
         return "lower in every repetition"
     if ratio["min"] > 1 + tol:
         return "higher in every repetition"
     return "no consistent difference (the ratios straddle 1)"
+
+
+# ---------------------------------------------------------------------------------------------
+# the profile mode's own cost
+
+def profile_overhead(names, scale, runs, seed, no_build=False):
+    """Wall time of each workload under tinymalloc with profiling off and on, interleaved.
+    -> list of (workload, summary or None, failures)."""
+    out = []
+    for name in names:
+        w = resolve_workload(name, scale)
+        workdir = os.path.join(ROOT, "build", "tuning", "overhead", w["name"])
+        os.makedirs(workdir, exist_ok=True)
+        try:
+            make_ready(w, workdir, no_build)
+        except TuneError as e:
+            out.append((w["name"], None, [str(e)]))
+            continue
+        pdir = os.path.join(workdir, "profiles")
+        shutil.rmtree(pdir, ignore_errors=True)
+        os.makedirs(pdir)
+        log(f"overhead {w['name']} ({scale})")
+        meas = measure(w, [("off", ""), ("profile", f"profile:{pdir}/%p.json")], workdir, runs, seed, strace=False)
+        nfiles = len(os.listdir(pdir))
+        shutil.rmtree(pdir, ignore_errors=True)
+        fails = list(meas["failures"])
+        if not fails and nfiles == 0:
+            fails.append("the profiled runs wrote no profile")
+        out.append((w["name"], summarise(meas, "off", "profile"), fails))
+    return out
