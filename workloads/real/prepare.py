@@ -28,6 +28,7 @@ Exit status:
      and something is missing, or apt-get cannot install/fetch (the tests SKIP on this)
 """
 import argparse
+import fcntl
 import glob
 import json
 import os
@@ -372,10 +373,13 @@ class NeovimStep(Step):
         tree = self.apt.source("neovim", self.dir)
         self.apt.build_dep("neovim", tree)
         jobs = f"-j{os.cpu_count() or 2}"
-        for b in ("build", "build-tu"):
-            bdir = os.path.join(self.dir, b)
-            self.configure(tree, bdir)
-            run(["ninja", jobs, "-C", bdir], quiet=True)
+        # build/ is what neovim/build.sh cleans and rebuilds: wait for a running one (its lock)
+        with open(os.path.join(self.dir, "build.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            for b in ("build", "build-tu"):
+                bdir = os.path.join(self.dir, b)
+                self.configure(tree, bdir)
+                run(["ninja", jobs, "-C", bdir], quiet=True)
         nvim = os.path.join(self.dir, "build", "bin", "nvim")
         out = run([nvim, "--headless", "-u", "NONE", "-c", "lua io.stdout:write(1+1)", "-c", "q"], quiet=True)
         if out.strip() != "2":
