@@ -79,7 +79,18 @@ static void die_free_huge_interior(void) {
     vfree(p + 4096);
 }
 
+/* A write after free that redirects a free-list link is caught before the link is used. */
+static void die_write_after_free(void) {
+    static char target[64];
+    char **p = vmalloc(64);
+    vfree(p);
+    p[0] = target; /* try to make a later malloc return target */
+    vmalloc(64);
+    vmalloc(64);
+}
+
 static void invalid_and_double_frees_abort(void) {
+    CHECK(tm_expect_abort(die_write_after_free, "malloc(): corrupted free list"));
     CHECK(tm_expect_abort(die_free_stack, "free(): invalid pointer 0x"));
     CHECK(tm_expect_abort(die_free_interior, "free(): invalid pointer"));
     CHECK(tm_expect_abort(die_free_unaligned, "free(): invalid pointer"));

