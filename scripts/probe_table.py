@@ -5,12 +5,15 @@ others through LD_PRELOAD) and write a table probes x allocators to
 results/probes/<date>-<commit>.md, with the raw lines beside it in a .json file.
 
 usage: scripts/probe_table.py [--allocators LIST] [--out DIR] [--bin PATH]
+                              [--tinymalloc PATH [--tinymalloc-version TEXT]]
 
   --allocators LIST  comma list as for the bench (default: glibc,tinymalloc,jemalloc,mimalloc,tcmalloc;
                      NAME=/path/lib.so for any other)
   --out DIR          where the report goes (default results/probes)
   --bin PATH         the probe program (default build/probes/heap-probes; `make bench-probes`
                      builds it)
+  --tinymalloc PATH  the tinymalloc library to probe instead of build/libtinymalloc.so (e.g. a
+                     build of a clean export of a commit); --tinymalloc-version says what it is
 
 Each probe runs in its own process (the probe program forks); classes: detected, wrong-errno,
 warned, silent, crashed, hung (see the head of tests/probes/heap_probes.c). Before its probes, each
@@ -66,6 +69,8 @@ def main():
     ap.add_argument("--allocators", default=DEFAULT)
     ap.add_argument("--out", default=os.path.join(ROOT, "results", "probes"))
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "probes", "heap-probes"))
+    ap.add_argument("--tinymalloc", metavar="PATH")
+    ap.add_argument("--tinymalloc-version", metavar="TEXT")
     args = ap.parse_args()
 
     if not os.access(args.bin, os.X_OK):
@@ -84,12 +89,16 @@ def main():
         return 2
     cols, problems, results = [], [], {}
     for name, path in items:
+        if name == "tinymalloc" and args.tinymalloc and not path:
+            path = os.path.abspath(args.tinymalloc)
         spec = f"{name}={path}" if path else name
         try:
             a = allocators.resolve(spec)[0]
         except benchlib.BenchError as e:
             problems.append(f"{name}: {e}")
             continue
+        if name == "tinymalloc" and args.tinymalloc:
+            a["version"] = args.tinymalloc_version or a.get("version")
         preload = a.get("lib")
         rc, which, err = run([args.bin, "--which"], preload, 30)
         served = which.strip()
@@ -98,7 +107,7 @@ def main():
             problems.append(f"{name}: malloc is served by {served or '?'}, not {expect}")
             continue
         print(f"probe_table: {name} ({a.get('version')}): running {len(probes)} probes", flush=True)
-        rc, out, err = run([args.bin], preload, 60 + 15 * len(probes))
+        rc, out, err = run([args.bin], preload, 60 + 15 * len(probes))  # (a probe ends in 10 s)
         rows = {}
         for line in out.splitlines():
             f = line.split("\t")
@@ -122,9 +131,10 @@ def main():
     names = [a["name"] for a in cols]
 
     L = [f"# Heap-error probes, {now:%Y-%m-%d %H:%M}", ""]
-    L.append(f"Project commit `{benchlib.git_commit(ROOT) or '?'}` (tinymalloc "
-             f"`{benchlib.git_commit(ROOT, ['tinymalloc', 'Makefile']) or '?'}`), "
-             f"kernel {env.get('kernel', '?')}, glibc {env.get('glibc', '?')}, "
+    tm_what = (f"the tinymalloc column: {args.tinymalloc}" if args.tinymalloc else
+               f"tinymalloc `{benchlib.git_commit(ROOT, ['tinymalloc', 'Makefile']) or '?'}`")
+    L.append(f"Project commit `{benchlib.git_commit(ROOT) or '?'}` ({tm_what}), "
+             f"kernel {env.get('kernel', '?')}, {env.get('glibc', 'glibc ?')}, "
              f"CPU {env.get('cpu_model', '?')}. Made by `make bench-probes` (scripts/probe_table.py); "
              "the probes are tests/probes/heap_probes.c, each in its own process.")
     L.append("")
