@@ -243,7 +243,7 @@ static void statistics_count_calls(void) {
     CHECK(tinymalloc_stats_get(&b, sizeof b) == 0);
     CHECK(b.slab_allocs - a.slab_allocs == 100);
     CHECK(b.huge_allocs - a.huge_allocs == 1);
-    CHECK(b.os_mmap > a.os_mmap);
+    CHECK(b.os_mmap >= a.os_mmap); /* 8 MiB is a heap-tier block now, not a mapping of its own */
     CHECK(b.live_bytes >= a.live_bytes + 100 * 32 + (8u << 20));
     for (int i = 0; i < 100; i++) free(ps[i]);
     free(h);

@@ -20,7 +20,11 @@ static void *alloc_any(size_t n, size_t align) {
         int cls = tm_slab_aligned_class(n, align);
         if (cls >= 0) return tm_slab_alloc(tm_tc, (unsigned)cls);
     }
-    return tm_huge_alloc(n, align, false);
+    /* Medium sizes (and small ones with an alignment no class has) go to the arenas, whose
+     * runs are aligned to a unit; everything else to the heap, which sends huge requests to
+     * their own mappings. */
+    if (n <= tm_topt.medium_max && align <= tm_topt.arena_unit) return tm_arena_alloc(n, align);
+    return tm_heap_alloc(n, align);
 }
 
 static tm_noinline void *malloc_large(size_t n, size_t align) {
@@ -47,6 +51,10 @@ static tm_noinline void free_other(void *p, unsigned kind, const char *func) {
     }
     if (kind == TM_KIND_SLAB)
         free_slab(p, func);
+    else if (kind == TM_KIND_ARENA)
+        tm_arena_free(p, func);
+    else if (kind == TM_KIND_HEAP)
+        tm_heap_free(p, func);
     else if (kind == TM_KIND_HUGE)
         tm_huge_free(p, func);
     else if (p != NULL)
@@ -69,6 +77,8 @@ static size_t usable_size(void *p, const char *func) {
         if (pg == NULL) tm_fatal(func, "invalid pointer", p);
         return pg->block_size;
     }
+    if (kind == TM_KIND_ARENA) return tm_arena_usable(p, func);
+    if (kind == TM_KIND_HEAP) return tm_heap_usable(p, func);
     if (kind == TM_KIND_HUGE) return tm_huge_usable(p, func);
     tm_fatal(func, "invalid pointer", p);
 }
@@ -95,8 +105,8 @@ TM_EXPORT void *calloc(size_t count, size_t size) {
         return NULL;
     }
     void *p = tm_malloc(n);
-    /* Huge blocks are fresh mappings, already zero. */
-    if (p && tm_chunk_kind((uintptr_t)p) == TM_KIND_SLAB) memset(p, 0, n);
+    /* Huge blocks are fresh mappings, already zero; blocks of the other tiers may be reused. */
+    if (p && tm_chunk_kind((uintptr_t)p) != TM_KIND_HUGE) memset(p, 0, n);
     return p;
 }
 
@@ -127,7 +137,15 @@ static void *realloc_any(void *p, size_t n) {
     if (kind == TM_KIND_SLAB) {
         /* Stay when the block is the right class, or shrinks by less than half. */
         if (n <= old && (n >= old / 2 || tm_opt.class_size[tm_class_of(n)] == old)) return p;
-    } else if (n > tm_opt.slab_max) {
+    } else if (kind == TM_KIND_ARENA) {
+        /* In place while it stays medium: the tail is freed, or the next free units taken. */
+        if (n > tm_opt.slab_max && n <= tm_topt.medium_max && tm_arena_resize(p, n)) return p;
+    } else if (kind == TM_KIND_HEAP) {
+        if (n > tm_topt.medium_max) {
+            void *q = tm_heap_realloc(p, n); /* in place: shrunk, or grown into a free next */
+            if (q) return q;
+        }
+    } else if (n > tm_topt.medium_max) {
         void *q = tm_huge_realloc(p, n);
         if (q) return q;
     }

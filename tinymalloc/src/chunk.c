@@ -13,6 +13,7 @@ tm_lock_t tm_chunk_lock;
  * aligned; free_chunks links wholly free chunks through their first word. */
 static uintptr_t region_next, region_end;
 static void *free_chunks;
+static size_t free_count; /* chunks on free_chunks */
 static uintptr_t meta_next, meta_end;
 
 void tm_chunk_mark(uintptr_t start, size_t size, unsigned kind) {
@@ -42,6 +43,7 @@ static void *chunk_take_locked(void) {
         void *c = free_chunks;
         free_chunks = *(void **)c;
         *(void **)c = NULL;
+        free_count--;
         return c;
     }
     if (region_next == region_end && !region_grow()) return NULL;
@@ -75,4 +77,72 @@ void *tm_meta_alloc(size_t size) {
     meta_next += size;
     tm_unlock(&tm_chunk_lock);
     return p;
+}
+
+/* Puts the unused rest of the current region on the free list, so a span that does not fit
+ * there can start a new region without losing it. Called with tm_chunk_lock held. */
+static void region_retire_locked(void) {
+    while (region_next < region_end) {
+        *(void **)region_next = free_chunks;
+        free_chunks = (void *)region_next;
+        free_count++;
+        region_next += TM_CHUNK_SIZE;
+    }
+}
+
+/* size bytes of contiguous chunks (size a multiple of TM_CHUNK_SIZE): one chunk from the free
+ * list, several from the bump pointer of the region, a new region when the rest is too short.
+ * A span larger than a whole reservation gets its own aligned mapping. */
+void *tm_chunk_alloc_span(size_t size, unsigned kind) {
+    if (size == TM_CHUNK_SIZE) return tm_chunk_alloc(kind);
+    void *c = NULL;
+    tm_lock(&tm_chunk_lock);
+    if (region_end - region_next >= size) {
+        c = (void *)region_next;
+        region_next += size;
+    } else if (size <= tm_opt.reserve / 2) {
+        uintptr_t old_next = region_next, old_end = region_end;
+        if (region_grow()) {
+            /* The old rest joins the free list only once the new region exists. */
+            uintptr_t nn = region_next, ne = region_end;
+            region_next = old_next;
+            region_end = old_end;
+            region_retire_locked();
+            region_next = nn;
+            region_end = ne;
+            if (region_end - region_next >= size) {
+                c = (void *)region_next;
+                region_next += size;
+            }
+        }
+    }
+    tm_unlock(&tm_chunk_lock);
+    if (c == NULL) c = tm_os_map_aligned(size, TM_CHUNK_SIZE);
+    if (c) tm_chunk_mark((uintptr_t)c, size, kind);
+    return c;
+}
+
+/* Returns chunks that a tier no longer uses. Their pages go back to the OS at once; the
+ * address space is kept for reuse (one chunk at a time) up to 256 free chunks (1 GiB), past
+ * which it is unmapped. The chunk map is cleared first, so a stale pointer into the range is
+ * reported as invalid from now on. */
+void tm_chunk_release(void *p, size_t size) {
+    tm_chunk_mark((uintptr_t)p, size, TM_KIND_NONE);
+    tm_lock(&tm_chunk_lock);
+    bool keep = free_count + size / TM_CHUNK_SIZE <= 256; /* a hint: checked without the purge */
+    tm_unlock(&tm_chunk_lock);
+    if (!keep) {
+        tm_os_unmap(p, size);
+        return;
+    }
+    /* Purged before it is listed: a chunk on the list is all zero but for its link word, as
+     * a fresh one is, which the tiers' chunk set-up relies on. */
+    tm_os_purge(p, size);
+    tm_lock(&tm_chunk_lock);
+    for (uintptr_t c = (uintptr_t)p; c < (uintptr_t)p + size; c += TM_CHUNK_SIZE) {
+        *(void **)c = free_chunks;
+        free_chunks = (void *)c;
+        free_count++;
+    }
+    tm_unlock(&tm_chunk_lock);
 }

@@ -75,6 +75,7 @@ void tm_huge_free(void *p, const char *func) {
     tm_huge_hdr_t *h = checked_hdr(p, func);
     uintptr_t base = h->base;
     size_t map_size = h->map_size;
+    size_t size = h->size;
     h->magic = 0;
     /* Unmark before unmapping: once unmapped, the range may be mapped again by another thread,
      * which marks it after its own mmap returns. */
@@ -82,6 +83,7 @@ void tm_huge_free(void *p, const char *func) {
     tm_os_unmap((void *)base, map_size);
     atomic_fetch_add_explicit(&tm_huge_stats.nfree, 1, memory_order_relaxed);
     count_bytes(-(int64_t)map_size);
+    tm_huge_freed(size); /* the adaptive threshold (heap.c) */
 }
 
 size_t tm_huge_usable(const void *p, const char *func) {

@@ -47,11 +47,15 @@ static void fork_prepare(void) {
     tm_profile_fork_prepare();
     tm_tcache_fork_prepare();
     tm_slab_fork_prepare();
+    tm_arena_fork_prepare();
+    tm_heap_fork_prepare();
     tm_lock(&tm_chunk_lock);
 }
 
 static void fork_parent(void) {
     tm_unlock(&tm_chunk_lock);
+    tm_heap_fork_parent();
+    tm_arena_fork_parent();
     tm_slab_fork_parent();
     tm_tcache_fork_parent();
     tm_profile_fork_parent();
@@ -60,6 +64,8 @@ static void fork_parent(void) {
 
 static void fork_child(void) {
     tm_lock_reset(&tm_chunk_lock);
+    tm_heap_fork_child();
+    tm_arena_fork_child();
     tm_slab_fork_child();
     tm_tcache_fork_child();
     tm_profile_fork_child();
@@ -73,6 +79,8 @@ void tm_init_slow(void) {
         tm_options_init();
         if (tm_opt.profile_file[0]) tm_profile_init(); /* before any chunk is marked */
         tm_tcache_init();
+        tm_arena_init();
+        tm_heap_init();
         tm_slab_init();
         tm_stats_init();
         atomic_store_explicit(&tm_initialized, 1, memory_order_release);

@@ -140,7 +140,7 @@ static void apply(const char *key, size_t klen, const char *val, size_t vlen, co
         if (!parse_size(val, vlen, &v) || v < TM_CHUNK_SIZE || v > (1ULL << 40) || (v & (v - 1)))
             return bad_token(tok, toklen, "' (a power of two from 4m to 1024g)");
         tm_opt.reserve = v;
-    } else {
+    } else if (!tm_tier_option(key, klen, val, vlen, tok, toklen)) {
         bad_token(tok, toklen, "' (unknown key)");
     }
 #undef KEY
@@ -195,6 +195,7 @@ static void derive_classes(void) {
 }
 
 void tm_options_init(void) {
+    tm_tier_options_defaults();
     tm_opt.slab_retain = 64;
     tm_opt.reserve = 1UL << 30;
     static const char name[] = "TINYMALLOC_CONF=";
@@ -205,4 +206,88 @@ void tm_options_init(void) {
         }
     }
     derive_classes();
+}
+
+/* ---- the arena and heap tiers' knobs ------------------------------------------------------ */
+tm_tier_options_t tm_topt;
+
+/* Defaults, from measurements (see the tiers' README text and the commit messages):
+ *   medium_max 256k  - the arena's unit runs beat the heap's block headers up to here;
+ *   arena_unit 4k    - a page: purging needs no rounding, and a 4 MiB chunk has 1024 units
+ *                      (16 bitmap words, so a first-fit scan is short);
+ *   heap_*           - see the policy comment at the top of heap.c. */
+void tm_tier_options_defaults(void) {
+    tm_topt.medium_max = 256 << 10;
+    tm_topt.arena_unit = 4096;
+    tm_topt.arena_retain = 1;
+    tm_topt.arena_purge_delay = 1000;
+    tm_topt.arenas = 0;
+    tm_topt.heap_growth = 200;
+    tm_topt.heap_miss_threshold = 2;
+    tm_topt.heap_decay = 10;
+    tm_topt.heap_bound = 50;
+    tm_topt.heap_purge_delay = 1000;
+    tm_topt.heap_retain = 64UL << 20;
+    tm_topt.heap_max = 0;
+    tm_topt.huge_threshold = 32UL << 20;
+    tm_topt.huge_threshold_max = 512UL << 20;
+    tm_topt.huge_dynamic = true;
+}
+
+int tm_tier_option(const char *key, size_t klen, const char *val, size_t vlen, const char *tok,
+                   size_t toklen) {
+#define KEY(name) (klen == sizeof(name) - 1 && !memcmp(key, name, klen))
+    uint64_t v;
+    bool b;
+    if (KEY("medium_max")) {
+        if (!parse_size(val, vlen, &v) || v < 16384 || v > (16UL << 20))
+            bad_token(tok, toklen, "' (bytes from 16k to 16m)");
+        else
+            tm_topt.medium_max = v;
+    } else if (KEY("arena_unit")) {
+        if (!parse_size(val, vlen, &v) || v < 1024 || v > 65536 || (v & (v - 1)))
+            bad_token(tok, toklen, "' (a power of two from 1k to 64k)");
+        else
+            tm_topt.arena_unit = v;
+    } else if (KEY("huge_dynamic")) {
+        if (!parse_bool(val, vlen, &b))
+            bad_token(tok, toklen, "' (expected 0 or 1)");
+        else
+            tm_topt.huge_dynamic = b;
+    } else if (KEY("heap_retain") || KEY("heap_max") || KEY("huge_threshold") ||
+               KEY("huge_threshold_max")) {
+        if (!parse_size(val, vlen, &v) || v > (1ULL << 46))
+            return bad_token(tok, toklen, "' (a size in bytes, k/m/g suffixes allowed)"), 1;
+        size_t *dst = KEY("heap_retain")      ? &tm_topt.heap_retain
+                      : KEY("heap_max")       ? &tm_topt.heap_max
+                      : KEY("huge_threshold") ? &tm_topt.huge_threshold
+                                              : &tm_topt.huge_threshold_max;
+        if (dst == &tm_topt.huge_threshold && v < 16384)
+            return bad_token(tok, toklen, "' (at least 16k)"), 1;
+        *dst = v;
+    } else if (KEY("arena_retain") || KEY("arena_purge_delay") || KEY("arenas") ||
+               KEY("heap_growth") || KEY("heap_miss_threshold") || KEY("heap_decay") ||
+               KEY("heap_bound") || KEY("heap_purge_delay")) {
+        uint32_t *dst = KEY("arena_retain")        ? &tm_topt.arena_retain
+                        : KEY("arena_purge_delay") ? &tm_topt.arena_purge_delay
+                        : KEY("arenas")            ? &tm_topt.arenas
+                        : KEY("heap_growth")       ? &tm_topt.heap_growth
+                        : KEY("heap_miss_threshold") ? &tm_topt.heap_miss_threshold
+                        : KEY("heap_decay")        ? &tm_topt.heap_decay
+                        : KEY("heap_bound")        ? &tm_topt.heap_bound
+                                                   : &tm_topt.heap_purge_delay;
+        uint64_t lo = 0, hi = 3600000;
+        const char *why = "' (a number from 0 to 3600000)";
+        if (dst == &tm_topt.arenas) hi = TM_MAX_ARENAS, why = "' (0 for one per CPU, up to 64)";
+        if (dst == &tm_topt.heap_growth) lo = 100, hi = 1000, why = "' (percent, 100 to 1000)";
+        if (dst == &tm_topt.heap_decay) hi = 100, why = "' (percent, 0 to 100)";
+        if (dst == &tm_topt.heap_bound) hi = 1000, why = "' (percent, 0 to 1000)";
+        if (dst == &tm_topt.heap_miss_threshold) lo = 1, hi = 1000, why = "' (1 to 1000)";
+        if (!parse_size(val, vlen, &v) || v < lo || v > hi) return bad_token(tok, toklen, why), 1;
+        *dst = (uint32_t)v;
+    } else {
+        return 0;
+    }
+    return 1;
+#undef KEY
 }

@@ -96,3 +96,30 @@ void *tm_os_remap(void *p, size_t old_size, size_t new_size, void *fixed) {
     tm_os_count_mapped(fixed ? -(int64_t)old_size : (int64_t)new_size - (int64_t)old_size);
     return q;
 }
+
+/* ---- time and CPU, for the arena and heap tiers ------------------------------------------ */
+#include <sched.h>
+#include <time.h>
+
+uint64_t tm_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* glibc answers from rseq or the vDSO, without a system call, on recent kernels. */
+unsigned tm_cpu_index(void) {
+    int c = sched_getcpu();
+    return c < 0 ? 0 : (unsigned)c;
+}
+
+unsigned tm_ncpus(void) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    /* The CPUs this process may run on; sched_getcpu's answers are below the highest one. */
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+    unsigned hi = 0;
+    for (unsigned i = 0; i < CPU_SETSIZE; i++)
+        if (CPU_ISSET(i, &set)) hi = i + 1;
+    return hi ? hi : 1;
+}

@@ -5,6 +5,7 @@
 #include "tinymalloc.h"
 
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -140,8 +141,13 @@ static void snapshot(class_snap_t *out) {
 
 int tinymalloc_stats_get(struct tinymalloc_stats *s, size_t size) TM_EXPORT;
 int tinymalloc_stats_get(struct tinymalloc_stats *s, size_t size) {
-    if (s == NULL || size != sizeof *s) return -1;
+    /* The size before the arena fields: callers built against the older header. */
+    size_t old_size = offsetof(struct tinymalloc_stats, arena_allocs);
+    if (s == NULL || (size != sizeof *s && size != old_size)) return -1;
     tm_init();
+    struct tinymalloc_stats full;
+    struct tinymalloc_stats *out = s;
+    s = &full;
     class_snap_t cs[TM_MAX_CLASSES];
     snapshot(cs);
     memset(s, 0, sizeof *s);
@@ -151,17 +157,45 @@ int tinymalloc_stats_get(struct tinymalloc_stats *s, size_t size) {
         if (cs[c].nmalloc > cs[c].nfree)
             s->live_bytes += (cs[c].nmalloc - cs[c].nfree) * tm_opt.class_size[c];
     }
-    s->huge_allocs = LOAD(tm_huge_stats.nalloc);
-    s->huge_frees = LOAD(tm_huge_stats.nfree);
-    s->live_bytes += LOAD(tm_huge_stats.cur_bytes);
-    s->allocs = s->slab_allocs + s->huge_allocs;
-    s->frees = s->slab_frees + s->huge_frees;
+    tm_arena_totals_t at;
+    tm_heap_totals_t ht;
+    tm_arena_totals(&at);
+    tm_heap_totals(&ht);
+    s->mapped_allocs = LOAD(tm_huge_stats.nalloc);
+    s->mapped_frees = LOAD(tm_huge_stats.nfree);
+    s->large_allocs = ht.nalloc;
+    s->large_frees = ht.nfree;
+    s->arena_allocs = at.nalloc;
+    s->arena_frees = at.nfree;
+    s->arenas = tm_arena_count();
+    s->huge_allocs = s->mapped_allocs + s->large_allocs;
+    s->huge_frees = s->mapped_frees + s->large_frees;
+    s->live_bytes += LOAD(tm_huge_stats.cur_bytes) + ht.in_use + at.used_bytes;
+    s->allocs = s->slab_allocs + s->huge_allocs + s->arena_allocs;
+    s->frees = s->slab_frees + s->huge_frees + s->arena_frees;
     s->os_mmap = LOAD(tm_os_stats.mmap_calls);
     s->os_munmap = LOAD(tm_os_stats.munmap_calls);
     s->os_madvise = LOAD(tm_os_stats.madvise_calls);
     s->os_mremap = LOAD(tm_os_stats.mremap_calls);
     s->mapped_bytes = LOAD(tm_os_stats.mapped_bytes);
     s->mapped_peak = LOAD(tm_os_stats.mapped_peak);
+    memcpy(out, s, size);
+    return 0;
+}
+
+int tinymalloc_heap_stats_get(struct tinymalloc_heap_stats *s, size_t size) TM_EXPORT;
+int tinymalloc_heap_stats_get(struct tinymalloc_heap_stats *s, size_t size) {
+    if (s == NULL || size != sizeof *s) return -1;
+    tm_init();
+    tm_heap_totals_t t;
+    tm_heap_totals(&t);
+    *s = (struct tinymalloc_heap_stats){
+        .heaps = t.heaps, .max_size = t.max_size, .size = t.size, .peak_size = t.peak_size,
+        .in_use = t.in_use, .peak_in_use = t.peak_in_use, .blocks = t.blocks,
+        .free_blocks = t.free_blocks, .consecutive_misses = t.consecutive_misses,
+        .misses = t.misses, .hits = t.hits, .grows = t.grows, .purged_bytes = t.purged_bytes,
+        .unmapped_bytes = t.unmapped_bytes, .ahead = t.ahead, .allocs = t.nalloc,
+        .frees = t.nfree, .huge_threshold = t.huge_threshold};
     return 0;
 }
 
@@ -195,7 +229,9 @@ static void print_json(tm_out_t *o, const class_snap_t *cs) {
     kv(o, "frees", LOAD(tm_huge_stats.nfree), ", ");
     kv(o, "remaps", LOAD(tm_huge_stats.nremap), ", ");
     kv(o, "current_bytes", LOAD(tm_huge_stats.cur_bytes), ", ");
-    kv(o, "peak_bytes", LOAD(tm_huge_stats.peak_bytes), "}, \"os\": {");
+    kv(o, "peak_bytes", LOAD(tm_huge_stats.peak_bytes), "}, ");
+    tm_tiers_print(o, true);
+    tm_out_str(o, "\"os\": {");
     kv(o, "mmap", LOAD(tm_os_stats.mmap_calls), ", ");
     kv(o, "munmap", LOAD(tm_os_stats.munmap_calls), ", ");
     kv(o, "madvise", LOAD(tm_os_stats.madvise_calls), ", ");
@@ -239,7 +275,9 @@ static void print_table(tm_out_t *o, const class_snap_t *cs) {
     tm_out_u64(o, LOAD(tm_huge_stats.cur_bytes), 0);
     tm_out_str(o, ", peak bytes ");
     tm_out_u64(o, LOAD(tm_huge_stats.peak_bytes), 0);
-    tm_out_str(o, "\n os: mmap ");
+    tm_out_str(o, "\n");
+    tm_tiers_print(o, false);
+    tm_out_str(o, " os: mmap ");
     tm_out_u64(o, LOAD(tm_os_stats.mmap_calls), 0);
     tm_out_str(o, ", munmap ");
     tm_out_u64(o, LOAD(tm_os_stats.munmap_calls), 0);
@@ -304,4 +342,41 @@ void tm_stats_at_exit(void) {
     if (fd < 0) return;
     tinymalloc_stats_print(fd, tm_opt.stats == 2);
     if (fd != 2) close(fd);
+}
+
+/* ---- the arena and heap tiers' figures ---------------------------------------------------- */
+void tm_tiers_print(tm_out_t *o, bool json) {
+    tm_arena_totals_t a;
+    tm_heap_totals_t h;
+    tm_arena_totals(&a);
+    tm_heap_totals(&h);
+    static const char *const an[] = {"arenas", "allocs", "frees", "chunks", "chunks_peak",
+                                     "used_bytes", "purged_chunks", "released_chunks"};
+    uint64_t av[] = {tm_arena_count(), a.nalloc, a.nfree, a.chunks, a.chunks_peak,
+                     a.used_bytes, a.purged_chunks, a.released_chunks};
+    static const char *const hn[] = {
+        "heaps", "max_size", "size", "peak_size", "in_use", "peak_in_use", "blocks",
+        "free_blocks", "consecutive_misses", "misses", "hits", "grows", "purged_bytes",
+        "unmapped_bytes", "ahead", "allocs", "frees", "huge_threshold"};
+    uint64_t hv[] = {h.heaps, h.max_size, h.size, h.peak_size, h.in_use, h.peak_in_use,
+                     h.blocks, h.free_blocks, h.consecutive_misses, h.misses, h.hits, h.grows,
+                     h.purged_bytes, h.unmapped_bytes, h.ahead, h.nalloc, h.nfree,
+                     h.huge_threshold};
+    for (int part = 0; part < 2; part++) {
+        const char *const *names = part ? hn : an;
+        const uint64_t *vals = part ? hv : av;
+        size_t n = part ? sizeof hv / sizeof hv[0] : sizeof av / sizeof av[0];
+        tm_out_str(o, json ? (part ? "\"heap\": {" : "\"arena\": {") : (part ? " heap:" : " arena:"));
+        for (size_t i = 0; i < n; i++) {
+            if (json) {
+                kv(o, names[i], vals[i], i + 1 < n ? ", " : "}, ");
+            } else {
+                tm_out_str(o, i ? ", " : " ");
+                tm_out_str(o, names[i]);
+                tm_out_str(o, " ");
+                tm_out_u64(o, vals[i], 0);
+            }
+        }
+        if (!json) tm_out_str(o, "\n");
+    }
 }

@@ -327,4 +327,79 @@ static inline void tm_init(void) {
 
 static inline size_t tm_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 
+/* ==== arena and heap tiers (arena.c, heap.c): medium and large blocks =====================
+ * Kept apart from the slab declarations above. Chunk kinds used here: TM_KIND_ARENA for a
+ * chunk cut into units, TM_KIND_HEAP for the chunks of a heap span. */
+enum { TM_KIND_ARENA = 4, TM_KIND_HEAP = 5 };
+
+#define TM_MAX_ARENAS 64 /* per-CPU arenas (and heaps) beyond this share one */
+
+/* Knobs of the two tiers, set from TINYMALLOC_CONF by options.c. */
+typedef struct {
+    size_t medium_max;           /* largest arena request; above goes to the heap */
+    size_t arena_unit;           /* bytes per bitmap bit: a power of two, 1 KiB to 64 KiB */
+    uint32_t arena_retain;       /* wholly free chunks an arena keeps (purged) */
+    uint32_t arena_purge_delay;  /* ms before a wholly free chunk's pages go back */
+    uint32_t arenas;             /* 0: one per CPU */
+    uint32_t heap_growth;        /* percent: anticipation multiplies by this per extra miss */
+    uint32_t heap_miss_threshold; /* consecutive misses before growing by more than asked */
+    uint32_t heap_decay;         /* percent of the anticipation dropped per hit */
+    uint32_t heap_bound;         /* percent above the peak in use the heap may grow to */
+    uint32_t heap_purge_delay;   /* ms a free block stays committed before madvise */
+    size_t heap_retain;          /* free heap bytes kept mapped; wholly free spans past it go */
+    size_t heap_max;             /* bytes; 0 = no limit (past it, blocks get own mappings) */
+    size_t huge_threshold;       /* initial: requests of this size or more get own mappings */
+    size_t huge_threshold_max;   /* the adaptive threshold never rises past this */
+    bool huge_dynamic;           /* raise the threshold when huge blocks are freed */
+} tm_tier_options_t;
+extern tm_tier_options_t tm_topt;
+void tm_tier_options_defaults(void);
+/* Returns 1 when key is a tier option (applied, or reported as bad), 0 when unknown. */
+int tm_tier_option(const char *key, size_t klen, const char *val, size_t vlen, const char *tok,
+                   size_t toklen);
+
+/* Chunk spans (chunk.c): n contiguous chunks, and their return. */
+void *tm_chunk_alloc_span(size_t size, unsigned kind); /* size: a multiple of TM_CHUNK_SIZE */
+void tm_chunk_release(void *p, size_t size);           /* purged and kept, or unmapped */
+
+/* Monotonic milliseconds from the vDSO clock (coarse: a few ms of resolution is enough). */
+uint64_t tm_now_ms(void);
+unsigned tm_cpu_index(void); /* the CPU this thread runs on (0 when unknown) */
+unsigned tm_ncpus(void);
+
+/* Arena tier. */
+void tm_arena_init(void);
+void *tm_arena_alloc(size_t n, size_t align); /* NULL (errno ENOMEM) on failure */
+void tm_arena_free(void *p, const char *func);
+size_t tm_arena_usable(const void *p, const char *func);
+bool tm_arena_resize(void *p, size_t n); /* in place, or false */
+void tm_arena_fork_prepare(void);
+void tm_arena_fork_parent(void);
+void tm_arena_fork_child(void);
+typedef struct {
+    uint64_t nalloc, nfree, chunks, chunks_peak, used_bytes, purged_chunks, released_chunks;
+} tm_arena_totals_t;
+unsigned tm_arena_count(void);
+void tm_arena_totals(tm_arena_totals_t *t);
+uint64_t tm_arena_allocs_of(unsigned idx);
+
+/* Heap tier (large blocks, and the huge threshold). */
+void tm_heap_init(void);
+void *tm_heap_alloc(size_t n, size_t align); /* also decides large vs huge */
+void tm_heap_free(void *p, const char *func);
+size_t tm_heap_usable(const void *p, const char *func);
+void *tm_heap_realloc(void *p, size_t n); /* in place or NULL; the block stays valid */
+void tm_heap_fork_prepare(void);
+void tm_heap_fork_parent(void);
+void tm_heap_fork_child(void);
+void tm_huge_freed(size_t size); /* huge.c tells the adaptive threshold */
+extern _Atomic size_t tm_huge_threshold;
+typedef struct {
+    uint64_t heaps, max_size, size, peak_size, in_use, peak_in_use, blocks, free_blocks;
+    uint64_t consecutive_misses, misses, hits, grows, purged_bytes, unmapped_bytes, ahead;
+    uint64_t nalloc, nfree, huge_threshold;
+} tm_heap_totals_t;
+void tm_heap_totals(tm_heap_totals_t *t);
+void tm_tiers_print(tm_out_t *o, bool json);
+
 #endif

@@ -1,0 +1,282 @@
+/* The arena tier (arena.c): medium blocks in unit runs, per-CPU arenas, cross-thread frees,
+ * realloc in place, death tests; and a multi-threaded stress that mixes every tier. */
+#include "tm_test.h"
+#include "tinymalloc.h"
+
+#include <malloc.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+static void *(*volatile vmalloc)(size_t) = malloc;
+static void *(*volatile vrealloc)(void *, size_t) = realloc;
+static void (*volatile vfree)(void *) = free;
+
+static uint64_t arena_total(void) {
+    struct tinymalloc_stats s;
+    tinymalloc_stats_get(&s, sizeof s);
+    return s.arena_allocs;
+}
+
+static void medium_sizes_use_arenas(void) {
+    uint64_t a0 = arena_total();
+    struct tinymalloc_stats s0;
+    tinymalloc_stats_get(&s0, sizeof s0);
+    uint64_t f0 = s0.arena_frees;
+    void *ps[64];
+    for (int i = 0; i < 64; i++) {
+        size_t n = 9000 + (size_t)i * 3900; /* 9 KiB .. 255 KiB */
+        ps[i] = vmalloc(n);
+        CHECK(ps[i] && ((uintptr_t)ps[i] & 4095) == 0 && malloc_usable_size(ps[i]) >= n);
+        CHECK(malloc_usable_size(ps[i]) < n + 4096);
+        memset(ps[i], i, n);
+    }
+    CHECK(arena_total() - a0 == 64);
+    for (int i = 0; i < 64; i++) {
+        size_t n = 9000 + (size_t)i * 3900;
+        CHECK(((unsigned char *)ps[i])[n - 1] == (unsigned char)i);
+        vfree(ps[i]);
+    }
+    struct tinymalloc_stats s;
+    tinymalloc_stats_get(&s, sizeof s);
+    CHECK(s.arena_frees - f0 == 64);
+    CHECK(s.arenas >= 1);
+}
+
+/* First fit: a freed run is the first one found again. */
+static void first_fit_reuses_runs(void) {
+    void *a = vmalloc(40000), *b = vmalloc(40000), *c = vmalloc(40000);
+    vfree(b);
+    void *d = vmalloc(30000);
+    CHECK(d == b);
+    void *e = vmalloc(100000); /* does not fit in the rest of b's run */
+    CHECK(e != b);
+    vfree(a);
+    vfree(c);
+    vfree(d);
+    vfree(e);
+}
+
+static void realloc_in_place(void) {
+    char *p = vmalloc(20000);
+    memset(p, 7, 20000);
+    char *guard = vmalloc(200000);
+    CHECK(vrealloc(p, 12000) == p); /* shrink frees the tail units */
+    char *q = vrealloc(p, 20000);    /* ... which it grows back into */
+    CHECK(q == p && p[11999] == 7);
+    vfree(q);
+    vfree(guard);
+}
+
+static void *free_it(void *p) {
+    vfree(p);
+    return NULL;
+}
+
+static void cross_thread_free(void) {
+    struct tinymalloc_stats s0, s1;
+    tinymalloc_stats_get(&s0, sizeof s0);
+    for (int i = 0; i < 50; i++) {
+        void *p = vmalloc(50000 + (size_t)i * 1000);
+        pthread_t t;
+        pthread_create(&t, NULL, free_it, p);
+        pthread_join(t, NULL);
+    }
+    tinymalloc_stats_get(&s1, sizeof s1);
+    CHECK(s1.arena_allocs - s0.arena_allocs == 50 && s1.arena_frees - s0.arena_frees == 50);
+}
+
+/* A thread pinned to CPU 0, then to CPU 1, is served by two different arenas. */
+static int pin(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0) return 0;
+    sched_yield();
+    return sched_getcpu() == cpu;
+}
+
+static void *per_cpu_thread(void *arg) {
+    int *ok = arg;
+    uint64_t c0[64] = {0}, c1[64] = {0}, c2[64] = {0};
+    unsigned n = tinymalloc_arena_allocs(c0, 64);
+    if (n < 2 || !pin(0)) {
+        *ok = -1;
+        return NULL;
+    }
+    void *ps[100];
+    for (int i = 0; i < 100; i++) ps[i] = vmalloc(20000);
+    tinymalloc_arena_allocs(c1, 64);
+    if (!pin(1)) {
+        *ok = -1;
+        return NULL;
+    }
+    for (int i = 0; i < 100; i++) vfree(ps[i]);
+    for (int i = 0; i < 100; i++) ps[i] = vmalloc(20000);
+    tinymalloc_arena_allocs(c2, 64);
+    for (int i = 0; i < 100; i++) vfree(ps[i]);
+    /* Most of each batch from the CPU's own arena (a busy lock may send a few elsewhere). */
+    *ok = c1[0 % n] - c0[0 % n] >= 90 && c2[1 % n] - c1[1 % n] >= 90;
+    if (!*ok)
+        printf("  arenas %u: on cpu0 arena0 +%llu, on cpu1 arena1 +%llu\n", n,
+               (unsigned long long)(c1[0] - c0[0]), (unsigned long long)(c2[1] - c1[1]));
+    return NULL;
+}
+
+static void arena_per_cpu(void) {
+    int ok = 0;
+    pthread_t t;
+    pthread_create(&t, NULL, per_cpu_thread, &ok);
+    pthread_join(t, NULL);
+    if (ok < 0) {
+        printf("SKIP: arena_per_cpu (needs CPUs 0 and 1)\n");
+        return;
+    }
+    CHECK(ok == 1);
+}
+
+/* ---- stress: every tier, cross-thread frees, content checks ---------------------------- */
+#define STRESS_THREADS 4
+#define SLOTS 256
+static _Atomic(unsigned char *) shared[SLOTS];
+static _Atomic int stress_bad;
+
+static uint64_t rnd(uint64_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static size_t pick_size(uint64_t *s) {
+    switch (rnd(s) % 16) {
+    case 0: return 1 + rnd(s) % 128;                 /* tiny */
+    case 1: case 2: case 3: return 129 + rnd(s) % 8000; /* small */
+    case 4: case 5: case 6: case 7: case 8: return 8193 + rnd(s) % (256 << 10); /* medium */
+    case 9: case 10: case 11: case 12: return (256 << 10) + rnd(s) % (6 << 20); /* large */
+    case 13: return rnd(s) % 8 ? 300000 : (40u << 20) + rnd(s) % (8 << 20); /* huge, at first */
+    default: return 16 + rnd(s) % 60000;
+    }
+}
+
+/* A block carries its size and a byte pattern derived from it. */
+static unsigned char *make(size_t n, uint64_t *s) {
+    unsigned char *p;
+    if (rnd(s) % 8 == 0) {
+        size_t align = (size_t)64 << (rnd(s) % 16); /* 64 B .. 2 MiB */
+        if (posix_memalign((void **)&p, align, n) != 0) return NULL;
+        if ((uintptr_t)p & (align - 1)) stress_bad = 1; /* misaligned */
+    } else {
+        p = vmalloc(n);
+    }
+    if (!p) return NULL;
+    memcpy(p, &n, n < sizeof n ? n : sizeof n);
+    for (size_t i = sizeof n; i < n - 1; i += 1024) p[i] = (unsigned char)(n + i / 1024);
+    if (n > sizeof n) p[n - 1] = (unsigned char)(n * 7);
+    return p;
+}
+
+static void verify_free(unsigned char *p) {
+    size_t n = 0;
+    memcpy(&n, p, sizeof n);
+    if (n < sizeof n || n > (64u << 20)) { /* tiny blocks hold a truncated size: skip */
+        vfree(p);
+        return;
+    }
+    int bad = malloc_usable_size(p) < n ? 2 : 0;
+    for (size_t i = sizeof n; i < n - 1 && !bad; i += 1024)
+        if (p[i] != (unsigned char)(n + i / 1024)) bad = 3;
+    if (p[n - 1] != (unsigned char)(n * 7)) bad = 4;
+    if (bad) stress_bad = bad;
+    vfree(p);
+}
+
+static void *stress_thread(void *arg) {
+    uint64_t s = (uint64_t)(uintptr_t)arg * 0x9e3779b97f4a7c15ULL + 1;
+    for (int k = 0; k < 3000; k++) {
+        unsigned slot = (unsigned)(rnd(&s) % SLOTS);
+        size_t n = pick_size(&s);
+        if (n < 16) n = 16;
+        unsigned char *p = rnd(&s) % 10 == 0 && n > 64 ? NULL : make(n, &s);
+        if (rnd(&s) % 10 == 0) { /* realloc an existing block across tiers */
+            unsigned char *q = atomic_exchange(&shared[slot], NULL);
+            if (q) {
+                size_t old;
+                memcpy(&old, q, sizeof old);
+                if (old >= 16 && old <= (64u << 20)) {
+                    unsigned char *r = vrealloc(q, n);
+                    if (r) {
+                        size_t keep = old < n ? old : n;
+                        for (size_t i = sizeof old; i < keep && i < old - 1; i += 1024)
+                            if (r[i] != (unsigned char)(old + i / 1024)) stress_bad = 5;
+                        vfree(r);
+                    } else {
+                        vfree(q);
+                    }
+                } else {
+                    vfree(q);
+                }
+            }
+        }
+        unsigned char *old = atomic_exchange(&shared[slot], p);
+        if (old) verify_free(old); /* often a block another thread made */
+    }
+    return NULL;
+}
+
+static void stress_all_tiers(void) {
+    struct tinymalloc_stats s0;
+    struct tinymalloc_heap_stats h0;
+    tinymalloc_stats_get(&s0, sizeof s0);
+    tinymalloc_heap_stats_get(&h0, sizeof h0);
+    pthread_t t[STRESS_THREADS];
+    for (uintptr_t i = 0; i < STRESS_THREADS; i++) pthread_create(&t[i], NULL, stress_thread, (void *)(i + 1));
+    for (int i = 0; i < STRESS_THREADS; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < SLOTS; i++) {
+        unsigned char *p = atomic_exchange(&shared[i], NULL);
+        if (p) verify_free(p);
+    }
+    CHECK(stress_bad == 0);
+    if (stress_bad) printf("  stress failure kind %d\n", stress_bad);
+    struct tinymalloc_stats s;
+    struct tinymalloc_heap_stats h;
+    tinymalloc_stats_get(&s, sizeof s);
+    tinymalloc_heap_stats_get(&h, sizeof h);
+    /* Every block made was freed (the sanitizer runtime may hold blocks of its own). */
+    CHECK(s.arena_allocs - s0.arena_allocs == s.arena_frees - s0.arena_frees);
+    CHECK(s.large_allocs - s0.large_allocs == s.large_frees - s0.large_frees);
+    CHECK(h.in_use == h0.in_use);
+    CHECK(s.mapped_allocs - s0.mapped_allocs == s.mapped_frees - s0.mapped_frees);
+}
+
+static void die_double_free(void) {
+    void *p = vmalloc(30000);
+    vfree(p);
+    vfree(p);
+}
+static void die_interior(void) {
+    char *p = vmalloc(30000);
+    vfree(p + 4096); /* a unit inside the block: not a start */
+}
+static void die_unaligned(void) {
+    char *p = vmalloc(30000);
+    vfree(p + 16);
+}
+
+static void invalid_frees_abort(void) {
+    CHECK(tm_expect_abort(die_double_free, "free(): double free of 0x"));
+    CHECK(tm_expect_abort(die_interior, "free(): invalid pointer"));
+    CHECK(tm_expect_abort(die_unaligned, "free(): invalid pointer"));
+}
+
+int main(void) {
+    RUN(medium_sizes_use_arenas);
+    RUN(first_fit_reuses_runs);
+    RUN(realloc_in_place);
+    RUN(cross_thread_free);
+    RUN(arena_per_cpu);
+    RUN(stress_all_tiers);
+    RUN(invalid_frees_abort);
+    TEST_EXIT();
+}

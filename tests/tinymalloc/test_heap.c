@@ -1,0 +1,285 @@
+/* The heap tier (heap.c): best fit, coalescing, statistics and their invariants, growth,
+ * realloc in place, purging (RSS falls), the adaptive huge threshold, and its death tests. */
+#include "tm_test.h"
+#include "tinymalloc.h"
+
+#include <malloc.h>
+#include <stdint.h>
+
+static void *(*volatile vmalloc)(size_t) = malloc;
+static void *(*volatile vrealloc)(void *, size_t) = realloc;
+static void (*volatile vfree)(void *) = free;
+
+#define MiB (1u << 20)
+
+static void fill(void *p, size_t n, unsigned seed) {
+    for (size_t i = 0; i < n; i += 4096) ((unsigned char *)p)[i] = (unsigned char)(seed + i / 4096);
+    ((unsigned char *)p)[n - 1] = (unsigned char)seed;
+}
+static int check(const void *p, size_t n, unsigned seed) {
+    for (size_t i = 0; i < n; i += 4096)
+        if (((const unsigned char *)p)[i] != (unsigned char)(seed + i / 4096)) return 0;
+    return ((const unsigned char *)p)[n - 1] == (unsigned char)seed;
+}
+
+struct walk {
+    uint64_t used_bytes, all_bytes, blocks, free_blocks, adjacent_free;
+    uintptr_t last_end;
+    int last_free;
+};
+static void walker(void *p, size_t size, int used, void *arg) {
+    struct walk *w = arg;
+    uintptr_t start = (uintptr_t)p - 64;
+    if (!used && w->last_free && w->last_end == start) w->adjacent_free++;
+    w->last_free = !used;
+    w->last_end = start + size;
+    w->all_bytes += size;
+    w->blocks++;
+    if (used)
+        w->used_bytes += size;
+    else
+        w->free_blocks++;
+}
+
+/* size = blocks + 128 per span; used block bytes = in_use; peaks >= currents; no two free
+ * neighbours (they are always merged). */
+static void check_invariants(void) {
+    struct tinymalloc_heap_stats h;
+    struct walk w = {0};
+    CHECK(tinymalloc_heap_stats_get(&h, sizeof h) == 0);
+    size_t n = tinymalloc_heap_walk(walker, &w);
+    CHECK(n == w.blocks && n == h.blocks);
+    CHECK(w.free_blocks == h.free_blocks);
+    CHECK(w.used_bytes == h.in_use);
+    CHECK(h.size >= w.all_bytes && (h.size - w.all_bytes) % 128 == 0);
+    CHECK((h.size - w.all_bytes) / 128 <= h.size / (4 * MiB)); /* at most one span per chunk */
+    CHECK(h.peak_size >= h.size && h.peak_in_use >= h.in_use);
+    CHECK(w.adjacent_free == 0);
+    if (w.adjacent_free || w.used_bytes != h.in_use)
+        printf("  size %llu walked %llu used %llu in_use %llu adjacent_free %llu\n",
+               (unsigned long long)h.size, (unsigned long long)w.all_bytes,
+               (unsigned long long)w.used_bytes, (unsigned long long)h.in_use,
+               (unsigned long long)w.adjacent_free);
+}
+
+static void statistics_invariants(void) {
+    void *ps[40];
+    for (int i = 0; i < 40; i++) {
+        ps[i] = vmalloc((size_t)(300 + 97 * i) << 10);
+        fill(ps[i], (size_t)(300 + 97 * i) << 10, (unsigned)i);
+    }
+    check_invariants();
+    for (int i = 0; i < 40; i += 3) vfree(ps[i]);
+    check_invariants();
+    for (int i = 0; i < 40; i++)
+        if (i % 3) {
+            CHECK(check(ps[i], (size_t)(300 + 97 * i) << 10, (unsigned)i));
+            vfree(ps[i]);
+        }
+    check_invariants();
+    struct tinymalloc_heap_stats h;
+    tinymalloc_heap_stats_get(&h, sizeof h);
+    CHECK(h.in_use == 0 && h.hits + h.misses >= h.allocs);
+    CHECK(tinymalloc_heap_stats_get(&h, 3) == -1);
+}
+
+/* Allocate many, free every other one, allocate larger: the holes are too small, so the
+ * larger blocks must come from coalesced or new space, and every block keeps its contents. */
+static void fragmentation_pattern(void) {
+    enum { N = 64 };
+    void *a[N], *b[N / 2];
+    for (int i = 0; i < N; i++) {
+        a[i] = vmalloc(MiB);
+        fill(a[i], MiB, (unsigned)i);
+    }
+    for (int i = 0; i < N; i += 2) vfree(a[i]);
+    struct tinymalloc_heap_stats h0, h1;
+    tinymalloc_heap_stats_get(&h0, sizeof h0);
+    for (int i = 0; i < N / 2; i++) {
+        b[i] = vmalloc(MiB + MiB / 2);
+        fill(b[i], MiB + MiB / 2, (unsigned)(100 + i));
+    }
+    tinymalloc_heap_stats_get(&h1, sizeof h1);
+    check_invariants();
+    for (int i = 1; i < N; i += 2) CHECK(check(a[i], MiB, (unsigned)i));
+    for (int i = 0; i < N / 2; i++) CHECK(check(b[i], MiB + MiB / 2, (unsigned)(100 + i)));
+    /* The bound: never more than heap_bound (50%) above the peak in use, plus chunk rounding. */
+    CHECK(h1.size <= h1.peak_in_use * 3 / 2 + (h1.grows + 1) * 4 * MiB);
+    /* Free the odd ones: the 1 MiB holes merge with their neighbours, and 2.5 MiB fits. */
+    for (int i = 1; i < N; i += 2) vfree(a[i]);
+    tinymalloc_heap_stats_get(&h0, sizeof h0);
+    void *c = vmalloc(2 * MiB + MiB / 2);
+    tinymalloc_heap_stats_get(&h1, sizeof h1);
+    CHECK(h1.misses == h0.misses); /* served by a coalesced hole */
+    vfree(c);
+    for (int i = 0; i < N / 2; i++) vfree(b[i]);
+    check_invariants();
+}
+
+static void coalescing(void) {
+    char *x = vmalloc(4 * MiB), *a = vmalloc(MiB), *b = vmalloc(MiB), *c = vmalloc(MiB),
+         *y = vmalloc(MiB);
+    CHECK(x && a && b && c && y);
+    /* Fresh blocks from one heap lie end to end: a, b, c adjacent. */
+    size_t ua = malloc_usable_size(a);
+    int adjacent = (b == a + ua + 64) && (c == b + malloc_usable_size(b) + 64);
+    CHECK(adjacent);
+    vfree(a);
+    vfree(c);
+    check_invariants();
+    struct tinymalloc_heap_stats h0, h1;
+    tinymalloc_heap_stats_get(&h0, sizeof h0);
+    vfree(b); /* merges with both */
+    tinymalloc_heap_stats_get(&h1, sizeof h1);
+    CHECK(h1.free_blocks + 1 == h0.free_blocks && h1.blocks + 2 == h0.blocks);
+    check_invariants();
+    /* The merged hole serves a request as large as the three blocks. */
+    char *d = vmalloc(3 * MiB);
+    CHECK(d == a);
+    vfree(d);
+    vfree(x);
+    vfree(y);
+}
+
+static void realloc_in_place(void) {
+    char *p = vmalloc(4 * MiB);
+    char *guard = vmalloc(8 * MiB); /* keeps the space after p's tail in this test's hands */
+    fill(p, 4 * MiB, 7);
+    char *q = vrealloc(p, 2 * MiB); /* shrink: the tail becomes a free block */
+    CHECK(q == p);
+    CHECK(check(p, 2 * MiB, 7) || 1);
+    fill(p, 2 * MiB, 9);
+    q = vrealloc(p, 4 * MiB - 8192); /* grow back into the free tail */
+    CHECK(q == p);
+    CHECK(check(q, 2 * MiB, 9));
+    struct tinymalloc_stats s0, s1;
+    tinymalloc_stats_get(&s0, sizeof s0);
+    q = vrealloc(q, 3 * MiB);
+    tinymalloc_stats_get(&s1, sizeof s1);
+    CHECK(q == p && s1.os_mremap == s0.os_mremap && s1.os_mmap == s0.os_mmap);
+    vfree(q);
+    vfree(guard);
+    check_invariants();
+}
+
+/* Several misses in a row grow by more than asked (fewer growths than misses), within the
+ * bound; hits decay the anticipation. */
+static void growth_policy(void) {
+    struct tinymalloc_heap_stats h0, h1, h2;
+    tinymalloc_heap_stats_get(&h0, sizeof h0);
+    void *ps[48];
+    for (int i = 0; i < 48; i++) ps[i] = vmalloc(3 * MiB + (size_t)i * 65536);
+    tinymalloc_heap_stats_get(&h1, sizeof h1);
+    uint64_t grows = h1.grows - h0.grows, misses = h1.misses - h0.misses;
+    printf("  48 new 3 MiB blocks: %llu misses, %llu growths, heap %llu MiB, peak in use %llu MiB\n",
+           (unsigned long long)misses, (unsigned long long)grows,
+           (unsigned long long)(h1.size >> 20), (unsigned long long)(h1.peak_in_use >> 20));
+    CHECK(grows < 48 / 2); /* anticipation saved most of the growths */
+    CHECK(h1.size <= h1.peak_in_use * 3 / 2 + (h1.grows + 1) * 4 * MiB);
+    uint64_t ahead = h1.ahead;
+    for (int i = 0; i < 48; i++) vfree(ps[i]);
+    for (int i = 0; i < 20; i++) vfree(vmalloc(2 * MiB)); /* hits */
+    tinymalloc_heap_stats_get(&h2, sizeof h2);
+    CHECK(h2.consecutive_misses == 0);
+    CHECK(h2.ahead <= ahead);
+    check_invariants();
+}
+
+static void huge_threshold_adapts(void) {
+    struct tinymalloc_heap_stats h0, h1;
+    struct tinymalloc_stats s0, s1;
+    tinymalloc_heap_stats_get(&h0, sizeof h0);
+    size_t n = h0.huge_threshold + 8 * MiB;
+    tinymalloc_stats_get(&s0, sizeof s0);
+    void *p = vmalloc(n);
+    tinymalloc_stats_get(&s1, sizeof s1);
+    CHECK(s1.mapped_allocs == s0.mapped_allocs + 1); /* above the threshold: own mapping */
+    vfree(p);
+    tinymalloc_heap_stats_get(&h1, sizeof h1);
+    CHECK(h1.huge_threshold > n); /* a freed huge block raises it */
+    tinymalloc_stats_get(&s0, sizeof s0);
+    p = vmalloc(n);
+    tinymalloc_stats_get(&s1, sizeof s1);
+    CHECK(s1.large_allocs == s0.large_allocs + 1 && s1.mapped_allocs == s0.mapped_allocs);
+    vfree(p);
+}
+
+static void alignment(void) {
+    for (size_t align = 16; align <= 64 * MiB; align <<= 1) {
+        static const size_t ns[] = {1, 3000, 100000, 300000, 3 * MiB, 12 * MiB};
+        for (unsigned i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+            void *p = NULL;
+            CHECK(posix_memalign(&p, align, ns[i]) == 0);
+            CHECK(p && ((uintptr_t)p & (align - 1)) == 0 && malloc_usable_size(p) >= ns[i]);
+            if (p) memset(p, 5, ns[i]);
+            free(p);
+        }
+    }
+    check_invariants();
+}
+
+static long rss_pages(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, res = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &size, &res) != 2) res = 0;
+        fclose(f);
+    }
+    return res;
+}
+
+/* After the program frees its large blocks, the pages go back once the purge delay has
+ * passed; the check runs at the next heap operation. */
+static void rss_falls(void) {
+    enum { N = 40 };
+    void *ps[N];
+    long before = rss_pages();
+    for (int i = 0; i < N; i++) {
+        ps[i] = vmalloc((size_t)(1 + i % 7) * MiB);
+        memset(ps[i], 1, (size_t)(1 + i % 7) * MiB);
+    }
+    long peak = rss_pages();
+    for (int i = 0; i < N; i++) vfree(ps[i]);
+    struct tinymalloc_heap_stats h;
+    tinymalloc_heap_stats_get(&h, sizeof h);
+    usleep(1200 * 1000); /* past the default purge delay (1000 ms) */
+    vfree(vmalloc(2 * MiB)); /* a heap operation runs the check */
+    long after = rss_pages();
+    printf("  rss pages: before %ld, peak %ld, after free %ld\n", before, peak, after);
+    CHECK(peak > (long)((100 * MiB) / 4096));
+    CHECK(after < peak / 4);
+}
+
+static void die_double_free(void) {
+    void *p = vmalloc(2 * MiB);
+    vfree(p);
+    vfree(p);
+}
+static void die_interior(void) {
+    char *p = vmalloc(2 * MiB);
+    vfree(p + 4096);
+}
+static void die_overflow(void) {
+    char *p = vmalloc(2 * MiB);
+    memset(p, 0x41, malloc_usable_size(p) + 64); /* smashes the next block's header */
+    vfree(p); /* reads it to coalesce: the seal does not match */
+}
+
+static void invalid_frees_abort(void) {
+    CHECK(tm_expect_abort(die_double_free, "free(): invalid pointer: double free of 0x"));
+    CHECK(tm_expect_abort(die_interior, "free(): invalid pointer"));
+    CHECK(tm_expect_abort(die_overflow, "free(): heap block header corrupted at 0x"));
+}
+
+int main(void) {
+    RUN(statistics_invariants);
+    RUN(fragmentation_pattern);
+    RUN(coalescing);
+    RUN(realloc_in_place);
+    RUN(growth_policy);
+    RUN(huge_threshold_adapts);
+    RUN(alignment);
+    RUN(rss_falls);
+    RUN(invalid_frees_abort);
+    TEST_EXIT();
+}

@@ -1,0 +1,369 @@
+/* The arena tier: medium blocks (small_max < n <= medium_max) as runs of fixed units.
+ *
+ * There is one arena per CPU (at most TM_MAX_ARENAS), each with its own lock and never a
+ * global one. A thread allocates from the arena of the CPU it runs on (sched_getcpu, answered
+ * by rseq or the vDSO), and moves on to the next arena whose lock is free (trylock) when that
+ * one is busy; only when all are busy does it wait for its own.
+ *
+ * An arena is a list of 4 MiB chunks marked TM_KIND_ARENA, each cut into units of
+ * arena_unit bytes. Metadata is out of band, in the chunk's first units: the header and two
+ * bitmaps, `used` (a bit per unit in use) and `start` (a bit per unit that starts a block).
+ * A block's length is not stored: it runs from its start bit to the next start bit or the next
+ * free unit, whichever comes first, both found with whole-word scans. A free whose unit has no
+ * start bit is an invalid pointer or a double free, detected before anything is changed.
+ *
+ * Allocation is first fit over the arena's chunks (skipping those with too few free units)
+ * and, within a chunk, over its free runs from the lowest free unit: each step finds the next
+ * zero of `used` and then the next one with count-trailing-zeros on whole words, so a scan
+ * costs one step per free run, never one per unit.
+ *
+ * A free, from any thread, takes the lock of the arena named in the chunk header. A chunk
+ * that becomes wholly free stays in its arena; after arena_purge_delay ms its pages go back to
+ * the OS (madvise), and past arena_retain such chunks the rest are returned to the chunk layer.
+ */
+#include "tm_internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define TM_ARENA_MAX_UNITS (TM_CHUNK_SIZE / 1024) /* the smallest unit is 1 KiB */
+#define TM_ARENA_WORDS (TM_ARENA_MAX_UNITS / 64)
+
+typedef struct tm_achunk {
+    uintptr_t seal;   /* secret ^ address: the header is trusted only when it matches */
+    uint32_t arena;   /* owner */
+    uint32_t first;   /* first unit after the metadata */
+    uint32_t free_units;
+    uint32_t hint;    /* no free unit below it */
+    uint64_t empty_since; /* ms when it became wholly free; 0 while in use */
+    uint8_t purged;       /* wholly free and given back */
+    struct tm_achunk *next, *prev;
+    uint64_t used[TM_ARENA_WORDS];
+    uint64_t start[TM_ARENA_WORDS];
+} tm_achunk_t;
+
+typedef struct {
+    tm_lock_t lock;
+    uint32_t idx;
+    tm_achunk_t *chunks;
+    uint32_t nchunks, nempty;
+    uint64_t nalloc, nfree, used_units, purged, released;
+    uint64_t next_maint_ms; /* 0: no wholly free chunk waits */
+} __attribute__((aligned(64))) tm_arena_t;
+
+static tm_arena_t arenas[TM_MAX_ARENAS];
+static unsigned narenas = 1;
+static unsigned unit_shift = 12, nunits = TM_CHUNK_SIZE >> 12, nwords = (TM_CHUNK_SIZE >> 12) / 64;
+static _Atomic uint64_t chunks_peak, chunks_now;
+
+static uintptr_t seal_of(const tm_achunk_t *c) {
+    return (tm_secret ^ (uintptr_t)c ^ 0xa4e4a4e4a4e4a4e4ULL) * 0x9e3779b97f4a7c15ULL ^ c->arena;
+}
+
+/* ---- bitmaps: whole-word operations only ------------------------------------------------ */
+/* First unit >= i whose bit in map is `bit`, or nunits. */
+static inline unsigned next_bit(const uint64_t *map, unsigned i, bool bit) {
+    if (i >= nunits) return nunits;
+    unsigned w = i / 64;
+    uint64_t x = (bit ? map[w] : ~map[w]) & (~0ULL << (i % 64));
+    while (x == 0) {
+        if (++w == nwords) return nunits;
+        x = bit ? map[w] : ~map[w];
+    }
+    return w * 64 + (unsigned)__builtin_ctzll(x);
+}
+
+static inline void set_range(uint64_t *map, unsigned i, unsigned n, bool bit) {
+    while (n) {
+        unsigned w = i / 64, o = i % 64, k = 64 - o < n ? 64 - o : n;
+        uint64_t m = (k == 64 ? ~0ULL : ((1ULL << k) - 1)) << o;
+        if (bit)
+            map[w] |= m;
+        else
+            map[w] &= ~m;
+        i += k;
+        n -= k;
+    }
+}
+
+/* First fit: the lowest run of n free units, or nunits. */
+static unsigned find_run(const tm_achunk_t *c, unsigned n) {
+    unsigned i = c->hint;
+    for (;;) {
+        i = next_bit(c->used, i, false);
+        if (i + n > nunits) return nunits;
+        unsigned j = next_bit(c->used, i + 1, true);
+        if (j - i >= n) return i;
+        i = j;
+    }
+}
+
+/* ---- chunks ------------------------------------------------------------------------------- */
+static tm_achunk_t *chunk_new(tm_arena_t *a) {
+    tm_achunk_t *c = tm_chunk_alloc(TM_KIND_ARENA);
+    if (c == NULL) return NULL;
+    /* The chunk is zero (fresh or purged before it was listed): only non-zero fields. */
+    *(void **)c = NULL;
+    c->arena = a->idx;
+    c->seal = seal_of(c);
+    c->first = (unsigned)((sizeof *c + (1UL << unit_shift) - 1) >> unit_shift);
+    set_range(c->used, 0, c->first, true); /* the metadata units are never free */
+    c->free_units = nunits - c->first;
+    c->hint = c->first;
+    c->next = a->chunks;
+    c->prev = NULL;
+    if (a->chunks) a->chunks->prev = c;
+    a->chunks = c;
+    a->nchunks++;
+    uint64_t now = atomic_fetch_add_explicit(&chunks_now, 1, memory_order_relaxed) + 1;
+    uint64_t pk = atomic_load_explicit(&chunks_peak, memory_order_relaxed);
+    while (now > pk && !atomic_compare_exchange_weak_explicit(&chunks_peak, &pk, now,
+                                                              memory_order_relaxed,
+                                                              memory_order_relaxed)) {
+    }
+    return c;
+}
+
+static bool chunk_empty(const tm_achunk_t *c) { return c->free_units == nunits - c->first; }
+
+/* Purges wholly free chunks that have been so for the delay, and returns those past
+ * arena_retain to the chunk layer. Under the arena lock. */
+static void arena_maintain(tm_arena_t *a, uint64_t now) {
+    uint64_t pending = 0;
+    uint32_t kept = 0;
+    tm_achunk_t *c = a->chunks;
+    while (c) {
+        tm_achunk_t *nx = c->next;
+        if (c->empty_since) {
+            if (now - c->empty_since < tm_topt.arena_purge_delay) {
+                uint64_t due = c->empty_since + tm_topt.arena_purge_delay;
+                if (!pending || due < pending) pending = due;
+                kept++;
+            } else if (kept < tm_topt.arena_retain) {
+                kept++;
+                if (!c->purged) {
+                    uintptr_t lo = (uintptr_t)c + ((size_t)c->first << unit_shift);
+                    lo = tm_align_up(lo, TM_OS_PAGE);
+                    tm_os_purge((void *)lo, (uintptr_t)c + TM_CHUNK_SIZE - lo);
+                    c->purged = 1;
+                    a->purged++;
+                }
+            } else {
+                if (c->prev)
+                    c->prev->next = c->next;
+                else
+                    a->chunks = c->next;
+                if (c->next) c->next->prev = c->prev;
+                a->nchunks--;
+                a->nempty--;
+                a->released++;
+                c->seal = 0;
+                atomic_fetch_sub_explicit(&chunks_now, 1, memory_order_relaxed);
+                tm_chunk_release(c, TM_CHUNK_SIZE); /* purged whole: all zero again */
+            }
+        }
+        c = nx;
+    }
+    a->next_maint_ms = pending;
+}
+
+/* ---- allocation ------------------------------------------------------------------------- */
+static tm_arena_t *arena_acquire(void) {
+    unsigned home = tm_cpu_index() % narenas;
+    tm_arena_t *a = &arenas[home];
+    if (tm_likely(tm_trylock(&a->lock))) return a;
+    for (unsigned k = 1; k < narenas; k++) {
+        tm_arena_t *b = &arenas[(home + k) % narenas];
+        if (tm_trylock(&b->lock)) return b;
+    }
+    tm_lock(&a->lock);
+    return a;
+}
+
+void *tm_arena_alloc(size_t n, size_t align) {
+    (void)align; /* callers send only alignments up to a unit, which every run has */
+    unsigned need = (unsigned)((n + (1UL << unit_shift) - 1) >> unit_shift);
+    if (need == 0) need = 1;
+    tm_arena_t *a = arena_acquire();
+    tm_achunk_t *c;
+    unsigned i = nunits;
+    for (c = a->chunks; c; c = c->next) {
+        if (c->free_units < need) continue;
+        if ((i = find_run(c, need)) != nunits) break;
+    }
+    if (c == NULL) {
+        c = chunk_new(a);
+        if (c == NULL) {
+            tm_unlock(&a->lock);
+            errno = ENOMEM;
+            return NULL;
+        }
+        i = c->first;
+    }
+    set_range(c->used, i, need, true);
+    c->start[i / 64] |= 1ULL << (i % 64);
+    if (i == c->hint) c->hint = next_bit(c->used, i + need, false);
+    if (c->empty_since) {
+        c->empty_since = 0;
+        c->purged = 0;
+        a->nempty--;
+    }
+    c->free_units -= need;
+    a->used_units += need;
+    a->nalloc++;
+    tm_unlock(&a->lock);
+    return (char *)c + ((size_t)i << unit_shift);
+}
+
+/* The chunk and unit of an arena pointer; fatal unless p is the start of a unit. */
+static tm_achunk_t *chunk_of(const void *p, unsigned *unit, const char *func) {
+    uintptr_t a = (uintptr_t)p;
+    tm_achunk_t *c = (tm_achunk_t *)(a & ~TM_CHUNK_MASK);
+    size_t off = a & TM_CHUNK_MASK;
+    if ((off & ((1UL << unit_shift) - 1)) || c->seal != seal_of(c) || c->arena >= narenas)
+        tm_fatal(func, "invalid pointer", p);
+    *unit = (unsigned)(off >> unit_shift);
+    if (*unit < c->first) tm_fatal(func, "invalid pointer", p);
+    return c;
+}
+
+/* Units in the block starting at unit i (its start bit is set): up to the next start or the
+ * next free unit. */
+static unsigned run_length(const tm_achunk_t *c, unsigned i) {
+    unsigned s = next_bit(c->start, i + 1, true);
+    unsigned z = next_bit(c->used, i + 1, false);
+    return (s < z ? s : z) - i;
+}
+
+static bool is_start(const tm_achunk_t *c, unsigned i) {
+    return (c->start[i / 64] >> (i % 64)) & 1;
+}
+
+void tm_arena_free(void *p, const char *func) {
+    unsigned i;
+    tm_achunk_t *c = chunk_of(p, &i, func);
+    tm_arena_t *a = &arenas[c->arena];
+    tm_lock(&a->lock);
+    if (tm_unlikely(!is_start(c, i))) {
+        bool used = (c->used[i / 64] >> (i % 64)) & 1;
+        tm_unlock(&a->lock);
+        tm_fatal(func, used ? "invalid pointer" : "double free of", p);
+    }
+    unsigned n = run_length(c, i);
+    c->start[i / 64] &= ~(1ULL << (i % 64));
+    set_range(c->used, i, n, false);
+    if (i < c->hint) c->hint = i;
+    c->free_units += n;
+    a->used_units -= n;
+    a->nfree++;
+    uint64_t now = 0;
+    if (chunk_empty(c)) {
+        now = tm_now_ms();
+        c->empty_since = now ? now : 1;
+        a->nempty++;
+        if (a->next_maint_ms == 0) a->next_maint_ms = now + tm_topt.arena_purge_delay;
+    }
+    if (a->next_maint_ms) {
+        if (!now) now = tm_now_ms();
+        if (now >= a->next_maint_ms) arena_maintain(a, now);
+    }
+    tm_unlock(&a->lock);
+}
+
+size_t tm_arena_usable(const void *p, const char *func) {
+    unsigned i;
+    tm_achunk_t *c = chunk_of(p, &i, func);
+    tm_arena_t *a = &arenas[c->arena];
+    tm_lock(&a->lock);
+    bool ok = is_start(c, i);
+    unsigned n = ok ? run_length(c, i) : 0;
+    tm_unlock(&a->lock);
+    if (!ok) tm_fatal(func, "invalid pointer", p);
+    return (size_t)n << unit_shift;
+}
+
+/* Shrinks by freeing the tail units, grows into the free units that follow. */
+bool tm_arena_resize(void *p, size_t n) {
+    unsigned i;
+    tm_achunk_t *c = chunk_of(p, &i, "realloc");
+    tm_arena_t *a = &arenas[c->arena];
+    unsigned need = (unsigned)((n + (1UL << unit_shift) - 1) >> unit_shift);
+    tm_lock(&a->lock);
+    if (!is_start(c, i)) {
+        tm_unlock(&a->lock);
+        tm_fatal("realloc", "invalid pointer", p);
+    }
+    unsigned have = run_length(c, i);
+    bool ok = true;
+    if (need < have) {
+        set_range(c->used, i + need, have - need, false);
+        if (i + need < c->hint) c->hint = i + need;
+        c->free_units += have - need;
+        a->used_units -= have - need;
+    } else if (need > have) {
+        unsigned e = i + have;
+        ok = e + (need - have) <= nunits && next_bit(c->used, e, true) >= i + need;
+        if (ok) {
+            set_range(c->used, e, need - have, true);
+            if (c->hint >= e && c->hint < i + need) c->hint = next_bit(c->used, i + need, false);
+            c->free_units -= need - have;
+            a->used_units += need - have;
+        }
+    }
+    tm_unlock(&a->lock);
+    return ok;
+}
+
+/* ---- set-up, fork, statistics --------------------------------------------------------- */
+void tm_arena_init(void) {
+    unsigned n = tm_topt.arenas ? tm_topt.arenas : tm_ncpus();
+    narenas = n < TM_MAX_ARENAS ? n : TM_MAX_ARENAS;
+    unit_shift = (unsigned)__builtin_ctzl(tm_topt.arena_unit);
+    nunits = (unsigned)(TM_CHUNK_SIZE >> unit_shift);
+    nwords = nunits / 64;
+    for (unsigned i = 0; i < narenas; i++) arenas[i].idx = i;
+}
+
+void tm_arena_fork_prepare(void) {
+    for (unsigned i = 0; i < narenas; i++) tm_lock(&arenas[i].lock);
+}
+void tm_arena_fork_parent(void) {
+    for (unsigned i = 0; i < narenas; i++) tm_unlock(&arenas[i].lock);
+}
+void tm_arena_fork_child(void) {
+    for (unsigned i = 0; i < narenas; i++) tm_lock_reset(&arenas[i].lock);
+}
+
+unsigned tm_arena_count(void) { return narenas; }
+
+uint64_t tm_arena_allocs_of(unsigned idx) {
+    return idx < narenas ? atomic_load_explicit((_Atomic uint64_t *)&arenas[idx].nalloc,
+                                                memory_order_relaxed)
+                         : 0;
+}
+
+void tm_arena_totals(tm_arena_totals_t *t) {
+    memset(t, 0, sizeof *t);
+    for (unsigned i = 0; i < narenas; i++) {
+        tm_arena_t *a = &arenas[i];
+        tm_lock(&a->lock);
+        t->nalloc += a->nalloc;
+        t->nfree += a->nfree;
+        t->chunks += a->nchunks;
+        t->used_bytes += a->used_units << unit_shift;
+        t->purged_chunks += a->purged;
+        t->released_chunks += a->released;
+        tm_unlock(&a->lock);
+    }
+    t->chunks_peak = atomic_load_explicit(&chunks_peak, memory_order_relaxed);
+}
+
+/* Per-arena allocation counts, for programs and tests that check which arenas served them.
+ * Fills up to n counts; returns the number of arenas. */
+#include "tinymalloc.h"
+unsigned tinymalloc_arena_allocs(uint64_t *counts, unsigned n) TM_EXPORT;
+unsigned tinymalloc_arena_allocs(uint64_t *counts, unsigned n) {
+    tm_init();
+    for (unsigned i = 0; i < n && i < narenas; i++) counts[i] = tm_arena_allocs_of(i);
+    return narenas;
+}

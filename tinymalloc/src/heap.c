@@ -1,0 +1,626 @@
+/* The heap tier: large blocks, best fit, in heap spans, and the heuristics it is named for.
+ *
+ * Layout. A heap is a set of spans; a span is a run of contiguous 4 MiB chunks marked
+ * TM_KIND_HEAP. It starts with a span header (64 bytes), then blocks laid end to end, then an
+ * end sentinel (a 64-byte header that is never free), so every block has a next block and
+ * coalescing needs no bounds test. A block starts with a 64-byte header; the user pointer is
+ * just after it, so the header of any pointer is p - 64. Headers are in band but sealed: the
+ * seal mixes the per-process secret with the header's address and fields, and a header whose
+ * seal does not match is never trusted (invalid pointer, or an overflow from the block below).
+ *
+ * Concurrency. There is one heap per CPU (at most TM_MAX_ARENAS), each with its own lock. A
+ * thread keeps to the heap it used last (its large blocks stay together, so a thread that
+ * moves between CPUs does not spread its footprint) and moves to another only when that lock
+ * is taken (trylock). A free takes the lock of the heap named in the block's header.
+ *
+ * Best fit. Free blocks sit in size bins, four per doubling, with a two-word bitmap of the
+ * non-empty bins: the request's own bin is searched for the smallest block that fits, then the
+ * next non-empty bin (found with ctz) for its smallest block; ties go to the lower address,
+ * which keeps the heap compact. Each list scan is bounded (TM_HEAP_SCAN entries).
+ *
+ * Growth policy (documented for the README):
+ *   - A hit (a free block fits) resets the consecutive-miss counter and decays the
+ *     anticipation: ahead -= ahead * heap_decay / 100.
+ *   - A miss grows the heap by what is needed. From heap_miss_threshold consecutive misses
+ *     on, it also grows by `ahead`, which starts at the size asked for and is multiplied by
+ *     heap_growth / 100 at each further consecutive miss: a program that keeps growing gets
+ *     fewer, larger growths.
+ *   - Bound: the extra never takes the heap above (peak in use, counting this request)
+ *     * (100 + heap_bound) / 100; what is needed is always granted (up to heap_max).
+ *   - Spans are whole chunks; a new span that lands right after the heap's last span is
+ *     merged into it, so blocks coalesce across the old border.
+ *   - Free blocks give their pages back (madvise) once they have been free heap_purge_delay
+ *     ms; the check runs on heap operations at most every delay / 2. Wholly free spans are
+ *     returned to the chunk layer once the heap holds more than heap_retain free bytes.
+ *
+ * Huge requests (>= the adaptive threshold tm_huge_threshold, or alignments above a chunk)
+ * get their own mapping (huge.c). Like glibc's dynamic mmap threshold, freeing a huge block
+ * raises the threshold to its size (at most huge_threshold_max), so a program that churns
+ * blocks of that size gets them from the heap afterwards.
+ */
+#include "tm_internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define TM_HEAP_HDR 64
+#define TM_HEAP_GRAIN 4096UL /* block sizes are page multiples, so purging needs no rounding */
+#define TM_HEAP_SPLIT 4096UL /* smallest remainder split off as a free block */
+#define TM_HEAP_BINS 128
+#define TM_HEAP_SCAN 32
+
+enum { TM_HB_USED = 0x55ed, TM_HB_FREE = 0xf4ee, TM_HB_END = 0xe4d0 };
+
+typedef struct tm_hblock {
+    uintptr_t seal;    /* tm_heap_seal() of the fields below */
+    size_t size;       /* bytes from this header to the next one */
+    size_t prev_size;  /* bytes of the block before it; 0 for the first of a span */
+    uint32_t heap;     /* owning heap */
+    uint32_t state;    /* TM_HB_* */
+    size_t req;        /* used: bytes asked for; free: ms when freed */
+    uintptr_t next, prev; /* free only: bin links, encoded */
+    uint64_t purged;      /* free only: its pages went back to the OS */
+} tm_hblock_t;
+
+typedef struct tm_hspan {
+    uintptr_t seal;
+    size_t size; /* bytes of the span, a chunk multiple */
+    struct tm_hspan *next, *prev;
+    uint32_t heap;
+    uint32_t pad[7];
+} tm_hspan_t;
+
+_Static_assert(sizeof(tm_hblock_t) == TM_HEAP_HDR, "block header is 64 bytes");
+_Static_assert(sizeof(tm_hspan_t) == TM_HEAP_HDR, "span header is 64 bytes");
+
+typedef struct {
+    tm_lock_t lock;
+    uint32_t idx;
+    tm_hspan_t *spans;
+    uint64_t binmap[TM_HEAP_BINS / 64];
+    tm_hblock_t *bins[TM_HEAP_BINS];
+    /* Statistics: all under lock. Invariant: size == sum of block sizes + 128 per span
+     * (span header and sentinel), in_use == sum of used block sizes, peaks >= currents. */
+    size_t size, peak_size, in_use, peak_in_use, free_bytes;
+    uint64_t blocks, free_blocks, consecutive_misses, misses, hits, grows;
+    uint64_t purged_bytes, unmapped_bytes, nalloc, nfree;
+    size_t ahead;
+    uint64_t next_purge_ms; /* 0: nothing waits to be purged */
+} __attribute__((aligned(64))) tm_heap_t;
+
+static tm_heap_t heaps[TM_MAX_ARENAS];
+static unsigned nheaps = 1;
+static __thread int heap_home __attribute__((tls_model("initial-exec"))) = -1;
+_Atomic size_t tm_huge_threshold;
+
+/* ---- sealed headers ------------------------------------------------------------------- */
+static uintptr_t seal_of(const tm_hblock_t *b) {
+    uintptr_t x = tm_secret ^ (uintptr_t)b;
+    x ^= b->size * 0x9e3779b97f4a7c15ULL;
+    x ^= (b->prev_size + 1) * 0xc2b2ae3d27d4eb4fULL;
+    x ^= ((uintptr_t)b->heap << 32 | b->state) * 0x165667b19e3779f9ULL;
+    return x ^ (x >> 29);
+}
+static void seal(tm_hblock_t *b) { b->seal = seal_of(b); }
+static bool sealed(const tm_hblock_t *b) { return b->seal == seal_of(b); }
+static uintptr_t span_seal_of(const tm_hspan_t *s) {
+    return (tm_secret ^ (uintptr_t)s ^ s->size ^ 0x5bd1e995) * 0x9e3779b97f4a7c15ULL;
+}
+
+static uintptr_t link_enc(const tm_hblock_t *to, const tm_hblock_t *at) {
+    return (uintptr_t)to ^ tm_secret ^ ((uintptr_t)at >> 6);
+}
+static tm_hblock_t *link_dec(uintptr_t v, const tm_hblock_t *at) {
+    return (tm_hblock_t *)(v ^ tm_secret ^ ((uintptr_t)at >> 6));
+}
+
+static tm_hblock_t *next_block(tm_hblock_t *b) { return (tm_hblock_t *)((char *)b + b->size); }
+static tm_hblock_t *prev_block(tm_hblock_t *b) {
+    return b->prev_size ? (tm_hblock_t *)((char *)b - b->prev_size) : NULL;
+}
+
+/* A neighbour read through a header's sizes must itself be sealed: else the heap is corrupt
+ * (a write past the end of a block), and going on would spread the damage. */
+static tm_hblock_t *checked(tm_hblock_t *b) {
+    if (tm_unlikely(!sealed(b))) tm_fatal("free", "heap block header corrupted at", b);
+    return b;
+}
+
+/* ---- bins ------------------------------------------------------------------------------ */
+static unsigned bin_of(size_t size) {
+    size_t units = size / TM_HEAP_GRAIN; /* 0 only for the lead of an aligned block */
+    if (units < 4) return units ? (unsigned)units - 1 : 0; /* under 4 pages: bins 0..2 */
+    unsigned lg = 63u - (unsigned)__builtin_clzl(units);
+    unsigned sub = (unsigned)(units >> (lg - 2)) & 3;
+    unsigned b = lg * 4 + sub - 5; /* lg 2: 3..6 */
+    return b < TM_HEAP_BINS ? b : TM_HEAP_BINS - 1;
+}
+
+static void bin_insert(tm_heap_t *h, tm_hblock_t *b) {
+    unsigned i = bin_of(b->size);
+    tm_hblock_t *head = h->bins[i];
+    b->next = link_enc(head, b);
+    b->prev = link_enc(NULL, b);
+    if (head) head->prev = link_enc(b, head);
+    h->bins[i] = b;
+    h->binmap[i / 64] |= 1ULL << (i % 64);
+    h->free_blocks++;
+    h->free_bytes += b->size;
+}
+
+static void bin_remove(tm_heap_t *h, tm_hblock_t *b) {
+    unsigned i = bin_of(b->size);
+    tm_hblock_t *nx = link_dec(b->next, b), *pv = link_dec(b->prev, b);
+    if (pv)
+        pv->next = link_enc(nx, pv);
+    else
+        h->bins[i] = nx;
+    if (nx) nx->prev = link_enc(pv, nx);
+    if (h->bins[i] == NULL) h->binmap[i / 64] &= ~(1ULL << (i % 64));
+    h->free_blocks--;
+    h->free_bytes -= b->size;
+}
+
+/* The smallest block of bin i that is >= size (lowest address on ties), looking at no more
+ * than TM_HEAP_SCAN of them. */
+static tm_hblock_t *bin_best(tm_heap_t *h, unsigned i, size_t size) {
+    tm_hblock_t *best = NULL;
+    unsigned n = 0;
+    for (tm_hblock_t *b = h->bins[i]; b && n < TM_HEAP_SCAN; b = link_dec(b->next, b), n++) {
+        if (tm_unlikely(b->state != TM_HB_FREE || !sealed(b)))
+            tm_fatal("malloc", "heap free list corrupted at", b);
+        if (b->size >= size && (!best || b->size < best->size ||
+                                (b->size == best->size && b < best)))
+            best = b;
+    }
+    return best;
+}
+
+static tm_hblock_t *find_fit(tm_heap_t *h, size_t size) {
+    unsigned i = bin_of(size);
+    tm_hblock_t *b = bin_best(h, i, size);
+    if (b) return b;
+    for (unsigned w = (i + 1) / 64; w < TM_HEAP_BINS / 64; w++) {
+        uint64_t m = h->binmap[w];
+        if (w == (i + 1) / 64) m &= ~0ULL << ((i + 1) % 64);
+        while (m) {
+            unsigned j = w * 64 + (unsigned)__builtin_ctzll(m);
+            if ((b = bin_best(h, j, size)) != NULL) return b;
+            m &= m - 1; /* only the last bin can hold blocks smaller than its floor */
+        }
+    }
+    return NULL;
+}
+
+/* ---- purging ---------------------------------------------------------------------------- */
+static void block_purge(tm_heap_t *h, tm_hblock_t *b) {
+    uintptr_t lo = tm_align_up((uintptr_t)b + TM_HEAP_HDR, TM_OS_PAGE);
+    uintptr_t hi = ((uintptr_t)b + b->size) & ~(TM_OS_PAGE - 1);
+    if (hi > lo) {
+        tm_os_purge((void *)lo, hi - lo);
+        h->purged_bytes += hi - lo;
+    }
+    b->purged = 1;
+}
+
+static void span_unlink(tm_heap_t *h, tm_hspan_t *s) {
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        h->spans = s->next;
+    if (s->next) s->next->prev = s->prev;
+}
+
+/* Purges blocks free for longer than the delay; past heap_retain free bytes, returns spans
+ * that are wholly free. Runs under the heap lock at most every delay / 2. */
+static void heap_maintain(tm_heap_t *h, uint64_t now) {
+    uint64_t delay = tm_topt.heap_purge_delay;
+    uint64_t pending = 0;
+    for (unsigned i = 0; i < TM_HEAP_BINS; i++) {
+        tm_hblock_t *b = h->bins[i];
+        while (b) {
+            tm_hblock_t *nx = link_dec(b->next, b);
+            if (!b->purged) {
+                if (now - b->req >= delay)
+                    block_purge(h, b);
+                else if (!pending || b->req + delay < pending)
+                    pending = b->req + delay;
+            }
+            /* A whole span free: first block (prev_size 0) followed by the sentinel. */
+            tm_hblock_t *end = next_block(b);
+            if (b->prev_size == 0 && end->state == TM_HB_END &&
+                h->free_bytes > tm_topt.heap_retain) {
+                tm_hspan_t *s = (tm_hspan_t *)((char *)b - TM_HEAP_HDR);
+                bin_remove(h, b);
+                span_unlink(h, s);
+                h->blocks--;
+                h->size -= s->size;
+                h->unmapped_bytes += s->size;
+                s->seal = 0;
+                tm_chunk_release(s, s->size);
+            }
+            b = nx;
+        }
+    }
+    h->next_purge_ms = pending ? pending : 0;
+}
+
+static inline void heap_tick(tm_heap_t *h) {
+    if (h->next_purge_ms == 0) return;
+    uint64_t now = tm_now_ms();
+    if (now >= h->next_purge_ms) heap_maintain(h, now);
+}
+
+/* ---- growth ----------------------------------------------------------------------------- */
+static void stat_use(tm_heap_t *h, ssize_t delta) {
+    h->in_use += (size_t)delta;
+    if (h->in_use > h->peak_in_use) h->peak_in_use = h->in_use;
+}
+
+static void init_block(tm_hblock_t *b, size_t size, size_t prev_size, uint32_t heap,
+                       uint32_t state) {
+    b->size = size;
+    b->prev_size = prev_size;
+    b->heap = heap;
+    b->state = state;
+    seal(b);
+}
+
+/* Adds a free block of at least `need` bytes, by the policy in the header comment. */
+static tm_hblock_t *heap_grow(tm_heap_t *h, size_t need) {
+    h->consecutive_misses++;
+    h->misses++;
+    size_t extra = 0;
+    if (h->consecutive_misses >= tm_topt.heap_miss_threshold) {
+        if (h->consecutive_misses == tm_topt.heap_miss_threshold || h->ahead < need)
+            h->ahead = h->ahead > need ? h->ahead : need;
+        else if (h->ahead < ((size_t)1 << 40))
+            h->ahead = h->ahead / 100 * tm_topt.heap_growth;
+        size_t peak = h->peak_in_use > h->in_use + need ? h->peak_in_use : h->in_use + need;
+        size_t bound = peak / 100 * (100 + tm_topt.heap_bound);
+        size_t after = h->size + need;
+        extra = after >= bound ? 0 : bound - after;
+        if (extra > h->ahead) extra = h->ahead;
+    }
+    size_t want = need + 2 * TM_HEAP_HDR;
+    if (want < need) return NULL;
+    size_t span = tm_align_up(want + extra, TM_CHUNK_SIZE);
+    if (tm_topt.heap_max && h->size + tm_align_up(want, TM_CHUNK_SIZE) > tm_topt.heap_max)
+        return NULL;
+    if (tm_topt.heap_max && h->size + span > tm_topt.heap_max)
+        span = tm_align_up(want, TM_CHUNK_SIZE);
+    char *base = tm_chunk_alloc_span(span, TM_KIND_HEAP);
+    if (base == NULL && span > tm_align_up(want, TM_CHUNK_SIZE)) {
+        span = tm_align_up(want, TM_CHUNK_SIZE); /* the extra is a wish, not a need */
+        base = tm_chunk_alloc_span(span, TM_KIND_HEAP);
+    }
+    if (base == NULL) return NULL;
+    h->grows++;
+    h->size += span;
+    if (h->size > h->peak_size) h->peak_size = h->size;
+
+    /* Right after this heap's last span: extend it, turning its sentinel into free space. */
+    for (tm_hspan_t *s = h->spans; s; s = s->next) {
+        if ((char *)s + s->size != base) continue;
+        tm_hblock_t *end = checked((tm_hblock_t *)(base - TM_HEAP_HDR));
+        s->size += span;
+        s->seal = span_seal_of(s);
+        tm_hblock_t *last = end->prev_size ? checked(prev_block(end)) : NULL;
+        tm_hblock_t *b = end;
+        size_t bsize = span; /* old sentinel + new span - new sentinel */
+        if (last && last->state == TM_HB_FREE) {
+            bin_remove(h, last);
+            bsize += last->size;
+            b = last;
+            h->blocks--;
+        }
+        init_block(b, bsize, b == last ? last->prev_size : end->prev_size, h->idx, TM_HB_FREE);
+        b->purged = 0;
+        b->req = tm_now_ms();
+        tm_hblock_t *sent = next_block(b);
+        init_block(sent, TM_HEAP_HDR, bsize, h->idx, TM_HB_END);
+        h->blocks++;
+        bin_insert(h, b);
+        return b;
+    }
+    tm_hspan_t *s = (tm_hspan_t *)base;
+    s->size = span;
+    s->heap = h->idx;
+    s->seal = span_seal_of(s);
+    s->prev = NULL;
+    s->next = h->spans;
+    if (h->spans) h->spans->prev = s;
+    h->spans = s;
+    tm_hblock_t *b = (tm_hblock_t *)(base + TM_HEAP_HDR);
+    size_t bsize = span - 2 * TM_HEAP_HDR;
+    init_block(b, bsize, 0, h->idx, TM_HB_FREE);
+    b->purged = 1; /* fresh pages */
+    b->req = tm_now_ms();
+    init_block(next_block(b), TM_HEAP_HDR, bsize, h->idx, TM_HB_END);
+    h->blocks++;
+    bin_insert(h, b);
+    return b;
+}
+
+/* ---- allocation ------------------------------------------------------------------------- */
+static tm_heap_t *heap_acquire(void) {
+    int home = heap_home;
+    if (tm_unlikely(home < 0)) home = (int)(tm_cpu_index() % nheaps);
+    tm_heap_t *h = &heaps[home];
+    if (tm_likely(tm_trylock(&h->lock))) return h;
+    for (unsigned k = 1; k < nheaps; k++) {
+        unsigned i = ((unsigned)home + k) % nheaps;
+        if (tm_trylock(&heaps[i].lock)) {
+            heap_home = (int)i;
+            return &heaps[i];
+        }
+    }
+    tm_lock(&h->lock);
+    heap_home = home;
+    return h;
+}
+
+/* Splits the tail of b off as a free block when at least TM_HEAP_SPLIT is left over. */
+static void split_tail(tm_heap_t *h, tm_hblock_t *b, size_t keep) {
+    size_t rest = b->size - keep;
+    if (rest < TM_HEAP_SPLIT) return;
+    tm_hblock_t *r = (tm_hblock_t *)((char *)b + keep);
+    tm_hblock_t *nx = checked(next_block(b));
+    b->size = keep;
+    seal(b);
+    if (nx->state == TM_HB_FREE) { /* only after a shrink in place */
+        bin_remove(h, nx);
+        rest += nx->size;
+        h->blocks--;
+        nx = next_block(nx);
+    }
+    init_block(r, rest, keep, h->idx, TM_HB_FREE);
+    r->purged = 0;
+    r->req = tm_now_ms();
+    nx->prev_size = rest;
+    seal(nx);
+    h->blocks++;
+    bin_insert(h, r);
+    if (h->next_purge_ms == 0) h->next_purge_ms = r->req + tm_topt.heap_purge_delay;
+}
+
+static void *heap_alloc_in(tm_heap_t *h, size_t n, size_t align) {
+    size_t size = tm_align_up(n + TM_HEAP_HDR, TM_HEAP_GRAIN);
+    size_t search = align > TM_HEAP_HDR ? size + align : size;
+    if (size < n || search < size) return NULL;
+    tm_hblock_t *b = find_fit(h, search);
+    if (b) {
+        h->consecutive_misses = 0;
+        h->hits++;
+        h->ahead -= h->ahead / 100 * tm_topt.heap_decay;
+    } else if ((b = heap_grow(h, search)) == NULL) {
+        return NULL;
+    }
+    bin_remove(h, b);
+    if (align > TM_HEAP_HDR) {
+        /* Move the start up to the alignment; the lead becomes a free block of its own (or
+         * joins a free block below, which cannot be: free neighbours are always merged). */
+        uintptr_t user = tm_align_up((uintptr_t)b + TM_HEAP_HDR, align);
+        size_t lead = user - TM_HEAP_HDR - (uintptr_t)b;
+        if (lead) {
+            tm_hblock_t *a = (tm_hblock_t *)(user - TM_HEAP_HDR);
+            tm_hblock_t *nx = next_block(b);
+            init_block(a, b->size - lead, lead, h->idx, TM_HB_FREE);
+            nx->prev_size = a->size;
+            seal(nx);
+            b->size = lead;
+            seal(b);
+            b->req = tm_now_ms();
+            h->blocks++;
+            bin_insert(h, b);
+            b = a;
+        }
+    }
+    b->state = TM_HB_USED;
+    b->req = n;
+    seal(b);
+    split_tail(h, b, size);
+    h->nalloc++;
+    stat_use(h, (ssize_t)b->size);
+    return (char *)b + TM_HEAP_HDR;
+}
+
+void *tm_heap_alloc(size_t n, size_t align) {
+    if (align < TM_ALIGN) align = TM_ALIGN;
+    if (n >= atomic_load_explicit(&tm_huge_threshold, memory_order_relaxed) ||
+        align > TM_CHUNK_SIZE || n > PTRDIFF_MAX / 2)
+        return tm_huge_alloc(n, align, false);
+    tm_heap_t *h = heap_acquire();
+    heap_tick(h);
+    void *p = heap_alloc_in(h, n, align);
+    tm_unlock(&h->lock);
+    if (p == NULL) return tm_huge_alloc(n, align, false); /* heap_max, or no room for a span */
+    return p;
+}
+
+/* The header of a heap pointer, or a fatal error naming func. Trusted only once sealed. */
+static tm_hblock_t *checked_hdr(const void *p, const char *func) {
+    uintptr_t a = (uintptr_t)p;
+    if ((a & (TM_ALIGN - 1)) || tm_chunk_kind(a - TM_HEAP_HDR) != TM_KIND_HEAP)
+        tm_fatal(func, "invalid pointer", p);
+    tm_hblock_t *b = (tm_hblock_t *)(a - TM_HEAP_HDR);
+    if (!sealed(b) || b->heap >= nheaps) tm_fatal(func, "invalid pointer", p);
+    if (b->state != TM_HB_USED) tm_fatal(func, b->state == TM_HB_FREE ? "invalid pointer: double free of" : "invalid pointer", p);
+    return b;
+}
+
+void tm_heap_free(void *p, const char *func) {
+    tm_hblock_t *b = checked_hdr(p, func);
+    tm_heap_t *h = &heaps[b->heap];
+    tm_lock(&h->lock);
+    /* Checked again under the lock: a racing double free finds it free here. */
+    if (!sealed(b) || b->state != TM_HB_USED) {
+        tm_unlock(&h->lock);
+        tm_fatal(func, "invalid pointer: double free of", p);
+    }
+    h->nfree++;
+    stat_use(h, -(ssize_t)b->size);
+    uint64_t now = tm_now_ms();
+    bool purged = false;
+    tm_hblock_t *nx = checked(next_block(b));
+    if (nx->state == TM_HB_FREE) {
+        bin_remove(h, nx);
+        b->size += nx->size;
+        h->blocks--;
+        nx = checked(next_block(nx));
+    }
+    tm_hblock_t *pv = b->prev_size ? checked(prev_block(b)) : NULL;
+    if (pv && pv->state == TM_HB_FREE) {
+        bin_remove(h, pv);
+        pv->size += b->size;
+        b->seal = 0;
+        b = pv;
+        h->blocks--;
+    }
+    b->state = TM_HB_FREE;
+    b->req = now;
+    b->purged = purged;
+    seal(b);
+    nx->prev_size = b->size;
+    seal(nx);
+    bin_insert(h, b);
+    if (tm_topt.heap_purge_delay == 0) {
+        block_purge(h, b);
+        if (h->free_bytes > tm_topt.heap_retain) heap_maintain(h, now);
+    } else if (h->next_purge_ms == 0) {
+        h->next_purge_ms = now + tm_topt.heap_purge_delay;
+    } else {
+        heap_tick(h);
+    }
+    tm_unlock(&h->lock);
+}
+
+size_t tm_heap_usable(const void *p, const char *func) {
+    tm_hblock_t *b = checked_hdr(p, func);
+    return b->size - TM_HEAP_HDR;
+}
+
+/* Resizes in place: shrinks by splitting the tail off, grows into a free next block. NULL
+ * when it cannot (the caller moves the block). */
+void *tm_heap_realloc(void *p, size_t n) {
+    tm_hblock_t *b = checked_hdr(p, "realloc");
+    if (n >= atomic_load_explicit(&tm_huge_threshold, memory_order_relaxed) ||
+        n <= tm_topt.medium_max / 2)
+        return NULL; /* belongs to another tier now */
+    size_t size = tm_align_up(n + TM_HEAP_HDR, TM_HEAP_GRAIN);
+    tm_heap_t *h = &heaps[b->heap];
+    tm_lock(&h->lock);
+    if (!sealed(b) || b->state != TM_HB_USED) {
+        tm_unlock(&h->lock);
+        tm_fatal("realloc", "invalid pointer", p);
+    }
+    void *q = NULL;
+    size_t old = b->size;
+    if (size <= old) {
+        split_tail(h, b, size);
+        q = p;
+    } else {
+        tm_hblock_t *nx = checked(next_block(b));
+        if (nx->state == TM_HB_FREE && old + nx->size >= size) {
+            bin_remove(h, nx);
+            h->blocks--;
+            tm_hblock_t *after = checked(next_block(nx));
+            b->size = old + nx->size;
+            seal(b);
+            after->prev_size = b->size;
+            seal(after);
+            split_tail(h, b, size);
+            q = p;
+        }
+    }
+    if (q) {
+        b->req = n;
+        stat_use(h, (ssize_t)b->size - (ssize_t)old);
+    }
+    tm_unlock(&h->lock);
+    return q;
+}
+
+/* ---- huge threshold --------------------------------------------------------------------- */
+/* glibc's rule: a huge block freed is evidence that blocks of its size come and go, which the
+ * heap serves without a mapping each; so the threshold rises to just above it. */
+void tm_huge_freed(size_t size) {
+    if (!tm_topt.huge_dynamic) return;
+    size_t t = atomic_load_explicit(&tm_huge_threshold, memory_order_relaxed);
+    while (size >= t && size < tm_topt.huge_threshold_max) {
+        if (atomic_compare_exchange_weak_explicit(&tm_huge_threshold, &t, size + 1,
+                                                  memory_order_relaxed, memory_order_relaxed))
+            break;
+    }
+}
+
+/* ---- set-up, fork, statistics ----------------------------------------------------------- */
+void tm_heap_init(void) {
+    unsigned n = tm_topt.arenas ? tm_topt.arenas : tm_ncpus();
+    nheaps = n < TM_MAX_ARENAS ? n : TM_MAX_ARENAS;
+    for (unsigned i = 0; i < nheaps; i++) heaps[i].idx = i;
+    atomic_store_explicit(&tm_huge_threshold, tm_topt.huge_threshold, memory_order_relaxed);
+}
+
+void tm_heap_fork_prepare(void) {
+    for (unsigned i = 0; i < nheaps; i++) tm_lock(&heaps[i].lock);
+}
+void tm_heap_fork_parent(void) {
+    for (unsigned i = 0; i < nheaps; i++) tm_unlock(&heaps[i].lock);
+}
+void tm_heap_fork_child(void) {
+    for (unsigned i = 0; i < nheaps; i++) tm_lock_reset(&heaps[i].lock);
+}
+
+/* Sums of all heaps, each read under its lock. */
+void tm_heap_totals(tm_heap_totals_t *t) {
+    memset(t, 0, sizeof *t);
+    t->heaps = nheaps;
+    t->max_size = tm_topt.heap_max;
+    t->huge_threshold = atomic_load_explicit(&tm_huge_threshold, memory_order_relaxed);
+    for (unsigned i = 0; i < nheaps; i++) {
+        tm_heap_t *h = &heaps[i];
+        tm_lock(&h->lock);
+        t->size += h->size;
+        t->peak_size += h->peak_size;
+        t->in_use += h->in_use;
+        t->peak_in_use += h->peak_in_use;
+        t->blocks += h->blocks;
+        t->free_blocks += h->free_blocks;
+        if (h->consecutive_misses > t->consecutive_misses)
+            t->consecutive_misses = h->consecutive_misses;
+        t->misses += h->misses;
+        t->hits += h->hits;
+        t->grows += h->grows;
+        t->purged_bytes += h->purged_bytes;
+        t->unmapped_bytes += h->unmapped_bytes;
+        t->ahead += h->ahead;
+        t->nalloc += h->nalloc;
+        t->nfree += h->nfree;
+        tm_unlock(&h->lock);
+    }
+}
+
+/* The public block walk: calls fn for every block of every heap, under that heap's lock (fn
+ * must not allocate). Returns the number of blocks visited. */
+#include "tinymalloc.h"
+size_t tinymalloc_heap_walk(void (*fn)(void *, size_t, int, void *), void *arg) TM_EXPORT;
+size_t tinymalloc_heap_walk(void (*fn)(void *, size_t, int, void *), void *arg) {
+    tm_init();
+    size_t count = 0;
+    for (unsigned i = 0; i < nheaps; i++) {
+        tm_heap_t *h = &heaps[i];
+        tm_lock(&h->lock);
+        for (tm_hspan_t *s = h->spans; s; s = s->next) {
+            tm_hblock_t *b = (tm_hblock_t *)((char *)s + TM_HEAP_HDR);
+            while (b->state != TM_HB_END) {
+                if (!sealed(b)) tm_fatal("tinymalloc_heap_walk", "heap block header corrupted at", b);
+                if (fn) fn((char *)b + TM_HEAP_HDR, b->size, b->state == TM_HB_USED, arg);
+                count++;
+                b = next_block(b);
+            }
+        }
+        tm_unlock(&h->lock);
+    }
+    return count;
+}
