@@ -221,7 +221,7 @@ def run(args):
         f.write(text)
     raw = os.path.splitext(out)[0] + ".json"
     with open(raw, "w") as f:
-        json.dump({"workload": w["name"], "scale": w["scale"], "environment": env, "args": vars(args),
+        json.dump({"workload": w["name"], "scale": w["scale"], "environment": env, "library": V.RUN_LIB, "args": vars(args),
                    "profile_files": len(files), "recommendation": jsonable(rec), "measurement": meas}, f, indent=1)
         f.write("\n")
     with open(os.path.splitext(out)[0] + ".profile.json", "w") as f:
@@ -242,7 +242,8 @@ def write_report(w, args, rec, prof, files, meas, env, cmdline):
     L = [f"# Slab tuning: {w['name']} ({w['scale']} scale)", ""]
     L.append(f"Recorded {env.get('date')} on {env.get('host')} ({env.get('cpu_model')}, "
              f"{env.get('cpus_usable')} usable CPUs, load average at start {' '.join((env.get('loadavg') or '').split(' ')[:3])}), "
-             f"kernel {env.get('kernel')}, {env.get('glibc')}, tinymalloc at {env.get('project_commit')}.")
+             f"kernel {env.get('kernel')}, {env.get('glibc')}, tinymalloc at {env.get('project_commit')} "
+             f"(library copied at the start, sha256 {(V.RUN_LIB['sha256'] or '?')[:16]}).")
     if cmdline:
         L.append(f"Command: `{cmdline}`.")
     L.append(f"Workload: {w.get('description', '')} (`{' '.join(os.path.relpath(a, V.ROOT) if a.startswith(V.ROOT) else a for a in w['argv'])}`).")

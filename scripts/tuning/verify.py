@@ -27,6 +27,16 @@ from . import classes as C  # noqa: E402
 from . import profile as P  # noqa: E402
 
 LIB = os.path.join(ROOT, "build", "libtinymalloc.so")
+# The library every run of one invocation uses: a private copy taken at the start, so a rebuild
+# of build/ by someone else in the middle of a measurement cannot mix two builds.
+RUN_LIB = {"path": LIB, "sha256": None}
+
+
+def freeze_lib(workdir):
+    dst = os.path.join(workdir, "libtinymalloc.so")
+    shutil.copy2(os.path.realpath(LIB), dst)
+    RUN_LIB.update(path=dst, sha256=benchlib.sha256_file(dst))
+    return dst
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MISSING = 0, 1, 2, 3
 
 
@@ -66,6 +76,7 @@ def make_ready(w, workdir, no_build=False):
             p = subprocess.run(w["build"], cwd=ROOT, stdout=lf, stderr=subprocess.STDOUT)
         if p.returncode:
             raise TuneError(f"build `{' '.join(w['build'])}` failed: see {logf}", EXIT_FAILED)
+    freeze_lib(workdir)
     if w.get("prepare"):
         os.makedirs(w["cache_dir"], exist_ok=True)
         env = base_env(w)
@@ -117,7 +128,7 @@ def profile_workload(w, workdir):
     env["TINYMALLOC_CONF"] = f"profile:{pdir}/%p.json"
     so, se = os.path.join(workdir, "profile.stdout"), os.path.join(workdir, "profile.stderr")
     log(f"profile {w['name']} ({w['scale']}): one run with TINYMALLOC_CONF={env['TINYMALLOC_CONF']}")
-    rec = benchlib.run_measured([shutil.which("env") or "/usr/bin/env", f"LD_PRELOAD={LIB}"] + w["argv"], env,
+    rec = benchlib.run_measured([shutil.which("env") or "/usr/bin/env", f"LD_PRELOAD={RUN_LIB['path']}"] + w["argv"], env,
                                 w["cwd"], 2 * w["timeout"], so, se, 0)
     err = benchlib.read_text(se)
     if "ignoring 'profile:" in err:
@@ -157,7 +168,7 @@ def measured_run(w, conf, workdir, tag):
     if conf:
         env["TINYMALLOC_CONF"] = conf
     so, se = os.path.join(workdir, f"{tag}.stdout"), os.path.join(workdir, f"{tag}.stderr")
-    rec = benchlib.run_measured([shutil.which("env") or "/usr/bin/env", f"LD_PRELOAD={LIB}"] + w["argv"], env,
+    rec = benchlib.run_measured([shutil.which("env") or "/usr/bin/env", f"LD_PRELOAD={RUN_LIB['path']}"] + w["argv"], env,
                                 w["cwd"], 2 * w["timeout"], so, se, 0.05, time_bin="/usr/bin/time")
     rec.pop("rss_samples", None)
     rec["problem"] = check_output(w, rec, so, se)
@@ -175,7 +186,7 @@ def strace_run(w, conf, workdir, tag, seccomp):
     full = ",".join(x for x in (conf, f"stats:json,stats_file:{sdir}/%p.json") if x)
     out = os.path.join(workdir, f"{tag}.strace")
     pre = ["strace", "-f", "-c", "-o", out, "-e", "trace=%memory"] + (["--seccomp-bpf"] if seccomp else [])
-    pre += ["-E", f"LD_PRELOAD={LIB}", "-E", f"TINYMALLOC_CONF={full}"]
+    pre += ["-E", f"LD_PRELOAD={RUN_LIB['path']}", "-E", f"TINYMALLOC_CONF={full}"]
     env = base_env(w)
     so, se = os.path.join(workdir, f"{tag}.stdout"), os.path.join(workdir, f"{tag}.stderr")
     rec = benchlib.run_measured(pre + w["argv"], env, w["cwd"], 5 * w["timeout"] + 30, so, se, 0)
