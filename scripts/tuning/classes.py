@@ -4,7 +4,7 @@ class optimiser, preallocated counts and the fragmentation figures.
 Allocator facts used here (read from the sources, not guessed):
   * class sizes are multiples of 16, increasing, at most 64 of them, each <= 16384;
   * with an explicit class list the largest class is small_max: larger requests leave the slab
-    tier (today: one mapping per block, an mmap and a munmap each);
+    tier (to the next tier: one mapping per block before the arena tier of 7ca0638);
   * a request of n bytes gets the smallest class >= n (malloc(0) gets the first class);
   * a slab page is 64 KiB and holds floor(65536 / size) blocks; a page is carved (and so
     touched, committed) 8 KiB worth of blocks at a time (at least one block);
@@ -134,7 +134,7 @@ def evaluate(classes, profile):
         "peak_committed_bytes": committed,
         "frag_pages": (committed - req_p) / req_p if req_p else 0.0,
         "huge_requests": huge_requests,
-        "huge_os_calls": huge_requests + huge_freed,   # one mmap per block, one munmap per free
+        "huge_os_calls": huge_requests + huge_freed,   # if each had its own mapping (the old huge tier)
         "per_class": per_class,
     }
 
@@ -317,7 +317,7 @@ def histogram(profile, top):
 
 def choose_top(profile, small_max):
     """small_max 'auto': keep the default boundary 8192, or move it up to cover the largest
-    requested size <= 16384 (every request above the boundary costs a mapping today)."""
+    requested size <= 16384 (chosen when every request above the boundary cost a mapping)."""
     if small_max != "auto":
         return int(small_max)
     largest = max((r.size for r in profile.sizes() if not r.pooled and r.size <= SMALL_MAX_LIMIT), default=0)

@@ -51,9 +51,10 @@ THE RECOMMENDATION (exact, not a heuristic)
     classes keep R = 2). 0 turns this off: pure fit, and an unseen size may land in a far
     larger class.
   --small-max auto (default): the largest class is 8192 as by default, or the largest requested
-    size up to 16384 rounded up to 16 if that is larger, because today every request above
-    small_max gets its own mapping (an mmap and a munmap). Sizes above it are not counted in
-    the fragmentation figures (they leave the slab tier); their count is printed.
+    size up to 16384 rounded up to 16 if that is larger, so that every profiled size up to the
+    slab limit is served by a slab. (Chosen when the next tier was one mapping per block; since
+    the arena tier, pass --small-max 8192 to keep the default boundary and compare.) Sizes
+    above it are not counted in the fragmentation figures; their count is printed.
 
   Preallocation: per class, whole pages for the sum of the peak live blocks of the sizes it
   serves (an upper bound of the class's own peak, as sizes may peak at different times), so

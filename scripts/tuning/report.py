@@ -50,8 +50,7 @@ def comparison_table(rec):
         ("internal fragmentation, weighted by count", pct(d["frag_count"]), pct(t["frag_count"])),
         ("internal fragmentation, weighted by peak live", pct(d["frag_peak"]), pct(t["frag_peak"])),
         ("committed at peak / requested - 1 (page level, model)", pct(d["frag_pages"]), pct(t["frag_pages"])),
-        ("requests above small_max (a mapping each today)", str(d["huge_requests"]), str(t["huge_requests"])),
-        ("their OS calls, at least (mmap + munmap)", str(d["huge_os_calls"]), str(t["huge_os_calls"])),
+        ("requests above small_max (leave the slab tier)", str(d["huge_requests"]), str(t["huge_requests"])),
         ("preallocated pages", f"{dpages} ({kib(dpages * C.PAGE)})",
          f"{sum(rec['prealloc_pages'])} ({kib(rec['prealloc_bytes'])})"),
     ]
