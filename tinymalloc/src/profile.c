@@ -39,6 +39,7 @@ typedef struct {
 static tm_prof_row_t *rows;
 static tm_prof_stripe_t stripes[TM_PROF_STRIPES];
 static _Atomic uint64_t ticks;
+static uint64_t ticks_at_fork; /* the clock runs on in a child: inherited blocks age right */
 
 static uint32_t row_of(size_t n) {
     if (n <= TM_PROF_EXACT) return (uint32_t)n;
@@ -153,7 +154,7 @@ void tm_profile_fork_child(void) {
         atomic_store(&row->short_lived, 0);
         atomic_store(&row->peak_live, atomic_load(&row->live));
     }
-    atomic_store(&ticks, 0);
+    ticks_at_fork = atomic_load(&ticks);
 }
 
 static void u64_field(tm_out_t *o, uint64_t v, const char *after) {
@@ -187,12 +188,12 @@ void tm_profile_write(void) {
     u64_field(&o, (uint64_t)getppid(), ", \"exe\": ");
     out_exe(&o);
     tm_out_str(&o, ", \"ticks\": ");
-    u64_field(&o, atomic_load(&ticks), ", \"sizes\": [");
+    u64_field(&o, atomic_load(&ticks) - ticks_at_fork, ", \"sizes\": [");
     bool first = true;
     for (uint32_t r = 0; r < TM_PROF_ROWS; r++) {
         tm_prof_row_t *row = &rows[r];
         uint64_t count = atomic_load(&row->count), live = atomic_load(&row->live);
-        if (count == 0 && live == 0) continue;
+        if (count == 0 && atomic_load(&row->peak_live) == 0) continue; /* nothing ever */
         tm_out_str(&o, first ? "[" : ", [");
         first = false;
         u64_field(&o, row_size(r), ", ");
