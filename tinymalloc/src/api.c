@@ -27,10 +27,18 @@ static void *alloc_any(size_t n, size_t align) {
     return tm_heap_alloc(n, align);
 }
 
-static tm_noinline void *malloc_large(size_t n, size_t align) {
-    void *p = alloc_any(n, align);
-    if (tm_unlikely(tm_profiling)) tm_profile_alloc(p, n);
+static size_t usable_size(void *p, const char *func);
+
+/* While profiling, every request carries a trailer (profile.c). */
+static tm_noinline void *malloc_profiled(size_t n, size_t align) {
+    void *p = alloc_any(n <= PTRDIFF_MAX ? n + TM_PROF_TRAILER : n, align);
+    if (p) tm_profile_alloc(p, n, usable_size(p, "malloc"));
     return p;
+}
+
+static tm_noinline void *malloc_large(size_t n, size_t align) {
+    if (tm_unlikely(tm_profiling)) return malloc_profiled(n, align);
+    return alloc_any(n, align);
 }
 
 static inline void *tm_malloc(size_t n) {
@@ -46,7 +54,7 @@ static inline __attribute__((always_inline)) void free_slab(void *p, const char 
 
 static tm_noinline void free_other(void *p, unsigned kind, const char *func) {
     if (kind & TM_KIND_PROFILED) {
-        tm_profile_free(p);
+        tm_profile_free(p, usable_size(p, func));
         kind &= ~TM_KIND_PROFILED;
     }
     if (kind == TM_KIND_SLAB)
@@ -112,14 +120,49 @@ TM_EXPORT void *calloc(size_t count, size_t size) {
 
 static void *realloc_any(void *p, size_t n);
 
-TM_EXPORT void *realloc(void *p, size_t n) {
-    void *q = realloc_any(p, n);
-    /* A block resized in place is, to the profile, a free and a new request. */
-    if (tm_unlikely(tm_profiling) && q == p && p != NULL) {
-        tm_profile_free(p);
-        tm_profile_alloc(q, n);
+/* Resizes a block within its tier without copying it by hand (old: its usable size), or
+ * returns NULL, the block intact. */
+static void *resize_in_place(void *p, size_t n, size_t old) {
+    unsigned kind = tm_chunk_kind((uintptr_t)p);
+    if (kind == TM_KIND_SLAB) {
+        /* Stay when the block is the right class, or shrinks by less than half. */
+        if (n <= old && (n >= old / 2 || tm_opt.class_size[tm_class_of(n)] == old)) return p;
+    } else if (kind == TM_KIND_ARENA) {
+        /* In place while it stays medium: the tail is freed, or the next free units taken. */
+        if (n > tm_opt.slab_max && n <= tm_topt.medium_max && tm_arena_resize(p, n)) return p;
+    } else if (kind == TM_KIND_HEAP) {
+        if (n > tm_topt.medium_max) return tm_heap_realloc(p, n); /* shrunk, or grown into a
+                                                                      free next block */
+    } else if (n > tm_topt.medium_max) {
+        return tm_huge_realloc(p, n);
     }
+    return NULL;
+}
+
+/* While profiling, a resize is a free and a new request to the profile, and the trailer
+ * moves to the new end: it is read before the resize and written after it. */
+static tm_noinline void *realloc_profiled(void *p, size_t n) {
+    size_t whole = usable_size(p, "realloc"), old = whole - TM_PROF_TRAILER;
+    size_t was = tm_profile_free(p, whole);
+    void *q = resize_in_place(p, n + TM_PROF_TRAILER, whole);
+    if (q) {
+        tm_profile_alloc(q, n, usable_size(q, "realloc"));
+        return q;
+    }
+    q = tm_malloc(n);
+    if (q == NULL) { /* the old block stays valid, and in the profile */
+        if (was != SIZE_MAX) tm_profile_alloc(p, was, whole);
+        return NULL;
+    }
+    memcpy(q, p, old < n ? old : n);
+    tm_free(p, "realloc"); /* its trailer was consumed above: not counted twice */
     return q;
+}
+
+TM_EXPORT void *realloc(void *p, size_t n) {
+    if (tm_unlikely(tm_profiling) && p != NULL && n != 0 && n <= PTRDIFF_MAX)
+        return realloc_profiled(p, n);
+    return realloc_any(p, n);
 }
 
 static void *realloc_any(void *p, size_t n) {
@@ -133,23 +176,9 @@ static void *realloc_any(void *p, size_t n) {
         errno = ENOMEM;
         return NULL;
     }
-    unsigned kind = tm_chunk_kind((uintptr_t)p);
-    if (kind == TM_KIND_SLAB) {
-        /* Stay when the block is the right class, or shrinks by less than half. */
-        if (n <= old && (n >= old / 2 || tm_opt.class_size[tm_class_of(n)] == old)) return p;
-    } else if (kind == TM_KIND_ARENA) {
-        /* In place while it stays medium: the tail is freed, or the next free units taken. */
-        if (n > tm_opt.slab_max && n <= tm_topt.medium_max && tm_arena_resize(p, n)) return p;
-    } else if (kind == TM_KIND_HEAP) {
-        if (n > tm_topt.medium_max) {
-            void *q = tm_heap_realloc(p, n); /* in place: shrunk, or grown into a free next */
-            if (q) return q;
-        }
-    } else if (n > tm_topt.medium_max) {
-        void *q = tm_huge_realloc(p, n);
-        if (q) return q;
-    }
-    void *q = tm_malloc(n);
+    void *q = resize_in_place(p, n, old);
+    if (q) return q;
+    q = tm_malloc(n);
     if (q == NULL) return NULL; /* the old block stays valid */
     memcpy(q, p, old < n ? old : n);
     tm_free(p, "realloc");
@@ -201,7 +230,9 @@ TM_EXPORT void *pvalloc(size_t n) {
 }
 
 TM_EXPORT size_t malloc_usable_size(void *p) {
-    return p ? usable_size(p, "malloc_usable_size") : 0;
+    if (p == NULL) return 0;
+    size_t n = usable_size(p, "malloc_usable_size");
+    return tm_unlikely(tm_profiling) ? n - TM_PROF_TRAILER : n;
 }
 
 /* glibc calls these names internally (and some programs do too). */

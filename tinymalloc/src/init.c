@@ -44,7 +44,6 @@ static uintptr_t make_secret(void) {
 
 static void fork_prepare(void) {
     tm_lock(&init_lock);
-    tm_profile_fork_prepare();
     tm_tcache_fork_prepare();
     tm_slab_fork_prepare();
     tm_arena_fork_prepare();
@@ -58,7 +57,6 @@ static void fork_parent(void) {
     tm_arena_fork_parent();
     tm_slab_fork_parent();
     tm_tcache_fork_parent();
-    tm_profile_fork_parent();
     tm_unlock(&init_lock);
 }
 

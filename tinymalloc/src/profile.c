@@ -3,9 +3,11 @@
  *
  * Profiling costs nothing when off: at start-up it sends every allocation to the slow path
  * (api.c) and sets TM_KIND_PROFILED on every chunk it marks, so the free fast path's single
- * `kind == TM_KIND_SLAB` compare falls through to the slow path, which calls here. Live
- * blocks are tracked in a side table keyed by address (block layout is unchanged), split in
- * stripes with a lock each so threads rarely contend.
+ * `kind == TM_KIND_SLAB` compare falls through to the slow path, which calls here.
+ * While on, each block is TM_PROF_TRAILER bytes larger than asked, and its last 16 bytes hold
+ * the requested size and the allocation tick; malloc_usable_size leaves them out, so a program
+ * writing its whole usable size cannot touch them. No table, no lock: a few atomic counters
+ * per request.
  */
 #include "tm_internal.h"
 
@@ -15,7 +17,6 @@
 
 #define TM_PROF_EXACT 65536 /* sizes up to this are counted exactly; above, by power of two */
 #define TM_PROF_ROWS (TM_PROF_EXACT + 1 + 64)
-#define TM_PROF_STRIPES 64
 #define TM_PROF_SHORT 64 /* a block freed within this many allocations is short-lived */
 
 bool tm_profiling;
@@ -24,20 +25,14 @@ typedef struct {
     _Atomic uint64_t count, live, peak_live, lifetime_sum, short_lived;
 } tm_prof_row_t;
 
+/* At the end of every block while profiling. check ties size and tick to the secret, so a
+ * trailer a program overwrote is ignored rather than counted. */
 typedef struct {
-    uintptr_t ptr; /* 0: empty, 1: deleted */
-    uint32_t row;
-    uint64_t tick;
-} tm_prof_entry_t;
-
-typedef struct {
-    tm_lock_t lock;
-    tm_prof_entry_t *slots;
-    size_t cap, used, deleted; /* open addressing, linear probing; cap a power of two */
-} tm_prof_stripe_t;
+    uint64_t size, tick, check;
+} tm_prof_trailer_t;
+_Static_assert(sizeof(tm_prof_trailer_t) <= TM_PROF_TRAILER, "trailer fits its reserve");
 
 static tm_prof_row_t *rows;
-static tm_prof_stripe_t stripes[TM_PROF_STRIPES];
 static _Atomic uint64_t ticks;
 static uint64_t ticks_at_fork; /* the clock runs on in a child: inherited blocks age right */
 
@@ -50,8 +45,6 @@ static size_t row_size(uint32_t r) {
     return r <= TM_PROF_EXACT ? r : (size_t)1 << (r - TM_PROF_EXACT - 1);
 }
 
-static inline size_t hash(uintptr_t p) { return (size_t)((p >> 4) * 0x9e3779b97f4a7c15ULL); }
-
 void tm_profile_init(void) {
     rows = tm_os_map(sizeof(tm_prof_row_t) * TM_PROF_ROWS);
     if (rows == NULL) {
@@ -61,32 +54,22 @@ void tm_profile_init(void) {
     tm_profiling = true;
 }
 
-/* Doubles a stripe's table (called with its lock held). */
-static bool grow(tm_prof_stripe_t *s) {
-    size_t cap = s->cap ? s->cap * 2 : 4096;
-    if (s->used - s->deleted < s->cap / 4) cap = s->cap; /* mostly tombstones: rehash only */
-    tm_prof_entry_t *slots = tm_os_map(cap * sizeof *slots);
-    if (slots == NULL) return false;
-    for (size_t i = 0; i < s->cap; i++) {
-        tm_prof_entry_t *e = &s->slots[i];
-        if (e->ptr <= 1) continue;
-        size_t j = hash(e->ptr) & (cap - 1);
-        while (slots[j].ptr) j = (j + 1) & (cap - 1);
-        slots[j] = *e;
-    }
-    if (s->slots) tm_os_unmap(s->slots, s->cap * sizeof *slots);
-    s->used -= s->deleted;
-    s->deleted = 0;
-    s->slots = slots;
-    s->cap = cap;
-    return true;
+static tm_prof_trailer_t *trailer_of(void *p, size_t usable) {
+    return (tm_prof_trailer_t *)((char *)p + usable - TM_PROF_TRAILER);
 }
 
-void tm_profile_alloc(void *p, size_t n) {
+static uint64_t trailer_check(uint64_t size, uint64_t tick) {
+    return (size * 0x9e3779b97f4a7c15ULL) ^ tick ^ tm_secret;
+}
+
+void tm_profile_alloc(void *p, size_t n, size_t usable) {
     if (p == NULL || rows == NULL) return;
-    uint32_t r = row_of(n);
     uint64_t now = atomic_fetch_add_explicit(&ticks, 1, memory_order_relaxed);
-    tm_prof_row_t *row = &rows[r];
+    tm_prof_trailer_t *t = trailer_of(p, usable);
+    t->size = n;
+    t->tick = now;
+    t->check = trailer_check(n, now);
+    tm_prof_row_t *row = &rows[row_of(n)];
     atomic_fetch_add_explicit(&row->count, 1, memory_order_relaxed);
     uint64_t live = atomic_fetch_add_explicit(&row->live, 1, memory_order_relaxed) + 1;
     uint64_t peak = atomic_load_explicit(&row->peak_live, memory_order_relaxed);
@@ -94,58 +77,25 @@ void tm_profile_alloc(void *p, size_t n) {
                                                                  memory_order_relaxed,
                                                                  memory_order_relaxed)) {
     }
-    uintptr_t a = (uintptr_t)p;
-    tm_prof_stripe_t *s = &stripes[(a >> 4) % TM_PROF_STRIPES];
-    tm_lock(&s->lock);
-    if ((s->used + 1) * 4 > s->cap * 3 && !grow(s)) {
-        tm_unlock(&s->lock); /* out of memory for the table: this block goes unrecorded */
-        atomic_fetch_sub_explicit(&row->live, 1, memory_order_relaxed);
-        return;
-    }
-    size_t j = hash(a) & (s->cap - 1);
-    while (s->slots[j].ptr > 1) j = (j + 1) & (s->cap - 1);
-    if (s->slots[j].ptr == 0) s->used++;
-    else s->deleted--;
-    s->slots[j] = (tm_prof_entry_t){a, r, now};
-    tm_unlock(&s->lock);
 }
 
-void tm_profile_free(void *p) {
-    if (p == NULL || rows == NULL) return;
-    uintptr_t a = (uintptr_t)p;
-    tm_prof_stripe_t *s = &stripes[(a >> 4) % TM_PROF_STRIPES];
-    tm_lock(&s->lock);
-    if (s->cap == 0) {
-        tm_unlock(&s->lock);
-        return;
-    }
-    size_t j = hash(a) & (s->cap - 1);
-    while (s->slots[j].ptr && s->slots[j].ptr != a) j = (j + 1) & (s->cap - 1);
-    if (s->slots[j].ptr != a) { /* allocated before profiling began */
-        tm_unlock(&s->lock);
-        return;
-    }
-    tm_prof_entry_t e = s->slots[j];
-    s->slots[j].ptr = 1;
-    s->deleted++;
-    tm_unlock(&s->lock);
-    uint64_t life = atomic_load_explicit(&ticks, memory_order_relaxed) - e.tick;
-    tm_prof_row_t *row = &rows[e.row];
+size_t tm_profile_free(void *p, size_t usable) {
+    if (p == NULL || rows == NULL || usable < TM_PROF_TRAILER) return SIZE_MAX;
+    tm_prof_trailer_t *t = trailer_of(p, usable);
+    if (t->check != trailer_check(t->size, t->tick) || t->size > usable - TM_PROF_TRAILER)
+        return SIZE_MAX; /* overwritten by the program, or counted already */
+    uint64_t life = atomic_load_explicit(&ticks, memory_order_relaxed) - t->tick;
+    tm_prof_row_t *row = &rows[row_of(t->size)];
+    t->check = 0; /* a second free of the block is not counted twice */
     atomic_fetch_sub_explicit(&row->live, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&row->lifetime_sum, life, memory_order_relaxed);
     if (life < TM_PROF_SHORT) atomic_fetch_add_explicit(&row->short_lived, 1, memory_order_relaxed);
+    return t->size;
 }
 
 /* After fork the child starts its own profile: what the parent counted is the parent's. The
- * blocks it inherited stay live (and in the table), so its peaks start from them. */
-void tm_profile_fork_prepare(void) {
-    for (int i = 0; i < TM_PROF_STRIPES; i++) tm_lock(&stripes[i].lock);
-}
-void tm_profile_fork_parent(void) {
-    for (int i = 0; i < TM_PROF_STRIPES; i++) tm_unlock(&stripes[i].lock);
-}
+ * blocks it inherited stay live, so its peaks start from them. */
 void tm_profile_fork_child(void) {
-    for (int i = 0; i < TM_PROF_STRIPES; i++) tm_lock_reset(&stripes[i].lock);
     if (rows == NULL) return;
     for (uint32_t r = 0; r < TM_PROF_ROWS; r++) {
         tm_prof_row_t *row = &rows[r];

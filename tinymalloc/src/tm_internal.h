@@ -308,13 +308,12 @@ void tm_stats_init(void);
 int tm_open_pid_path(const char *pattern); /* "%p" -> pid; an fd, or -1 after a message */
 
 /* ---- allocation profile (profile.c) ----------------------------------------------------- */
+#define TM_PROF_TRAILER 32 /* bytes added to every request while profiling */
 extern bool tm_profiling;
 void tm_profile_init(void);
-void tm_profile_alloc(void *p, size_t n);
-void tm_profile_free(void *p);
+void tm_profile_alloc(void *p, size_t n, size_t usable); /* usable: the tier's, whole */
+size_t tm_profile_free(void *p, size_t usable); /* the size it was asked for, or SIZE_MAX */
 void tm_profile_write(void);
-void tm_profile_fork_prepare(void);
-void tm_profile_fork_parent(void);
 void tm_profile_fork_child(void);
 void tm_stats_at_exit(void);
 
