@@ -35,6 +35,7 @@ typedef struct tm_achunk {
     uint32_t first;   /* first unit after the metadata */
     uint32_t free_units;
     uint32_t hint;    /* no free unit below it */
+    uint32_t fail_need; /* a search for this many units failed since the last free; 0: none */
     uint64_t empty_since; /* ms when it became wholly free; 0 while in use */
     uint8_t purged;       /* wholly free and given back */
     struct tm_achunk *next, *prev;
@@ -86,8 +87,27 @@ static inline void set_range(uint64_t *map, unsigned i, unsigned n, bool bit) {
     }
 }
 
-/* First fit: the lowest run of n free units, or nunits. */
+/* First fit: the lowest run of n free units, or nunits. For n <= 64 each word is tested in
+ * one go: over the 128-bit window of free bits of words w and w+1, `m &= m >> step` with
+ * doubling steps leaves set exactly the positions where n free units start, so the cost is
+ * O(log n) word operations per word, however fragmented the chunk. */
 static unsigned find_run(const tm_achunk_t *c, unsigned n) {
+    if (n <= 64) {
+        for (unsigned w = c->hint / 64; w < nwords; w++) {
+            uint64_t lo = ~c->used[w];
+            if (lo == 0) continue;
+            uint64_t hi = w + 1 < nwords ? ~c->used[w + 1] : 0;
+            unsigned __int128 m = ((unsigned __int128)hi << 64) | lo;
+            for (unsigned len = 1; len < n;) {
+                unsigned step = len < n - len ? len : n - len;
+                m &= m >> step;
+                len += step;
+            }
+            uint64_t starts = (uint64_t)m;
+            if (starts) return w * 64 + (unsigned)__builtin_ctzll(starts);
+        }
+        return nunits;
+    }
     unsigned i = c->hint;
     for (;;) {
         i = next_bit(c->used, i, false);
@@ -188,8 +208,9 @@ void *tm_arena_alloc(size_t n, size_t align) {
     tm_achunk_t *c;
     unsigned i = nunits;
     for (c = a->chunks; c; c = c->next) {
-        if (c->free_units < need) continue;
+        if (c->free_units < need || (c->fail_need && need >= c->fail_need)) continue;
         if ((i = find_run(c, need)) != nunits) break;
+        c->fail_need = need; /* no run this long until something is freed here */
     }
     if (c == NULL) {
         c = chunk_new(a);
@@ -253,6 +274,7 @@ void tm_arena_free(void *p, const char *func) {
     c->start[i / 64] &= ~(1ULL << (i % 64));
     set_range(c->used, i, n, false);
     if (i < c->hint) c->hint = i;
+    c->fail_need = 0;
     c->free_units += n;
     a->used_units -= n;
     a->nfree++;
@@ -298,6 +320,7 @@ bool tm_arena_resize(void *p, size_t n) {
     if (need < have) {
         set_range(c->used, i + need, have - need, false);
         if (i + need < c->hint) c->hint = i + need;
+        c->fail_need = 0;
         c->free_units += have - need;
         a->used_units -= have - need;
     } else if (need > have) {
