@@ -270,7 +270,16 @@ static void invalid_frees_abort(void) {
     CHECK(tm_expect_abort(die_unaligned, "free(): invalid pointer"));
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    /* These cases count the arenas' own allocations and frees: run without the per-thread
+     * medium cache in front of them (test_mcache.c tests that). */
+    if (getenv("TINYMALLOC_CONF") == NULL) {
+        (void)argc;
+        setenv("TINYMALLOC_CONF", "medium_cache:0", 1);
+        execv("/proc/self/exe", argv);
+        printf("FAIL: cannot re-run with medium_cache:0\n");
+        return 1;
+    }
     RUN(medium_sizes_use_arenas);
     RUN(first_fit_reuses_runs);
     RUN(realloc_in_place);

@@ -23,7 +23,7 @@ static void *alloc_any(size_t n, size_t align) {
     /* Medium sizes (and small ones with an alignment no class has) go to the arenas, whose
      * runs are aligned to a unit; everything else to the heap, which sends huge requests to
      * their own mappings. */
-    if (n <= tm_topt.medium_max && align <= tm_topt.arena_unit) return tm_arena_alloc(n, align);
+    if (n <= tm_topt.medium_max && align <= tm_topt.arena_unit) return tm_mcache_alloc(n, align);
     return tm_heap_alloc(n, align);
 }
 
@@ -60,7 +60,7 @@ static tm_noinline void free_other(void *p, unsigned kind, const char *func) {
     if (kind == TM_KIND_SLAB)
         free_slab(p, func);
     else if (kind == TM_KIND_ARENA)
-        tm_arena_free(p, func);
+        tm_mcache_free(p, func);
     else if (kind == TM_KIND_HEAP)
         tm_heap_free(p, func);
     else if (kind == TM_KIND_HUGE)

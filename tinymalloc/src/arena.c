@@ -7,9 +7,10 @@
  *
  * An arena is a list of 4 MiB chunks marked TM_KIND_ARENA, each cut into units of
  * arena_unit bytes. Metadata is out of band, in the chunk's first units: the header and two
- * bitmaps, `used` (a bit per unit in use) and `start` (a bit per unit that starts a block).
- * A block's length is not stored: it runs from its start bit to the next start bit or the next
- * free unit, whichever comes first, both found with whole-word scans. A free whose unit has no
+ * bitmaps, `used` (a bit per unit in use) and `start` (a bit per unit that starts a block),
+ * and the length in units of each block at its start unit. The length is written under the
+ * lock when a block is made or resized and stays put while the block is live, so the thread
+ * that frees it can read its size without the lock (mcache.c does). A free whose unit has no
  * start bit is an invalid pointer or a double free, detected before anything is changed.
  *
  * Allocation is first fit over the arena's chunks (skipping those with too few free units)
@@ -41,6 +42,7 @@ typedef struct tm_achunk {
     struct tm_achunk *next, *prev;
     uint64_t used[TM_ARENA_WORDS];
     uint64_t start[TM_ARENA_WORDS];
+    uint16_t len[TM_ARENA_MAX_UNITS]; /* units in the block starting here, while it is live */
 } tm_achunk_t;
 
 typedef struct {
@@ -223,6 +225,7 @@ void *tm_arena_alloc(size_t n, size_t align) {
     }
     set_range(c->used, i, need, true);
     c->start[i / 64] |= 1ULL << (i % 64);
+    c->len[i] = (uint16_t)need;
     if (i == c->hint) c->hint = next_bit(c->used, i + need, false);
     if (c->empty_since) {
         c->empty_since = 0;
@@ -248,14 +251,6 @@ static tm_achunk_t *chunk_of(const void *p, unsigned *unit, const char *func) {
     return c;
 }
 
-/* Units in the block starting at unit i (its start bit is set): up to the next start or the
- * next free unit. */
-static unsigned run_length(const tm_achunk_t *c, unsigned i) {
-    unsigned s = next_bit(c->start, i + 1, true);
-    unsigned z = next_bit(c->used, i + 1, false);
-    return (s < z ? s : z) - i;
-}
-
 static bool is_start(const tm_achunk_t *c, unsigned i) {
     return (c->start[i / 64] >> (i % 64)) & 1;
 }
@@ -270,7 +265,7 @@ void tm_arena_free(void *p, const char *func) {
         tm_unlock(&a->lock);
         tm_fatal(func, used ? "invalid pointer" : "double free of", p);
     }
-    unsigned n = run_length(c, i);
+    unsigned n = c->len[i];
     c->start[i / 64] &= ~(1ULL << (i % 64));
     set_range(c->used, i, n, false);
     if (i < c->hint) c->hint = i;
@@ -292,16 +287,17 @@ void tm_arena_free(void *p, const char *func) {
     tm_unlock(&a->lock);
 }
 
+/* Without the lock: the caller owns the live block, whose start bit and length stay put.
+ * For a pointer that is not a live block the answer is a fatal error (or, racing with other
+ * threads' changes to the same words, possibly a wrong one; never a write). */
 size_t tm_arena_usable(const void *p, const char *func) {
     unsigned i;
     tm_achunk_t *c = chunk_of(p, &i, func);
-    tm_arena_t *a = &arenas[c->arena];
-    tm_lock(&a->lock);
-    bool ok = is_start(c, i);
-    unsigned n = ok ? run_length(c, i) : 0;
-    tm_unlock(&a->lock);
-    if (!ok) tm_fatal(func, "invalid pointer", p);
-    return (size_t)n << unit_shift;
+    if (!is_start(c, i)) {
+        bool used = (c->used[i / 64] >> (i % 64)) & 1;
+        tm_fatal(func, used ? "invalid pointer" : "double free of", p);
+    }
+    return (size_t)c->len[i] << unit_shift;
 }
 
 /* Shrinks by freeing the tail units, grows into the free units that follow. */
@@ -315,7 +311,7 @@ bool tm_arena_resize(void *p, size_t n) {
         tm_unlock(&a->lock);
         tm_fatal("realloc", "invalid pointer", p);
     }
-    unsigned have = run_length(c, i);
+    unsigned have = c->len[i];
     bool ok = true;
     if (need < have) {
         set_range(c->used, i + need, have - need, false);
@@ -333,6 +329,7 @@ bool tm_arena_resize(void *p, size_t n) {
             a->used_units += need - have;
         }
     }
+    if (ok) c->len[i] = (uint16_t)need;
     tm_unlock(&a->lock);
     return ok;
 }

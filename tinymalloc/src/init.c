@@ -80,6 +80,7 @@ void tm_init_slow(void) {
         tm_arena_init();
         tm_heap_init();
         tm_slab_init();
+        tm_mcache_init(); /* its classes start above slab_max */
         tm_stats_init();
         atomic_store_explicit(&tm_initialized, 1, memory_order_release);
     }

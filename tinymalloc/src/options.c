@@ -215,6 +215,8 @@ tm_tier_options_t tm_topt;
  *   medium_max 256k  - the arena's unit runs beat the heap's block headers up to here;
  *   arena_unit 4k    - a page: purging needs no rounding, and a 4 MiB chunk has 1024 units
  *                      (16 bitmap words, so a first-fit scan is short);
+ *   medium_cache 4m  - per thread, as tcmalloc's thread caches: most medium frees and
+ *                      mallocs of a churning thread skip the arena lock;
  *   heap_*           - see the policy comment at the top of heap.c. */
 void tm_tier_options_defaults(void) {
     tm_topt.medium_max = 256 << 10;
@@ -232,6 +234,7 @@ void tm_tier_options_defaults(void) {
     tm_topt.huge_threshold = 32UL << 20;
     tm_topt.huge_threshold_max = 512UL << 20;
     tm_topt.huge_dynamic = true;
+    tm_topt.medium_cache = 4UL << 20;
 }
 
 int tm_tier_option(const char *key, size_t klen, const char *val, size_t vlen, const char *tok,
@@ -254,6 +257,11 @@ int tm_tier_option(const char *key, size_t klen, const char *val, size_t vlen, c
             bad_token(tok, toklen, "' (expected 0 or 1)");
         else
             tm_topt.huge_dynamic = b;
+    } else if (KEY("medium_cache")) {
+        if (!parse_size(val, vlen, &v) || v > (1UL << 30))
+            bad_token(tok, toklen, "' (bytes per thread, up to 1g; 0 turns it off)");
+        else
+            tm_topt.medium_cache = v;
     } else if (KEY("heap_retain") || KEY("heap_max") || KEY("huge_threshold") ||
                KEY("huge_threshold_max")) {
         if (!parse_size(val, vlen, &v) || v > (1ULL << 46))

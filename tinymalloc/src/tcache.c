@@ -36,6 +36,7 @@ static void tcache_destroy(void *arg) {
     tm_tc = &tm_tcache_empty;
     thread_state = TM_THREAD_DEAD;
     tm_slab_abandon_all(tc);
+    tm_mcache_flush(tc);
     tm_stats_flush(tc);
     tm_lock(&tm_tcache_lock);
     if (tc->prev_live)

@@ -210,12 +210,21 @@ typedef struct {
     uint32_t scan_skip;   /* refills to skip before scanning full pages again */
 } tm_classq_t;
 
+/* A bin of the medium cache (mcache.c). */
+#define TM_MCLASSES 64
+typedef struct {
+    tm_block_t *head;
+    uint32_t count;
+} tm_mbin_t;
+
 typedef struct tm_tcache {
     tm_page_t *cur[TM_MAX_CLASSES];       /* allocation page per class, never NULL */
     uint64_t nmalloc[TM_MAX_CLASSES];     /* counted by the owner, no atomics */
     uint64_t nfree[TM_MAX_CLASSES];       /* frees by this thread, local or remote */
     uint64_t flushed_malloc[TM_MAX_CLASSES], flushed_free[TM_MAX_CLASSES];
     tm_classq_t q[TM_MAX_CLASSES];
+    tm_mbin_t mbin[TM_MCLASSES];          /* freed medium blocks, by medium class */
+    size_t mcache_bytes;                  /* bytes in mbin, at most medium_cache */
     struct tm_tcache *next_live, *prev_live; /* list of live caches, for statistics */
     struct tm_tcache *next_free;
     bool is_fallback;
@@ -350,6 +359,7 @@ typedef struct {
     size_t huge_threshold;       /* initial: requests of this size or more get own mappings */
     size_t huge_threshold_max;   /* the adaptive threshold never rises past this */
     bool huge_dynamic;           /* raise the threshold when huge blocks are freed */
+    size_t medium_cache;         /* bytes of freed medium blocks a thread keeps; 0: none */
 } tm_tier_options_t;
 extern tm_tier_options_t tm_topt;
 void tm_tier_options_defaults(void);
@@ -372,6 +382,12 @@ void *tm_arena_alloc(size_t n, size_t align); /* NULL (errno ENOMEM) on failure 
 void tm_arena_free(void *p, const char *func);
 size_t tm_arena_usable(const void *p, const char *func);
 bool tm_arena_resize(void *p, size_t n); /* in place, or false */
+
+/* Medium cache (mcache.c): per-thread bins in front of the arenas. */
+void tm_mcache_init(void);
+void *tm_mcache_alloc(size_t n, size_t align);
+void tm_mcache_free(void *p, const char *func);
+void tm_mcache_flush(tm_tcache_t *tc);
 void tm_arena_fork_prepare(void);
 void tm_arena_fork_parent(void);
 void tm_arena_fork_child(void);
