@@ -438,26 +438,31 @@ void *tm_heap_alloc(size_t n, size_t align) {
     return p;
 }
 
-/* The header of a heap pointer, or a fatal error naming func. Trusted only once sealed. */
-static tm_hblock_t *checked_hdr(const void *p, const char *func) {
+/* The header of a heap pointer with its heap locked, or a fatal error naming func. The seal
+ * is checked under the lock only: freeing the block before this one rewrites this header's
+ * prev_size and then its seal, so without the lock a live block can look forged for a moment.
+ * Without the lock only what a live header never changes is read (its heap), and bounded. */
+static tm_hblock_t *lock_block(const void *p, const char *func, tm_heap_t **hp) {
     uintptr_t a = (uintptr_t)p;
     if ((a & (TM_ALIGN - 1)) || tm_chunk_kind(a - TM_HEAP_HDR) != TM_KIND_HEAP)
         tm_fatal(func, "invalid pointer", p);
     tm_hblock_t *b = (tm_hblock_t *)(a - TM_HEAP_HDR);
-    if (!sealed(b) || b->heap >= nheaps) tm_fatal(func, "invalid pointer", p);
-    if (b->state != TM_HB_USED) tm_fatal(func, b->state == TM_HB_FREE ? "invalid pointer: double free of" : "invalid pointer", p);
+    uint32_t idx = b->heap;
+    if (idx >= nheaps) tm_fatal(func, "invalid pointer", p);
+    tm_heap_t *h = &heaps[idx];
+    tm_lock(&h->lock);
+    if (!sealed(b) || b->heap != idx || b->state != TM_HB_USED) {
+        bool was_free = sealed(b) && b->state == TM_HB_FREE;
+        tm_unlock(&h->lock);
+        tm_fatal(func, was_free ? "invalid pointer: double free of" : "invalid pointer", p);
+    }
+    *hp = h;
     return b;
 }
 
 void tm_heap_free(void *p, const char *func) {
-    tm_hblock_t *b = checked_hdr(p, func);
-    tm_heap_t *h = &heaps[b->heap];
-    tm_lock(&h->lock);
-    /* Checked again under the lock: a racing double free finds it free here. */
-    if (!sealed(b) || b->state != TM_HB_USED) {
-        tm_unlock(&h->lock);
-        tm_fatal(func, "invalid pointer: double free of", p);
-    }
+    tm_heap_t *h;
+    tm_hblock_t *b = lock_block(p, func, &h);
     h->nfree++;
     stat_use(h, -(ssize_t)b->size);
     uint64_t now = tm_now_ms();
@@ -496,24 +501,24 @@ void tm_heap_free(void *p, const char *func) {
 }
 
 size_t tm_heap_usable(const void *p, const char *func) {
-    tm_hblock_t *b = checked_hdr(p, func);
-    return b->size - TM_HEAP_HDR;
+    tm_heap_t *h;
+    tm_hblock_t *b = lock_block(p, func, &h);
+    size_t n = b->size - TM_HEAP_HDR;
+    tm_unlock(&h->lock);
+    return n;
 }
 
 /* Resizes in place: shrinks by splitting the tail off, grows into a free next block. NULL
  * when it cannot (the caller moves the block). */
 void *tm_heap_realloc(void *p, size_t n) {
-    tm_hblock_t *b = checked_hdr(p, "realloc");
+    tm_heap_t *h;
+    tm_hblock_t *b = lock_block(p, "realloc", &h);
     if (n >= atomic_load_explicit(&tm_huge_threshold, memory_order_relaxed) ||
-        n <= tm_topt.medium_max / 2)
-        return NULL; /* belongs to another tier now */
-    size_t size = tm_align_up(n + TM_HEAP_HDR, TM_HEAP_GRAIN);
-    tm_heap_t *h = &heaps[b->heap];
-    tm_lock(&h->lock);
-    if (!sealed(b) || b->state != TM_HB_USED) {
+        n <= tm_topt.medium_max / 2) {
         tm_unlock(&h->lock);
-        tm_fatal("realloc", "invalid pointer", p);
+        return NULL; /* belongs to another tier now */
     }
+    size_t size = tm_align_up(n + TM_HEAP_HDR, TM_HEAP_GRAIN);
     void *q = NULL;
     size_t old = b->size;
     if (size <= old) {

@@ -39,7 +39,8 @@ static uintptr_t make_secret(void) {
     s ^= s >> 31;
     s *= 0xbf58476d1ce4e5b9ULL;
     s ^= s >> 29;
-    return s | 1;
+    /* Bit 63 set: a cleared check word (0) never passes tm_block_may_be_free's tag test. */
+    return s | 1 | (1ULL << 63);
 }
 
 static void fork_prepare(void) {
