@@ -243,12 +243,18 @@ static void statistics_count_calls(void) {
     CHECK(tinymalloc_stats_get(&b, sizeof b) == 0);
     CHECK(b.slab_allocs - a.slab_allocs == 100);
     CHECK(b.huge_allocs - a.huge_allocs == 1);
-    CHECK(b.os_mmap >= a.os_mmap); /* 8 MiB is a heap-tier block now, not a mapping of its own */
+    CHECK(b.large_allocs - a.large_allocs == 1); /* 8 MiB: a heap block, no mapping of its own */
     CHECK(b.live_bytes >= a.live_bytes + 100 * 32 + (8u << 20));
+    /* Above the adaptive threshold's ceiling (512 MiB): a mapping of its own, one mmap. */
+    struct tinymalloc_stats c;
+    void *m = vmalloc(600u << 20);
+    CHECK(m != NULL && tinymalloc_stats_get(&c, sizeof c) == 0);
+    CHECK(c.mapped_allocs - b.mapped_allocs == 1 && c.os_mmap > b.os_mmap);
+    free(m);
     for (int i = 0; i < 100; i++) free(ps[i]);
     free(h);
     CHECK(tinymalloc_stats_get(&a, sizeof a) == 0);
-    CHECK(a.slab_frees - b.slab_frees == 100 && a.huge_frees - b.huge_frees == 1);
+    CHECK(a.slab_frees - b.slab_frees == 100 && a.huge_frees - b.huge_frees == 2);
     CHECK(tinymalloc_stats_get(&a, 3) == -1);
 }
 
