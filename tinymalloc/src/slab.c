@@ -167,17 +167,21 @@ static void page_release(tm_page_t *pg) {
 
 /* An empty page leaves its owner: kept in its class's pool up to the class target, else
  * released. */
+static void pool_push_locked(tm_pool_t *pool, tm_page_t *pg) {
+    pg->in_pool = 1;
+    pg->prev = NULL;
+    pg->next = pool->pages;
+    pool->pages = pg;
+    pool->count++;
+}
+
 static void page_retire(tm_page_t *pg) {
     tm_pool_t *pool = &class_pool[pg->cls];
     pg->owner = NULL;
     pg->used = 0;
     tm_lock(&pool->lock);
     if (pool->count < pool->target) {
-        pg->in_pool = 1;
-        pg->prev = NULL;
-        pg->next = pool->pages;
-        pool->pages = pg;
-        pool->count++;
+        pool_push_locked(pool, pg);
         tm_unlock(&pool->lock);
         return;
     }
@@ -358,11 +362,7 @@ static void abandon(tm_page_t *pg) {
     tm_pool_t *pool = &class_pool[pg->cls];
     pg->owner = NULL;
     tm_lock(&pool->lock);
-    pg->in_pool = 1;
-    pg->prev = NULL;
-    pg->next = pool->pages;
-    pool->pages = pg;
-    pool->count++;
+    pool_push_locked(pool, pg);
     tm_unlock(&pool->lock);
 }
 
@@ -413,10 +413,7 @@ void tm_slab_init(void) {
             tm_page_t *pg = page_fresh(c);
             if (pg == NULL) break;
             if (tm_opt.prefault) tm_os_populate((void *)tm_page_start(pg), TM_PAGE_SIZE);
-            pg->in_pool = 1;
-            pg->next = class_pool[c].pages;
-            class_pool[c].pages = pg;
-            class_pool[c].count++;
+            pool_push_locked(&class_pool[c], pg); /* start-up: no other thread yet */
         }
     }
     /* Last: a non-zero small_max lets the fast path use the table built above. */

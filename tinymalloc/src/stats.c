@@ -242,6 +242,12 @@ static void print_json(tm_out_t *o, const class_snap_t *cs) {
     kv(o, "purged_bytes", LOAD(tm_os_stats.purged_bytes), "}}\n");
 }
 
+/* label then value, for the table's "name value, name value" lines */
+static void lv(tm_out_t *o, const char *label, uint64_t v) {
+    tm_out_str(o, label);
+    tm_out_u64(o, v, 0);
+}
+
 static void print_table(tm_out_t *o, const class_snap_t *cs) {
     tm_out_str(o, "tinymalloc statistics, pid ");
     tm_out_u64(o, (uint64_t)getpid(), 0);
@@ -265,30 +271,20 @@ static void print_table(tm_out_t *o, const class_snap_t *cs) {
     tm_out_str(o, " slab total ");
     tm_out_u64(o, ta, 12);
     tm_out_u64(o, tf, 12);
-    tm_out_str(o, "\n huge: allocs ");
-    tm_out_u64(o, LOAD(tm_huge_stats.nalloc), 0);
-    tm_out_str(o, ", frees ");
-    tm_out_u64(o, LOAD(tm_huge_stats.nfree), 0);
-    tm_out_str(o, ", remaps ");
-    tm_out_u64(o, LOAD(tm_huge_stats.nremap), 0);
-    tm_out_str(o, ", current bytes ");
-    tm_out_u64(o, LOAD(tm_huge_stats.cur_bytes), 0);
-    tm_out_str(o, ", peak bytes ");
-    tm_out_u64(o, LOAD(tm_huge_stats.peak_bytes), 0);
+    tm_out_str(o, "\n");
+    lv(o, " huge: allocs ", LOAD(tm_huge_stats.nalloc));
+    lv(o, ", frees ", LOAD(tm_huge_stats.nfree));
+    lv(o, ", remaps ", LOAD(tm_huge_stats.nremap));
+    lv(o, ", current bytes ", LOAD(tm_huge_stats.cur_bytes));
+    lv(o, ", peak bytes ", LOAD(tm_huge_stats.peak_bytes));
     tm_out_str(o, "\n");
     tm_tiers_print(o, false);
-    tm_out_str(o, " os: mmap ");
-    tm_out_u64(o, LOAD(tm_os_stats.mmap_calls), 0);
-    tm_out_str(o, ", munmap ");
-    tm_out_u64(o, LOAD(tm_os_stats.munmap_calls), 0);
-    tm_out_str(o, ", madvise ");
-    tm_out_u64(o, LOAD(tm_os_stats.madvise_calls), 0);
-    tm_out_str(o, ", mremap ");
-    tm_out_u64(o, LOAD(tm_os_stats.mremap_calls), 0);
-    tm_out_str(o, ", mapped bytes ");
-    tm_out_u64(o, LOAD(tm_os_stats.mapped_bytes), 0);
-    tm_out_str(o, " (peak ");
-    tm_out_u64(o, LOAD(tm_os_stats.mapped_peak), 0);
+    lv(o, " os: mmap ", LOAD(tm_os_stats.mmap_calls));
+    lv(o, ", munmap ", LOAD(tm_os_stats.munmap_calls));
+    lv(o, ", madvise ", LOAD(tm_os_stats.madvise_calls));
+    lv(o, ", mremap ", LOAD(tm_os_stats.mremap_calls));
+    lv(o, ", mapped bytes ", LOAD(tm_os_stats.mapped_bytes));
+    lv(o, " (peak ", LOAD(tm_os_stats.mapped_peak));
     tm_out_str(o, ")\n");
 }
 
