@@ -39,7 +39,10 @@ def ratio_plot(plt, cells, allocs, key_glibc, key_best, ylabel, title, path, mul
     ref = "glibc" if use_glibc else "the best allocator"
     n = len(allocs)
     width = 0.8 / max(n, 1)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 + len(groups) * (0.35 + 0.18 * n)), 4.2))
+    # Ratios on a log axis, bars drawn from 1: a 2x slower and a 2x faster allocator look alike
+    # in size, and one outlier does not flatten the rest. Width capped for reading on a page.
+    fig, ax = plt.subplots(figsize=(min(18.0, max(6.0, 1.2 + len(groups) * (0.25 + 0.12 * n))), 4.6))
+    ax.set_yscale("log")
     cmap = plt.get_cmap("tab10")
     for i, a in enumerate(allocs):
         xs, ys, lo, hi = [], [], [], []
@@ -61,15 +64,20 @@ def ratio_plot(plt, cells, allocs, key_glibc, key_best, ylabel, title, path, mul
                 else:
                     lo.append(0)
                     hi.append(0)
-        ax.bar(xs, ys, width, label=a, color=cmap(i % 10),
-               yerr=[lo, hi] if any(lo) or any(hi) else None, capsize=2, error_kw={"linewidth": 0.8})
+        ax.bar(xs, [y - 1.0 for y in ys], width, bottom=1.0, label=a, color=cmap(i % 10))
+        if any(lo) or any(hi):
+            ax.errorbar(xs, ys, yerr=[lo, hi], fmt="none", ecolor="black", capsize=2, linewidth=0.8)
     ax.axhline(1.0, color="black", linewidth=0.8)
+    from matplotlib.ticker import FuncFormatter, LogLocator
+    ax.yaxis.set_major_locator(LogLocator(base=2))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels(groups, rotation=30 if len(groups) > 3 else 0, ha="right" if len(groups) > 3 else "center",
                        fontsize=8)
     ax.set_ylabel(f"{ylabel} relative to {ref}")
-    ax.set_title(f"{title} (lower is better)" + ("; bars: interquartile range" if key.startswith("ratio") else ""),
-                 fontsize=10)
+    ax.set_title(f"{title} (lower is better; log scale)" +
+                 ("; whiskers: interquartile range" if key.startswith("ratio") else ""), fontsize=10)
     ax.legend(fontsize=8, ncol=min(n, 5))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
