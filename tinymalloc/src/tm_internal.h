@@ -18,6 +18,10 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+/* Everything declared below is internal: hidden, so the compiler addresses globals directly
+ * (one RIP-relative operand) instead of through the GOT (a load, then the access). */
+#pragma GCC visibility push(hidden)
+
 #define TM_EXPORT __attribute__((visibility("default")))
 #define tm_likely(x) __builtin_expect(!!(x), 1)
 #define tm_unlikely(x) __builtin_expect(!!(x), 0)
@@ -236,7 +240,7 @@ extern __thread tm_tcache_t *tm_tc __attribute__((tls_model("initial-exec")));
 
 extern uint8_t tm_size_class[TM_SIZE_TABLE_LEN];
 
-static inline unsigned tm_class_of(size_t n) { return tm_size_class[(n + TM_ALIGN - 1) / TM_ALIGN]; }
+static inline size_t tm_class_of(size_t n) { return tm_size_class[(n + TM_ALIGN - 1) / TM_ALIGN]; }
 
 void tm_slab_init(void);
 void *tm_slab_alloc_slow(tm_tcache_t *tc, unsigned cls); /* NULL with errno ENOMEM */
@@ -249,7 +253,7 @@ void tm_slab_fork_prepare(void);
 void tm_slab_fork_parent(void);
 void tm_slab_fork_child(void);
 
-static inline void *tm_slab_alloc(tm_tcache_t *tc, unsigned cls) {
+static inline void *tm_slab_alloc(tm_tcache_t *tc, size_t cls) {
     tm_page_t *pg = tc->cur[cls];
     tm_block_t *b = pg->free;
     if (tm_likely(b != NULL)) {
@@ -416,5 +420,7 @@ typedef struct {
 } tm_heap_totals_t;
 void tm_heap_totals(tm_heap_totals_t *t);
 void tm_tiers_print(tm_out_t *o, bool json);
+
+#pragma GCC visibility pop
 
 #endif
