@@ -550,3 +550,13 @@ def collect_env(allocators=None):
         env["allocators"] = {a["name"]: {"version": a.get("version"), "lib": a.get("lib"),
                                          "package": a.get("package")} for a in allocators}
     return env
+
+
+def strace_seccomp_ok():
+    """Whether this strace and kernel support --seccomp-bpf (far less overhead for -f -c)."""
+    try:
+        p = subprocess.run(["strace", "-f", "--seccomp-bpf", "-e", "trace=%memory", "-o", os.devnull, "true"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+        return p.returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False

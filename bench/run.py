@@ -100,15 +100,6 @@ def gnu_time():
                      "(scripts/setup.py does)", EXIT_MISSING)
 
 
-def strace_seccomp_ok():
-    try:
-        p = subprocess.run(["strace", "-f", "--seccomp-bpf", "-e", "trace=%memory", "-o", os.devnull, "true"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
-        return p.returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
-
-
 # ---------------------------------------------------------------------------------------
 # the plan
 
@@ -172,7 +163,7 @@ class Runner:
         self.failed_cells = set()
         self.built = {}
         self.ready = {}
-        self.seccomp = strace_seccomp_ok() if self.opts["strace"] else False
+        self.seccomp = benchlib.strace_seccomp_ok() if self.opts["strace"] else False
         self.env_base = {k: v for k, v in os.environ.items()
                          if k not in ("LD_PRELOAD", "TMBENCH_PROBE_FILE", "MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
         self.env_bin = shutil.which("env") or "/usr/bin/env"

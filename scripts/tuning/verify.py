@@ -147,15 +147,6 @@ def profile_workload(w, workdir):
 # ---------------------------------------------------------------------------------------------
 # measuring
 
-def strace_seccomp_ok():
-    try:
-        p = subprocess.run(["strace", "-f", "--seccomp-bpf", "-e", "trace=%memory", "-o", os.devnull, "true"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
-        return p.returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
-
-
 def need_tools(strace=True):
     if not os.path.exists("/usr/bin/time"):
         raise TuneError("GNU time (/usr/bin/time) is missing: apt-get install time", EXIT_MISSING)
@@ -250,7 +241,7 @@ def measure(w, configs, workdir, runs, seed, strace=True):
                 failures.append(f"{name} run {rep}: {rec['problem']}")
     st = {}
     if strace:
-        seccomp = strace_seccomp_ok()
+        seccomp = benchlib.strace_seccomp_ok()
         order = configs[:]
         rng.shuffle(order)
         for name, conf in order:
