@@ -61,14 +61,16 @@ static void defaults(void) {
 
 static void bad_tokens_are_named_and_defaults_stand(void) {
     char out[4096];
-    run_with("bogus,stats:maybe,classes:16/8,tiny_max:7,reserve:3m,prealloc:1/2", out, sizeof out);
+    run_with("bogus,stats:maybe,classes:16/8,tiny_max:7,reserve:3m,prealloc:1/2,slab_purge_delay:-1",
+             out, sizeof out);
     CHECK(count_lines(out, "TINYMALLOC_CONF: ignoring 'bogus'") == 1);
     CHECK(count_lines(out, "ignoring 'stats:maybe'") == 1);
     CHECK(count_lines(out, "ignoring 'classes:16/8'") == 1);
     CHECK(count_lines(out, "ignoring 'tiny_max:7'") == 1);
     CHECK(count_lines(out, "ignoring 'reserve:3m'") == 1);
     CHECK(count_lines(out, "ignoring prealloc") == 1);
-    CHECK(count_lines(out, "tinymalloc:") == 6); /* one line per bad token, nothing else */
+    CHECK(count_lines(out, "ignoring 'slab_purge_delay:-1'") == 1);
+    CHECK(count_lines(out, "tinymalloc:") == 7); /* one line per bad token, nothing else */
     CHECK(strstr(out, "1=16\n") && strstr(out, "100=112\n")); /* the program ran on defaults */
 }
 

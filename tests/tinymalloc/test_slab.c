@@ -5,6 +5,10 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 static void *(*volatile vmalloc)(size_t) = malloc;
 static void (*volatile vfree)(void *) = free;
@@ -42,8 +46,10 @@ static void die_double_free(void) {
 static void die_double_free_delayed(void) {
     void *p = vmalloc(200), *q[100];
     vfree(p);
-    for (int i = 0; i < 100; i++) q[i] = vmalloc(100);
-    for (int i = 0; i < 100; i++) vfree(q[i]);
+    for (int i = 0; i < 100; i++)
+        q[i] = vmalloc(100);
+    for (int i = 0; i < 100; i++)
+        vfree(q[i]);
     vfree(p);
 }
 static void *free_it(void *p) {
@@ -112,22 +118,59 @@ static long rss_kb(void) {
     return rss * 4;
 }
 
-/* Emptied slab pages go back to the OS past slab_retain: a program that frees everything sees
- * its resident size fall. A functional check, not a timing. */
-static void rss_falls_after_free(void) {
-    enum { N = 200000 };
-    static void *ps[N];
-    long before = rss_kb();
-    for (int i = 0; i < N; i++) {
+static void *fill(void **ps, int n) {
+    for (int i = 0; i < n; i++) {
         ps[i] = vmalloc(1000);
         memset(ps[i], 1, 1000);
     }
+    return ps;
+}
+
+/* Emptied slab pages stay committed for slab_purge_delay (so a program refilling them in
+ * waves pays no madvise and no page faults), then go back to the OS past slab_retain; a
+ * program that frees everything sees its resident size fall. Functional checks, not timings:
+ * main runs them with slab_purge_delay:50. */
+enum { N = 200000 };
+static void *ps[N];
+
+static void rss_falls_after_the_purge_delay(void) {
+    long before = rss_kb();
+    fill(ps, N);
     long peak = rss_kb();
-    for (int i = 0; i < N; i++) vfree(ps[i]);
+    for (int i = 0; i < N; i++)
+        vfree(ps[i]);
+    long kept = rss_kb();
+    /* Each tick purges the pages that stayed unused since the one before: two ticks. */
+    for (int tick = 0; tick < 2; tick++) {
+        usleep(80 * 1000);
+        vfree(vmalloc(1000)); /* the tier looks at the clock when pages come and go */
+        fill(ps, 200);        /* so make a page come and go */
+        for (int i = 0; i < 200; i++)
+            vfree(ps[i]);
+    }
     long after = rss_kb();
-    printf("  rss kB: before %ld, peak %ld, after free %ld\n", before, peak, after);
+    printf("  rss kB: before %ld, peak %ld, right after free %ld, after the delay %ld\n", before,
+           peak, kept, after);
     CHECK(peak - before > 150000);
+    CHECK(kept - before > (peak - before) / 2);
     CHECK(after - before < (peak - before) / 8);
+}
+
+/* malloc_trim gives the free pages back at once, and says so. */
+static void malloc_trim_purges_now(void) {
+    long before = rss_kb();
+    fill(ps, N);
+    long peak = rss_kb();
+    for (int i = 0; i < N; i++)
+        vfree(ps[i]);
+    long kept = rss_kb();
+    CHECK(malloc_trim(0) == 1);
+    long after = rss_kb();
+    printf("  rss kB: before %ld, peak %ld, after free %ld, after malloc_trim %ld\n", before, peak,
+           kept, after);
+    CHECK(kept - before > (peak - before) / 2);
+    CHECK(after - before < (peak - before) / 8);
+    CHECK(malloc_trim(0) == 0); /* nothing left to give back */
 }
 
 static void freed_blocks_are_reused(void) {
@@ -138,10 +181,18 @@ static void freed_blocks_are_reused(void) {
     vfree(b);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    if (getenv("TINYMALLOC_CONF") == NULL) { /* a short delay, so the test is short */
+        setenv("TINYMALLOC_CONF", "slab_purge_delay:50", 1);
+        execv("/proc/self/exe", argv);
+        perror("execv");
+        return 1;
+    }
     RUN(class_waste_is_bounded);
     RUN(invalid_and_double_frees_abort);
-    RUN(rss_falls_after_free);
+    RUN(rss_falls_after_the_purge_delay);
+    RUN(malloc_trim_purges_now);
     RUN(freed_blocks_are_reused);
     TEST_EXIT();
 }

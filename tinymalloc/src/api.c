@@ -236,6 +236,20 @@ TM_EXPORT size_t malloc_usable_size(void *p) {
 }
 
 /* glibc calls these names internally (and some programs do too). */
+/* glibc's malloc_trim: gives free memory back to the OS now instead of after the tiers' purge
+ * delays. pad is ignored (nothing is trimmed off a heap top here). 1 when memory went back. */
+TM_EXPORT int malloc_trim(size_t pad) {
+    (void)pad;
+    tm_init();
+    uint64_t before = atomic_load_explicit(&tm_os_stats.purged_bytes, memory_order_relaxed);
+    uint64_t unmapped = atomic_load_explicit(&tm_os_stats.munmap_calls, memory_order_relaxed);
+    tm_slab_trim();
+    tm_arena_trim();
+    tm_heap_trim();
+    return atomic_load_explicit(&tm_os_stats.purged_bytes, memory_order_relaxed) != before ||
+           atomic_load_explicit(&tm_os_stats.munmap_calls, memory_order_relaxed) != unmapped;
+}
+
 TM_EXPORT void *__libc_malloc(size_t n) __attribute__((alias("malloc")));
 TM_EXPORT void __libc_free(void *p) __attribute__((alias("free")));
 TM_EXPORT void *__libc_calloc(size_t c, size_t n) __attribute__((alias("calloc")));

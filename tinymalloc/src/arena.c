@@ -344,6 +344,15 @@ void tm_arena_init(void) {
     for (unsigned i = 0; i < narenas; i++) arenas[i].idx = i;
 }
 
+/* malloc_trim: purges every wholly free chunk now, whatever its age. */
+void tm_arena_trim(void) {
+    for (unsigned i = 0; i < narenas; i++) {
+        tm_lock(&arenas[i].lock);
+        if (arenas[i].nempty) arena_maintain(&arenas[i], UINT64_MAX);
+        tm_unlock(&arenas[i].lock);
+    }
+}
+
 void tm_arena_fork_prepare(void) {
     for (unsigned i = 0; i < narenas; i++) tm_lock(&arenas[i].lock);
 }

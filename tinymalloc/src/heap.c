@@ -567,6 +567,15 @@ void tm_heap_init(void) {
     atomic_store_explicit(&tm_huge_threshold, tm_topt.huge_threshold, memory_order_relaxed);
 }
 
+/* malloc_trim: purges every free block now, whatever its age. */
+void tm_heap_trim(void) {
+    for (unsigned i = 0; i < nheaps; i++) {
+        tm_lock(&heaps[i].lock);
+        heap_maintain(&heaps[i], UINT64_MAX);
+        tm_unlock(&heaps[i].lock);
+    }
+}
+
 void tm_heap_fork_prepare(void) {
     for (unsigned i = 0; i < nheaps; i++) tm_lock(&heaps[i].lock);
 }

@@ -136,6 +136,10 @@ static void apply(const char *key, size_t klen, const char *val, size_t vlen, co
         if (!parse_size(val, vlen, &v) || v > 1u << 20)
             return bad_token(tok, toklen, "' (a page count up to 1048576)");
         tm_opt.slab_retain = (uint32_t)v;
+    } else if (KEY("slab_purge_delay")) {
+        if (!parse_size(val, vlen, &v) || v > 3600000)
+            return bad_token(tok, toklen, "' (milliseconds, up to 3600000)");
+        tm_opt.slab_purge_delay = (uint32_t)v;
     } else if (KEY("reserve")) {
         if (!parse_size(val, vlen, &v) || v < TM_CHUNK_SIZE || v > (1ULL << 40) || (v & (v - 1)))
             return bad_token(tok, toklen, "' (a power of two from 4m to 1024g)");
@@ -197,6 +201,7 @@ static void derive_classes(void) {
 void tm_options_init(void) {
     tm_tier_options_defaults();
     tm_opt.slab_retain = 64;
+    tm_opt.slab_purge_delay = 1000; /* as the arena and heap tiers */
     tm_opt.reserve = 1UL << 30;
     static const char name[] = "TINYMALLOC_CONF=";
     for (char **e = environ; e && *e; e++) {

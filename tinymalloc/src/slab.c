@@ -5,7 +5,8 @@
  * push their frees onto the page's atomic thread_free list with one CAS, and the owner collects
  * them when its free list runs dry. Pages without an owner sit in a pool: per class (the
  * preallocated cluster, pages abandoned by exited threads, recently emptied pages) or the
- * global free-page pool (unassigned, purged past slab_retain).
+ * global free-page pool (unassigned; past slab_retain, pages unused for slab_purge_delay ms
+ * are purged).
  */
 #include "tm_internal.h"
 
@@ -113,6 +114,55 @@ static void slab_chunk_init(tm_chunk_hdr_t *ch) {
     }
 }
 
+/* Purging past slab_retain is delayed: a program that empties and refills pages in waves
+ * would otherwise pay an madvise and fresh page faults per wave. The free pool is a stack
+ * (committed pages first, newest on top), so its bottom committed_low committed pages were not
+ * touched since the last decay tick; at the next tick, slab_purge_delay ms later, those past
+ * slab_retain are purged. They stay where they are: the last committed ones, just in front of
+ * the purged ones, so the order "committed first" holds. No per-page timestamp is needed. */
+static uint32_t committed_low; /* fewest committed free pages since the last tick */
+static uint64_t next_decay_ms; /* 0: no tick yet */
+
+/* Purges the n oldest committed free pages, one madvise per run of adjacent pages. */
+static void purge_oldest_locked(uint32_t n) {
+    tm_page_t *pg = free_pages;
+    for (uint32_t keep = free_committed - n; keep > 0; keep--)
+        pg = pg->next;
+    uintptr_t lo = 0, hi = 0;
+    for (; n > 0; n--, pg = pg->next) {
+        uintptr_t s = tm_page_start(pg);
+        pg->committed = 0;
+        free_committed--;
+        if (s == hi) {
+            hi += TM_PAGE_SIZE;
+            continue;
+        }
+        if (s + TM_PAGE_SIZE == lo) {
+            lo = s;
+            continue;
+        }
+        if (hi) tm_os_purge((void *)lo, hi - lo);
+        lo = s;
+        hi = s + TM_PAGE_SIZE;
+    }
+    if (hi) tm_os_purge((void *)lo, hi - lo);
+    if (committed_low > free_committed) committed_low = free_committed;
+}
+
+static void decay_locked(void) {
+    uint32_t retain = tm_opt.slab_retain;
+    if (free_committed <= retain) return;
+    if (tm_opt.slab_purge_delay == 0) {
+        purge_oldest_locked(free_committed - retain);
+        return;
+    }
+    uint64_t now = tm_now_ms();
+    if (now < next_decay_ms) return;
+    if (next_decay_ms != 0 && committed_low > retain) purge_oldest_locked(committed_low - retain);
+    committed_low = free_committed;
+    next_decay_ms = now + tm_opt.slab_purge_delay;
+}
+
 /* An unassigned page from the free pool, or from a new chunk. */
 static tm_page_t *page_fresh(unsigned cls) {
     tm_lock(&free_lock);
@@ -128,6 +178,8 @@ static tm_page_t *page_fresh(unsigned cls) {
     tm_page_t *pg = free_pages;
     free_pages = pg->next;
     if (pg->committed) free_committed--;
+    if (committed_low > free_committed) committed_low = free_committed;
+    decay_locked();
     tm_unlock(&free_lock);
     pg->next = pg->prev = NULL;
     pg->in_pool = 0;
@@ -137,9 +189,15 @@ static tm_page_t *page_fresh(unsigned cls) {
     return pg;
 }
 
-/* Returns an empty page to the free pool. Past slab_retain committed free pages, its memory
- * goes back to the OS; a purged page is put behind the committed ones so reuse prefers
- * pages that are still resident. */
+/* malloc_trim: purges every committed free page now (the class pools' preallocated clusters
+ * stay, as they are kept on purpose). */
+void tm_slab_trim(void) {
+    tm_lock(&free_lock);
+    if (free_committed) purge_oldest_locked(free_committed);
+    tm_unlock(&free_lock);
+}
+
+/* Returns an empty page to the top of the free pool. */
 static void page_release(tm_page_t *pg) {
     atomic_fetch_sub_explicit(&tm_class_stats[pg->cls].pages, 1, memory_order_relaxed);
     pg->block_size = 0; /* from now on no pointer into it is valid */
@@ -148,20 +206,11 @@ static void page_release(tm_page_t *pg) {
     pg->owner = NULL;
     pg->in_pool = 1;
     tm_lock(&free_lock);
-    if (free_committed >= tm_opt.slab_retain) {
-        tm_os_purge((void *)tm_page_start(pg), TM_PAGE_SIZE);
-        pg->committed = 0;
-        /* Behind the committed pages: walk is bounded by slab_retain. */
-        tm_page_t **at = &free_pages;
-        while (*at && (*at)->committed) at = &(*at)->next;
-        pg->next = *at;
-        *at = pg;
-    } else {
-        pg->committed = 1;
-        free_committed++;
-        pg->next = free_pages;
-        free_pages = pg;
-    }
+    pg->committed = 1;
+    free_committed++;
+    pg->next = free_pages;
+    free_pages = pg;
+    decay_locked();
     tm_unlock(&free_lock);
 }
 
@@ -325,8 +374,8 @@ void tm_slab_free_remote(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
     tm_block_t *old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
     do {
         tm_block_link(b, old);
-    } while (!atomic_compare_exchange_weak_explicit(&pg->thread_free, &old, b,
-                                                    memory_order_release, memory_order_relaxed));
+    } while (!atomic_compare_exchange_weak_explicit(&pg->thread_free, &old, b, memory_order_release,
+                                                    memory_order_relaxed));
     if (tc != &tm_tcache_empty)
         tc->nfree[pg->cls]++;
     else
@@ -402,7 +451,8 @@ void tm_slab_init(void) {
     unsigned c = 0;
     for (size_t i = 0; i < TM_SIZE_TABLE_LEN; i++) {
         size_t n = i * TM_ALIGN;
-        while (c + 1 < tm_opt.nclasses && tm_opt.class_size[c] < n) c++;
+        while (c + 1 < tm_opt.nclasses && tm_opt.class_size[c] < n)
+            c++;
         tm_size_class[i] = (uint8_t)c;
     }
     for (c = 0; c < tm_opt.nclasses; c++) {
@@ -423,16 +473,19 @@ void tm_slab_init(void) {
 }
 
 void tm_slab_fork_prepare(void) {
-    for (unsigned c = 0; c < TM_MAX_CLASSES; c++) tm_lock(&class_pool[c].lock);
+    for (unsigned c = 0; c < TM_MAX_CLASSES; c++)
+        tm_lock(&class_pool[c].lock);
     tm_lock(&free_lock);
 }
 
 void tm_slab_fork_parent(void) {
     tm_unlock(&free_lock);
-    for (unsigned c = 0; c < TM_MAX_CLASSES; c++) tm_unlock(&class_pool[c].lock);
+    for (unsigned c = 0; c < TM_MAX_CLASSES; c++)
+        tm_unlock(&class_pool[c].lock);
 }
 
 void tm_slab_fork_child(void) {
     tm_lock_reset(&free_lock);
-    for (unsigned c = 0; c < TM_MAX_CLASSES; c++) tm_lock_reset(&class_pool[c].lock);
+    for (unsigned c = 0; c < TM_MAX_CLASSES; c++)
+        tm_lock_reset(&class_pool[c].lock);
 }

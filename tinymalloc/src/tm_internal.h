@@ -81,6 +81,7 @@ typedef struct {
     char stats_file[256];              /* "%p" is replaced by the pid */
     char profile_file[256];            /* profile:PATH; empty when not profiling */
     uint32_t slab_retain;              /* free slab pages kept committed before purging */
+    uint32_t slab_purge_delay;         /* ms a free slab page stays unused before purging */
     size_t reserve;                    /* bytes of address space reserved at a time */
     bool verbose;
 } tm_options_t;
@@ -249,6 +250,7 @@ void tm_slab_free_remote(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b);
 void tm_slab_free_keyed(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b);
 void tm_slab_abandon_all(tm_tcache_t *tc);
 int tm_slab_aligned_class(size_t n, size_t align); /* -1 when no class fits */
+void tm_slab_trim(void); /* malloc_trim's part in each tier */
 void tm_slab_fork_prepare(void);
 void tm_slab_fork_parent(void);
 void tm_slab_fork_child(void);
@@ -392,6 +394,7 @@ void tm_mcache_init(void);
 void *tm_mcache_alloc(size_t n, size_t align);
 void tm_mcache_free(void *p, const char *func);
 void tm_mcache_flush(tm_tcache_t *tc);
+void tm_arena_trim(void);
 void tm_arena_fork_prepare(void);
 void tm_arena_fork_parent(void);
 void tm_arena_fork_child(void);
@@ -408,6 +411,7 @@ void *tm_heap_alloc(size_t n, size_t align); /* also decides large vs huge */
 void tm_heap_free(void *p, const char *func);
 size_t tm_heap_usable(const void *p, const char *func);
 void *tm_heap_realloc(void *p, size_t n); /* in place or NULL; the block stays valid */
+void tm_heap_trim(void);
 void tm_heap_fork_prepare(void);
 void tm_heap_fork_parent(void);
 void tm_heap_fork_child(void);
