@@ -14,16 +14,22 @@ VERSION       := 0.1.0
 TM_CFLAGS := -std=gnu11 -O2 -g -fPIC -Wall -Wextra -Werror -fvisibility=hidden \
              -ftls-model=initial-exec -fno-builtin -fno-stack-protector \
              -fno-semantic-interposition -D_GNU_SOURCE -Itinymalloc/include $(EXTRA_CFLAGS)
-TM_LDFLAGS := -shared -Wl,-soname,libtinymalloc.so.$(VERSION_MAJOR) \
-              -Wl,--version-script=tinymalloc/tinymalloc.map -Wl,-z,now -Wl,-z,relro -pthread
+TM_LDFLAGS := -shared -Wl,-soname,libtinymalloc.so.$(VERSION_MAJOR) -Wl,-z,now -Wl,-z,relro -pthread
 
 TM_SRCS := $(wildcard tinymalloc/src/*.c)
 TM_HDRS := $(wildcard tinymalloc/src/*.h) tinymalloc/include/tinymalloc.h
 
-# Variants: the release build, and one under UndefinedBehaviorSanitizer for the tests.
-VARIANTS := release ubsan
+# Variants: the release build, and two for the tests: one under UndefinedBehaviorSanitizer,
+# and one under ThreadSanitizer. TSan's runtime must keep its own malloc, so the tsan library
+# is a TM_PREFIX build exporting tinymalloc_malloc and the rest (tinymalloc-prefix.map), and
+# its tests are compiled with tests/tm_prefix.h, which renames their calls.
+VARIANTS := release ubsan tsan
 release_FLAGS :=
 ubsan_FLAGS   := -fsanitize=undefined -fno-sanitize-recover=all -fno-sanitize=alignment
+tsan_FLAGS    := -fsanitize=thread -DTM_PREFIX
+MAP           := tinymalloc/tinymalloc.map
+tsan_MAP      := tinymalloc/tinymalloc-prefix.map
+tsan_TEST_FLAGS := -include tests/tm_prefix.h
 
 LIB_SO  = $(BUILD)/$(1)/libtinymalloc.so
 all: lib
@@ -35,8 +41,8 @@ $(BUILD)/$(1)/obj/%.o: tinymalloc/src/%.c $(TM_HDRS) Makefile
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(TM_CFLAGS) $$($(1)_FLAGS) -c $$< -o $$@
 
-$(BUILD)/$(1)/libtinymalloc.so.$(VERSION): $(patsubst tinymalloc/src/%.c,$(BUILD)/$(1)/obj/%.o,$(TM_SRCS)) tinymalloc/tinymalloc.map
-	$$(CC) $$(TM_LDFLAGS) $$($(1)_FLAGS) -o $$@ $$(filter %.o,$$^)
+$(BUILD)/$(1)/libtinymalloc.so.$(VERSION): $(patsubst tinymalloc/src/%.c,$(BUILD)/$(1)/obj/%.o,$(TM_SRCS)) $(or $($(1)_MAP),$(MAP))
+	$$(CC) $$(TM_LDFLAGS) -Wl,--version-script=$(or $($(1)_MAP),$(MAP)) $$($(1)_FLAGS) -o $$@ $$(filter %.o,$$^)
 
 $(BUILD)/$(1)/libtinymalloc.so: $(BUILD)/$(1)/libtinymalloc.so.$(VERSION)
 	ln -sf libtinymalloc.so.$(VERSION) $(BUILD)/$(1)/libtinymalloc.so.$(VERSION_MAJOR)
@@ -59,16 +65,16 @@ TEST_CSRCS := $(wildcard tests/*/test_*.c)
 TEST_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -Wno-alloc-size-larger-than -D_GNU_SOURCE -Itinymalloc/include -Itests -pthread
 
 define test_rules
-$(BUILD)/$(1)/tests/%: tests/%.c tests/tm_test.h $(call LIB_SO,$(1))
+$(BUILD)/$(1)/tests/%: tests/%.c tests/tm_test.h tests/tm_prefix.h $(call LIB_SO,$(1))
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(TEST_CFLAGS) $$($(1)_FLAGS) $$< -o $$@ -L$(BUILD)/$(1) -ltinymalloc \
+	$$(CC) $$(TEST_CFLAGS) $$($(1)_FLAGS) $$($(1)_TEST_FLAGS) $$< -o $$@ -L$(BUILD)/$(1) -ltinymalloc \
 	    -Wl,-rpath,$$(abspath $(BUILD)/$(1)) -ldl
 endef
 $(foreach v,$(VARIANTS),$(eval $(call test_rules,$(v))))
 
 TEST_BINS := $(foreach v,$(VARIANTS),$(patsubst tests/%.c,$(BUILD)/$(v)/tests/%,$(TEST_CSRCS)))
 
-test-build: lib $(call LIB_SO,ubsan) $(TEST_BINS)
+test-build: lib $(call LIB_SO,ubsan) $(call LIB_SO,tsan) $(TEST_BINS)
 
 test: test-build test-prereqs
 	$(PYTHON) tests/run.py

@@ -3,7 +3,8 @@
 
 Tests are discovered by name:
   tests/<area>/test_*.c   built by `make test-build` into build/<variant>/tests/<area>/test_*
-                          (variants: release, ubsan); each binary runs once per variant.
+                          (variants: release, ubsan, tsan); each binary runs once per variant.
+                          A ThreadSanitizer report makes the tsan binary exit 66: a failure.
   tests/<area>/test_*.sh  run with bash.
   tests/<area>/test_*.py  run with `python3 -m unittest -v`.
 
@@ -22,7 +23,9 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VARIANTS = ("release", "ubsan")
+VARIANTS = ("release", "ubsan", "tsan")
+# unittest's report of a failure starts "FAIL: test_x (module.Class.test_x)": not a case line.
+UNITTEST_HEADER = re.compile(r"^(FAIL|ERROR): \w+ \([\w.]+\)$")
 UNITTEST_LINE = re.compile(r"^(test\w*) \(([\w.]+)\).*\.\.\. (ok|FAIL|ERROR|skipped.*|expected failure|unexpected success)$")
 
 
@@ -56,7 +59,7 @@ def parse_cases(output):
     for line in output.splitlines():
         line = line.rstrip()
         for tag in ("PASS", "FAIL", "SKIP"):
-            if line.startswith(tag + ": "):
+            if line.startswith(tag + ": ") and not UNITTEST_HEADER.match(line):
                 cases.append((tag, line[len(tag) + 2:]))
         m = UNITTEST_LINE.match(line)
         if m:
@@ -80,6 +83,8 @@ def main():
     env = dict(os.environ)
     env["TM_ROOT"] = ROOT
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    # Every ThreadSanitizer report counts (exit 66); the user's own options come last and win.
+    env["TSAN_OPTIONS"] = ("exitcode=66 " + env.get("TSAN_OPTIONS", "")).strip()
     passed = failed = skipped = 0
     failures = []
     for name, cmd in tests:

@@ -30,6 +30,14 @@ static int tm_test_case_failed;
         tm_test_failed_cases += tm_test_case_failed;                                           \
     } while (0)
 
+/* Run a case that measures resident memory; skipped under ThreadSanitizer, whose shadow
+ * memory is resident too. */
+#ifdef __SANITIZE_THREAD__
+#define RUN_RSS(fn) ((void)fn, printf("SKIP: %s (RSS includes ThreadSanitizer's shadow memory)\n", #fn))
+#else
+#define RUN_RSS(fn) RUN(fn)
+#endif
+
 #define TEST_EXIT() return tm_test_failed_cases ? 1 : 0
 
 /* Runs fn in a child with stderr captured; returns 1 when the child died of SIGABRT and its

@@ -31,6 +31,26 @@ $(WL_OUT)/$(1): $(WL_DIR)/$(subst -,_,$(1)).c $(WL_OUT)/obj/wl.o $(WL_DIR)/wl.h
 endef
 $(foreach w,$(WL_NAMES),$(eval $(call wl_program,$(w))))
 
-test-prereqs:: workloads
+# The same programs under ThreadSanitizer, calling the prefixed tsan library directly (see the
+# tsan variant in the Makefile); tests/workloads/check_tsan.py runs the threaded ones.
+WL_TSAN_OUT  := $(BUILD)/tsan/workloads
+WL_TSAN_BINS := $(addprefix $(WL_TSAN_OUT)/,$(WL_NAMES))
+WL_TSAN_FLAGS := -fsanitize=thread -include tests/tm_prefix.h
 
-.PHONY: workloads
+$(WL_TSAN_OUT)/obj/wl.o: $(WL_DIR)/wl.c $(WL_DIR)/wl.h workloads/workloads.mk tests/tm_prefix.h
+	@mkdir -p $(dir $@)
+	$(CC) $(WL_CFLAGS) $(WL_TSAN_FLAGS) -c $< -o $@
+
+define wl_tsan_program
+$(WL_TSAN_OUT)/$(1): $(WL_DIR)/$(subst -,_,$(1)).c $(WL_TSAN_OUT)/obj/wl.o $(WL_DIR)/wl.h $(call LIB_SO,tsan)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(WL_CFLAGS) $$(WL_TSAN_FLAGS) $$< $(WL_TSAN_OUT)/obj/wl.o -o $$@ \
+	    -L$(BUILD)/tsan -ltinymalloc -Wl,-rpath,$$(abspath $(BUILD)/tsan) $$(WL_LIBS)
+endef
+$(foreach w,$(WL_NAMES),$(eval $(call wl_tsan_program,$(w))))
+
+workloads-tsan: $(WL_TSAN_BINS)
+
+test-prereqs:: workloads workloads-tsan
+
+.PHONY: workloads workloads-tsan

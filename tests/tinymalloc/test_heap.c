@@ -279,7 +279,7 @@ int main(void) {
     RUN(growth_policy);
     RUN(huge_threshold_adapts);
     RUN(alignment);
-    RUN(rss_falls);
+    RUN_RSS(rss_falls);
     RUN(invalid_frees_abort);
     TEST_EXIT();
 }

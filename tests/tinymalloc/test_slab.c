@@ -191,8 +191,8 @@ int main(int argc, char **argv) {
     }
     RUN(class_waste_is_bounded);
     RUN(invalid_and_double_frees_abort);
-    RUN(rss_falls_after_the_purge_delay);
-    RUN(malloc_trim_purges_now);
+    RUN_RSS(rss_falls_after_the_purge_delay);
+    RUN_RSS(malloc_trim_purges_now);
     RUN(freed_blocks_are_reused);
     TEST_EXIT();
 }

@@ -8,6 +8,14 @@
 
 #define TM_MAX_ALIGN_SLAB TM_PAGE_SIZE
 
+/* A TM_PREFIX build (make's tsan variant) exports tinymalloc_malloc, tinymalloc_free, ... and
+ * leaves the standard names to libc, or to a sanitizer's runtime that must keep its own. */
+#ifdef TM_PREFIX
+#define TM_API(name) tinymalloc_##name
+#else
+#define TM_API(name) name
+#endif
+
 /* Everything the fast path does not serve: sizes above the slab tier, alignments above 16,
  * requests before start-up finished, and every request while profiling. */
 static void *alloc_any(size_t n, size_t align) {
@@ -83,7 +91,7 @@ static size_t usable_size(void *p, const char *func) {
     if (kind == TM_KIND_SLAB) {
         tm_page_t *pg = tm_slab_page_of(a);
         if (pg == NULL) tm_fatal(func, "invalid pointer", p);
-        return pg->block_size;
+        return tm_rload(pg->block_size);
     }
     if (kind == TM_KIND_ARENA) return tm_arena_usable(p, func);
     if (kind == TM_KIND_HEAP) return tm_heap_usable(p, func);
@@ -100,13 +108,13 @@ static void *tm_memalign(size_t align, size_t n) {
     return malloc_large(n, align);
 }
 
-TM_EXPORT void *malloc(size_t n) { return tm_malloc(n); }
+TM_EXPORT void *TM_API(malloc)(size_t n) { return tm_malloc(n); }
 
-TM_EXPORT void free(void *p) { tm_free(p, "free"); }
+TM_EXPORT void TM_API(free)(void *p) { tm_free(p, "free"); }
 
-TM_EXPORT void cfree(void *p) { tm_free(p, "free"); }
+TM_EXPORT void TM_API(cfree)(void *p) { tm_free(p, "free"); }
 
-TM_EXPORT void *calloc(size_t count, size_t size) {
+TM_EXPORT void *TM_API(calloc)(size_t count, size_t size) {
     size_t n;
     if (tm_unlikely(__builtin_mul_overflow(count, size, &n))) {
         errno = ENOMEM;
@@ -159,7 +167,7 @@ static tm_noinline void *realloc_profiled(void *p, size_t n) {
     return q;
 }
 
-TM_EXPORT void *realloc(void *p, size_t n) {
+TM_EXPORT void *TM_API(realloc)(void *p, size_t n) {
     if (tm_unlikely(tm_profiling) && p != NULL && n != 0 && n <= PTRDIFF_MAX)
         return realloc_profiled(p, n);
     return realloc_any(p, n);
@@ -185,16 +193,16 @@ static void *realloc_any(void *p, size_t n) {
     return q;
 }
 
-TM_EXPORT void *reallocarray(void *p, size_t count, size_t size) {
+TM_EXPORT void *TM_API(reallocarray)(void *p, size_t count, size_t size) {
     size_t n;
     if (__builtin_mul_overflow(count, size, &n)) {
         errno = ENOMEM;
         return NULL;
     }
-    return realloc(p, n);
+    return TM_API(realloc)(p, n);
 }
 
-TM_EXPORT int posix_memalign(void **out, size_t align, size_t n) {
+TM_EXPORT int TM_API(posix_memalign)(void **out, size_t align, size_t n) {
     if (align < sizeof(void *) || (align & (align - 1))) return EINVAL;
     int saved = errno;
     void *p = tm_memalign(align, n);
@@ -207,7 +215,7 @@ TM_EXPORT int posix_memalign(void **out, size_t align, size_t n) {
 }
 
 /* glibc's memalign: a non-power-of-two alignment is rounded up, a huge one is EINVAL. */
-TM_EXPORT void *memalign(size_t align, size_t n) {
+TM_EXPORT void *TM_API(memalign)(size_t align, size_t n) {
     if (align > SIZE_MAX / 2 + 1) {
         errno = EINVAL;
         return NULL;
@@ -217,11 +225,11 @@ TM_EXPORT void *memalign(size_t align, size_t n) {
 }
 
 /* As in glibc 2.36, aligned_alloc is memalign. */
-TM_EXPORT void *aligned_alloc(size_t align, size_t n) { return memalign(align, n); }
+TM_EXPORT void *TM_API(aligned_alloc)(size_t align, size_t n) { return TM_API(memalign)(align, n); }
 
-TM_EXPORT void *valloc(size_t n) { return tm_memalign(TM_OS_PAGE, n); }
+TM_EXPORT void *TM_API(valloc)(size_t n) { return tm_memalign(TM_OS_PAGE, n); }
 
-TM_EXPORT void *pvalloc(size_t n) {
+TM_EXPORT void *TM_API(pvalloc)(size_t n) {
     if (n > PTRDIFF_MAX - TM_OS_PAGE) {
         errno = ENOMEM;
         return NULL;
@@ -229,7 +237,7 @@ TM_EXPORT void *pvalloc(size_t n) {
     return tm_memalign(TM_OS_PAGE, tm_align_up(n ? n : 1, TM_OS_PAGE));
 }
 
-TM_EXPORT size_t malloc_usable_size(void *p) {
+TM_EXPORT size_t TM_API(malloc_usable_size)(void *p) {
     if (p == NULL) return 0;
     size_t n = usable_size(p, "malloc_usable_size");
     return tm_unlikely(tm_profiling) ? n - TM_PROF_TRAILER : n;
@@ -238,7 +246,7 @@ TM_EXPORT size_t malloc_usable_size(void *p) {
 /* glibc calls these names internally (and some programs do too). */
 /* glibc's malloc_trim: gives free memory back to the OS now instead of after the tiers' purge
  * delays. pad is ignored (nothing is trimmed off a heap top here). 1 when memory went back. */
-TM_EXPORT int malloc_trim(size_t pad) {
+TM_EXPORT int TM_API(malloc_trim)(size_t pad) {
     (void)pad;
     tm_init();
     uint64_t before = atomic_load_explicit(&tm_os_stats.purged_bytes, memory_order_relaxed);
@@ -250,6 +258,7 @@ TM_EXPORT int malloc_trim(size_t pad) {
            atomic_load_explicit(&tm_os_stats.munmap_calls, memory_order_relaxed) != unmapped;
 }
 
+#ifndef TM_PREFIX
 TM_EXPORT void *__libc_malloc(size_t n) __attribute__((alias("malloc")));
 TM_EXPORT void __libc_free(void *p) __attribute__((alias("free")));
 TM_EXPORT void *__libc_calloc(size_t c, size_t n) __attribute__((alias("calloc")));
@@ -258,3 +267,4 @@ TM_EXPORT void *__libc_memalign(size_t a, size_t n) __attribute__((alias("memali
 TM_EXPORT void *__libc_valloc(size_t n) __attribute__((alias("valloc")));
 TM_EXPORT void *__libc_pvalloc(size_t n) __attribute__((alias("pvalloc")));
 TM_EXPORT int __posix_memalign(void **o, size_t a, size_t n) __attribute__((alias("posix_memalign")));
+#endif

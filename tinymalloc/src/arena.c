@@ -224,8 +224,8 @@ void *tm_arena_alloc(size_t n, size_t align) {
         i = c->first;
     }
     set_range(c->used, i, need, true);
-    c->start[i / 64] |= 1ULL << (i % 64);
-    c->len[i] = (uint16_t)need;
+    tm_rstore(c->start[i / 64], c->start[i / 64] | 1ULL << (i % 64));
+    tm_rstore(c->len[i], (uint16_t)need);
     if (i == c->hint) c->hint = next_bit(c->used, i + need, false);
     if (c->empty_since) {
         c->empty_since = 0;
@@ -252,7 +252,7 @@ static tm_achunk_t *chunk_of(const void *p, unsigned *unit, const char *func) {
 }
 
 static bool is_start(const tm_achunk_t *c, unsigned i) {
-    return (c->start[i / 64] >> (i % 64)) & 1;
+    return (tm_rload(c->start[i / 64]) >> (i % 64)) & 1;
 }
 
 void tm_arena_free(void *p, const char *func) {
@@ -266,7 +266,7 @@ void tm_arena_free(void *p, const char *func) {
         tm_fatal(func, used ? "invalid pointer" : "double free of", p);
     }
     unsigned n = c->len[i];
-    c->start[i / 64] &= ~(1ULL << (i % 64));
+    tm_rstore(c->start[i / 64], c->start[i / 64] & ~(1ULL << (i % 64)));
     set_range(c->used, i, n, false);
     if (i < c->hint) c->hint = i;
     c->fail_need = 0;
@@ -297,7 +297,7 @@ size_t tm_arena_usable(const void *p, const char *func) {
         bool used = (c->used[i / 64] >> (i % 64)) & 1;
         tm_fatal(func, used ? "invalid pointer" : "double free of", p);
     }
-    return (size_t)c->len[i] << unit_shift;
+    return (size_t)tm_rload(c->len[i]) << unit_shift;
 }
 
 /* Shrinks by freeing the tail units, grows into the free units that follow. */
@@ -329,7 +329,7 @@ bool tm_arena_resize(void *p, size_t n) {
             a->used_units += need - have;
         }
     }
-    if (ok) c->len[i] = (uint16_t)need;
+    if (ok) tm_rstore(c->len[i], (uint16_t)need);
     tm_unlock(&a->lock);
     return ok;
 }

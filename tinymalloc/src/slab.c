@@ -51,10 +51,10 @@ static void list_remove(tm_page_t **head, tm_page_t *pg) {
 /* ---- page state ---------------------------------------------------------------------- */
 static void page_assign(tm_page_t *pg, unsigned cls) {
     uint32_t bs = tm_opt.class_size[cls];
-    pg->block_size = bs;
-    pg->divisor = UINT64_MAX / bs + 1;
+    tm_rstore(pg->block_size, bs);
+    tm_rstore(pg->divisor, UINT64_MAX / bs + 1);
     pg->cls = (uint8_t)cls;
-    pg->carved_end = 0;
+    tm_rstore(pg->carved_end, 0);
     pg->used = 0;
     pg->free = NULL;
     atomic_store_explicit(&pg->thread_free, NULL, memory_order_relaxed);
@@ -97,7 +97,7 @@ static bool page_extend(tm_page_t *pg) {
         head = b;
     }
     pg->free = head;
-    pg->carved_end += n * bs;
+    tm_rstore(pg->carved_end, pg->carved_end + n * bs);
     return true;
 }
 
@@ -200,10 +200,10 @@ void tm_slab_trim(void) {
 /* Returns an empty page to the top of the free pool. */
 static void page_release(tm_page_t *pg) {
     atomic_fetch_sub_explicit(&tm_class_stats[pg->cls].pages, 1, memory_order_relaxed);
-    pg->block_size = 0; /* from now on no pointer into it is valid */
-    pg->divisor = 0;
-    pg->carved_end = 0;
-    pg->owner = NULL;
+    tm_rstore(pg->block_size, 0); /* from now on no pointer into it is valid */
+    tm_rstore(pg->divisor, 0);
+    tm_rstore(pg->carved_end, 0);
+    tm_rstore(pg->owner, NULL);
     pg->in_pool = 1;
     tm_lock(&free_lock);
     pg->committed = 1;
@@ -220,13 +220,13 @@ static void pool_push_locked(tm_pool_t *pool, tm_page_t *pg) {
     pg->in_pool = 1;
     pg->prev = NULL;
     pg->next = pool->pages;
-    pool->pages = pg;
+    tm_rstore(pool->pages, pg);
     pool->count++;
 }
 
 static void page_retire(tm_page_t *pg) {
     tm_pool_t *pool = &class_pool[pg->cls];
-    pg->owner = NULL;
+    tm_rstore(pg->owner, NULL);
     pg->used = 0;
     tm_lock(&pool->lock);
     if (pool->count < pool->target) {
@@ -240,11 +240,11 @@ static void page_retire(tm_page_t *pg) {
 
 static tm_page_t *pool_take(unsigned cls) {
     tm_pool_t *pool = &class_pool[cls];
-    if (pool->pages == NULL) return NULL; /* racy peek; the lock decides */
+    if (tm_rload(pool->pages) == NULL) return NULL; /* racy peek; the lock decides */
     tm_lock(&pool->lock);
     tm_page_t *pg = pool->pages;
     if (pg) {
-        pool->pages = pg->next;
+        tm_rstore(pool->pages, pg->next);
         pool->count--;
     }
     tm_unlock(&pool->lock);
@@ -316,13 +316,13 @@ static void *refill(tm_tcache_t *tc, unsigned cls) {
     }
     if (scan_full(tc, q)) goto done;
     while ((pg = pool_take(cls)) != NULL) {
-        pg->owner = tc;
+        tm_rstore(pg->owner, tc);
         if (page_try_current(tc, pg)) goto done;
         page_to_full(tc, pg); /* an abandoned page still wholly in use */
     }
     pg = page_fresh(cls);
     if (pg == NULL) return NULL;
-    pg->owner = tc;
+    tm_rstore(pg->owner, tc);
     page_try_current(tc, pg); /* a fresh page always has blocks to carve */
 done:
     tm_stats_flush(tc);
@@ -409,7 +409,7 @@ static void abandon(tm_page_t *pg) {
         return;
     }
     tm_pool_t *pool = &class_pool[pg->cls];
-    pg->owner = NULL;
+    tm_rstore(pg->owner, NULL);
     tm_lock(&pool->lock);
     pool_push_locked(pool, pg);
     tm_unlock(&pool->lock);

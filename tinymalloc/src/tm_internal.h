@@ -197,6 +197,13 @@ typedef struct tm_chunk_hdr {
 
 _Static_assert(sizeof(tm_page_t) == 64, "slab page descriptor is one cache line");
 
+/* Some fields are written under a lock (or by their owner) and read without it where a stale
+ * answer is safe: the free path's page checks, a pool's peek, an arena block's start bit and
+ * length. Those reads and the writes they race with are relaxed atomics: plain moves on x86,
+ * defined behaviour in C11, and seen as such by ThreadSanitizer. */
+#define tm_rload(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define tm_rstore(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+
 static inline uint32_t tm_page_carved(const tm_page_t *pg) {
     return pg->block_size ? pg->carved_end / pg->block_size : 0;
 }
@@ -277,14 +284,15 @@ static inline tm_page_t *tm_slab_page_of(uintptr_t a) {
     tm_chunk_hdr_t *ch = (tm_chunk_hdr_t *)(a & ~TM_CHUNK_MASK);
     tm_page_t *pg = &ch->pages[(a & TM_CHUNK_MASK) >> TM_PAGE_SHIFT];
     uint64_t off = a & (TM_PAGE_SIZE - 1);
-    if (tm_unlikely(off * pg->divisor >= pg->divisor || off >= pg->carved_end)) return NULL;
+    uint64_t div = tm_rload(pg->divisor);
+    if (tm_unlikely(off * div >= div || off >= tm_rload(pg->carved_end))) return NULL;
     return pg;
 }
 
 /* Every slow path is a tail call, so the fast path saves no registers. */
 static inline void tm_slab_free(tm_page_t *pg, tm_block_t *b) {
     tm_tcache_t *tc = tm_tc;
-    if (tm_unlikely(pg->owner != tc)) return tm_slab_free_remote(tc, pg, b);
+    if (tm_unlikely(tm_rload(pg->owner) != tc)) return tm_slab_free_remote(tc, pg, b);
     if (tm_unlikely(tm_block_may_be_free(b))) return tm_slab_free_keyed(tc, pg, b);
     tm_block_link(b, pg->free);
     pg->free = b;
