@@ -42,6 +42,9 @@ import xml.etree.ElementTree as ET
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CACHE = os.path.join(ROOT, "cache", "outside")
 PYTHON = "/usr/bin/python3"
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+
+from debian_apt import Apt, Unavailable  # noqa: E402  (this suite cannot run here: SKIP)
 
 # (threads, scale, iterations) for test-stress. Quick: about 10 s in all on 2 busy cores.
 STRESS_QUICK = [(2, 50, 20), (8, 25, 10), (32, 10, 5)]
@@ -60,8 +63,6 @@ PY_FULL = PY_QUICK + ["test_tuple", "test_heapq", "test_itertools", "test_sort",
                       "test_subprocess"]
 
 
-class Unavailable(Exception):
-    """Something this suite needs cannot be had here: SKIP."""
 
 
 def log(msg):
@@ -86,101 +87,6 @@ def sh(cmd, cwd=None, env=None, timeout=1800):
 
 def tail(text, n=15):
     return "\n".join("    " + line for line in text.splitlines()[-n:])
-
-
-# ---- apt: the same approach as the real workloads' preparation -----------------------------
-class Apt:
-    def __init__(self, allow):
-        self.allow = allow
-        self.updated = False
-
-    def _need_root(self, what):
-        if not self.allow:
-            raise Unavailable(f"{what} is missing (--no-install)")
-        if os.geteuid() != 0:
-            raise Unavailable(f"{what} is missing and getting it needs root")
-
-    def update(self):
-        if not self.updated:
-            p = sh(["apt-get", "update", "-qq"])
-            if p.returncode != 0:
-                raise Unavailable("apt-get update failed:\n" + tail(p.stdout, 5))
-            self.updated = True
-
-    @staticmethod
-    def installed(pkg):
-        r = subprocess.run(["dpkg-query", "-W", "-f", "${Status}", pkg], stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, text=True)
-        return r.returncode == 0 and "ok installed" in r.stdout
-
-    def install(self, pkgs):
-        miss = [p for p in pkgs if not self.installed(p)]
-        if not miss:
-            return
-        self._need_root("Debian package(s) " + " ".join(miss))
-        self.update()
-        p = sh(["apt-get", "install", "-y", "-qq", "--no-install-recommends"] + miss)
-        if p.returncode != 0:
-            raise Unavailable(f"apt-get install {' '.join(miss)} failed:\n" + tail(p.stdout, 5))
-
-    @staticmethod
-    def deb_src_enabled():
-        for f in glob.glob("/etc/apt/sources.list.d/*.sources"):
-            for line in open(f, errors="replace"):
-                if line.startswith("Types:") and "deb-src" in line.split():
-                    return True
-        for f in ["/etc/apt/sources.list"] + glob.glob("/etc/apt/sources.list.d/*.list"):
-            if os.path.exists(f):
-                for line in open(f, errors="replace"):
-                    if line.strip().startswith("deb-src "):
-                        return True
-        return False
-
-    def enable_deb_src(self):
-        """Debian 12: add deb-src to the Types of the deb822 .sources files; a classic
-        sources.list gets its deb lines repeated as deb-src in a file of ours."""
-        if self.deb_src_enabled():
-            return
-        self._need_root("a deb-src entry in the apt sources")
-        changed = False
-        for f in glob.glob("/etc/apt/sources.list.d/*.sources"):
-            lines = open(f).read().splitlines(keepends=True)
-            new = ["Types: deb deb-src\n" if ln.startswith("Types:") and ln.split()[1:] == ["deb"] else ln
-                   for ln in lines]
-            if new != lines:
-                log(f"enabling deb-src in {f}")
-                with open(f, "w") as fh:
-                    fh.writelines(new)
-                changed = True
-        if not changed and os.path.exists("/etc/apt/sources.list"):
-            src = ["deb-src " + ln.strip()[4:] + "\n" for ln in open("/etc/apt/sources.list")
-                   if ln.strip().startswith("deb ")]
-            if src:
-                path = "/etc/apt/sources.list.d/tinymalloc-deb-src.list"
-                log(f"writing {path}")
-                with open(path, "w") as fh:
-                    fh.writelines(src)
-                changed = True
-        if not changed:
-            raise Unavailable("no apt source entry to add deb-src to")
-        self.updated = False
-
-    def source(self, pkg, dest):
-        """The unpacked source tree of Debian source package pkg under dest (fetched once)."""
-        trees = sorted(d for d in glob.glob(os.path.join(dest, pkg + "-*")) if os.path.isdir(d))
-        if trees:
-            return trees[-1]
-        self.install(["dpkg-dev"])
-        self.enable_deb_src()
-        if not self.allow:
-            raise Unavailable(f"source package {pkg} is missing (--no-install)")
-        self.update()
-        os.makedirs(dest, exist_ok=True)
-        p = sh(["apt-get", "source", "-qq", pkg], cwd=dest)
-        trees = sorted(d for d in glob.glob(os.path.join(dest, pkg + "-*")) if os.path.isdir(d))
-        if p.returncode != 0 or not trees:
-            raise Unavailable(f"apt-get source {pkg} failed:\n" + tail(p.stdout, 5))
-        return trees[-1]
 
 
 # ---- tinymalloc's own proof that it served a run -----------------------------------------
@@ -384,7 +290,7 @@ def main():
     if not os.path.exists(lib):
         print(f"FAIL: outside (library missing: {lib}; make lib)")
         return 1
-    apt = Apt(not args.no_install)
+    apt = Apt(not args.no_install, log)
     fails = 0
     if "mimalloc-stress" in suites:
         fails += mimalloc_stress(apt, lib, STRESS_FULL if args.full else STRESS_QUICK)

@@ -33,7 +33,6 @@ import glob
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 
@@ -41,14 +40,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CACHE = os.path.join(ROOT, "cache", "real")
 HERE = os.path.join(ROOT, "workloads", "real")
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
 import gen_inputs  # noqa: E402  (input generators: sqlite, gs, z3)
+from debian_apt import Apt, Unavailable, installed  # noqa: E402  (a prerequisite cannot be had here: exit 3)
 
 SCALES = ("default", "quick", "tiny")
 
 
-class Unavailable(Exception):
-    """A prerequisite cannot be had on this machine (exit 3)."""
 
 
 class StepFailed(Exception):
@@ -81,113 +80,6 @@ def run(cmd, cwd=None, env=None, quiet=False, unavailable_on_fail=False):
         for line in p.stdout.splitlines()[-5:]:
             print("    " + line)
     return p.stdout
-
-
-# ---- apt ---------------------------------------------------------------------------------
-class Apt:
-    def __init__(self, allow_install):
-        self.allow = allow_install
-        self.updated = False
-
-    def _require_root(self, what):
-        if not self.allow:
-            raise Unavailable(f"{what} is missing and --no-install was given")
-        if os.geteuid() != 0:
-            raise Unavailable(f"{what} is missing and installing it needs root")
-
-    def update(self):
-        if not self.updated:
-            run(["apt-get", "update", "-qq"], quiet=True, unavailable_on_fail=True)
-            self.updated = True
-
-    @staticmethod
-    def missing(pkgs):
-        out = []
-        for p in pkgs:
-            r = subprocess.run(["dpkg-query", "-W", "-f", "${Status}", p], stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True)
-            if r.returncode != 0 or "ok installed" not in r.stdout:
-                out.append(p)
-        return out
-
-    def install(self, pkgs):
-        miss = self.missing(pkgs)
-        if not miss:
-            return
-        self._require_root("Debian package(s) " + " ".join(miss))
-        self.update()
-        run(["apt-get", "install", "-y", "-qq", "--no-install-recommends"] + miss, quiet=True,
-            unavailable_on_fail=True)
-
-    def deb_src_enabled(self):
-        for f in glob.glob("/etc/apt/sources.list.d/*.sources"):
-            for line in open(f, errors="replace"):
-                if line.startswith("Types:") and "deb-src" in line.split():
-                    return True
-        for f in ["/etc/apt/sources.list"] + glob.glob("/etc/apt/sources.list.d/*.list"):
-            if os.path.exists(f):
-                for line in open(f, errors="replace"):
-                    if line.strip().startswith("deb-src "):
-                        return True
-        return False
-
-    def enable_deb_src(self):
-        if self.deb_src_enabled():
-            return
-        self._require_root("a deb-src entry in the apt sources")
-        changed = False
-        for f in glob.glob("/etc/apt/sources.list.d/*.sources"):
-            lines = open(f).read().splitlines(keepends=True)
-            new = []
-            for line in lines:
-                if line.startswith("Types:") and line.split()[1:] == ["deb"]:
-                    line = "Types: deb deb-src\n"
-                    changed = True
-                new.append(line)
-            if changed:
-                log(f"enabling deb-src in {f}")
-                with open(f, "w") as fh:
-                    fh.writelines(new)
-        if not changed and os.path.exists("/etc/apt/sources.list"):
-            src = [("deb-src " + line.strip()[4:] + "\n") for line in open("/etc/apt/sources.list")
-                   if line.strip().startswith("deb ")]
-            if src:
-                path = "/etc/apt/sources.list.d/tinymalloc-deb-src.list"
-                log(f"writing {path}")
-                with open(path, "w") as fh:
-                    fh.writelines(src)
-                changed = True
-        if not changed:
-            raise Unavailable("no apt source entry found to enable deb-src for")
-        self.updated = False
-        self.update()
-
-    def source(self, pkg, dest):
-        """apt-get source PKG into dest (unpacked, Debian patches applied); return the tree."""
-        os.makedirs(dest, exist_ok=True)
-        trees = [d for d in glob.glob(os.path.join(dest, pkg + "-*")) if os.path.isdir(d)]
-        if trees:
-            return sorted(trees)[-1]
-        self.install(["dpkg-dev"])
-        self.enable_deb_src()
-        if not self.allow:
-            raise Unavailable(f"source package {pkg} is missing and --no-install was given")
-        self.update()
-        run(["apt-get", "source", "-qq", pkg], cwd=dest, unavailable_on_fail=True)
-        trees = [d for d in glob.glob(os.path.join(dest, pkg + "-*")) if os.path.isdir(d)]
-        if not trees:
-            raise StepFailed(f"apt-get source {pkg} left no {pkg}-* tree in {dest}")
-        return sorted(trees)[-1]
-
-    def build_dep(self, pkg, tree):
-        """apt-get build-dep PKG, unless dpkg-checkbuilddeps says the tree's are installed."""
-        if subprocess.run(["dpkg-checkbuilddeps"], cwd=tree, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL).returncode == 0:
-            return
-        self._require_root(f"the build dependencies of {pkg}")
-        self.enable_deb_src()
-        self.update()
-        run(["apt-get", "build-dep", "-y", "-qq", pkg], quiet=True, unavailable_on_fail=True)
 
 
 # ---- steps -------------------------------------------------------------------------------
@@ -360,7 +252,7 @@ class NeovimStep(Step):
         env = self.flags(tree)
         multiarch = subprocess.run(["dpkg-architecture", "-qDEB_HOST_MULTIARCH"], text=True,
                                    stdout=subprocess.PIPE, check=True).stdout.strip()
-        luajit = not Apt.missing(["luajit"])
+        luajit = installed("luajit")
         if os.path.exists(os.path.join(bdir, "build.ninja")):
             return
         run(["cmake", "-S", tree, "-B", bdir, "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release",
@@ -441,7 +333,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.list:
         for w, s in WORKLOADS.items():
-            st = STEPS[s](Apt(False))
+            st = STEPS[s](Apt(False, log))
             print(f"{w:14} step {s:12} {'prepared' if st.done() else 'not prepared'}")
         return 0
     unknown = [n for n in args.names if n not in WORKLOADS]
@@ -454,7 +346,7 @@ def main(argv=None):
     for n in names:
         if WORKLOADS[n] not in steps:
             steps.append(WORKLOADS[n])
-    apt = Apt(not args.no_install)
+    apt = Apt(not args.no_install, log)
     status = 0
     for s in steps:
         try:
