@@ -20,7 +20,8 @@ class Unavailable(Exception):
     """A prerequisite cannot be had on this machine."""
 
 
-def apt_env():
+def clean_env():
+    """The environment of set-up commands: never under a preloaded allocator."""
     env = dict(os.environ)
     for k in ("LD_PRELOAD", "MALLOC_CONF", "TINYMALLOC_CONF", "PYTHONMALLOC"):
         env.pop(k, None)
@@ -61,7 +62,7 @@ class Apt:
     def _run(self, cmd, cwd=None):
         """Runs an apt command; Unavailable with its last lines when it fails."""
         self.log("$ " + " ".join(shlex.quote(c) for c in cmd) + (f"   (in {cwd})" if cwd else ""))
-        p = subprocess.run(cmd, cwd=cwd, env=apt_env(), stdout=subprocess.PIPE,
+        p = subprocess.run(cmd, cwd=cwd, env=clean_env(), stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, errors="replace")
         if p.returncode != 0:
             tail = "\n".join("    " + ln for ln in p.stdout.splitlines()[-10:])

@@ -118,14 +118,6 @@ static long rss_kb(void) {
     return rss * 4;
 }
 
-static void *fill(void **ps, int n) {
-    for (int i = 0; i < n; i++) {
-        ps[i] = vmalloc(1000);
-        memset(ps[i], 1, 1000);
-    }
-    return ps;
-}
-
 /* Emptied slab pages stay committed for slab_purge_delay (so a program refilling them in
  * waves pays no madvise and no page faults), then go back to the OS past slab_retain; a
  * program that frees everything sees its resident size fall. Functional checks, not timings:
@@ -133,20 +125,36 @@ static void *fill(void **ps, int n) {
 enum { N = 200000 };
 static void *ps[N];
 
-static void rss_falls_after_the_purge_delay(void) {
-    long before = rss_kb();
-    fill(ps, N);
-    long peak = rss_kb();
-    for (int i = 0; i < N; i++)
+static void fill(int n) {
+    for (int i = 0; i < n; i++) {
+        ps[i] = vmalloc(1000);
+        memset(ps[i], 1, 1000);
+    }
+}
+
+static void drain(int n) {
+    for (int i = 0; i < n; i++)
         vfree(ps[i]);
-    long kept = rss_kb();
+}
+
+/* Resident kB before N blocks of 1000 B, with them, and right after freeing them. */
+static void fill_and_drain(long *before, long *peak, long *kept) {
+    *before = rss_kb();
+    fill(N);
+    *peak = rss_kb();
+    drain(N);
+    *kept = rss_kb();
+}
+
+static void rss_falls_after_the_purge_delay(void) {
+    long before, peak, kept;
+    fill_and_drain(&before, &peak, &kept);
     /* Each tick purges the pages that stayed unused since the one before: two ticks. */
     for (int tick = 0; tick < 2; tick++) {
         usleep(80 * 1000);
         vfree(vmalloc(1000)); /* the tier looks at the clock when pages come and go */
-        fill(ps, 200);        /* so make a page come and go */
-        for (int i = 0; i < 200; i++)
-            vfree(ps[i]);
+        fill(200);            /* so make a page come and go */
+        drain(200);
     }
     long after = rss_kb();
     printf("  rss kB: before %ld, peak %ld, right after free %ld, after the delay %ld\n", before,
@@ -158,12 +166,8 @@ static void rss_falls_after_the_purge_delay(void) {
 
 /* malloc_trim gives the free pages back at once, and says so. */
 static void malloc_trim_purges_now(void) {
-    long before = rss_kb();
-    fill(ps, N);
-    long peak = rss_kb();
-    for (int i = 0; i < N; i++)
-        vfree(ps[i]);
-    long kept = rss_kb();
+    long before, peak, kept;
+    fill_and_drain(&before, &peak, &kept);
     CHECK(malloc_trim(0) == 1);
     long after = rss_kb();
     printf("  rss kB: before %ld, peak %ld, after free %ld, after malloc_trim %ld\n", before, peak,

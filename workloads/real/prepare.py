@@ -43,7 +43,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
 import gen_inputs  # noqa: E402  (input generators: sqlite, gs, z3)
-from debian_apt import Apt, Unavailable, installed  # noqa: E402  (a prerequisite cannot be had here: exit 3)
+from debian_apt import Apt, Unavailable, clean_env, installed  # noqa: E402  (a prerequisite cannot be had here: exit 3)
 
 SCALES = ("default", "quick", "tiny")
 
@@ -56,16 +56,6 @@ class StepFailed(Exception):
 
 def log(msg):
     print(f"prepare-real: {msg}", flush=True)
-
-
-def clean_env():
-    """The environment for preparation: never under a preloaded allocator."""
-    env = dict(os.environ)
-    for k in ("LD_PRELOAD", "MALLOC_CONF", "TINYMALLOC_CONF", "PYTHONMALLOC"):
-        env.pop(k, None)
-    env["DEBIAN_FRONTEND"] = "noninteractive"
-    env["LC_ALL"] = "C"
-    return env
 
 
 def run(cmd, cwd=None, env=None, quiet=False, unavailable_on_fail=False):
