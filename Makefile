@@ -95,8 +95,9 @@ install: lib
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' tinymalloc/tinymalloc.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tinymalloc.pc
 
+# Every C file git tracks; tests/style/test_format.sh checks it.
 format:
-	clang-format -i tinymalloc/src/*.c tinymalloc/src/*.h tinymalloc/include/*.h
+	git ls-files '*.c' '*.h' | xargs clang-format -i
 
 clean:
 	rm -rf $(BUILD)

@@ -36,23 +36,19 @@
 
 #define PROBE_ENV "TMBENCH_PROBE_FILE"
 
-static size_t put_str(char *buf, size_t at, size_t cap, const char *s)
-{
-    while (*s && at < cap)
-        buf[at++] = *s++;
+static size_t put_str(char *buf, size_t at, size_t cap, const char *s) {
+    while (*s && at < cap) buf[at++] = *s++;
     return at;
 }
 
-static size_t put_uint(char *buf, size_t at, size_t cap, unsigned long v)
-{
+static size_t put_uint(char *buf, size_t at, size_t cap, unsigned long v) {
     char tmp[24];
     size_t n = 0;
     do {
         tmp[n++] = (char)('0' + v % 10);
         v /= 10;
     } while (v && n < sizeof tmp);
-    while (n && at < cap)
-        buf[at++] = tmp[--n];
+    while (n && at < cap) buf[at++] = tmp[--n];
     return at;
 }
 
@@ -62,29 +58,25 @@ struct exe_range {
 };
 
 /* dl_iterate_phdr reports the main program first: is addr in one of its PT_LOAD segments? */
-static int in_main_program_cb(struct dl_phdr_info *pi, size_t size, void *data)
-{
+static int in_main_program_cb(struct dl_phdr_info *pi, size_t size, void *data) {
     (void)size;
     struct exe_range *r = data;
     uintptr_t a = (uintptr_t)r->addr;
     for (int i = 0; i < pi->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &pi->dlpi_phdr[i];
         uintptr_t lo = (uintptr_t)pi->dlpi_addr + ph->p_vaddr;
-        if (ph->p_type == PT_LOAD && a >= lo && a < lo + ph->p_memsz)
-            r->inside = 1;
+        if (ph->p_type == PT_LOAD && a >= lo && a < lo + ph->p_memsz) r->inside = 1;
     }
     return 1; /* stop after the first object */
 }
 
-static const char *defining_object(void *sym)
-{
+static const char *defining_object(void *sym) {
     Dl_info info;
     const ElfW(Sym) *es = NULL;
     struct exe_range r = {sym, 0};
     dl_iterate_phdr(in_main_program_cb, &r);
     if (!r.inside) {
-        if (dladdr(sym, &info) && info.dli_fname && *info.dli_fname)
-            return info.dli_fname;
+        if (dladdr(sym, &info) && info.dli_fname && *info.dli_fname) return info.dli_fname;
         return "?";
     }
     if (dladdr1(sym, &info, (void **)&es, RTLD_DL_SYMENT) && info.dli_sname && es &&
@@ -92,16 +84,13 @@ static const char *defining_object(void *sym)
         return info.dli_fname && *info.dli_fname ? info.dli_fname : "(main program)";
     /* a canonical PLT entry: the calls reach the first definition after it */
     void *def = dlsym(RTLD_NEXT, "malloc");
-    if (def && dladdr(def, &info) && info.dli_fname && *info.dli_fname)
-        return info.dli_fname;
+    if (def && dladdr(def, &info) && info.dli_fname && *info.dli_fname) return info.dli_fname;
     return "?";
 }
 
-static void probe_record(const char *tag)
-{
+static void probe_record(const char *tag) {
     const char *file = getenv(PROBE_ENV); /* getenv does not allocate */
-    if (!file || !*file)
-        return;
+    if (!file || !*file) return;
     void *sym = dlsym(RTLD_DEFAULT, "malloc");
     const char *path = sym ? defining_object(sym) : "(unresolved)";
 
@@ -117,19 +106,12 @@ static void probe_record(const char *tag)
     line[n++] = '\n';
 
     int fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return;
+    if (fd < 0) return;
     ssize_t w = write(fd, line, n);
     (void)w;
     close(fd);
 }
 
-__attribute__((constructor)) static void probe_init(void)
-{
-    probe_record(NULL);
-}
+__attribute__((constructor)) static void probe_init(void) { probe_record(NULL); }
 
-__attribute__((destructor)) static void probe_fini(void)
-{
-    probe_record("fini");
-}
+__attribute__((destructor)) static void probe_fini(void) { probe_record("fini"); }

@@ -11,29 +11,30 @@
 static int tm_test_failed_cases;
 static int tm_test_case_failed;
 
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stdout, "  check failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__);       \
-            fflush(stdout);                                                                    \
-            tm_test_case_failed = 1;                                                           \
-        }                                                                                      \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stdout, "  check failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__);            \
+            fflush(stdout);                                                                        \
+            tm_test_case_failed = 1;                                                               \
+        }                                                                                          \
     } while (0)
 
 /* Run one case: a function void name(void). */
-#define RUN(fn)                                                                                \
-    do {                                                                                       \
-        tm_test_case_failed = 0;                                                               \
-        fn();                                                                                  \
-        printf("%s: %s\n", tm_test_case_failed ? "FAIL" : "PASS", #fn);                        \
-        fflush(stdout);                                                                        \
-        tm_test_failed_cases += tm_test_case_failed;                                           \
+#define RUN(fn)                                                                                    \
+    do {                                                                                           \
+        tm_test_case_failed = 0;                                                                   \
+        fn();                                                                                      \
+        printf("%s: %s\n", tm_test_case_failed ? "FAIL" : "PASS", #fn);                            \
+        fflush(stdout);                                                                            \
+        tm_test_failed_cases += tm_test_case_failed;                                               \
     } while (0)
 
 /* Run a case that measures resident memory; skipped under ThreadSanitizer, whose shadow
  * memory is resident too. */
 #ifdef __SANITIZE_THREAD__
-#define RUN_RSS(fn) ((void)fn, printf("SKIP: %s (RSS includes ThreadSanitizer's shadow memory)\n", #fn))
+#define RUN_RSS(fn)                                                                                \
+    ((void)fn, printf("SKIP: %s (RSS includes ThreadSanitizer's shadow memory)\n", #fn))
 #else
 #define RUN_RSS(fn) RUN(fn)
 #endif

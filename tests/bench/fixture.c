@@ -11,26 +11,21 @@
 #include <time.h>
 #include <unistd.h>
 
-static void churn(long n)
-{
+static void churn(long n) {
     void **v = calloc(1024, sizeof *v);
-    if (!v)
-        exit(2);
+    if (!v) exit(2);
     for (long i = 0; i < n; i++) {
         size_t k = (size_t)i % 1024;
         free(v[k]);
         v[k] = malloc(16 + (size_t)(i % 4096));
-        if (!v[k])
-            exit(2);
+        if (!v[k]) exit(2);
         memset(v[k], (int)i, 16);
     }
-    for (int k = 0; k < 1024; k++)
-        free(v[k]);
+    for (int k = 0; k < 1024; k++) free(v[k]);
     free(v);
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     long n = 20000, sleep_ms = 0;
     int lat = 0, fail = 0, crash = 0, children = 0, bad_json = 0;
     for (int i = 1; i < argc; i++) {
@@ -61,14 +56,12 @@ int main(int argc, char **argv)
         }
     }
     churn(n);
-    while (children-- > 0)
-        wait(NULL);
+    while (children-- > 0) wait(NULL);
     if (sleep_ms) {
         struct timespec ts = {sleep_ms / 1000, (sleep_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
     }
-    if (crash)
-        raise(SIGSEGV);
+    if (crash) raise(SIGSEGV);
     if (fail) {
         fprintf(stderr, "fixture: verification failed\n");
         return 1;

@@ -49,7 +49,8 @@ static void (*volatile v_free)(void *) = free;
 
 static void die(const char *what, int slot, const void *p, size_t size) {
     char buf[256];
-    int n = snprintf(buf, sizeof buf, "fuzz_malloc: %s (slot %d, block %p, size %zu)\n", what, slot, p, size);
+    int n = snprintf(buf, sizeof buf, "fuzz_malloc: %s (slot %d, block %p, size %zu)\n", what, slot,
+                     p, size);
     if (write(2, buf, (size_t)n) < 0) abort();
     abort();
 }
@@ -215,7 +216,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argv;
     Dl_info self, m;
     void *f = dlsym(RTLD_DEFAULT, "malloc");
-    if (!f || !dladdr(f, &m) || !dladdr((void *)LLVMFuzzerTestOneInput, &self) || m.dli_fbase != self.dli_fbase) {
+    if (!f || !dladdr(f, &m) || !dladdr((void *)LLVMFuzzerTestOneInput, &self) ||
+        m.dli_fbase != self.dli_fbase) {
         fprintf(stderr, "fuzz_malloc: malloc is not the one linked into this program (%s)\n",
                 f && dladdr(f, &m) ? m.dli_fname : "?");
         abort();

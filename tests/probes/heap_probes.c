@@ -48,7 +48,7 @@ static void *(*volatile v_valloc)(size_t) = valloc;
 static void *(*volatile v_pvalloc)(size_t) = pvalloc;
 static void (*volatile v_free)(void *) = free;
 
-static int result_fd = -1;            /* the child's report to the parent */
+static int result_fd = -1; /* the child's report to the parent */
 /* Where a fault hits: 1 the program's own stray write, 2 an allocator call after it, 4 the
  * program using a block the allocator returned after it; 0 anywhere else. */
 static volatile sig_atomic_t phase;
@@ -68,8 +68,8 @@ static void report(const char *cls, const char *fmt, ...) {
 
 static void on_fault(int sig) {
     char buf[64];
-    static const char *const where[] = {"", "at the stray write", "in an allocator call after it", "",
-                                        "using a block returned after it"};
+    static const char *const where[] = {"", "at the stray write", "in an allocator call after it",
+                                        "", "using a block returned after it"};
     int n = snprintf(buf, sizeof buf, "fault\t%s\n", where[phase >= 0 && phase <= 4 ? phase : 0]);
     if (write(result_fd, buf, (size_t)n) < 0) _exit(99);
     signal(sig, SIG_DFL);
@@ -230,8 +230,10 @@ static void waf_run(size_t size, void (*scribble)(char *, size_t)) {
             seen = "calloc returned NULL";
             break;
         }
-        if (q >= target && q < target + sizeof target) seen = "handed out the forged pointer";
-        else if (overlaps(q, size)) seen = "handed out a block overlapping a live one";
+        if (q >= target && q < target + sizeof target)
+            seen = "handed out the forged pointer";
+        else if (overlaps(q, size))
+            seen = "handed out a block overlapping a live one";
         else {
             phase = 4;
             for (size_t k = 0; k < size; k++)
@@ -250,8 +252,10 @@ static void waf_run(size_t size, void (*scribble)(char *, size_t)) {
     }
     for (int i = 0; i < nlive; i++) v_free(live[i].p);
     phase = 3;
-    if (seen) report("silent", "%s", seen);
-    else report("silent", "no visible effect");
+    if (seen)
+        report("silent", "%s", seen);
+    else
+        report("silent", "no visible effect");
 }
 static void scr_forge(char *p, size_t n) { /* every word: a pointer into `target` */
     for (size_t k = 0; k + sizeof(void *) <= n && k < 256; k += sizeof(void *)) {
@@ -259,16 +263,12 @@ static void scr_forge(char *p, size_t n) { /* every word: a pointer into `target
         memcpy(p + k, &t, sizeof t);
     }
 }
-static void scr_ones(char *p, size_t n) {
-    memset(p, 0x41, n < 4096 ? n : 4096);
-}
+static void scr_ones(char *p, size_t n) { memset(p, 0x41, n < 4096 ? n : 4096); }
 static void scr_flip(char *p, size_t n) { /* off by one block in the first link word */
     (void)n;
     p[0] ^= (char)0x40;
 }
-static void scr_zero(char *p, size_t n) {
-    memset(p, 0, n < 4096 ? n : 4096);
-}
+static void scr_zero(char *p, size_t n) { memset(p, 0, n < 4096 ? n : 4096); }
 static void waf_small_forge(void) { waf_run(SZ, scr_forge); }
 static void waf_small_ones(void) { waf_run(SZ, scr_ones); }
 static void waf_small_flip(void) { waf_run(SZ, scr_flip); }
@@ -285,7 +285,8 @@ static void waf_huge_ones(void) {
     phase = 2;
     char *q = v_calloc(1, 8 << 20);
     const char *seen = "no visible effect";
-    if (!q) seen = "calloc returned NULL";
+    if (!q)
+        seen = "calloc returned NULL";
     else {
         for (size_t k = 0; k < 4096; k++)
             if (q[k]) {
@@ -318,16 +319,16 @@ static void size_result(void *r, int err) {
     }
     report(err == ENOMEM ? "detected" : "wrong-errno", "NULL, %s", errname(err));
 }
-#define SIZE_PROBE(name, expr)                                                                 \
-    static void name(void) {                                                                   \
-        errno = 0;                                                                             \
-        void *r = (expr);                                                                      \
-        size_result(r, errno);                                                                 \
+#define SIZE_PROBE(name, expr)                                                                     \
+    static void name(void) {                                                                       \
+        errno = 0;                                                                                 \
+        void *r = (expr);                                                                          \
+        size_result(r, errno);                                                                     \
     }
-SIZE_PROBE(sz_malloc_max, v_malloc(SMAX))                             /* malloc(-1) */
-SIZE_PROBE(sz_malloc_max_round, v_malloc(SMAX - 15))                  /* rounds past 0 */
-SIZE_PROBE(sz_malloc_max_page, v_malloc(SMAX - 4095))                 /* page-rounds past 0 */
-SIZE_PROBE(sz_malloc_ptrdiff, v_malloc(SMAX / 2 + 1))                 /* PTRDIFF_MAX + 1 */
+SIZE_PROBE(sz_malloc_max, v_malloc(SMAX))             /* malloc(-1) */
+SIZE_PROBE(sz_malloc_max_round, v_malloc(SMAX - 15))  /* rounds past 0 */
+SIZE_PROBE(sz_malloc_max_page, v_malloc(SMAX - 4095)) /* page-rounds past 0 */
+SIZE_PROBE(sz_malloc_ptrdiff, v_malloc(SMAX / 2 + 1)) /* PTRDIFF_MAX + 1 */
 SIZE_PROBE(sz_malloc_2p62, v_malloc((size_t)1 << 62))
 SIZE_PROBE(sz_calloc_overflow, v_calloc(SMAX / 2, 3))
 SIZE_PROBE(sz_calloc_2p64, v_calloc((size_t)1 << 32, (size_t)1 << 32)) /* product is 0 mod 2^64 */
@@ -342,14 +343,18 @@ static void sz_posix_memalign_max(void) {
     void *r = NULL;
     errno = 0;
     int e = v_posix_memalign(&r, 64, SMAX - 64);
-    if (e == 0) report("silent", "returned a block %p", r);
-    else report(e == ENOMEM ? "detected" : "wrong-errno", "returned %s", errname(e));
+    if (e == 0)
+        report("silent", "returned a block %p", r);
+    else
+        report(e == ENOMEM ? "detected" : "wrong-errno", "returned %s", errname(e));
 }
 static void sz_posix_memalign_badalign(void) { /* 24 is not a power of two: EINVAL */
     void *r = NULL;
     int e = v_posix_memalign(&r, 24, 100);
-    if (e == 0) report("silent", "returned a block %p", r);
-    else report(e == EINVAL ? "detected" : "wrong-errno", "returned %s", errname(e));
+    if (e == 0)
+        report("silent", "returned a block %p", r);
+    else
+        report(e == EINVAL ? "detected" : "wrong-errno", "returned %s", errname(e));
 }
 /* realloc to an impossible size: NULL, errno, and the old block intact. */
 static void realloc_big(size_t n) {
@@ -365,8 +370,10 @@ static void realloc_big(size_t n) {
     int intact = 1;
     for (int i = 0; i < 100; i++) intact &= p[i] == 0x5a;
     v_free(p);
-    report(!intact ? "silent" : err == ENOMEM ? "detected" : "wrong-errno", "NULL, %s, old block %s",
-           errname(err), intact ? "intact" : "CHANGED");
+    report(!intact         ? "silent"
+           : err == ENOMEM ? "detected"
+                           : "wrong-errno",
+           "NULL, %s, old block %s", errname(err), intact ? "intact" : "CHANGED");
 }
 static void sz_realloc_max(void) { realloc_big(SMAX); }
 static void sz_realloc_ptrdiff(void) { realloc_big(SMAX / 2 + 1); }
@@ -392,22 +399,26 @@ static const struct probe probes[] = {
     {"free-stack", "invalid-free", "free of a stack buffer", inv_stack},
     {"free-static", "invalid-free", "free of a static array", inv_static},
     {"free-mmap", "invalid-free", "free of a page inside an mmap'd region", inv_mmap_page},
-    {"free-mmap-start", "invalid-free", "free of the first byte of an mmap'd region", inv_mmap_start},
+    {"free-mmap-start", "invalid-free", "free of the first byte of an mmap'd region",
+     inv_mmap_start},
     {"free-unaligned", "invalid-free", "free(p + 1)", inv_unaligned},
     {"free-interior", "invalid-free", "free(p + 16), 64 B block", inv_interior},
     {"free-interior-large", "invalid-free", "free(p + 4096), 1 MiB block", inv_interior_large},
     {"realloc-stack", "invalid-free", "realloc of a stack buffer", inv_realloc_stack},
     {"realloc-interior", "invalid-free", "realloc(p + 32, 1000)", inv_realloc_interior},
-    {"waf-small-forge", "write-after-free", "64 B: pointers to a static array written into a freed block",
-     waf_small_forge},
-    {"waf-small-ones", "write-after-free", "64 B: freed block overwritten with 0x41", waf_small_ones},
+    {"waf-small-forge", "write-after-free",
+     "64 B: pointers to a static array written into a freed block", waf_small_forge},
+    {"waf-small-ones", "write-after-free", "64 B: freed block overwritten with 0x41",
+     waf_small_ones},
     {"waf-small-flip", "write-after-free", "64 B: bit 6 of the first byte of a freed block flipped",
      waf_small_flip},
     {"waf-small-zero", "write-after-free", "64 B: freed block zeroed", waf_small_zero},
-    {"waf-medium-ones", "write-after-free", "4 KiB: freed block overwritten with 0x41", waf_medium_ones},
+    {"waf-medium-ones", "write-after-free", "4 KiB: freed block overwritten with 0x41",
+     waf_medium_ones},
     {"waf-large-ones", "write-after-free", "100000 B: first 4 KiB of a freed block overwritten",
      waf_large_ones},
-    {"waf-huge-ones", "write-after-free", "8 MiB: first 4 KiB of a freed block overwritten", waf_huge_ones},
+    {"waf-huge-ones", "write-after-free", "8 MiB: first 4 KiB of a freed block overwritten",
+     waf_huge_ones},
     {"malloc-max", "size", "malloc(SIZE_MAX), i.e. malloc(-1)", sz_malloc_max},
     {"malloc-max-15", "size", "malloc(SIZE_MAX - 15): rounding wraps", sz_malloc_max_round},
     {"malloc-max-4095", "size", "malloc(SIZE_MAX - 4095): page rounding wraps", sz_malloc_max_page},
@@ -416,10 +427,13 @@ static const struct probe probes[] = {
     {"calloc-overflow", "size", "calloc(SIZE_MAX / 2, 3)", sz_calloc_overflow},
     {"calloc-2^64", "size", "calloc(2^32, 2^32): the product wraps to 0", sz_calloc_2p64},
     {"calloc-max", "size", "calloc(1, SIZE_MAX)", sz_calloc_max},
-    {"reallocarray-overflow", "size", "reallocarray(NULL, SIZE_MAX / 4, 8)", sz_reallocarray_overflow},
+    {"reallocarray-overflow", "size", "reallocarray(NULL, SIZE_MAX / 4, 8)",
+     sz_reallocarray_overflow},
     {"realloc-max", "size", "realloc(p, SIZE_MAX); p must stay intact", sz_realloc_max},
-    {"realloc-max-15", "size", "realloc(p, SIZE_MAX - 15); p must stay intact", sz_realloc_max_round},
-    {"realloc-ptrdiff", "size", "realloc(p, PTRDIFF_MAX + 1); p must stay intact", sz_realloc_ptrdiff},
+    {"realloc-max-15", "size", "realloc(p, SIZE_MAX - 15); p must stay intact",
+     sz_realloc_max_round},
+    {"realloc-ptrdiff", "size", "realloc(p, PTRDIFF_MAX + 1); p must stay intact",
+     sz_realloc_ptrdiff},
     {"memalign-max", "size", "memalign(1 MiB, SIZE_MAX - 100)", sz_memalign_max},
     {"aligned_alloc-max", "size", "aligned_alloc(4096, SIZE_MAX - 4096)", sz_aligned_alloc_max},
     {"posix_memalign-max", "size", "posix_memalign(&p, 64, SIZE_MAX - 64): its return value",
@@ -514,8 +528,8 @@ static void run_probe(const struct probe *pr) {
         } else {
             out_cls = "crashed";
             snprintf(out_note, sizeof out_note, "%s%s%s%s%s", sigabbrev_np(sig) ? "SIG" : "signal ",
-                     sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", faultwhere[0] ? " " : "", faultwhere,
-                     msg[0] ? "; stderr: " : "");
+                     sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", faultwhere[0] ? " " : "",
+                     faultwhere, msg[0] ? "; stderr: " : "");
             strncat(out_note, msg, sizeof out_note - strlen(out_note) - 1);
         }
     } else {
@@ -567,8 +581,10 @@ int main(int argc, char **argv) {
         int want = first >= argc;
         for (int i = first; i < argc; i++) want |= !strcmp(argv[i], probes[k].name);
         if (!want) continue;
-        if (list) printf("%s\t%s\t%s\n", probes[k].name, probes[k].group, probes[k].what);
-        else run_probe(&probes[k]);
+        if (list)
+            printf("%s\t%s\t%s\n", probes[k].name, probes[k].group, probes[k].what);
+        else
+            run_probe(&probes[k]);
     }
     return 0;
 }

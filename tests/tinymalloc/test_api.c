@@ -24,8 +24,8 @@ static int check(const unsigned char *p, size_t n, unsigned seed) {
     return 1;
 }
 
-static const size_t sizes[] = {0,    1,    8,     15,     16,     17,      100,     128,
-                               129,  1000, 1024,  4095,   4096,   8191,    8192,    8193,
+static const size_t sizes[] = {0,     1,     8,     15,     16,     17,      100,     128,
+                               129,   1000,  1024,  4095,   4096,   8191,    8192,    8193,
                                12000, 16384, 32768, 100000, 262144, 1 << 20, 5 << 20, 33 << 20};
 #define NSIZES (sizeof sizes / sizeof sizes[0])
 
@@ -107,8 +107,8 @@ static void realloc_keeps_contents_across_tiers(void) {
     CHECK(p != NULL);
     size_t cur = 1;
     fill(p, cur, 3);
-    static const size_t path[] = {17, 100, 5000, 9000, 100000, 3 << 20, 50 << 20, 60 << 20,
-                                  9 << 20, 70000, 8000, 300, 16, 1};
+    static const size_t path[] = {17,       100,     5000,  9000, 100000, 3 << 20, 50 << 20,
+                                  60 << 20, 9 << 20, 70000, 8000, 300,    16,      1};
     for (size_t i = 0; i < sizeof path / sizeof path[0]; i++) {
         size_t n = path[i];
         p = vrealloc(p, n);
@@ -190,7 +190,8 @@ static void blocks_do_not_overlap(void) {
         fill(ps[i], ns[i] * 2 + 1, (unsigned)i + 1);
     }
     for (int i = 0; i < N; i++) {
-        int ok = i % 2 ? check(ps[i], ns[i], (unsigned)i) : check(ps[i], ns[i] * 2 + 1, (unsigned)i + 1);
+        int ok =
+            i % 2 ? check(ps[i], ns[i], (unsigned)i) : check(ps[i], ns[i] * 2 + 1, (unsigned)i + 1);
         CHECK(ok);
         free(ps[i]);
     }

@@ -63,7 +63,7 @@ static void realloc_in_place(void) {
     memset(p, 7, 20000);
     char *guard = vmalloc(200000);
     CHECK(vrealloc(p, 12000) == p); /* shrink frees the tail units */
-    char *q = vrealloc(p, 20000);    /* ... which it grows back into */
+    char *q = vrealloc(p, 20000);   /* ... which it grows back into */
     CHECK(q == p && p[11999] == 7);
     vfree(q);
     vfree(guard);
@@ -151,10 +151,19 @@ static uint64_t rnd(uint64_t *s) {
 
 static size_t pick_size(uint64_t *s) {
     switch (rnd(s) % 16) {
-    case 0: return 1 + rnd(s) % 128;                 /* tiny */
-    case 1: case 2: case 3: return 129 + rnd(s) % 8000; /* small */
-    case 4: case 5: case 6: case 7: case 8: return 8193 + rnd(s) % (256 << 10); /* medium */
-    case 9: case 10: case 11: case 12: return (256 << 10) + rnd(s) % (6 << 20); /* large */
+    case 0: return 1 + rnd(s) % 128; /* tiny */
+    case 1:
+    case 2:
+    case 3: return 129 + rnd(s) % 8000; /* small */
+    case 4:
+    case 5:
+    case 6:
+    case 7:
+    case 8: return 8193 + rnd(s) % (256 << 10); /* medium */
+    case 9:
+    case 10:
+    case 11:
+    case 12: return (256 << 10) + rnd(s) % (6 << 20);                       /* large */
     case 13: return rnd(s) % 8 ? 300000 : (40u << 20) + rnd(s) % (8 << 20); /* huge, at first */
     default: return 16 + rnd(s) % 60000;
     }
@@ -231,7 +240,8 @@ static void stress_all_tiers(void) {
     tinymalloc_stats_get(&s0, sizeof s0);
     tinymalloc_heap_stats_get(&h0, sizeof h0);
     pthread_t t[STRESS_THREADS];
-    for (uintptr_t i = 0; i < STRESS_THREADS; i++) pthread_create(&t[i], NULL, stress_thread, (void *)(i + 1));
+    for (uintptr_t i = 0; i < STRESS_THREADS; i++)
+        pthread_create(&t[i], NULL, stress_thread, (void *)(i + 1));
     for (int i = 0; i < STRESS_THREADS; i++) pthread_join(t[i], NULL);
     for (int i = 0; i < SLOTS; i++) {
         unsigned char *p = atomic_exchange(&shared[i], NULL);

@@ -171,9 +171,10 @@ static void growth_policy(void) {
     for (int i = 0; i < 48; i++) ps[i] = vmalloc(3 * MiB + (size_t)i * 65536);
     tinymalloc_heap_stats_get(&h1, sizeof h1);
     uint64_t grows = h1.grows - h0.grows, misses = h1.misses - h0.misses;
-    printf("  48 new 3 MiB blocks: %llu misses, %llu growths, heap %llu MiB, peak in use %llu MiB\n",
-           (unsigned long long)misses, (unsigned long long)grows,
-           (unsigned long long)(h1.size >> 20), (unsigned long long)(h1.peak_in_use >> 20));
+    printf(
+        "  48 new 3 MiB blocks: %llu misses, %llu growths, heap %llu MiB, peak in use %llu MiB\n",
+        (unsigned long long)misses, (unsigned long long)grows, (unsigned long long)(h1.size >> 20),
+        (unsigned long long)(h1.peak_in_use >> 20));
     CHECK(grows < 48 / 2); /* anticipation saved most of the growths */
     CHECK(h1.size <= h1.peak_in_use * 3 / 2 + (h1.grows + 1) * 4 * MiB);
     uint64_t ahead = h1.ahead;
@@ -242,7 +243,7 @@ static void rss_falls(void) {
     for (int i = 0; i < N; i++) vfree(ps[i]);
     struct tinymalloc_heap_stats h;
     tinymalloc_heap_stats_get(&h, sizeof h);
-    usleep(1200 * 1000); /* past the default purge delay (1000 ms) */
+    usleep(1200 * 1000);     /* past the default purge delay (1000 ms) */
     vfree(vmalloc(2 * MiB)); /* a heap operation runs the check */
     long after = rss_pages();
     printf("  rss pages: before %ld, peak %ld, after free %ld\n", before, peak, after);
@@ -262,7 +263,7 @@ static void die_interior(void) {
 static void die_overflow(void) {
     char *p = vmalloc(2 * MiB);
     memset(p, 0x41, malloc_usable_size(p) + 64); /* smashes the next block's header */
-    vfree(p); /* reads it to coalesce: the seal does not match */
+    vfree(p);                                    /* reads it to coalesce: the seal does not match */
 }
 
 static void invalid_frees_abort(void) {

@@ -24,7 +24,8 @@ static void realloc_uses_mremap_and_keeps_data(void) {
     tinymalloc_stats_get(&b, sizeof b);
     CHECK(b.os_mremap > a.os_mremap);
     printf("  8 grows: %llu mremap, %llu mmap calls\n",
-           (unsigned long long)(b.os_mremap - a.os_mremap), (unsigned long long)(b.os_mmap - a.os_mmap));
+           (unsigned long long)(b.os_mremap - a.os_mremap),
+           (unsigned long long)(b.os_mmap - a.os_mmap));
     /* No copy means no new block per grow: fewer mmaps than grows. */
     CHECK(b.os_mmap - a.os_mmap < 8);
     p = vrealloc(p, 5u << 20); /* shrink in place */

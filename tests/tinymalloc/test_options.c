@@ -61,8 +61,9 @@ static void defaults(void) {
 
 static void bad_tokens_are_named_and_defaults_stand(void) {
     char out[4096];
-    run_with("bogus,stats:maybe,classes:16/8,tiny_max:7,reserve:3m,prealloc:1/2,slab_purge_delay:-1",
-             out, sizeof out);
+    run_with(
+        "bogus,stats:maybe,classes:16/8,tiny_max:7,reserve:3m,prealloc:1/2,slab_purge_delay:-1",
+        out, sizeof out);
     CHECK(count_lines(out, "TINYMALLOC_CONF: ignoring 'bogus'") == 1);
     CHECK(count_lines(out, "ignoring 'stats:maybe'") == 1);
     CHECK(count_lines(out, "ignoring 'classes:16/8'") == 1);
@@ -106,7 +107,8 @@ static void stats_table_and_json(void) {
     close(fd);
     unlink(path);
     CHECK(r > 0 && strncmp(js, "{\"allocator\": \"tinymalloc\"", 26) == 0);
-    CHECK(strstr(js, "\"classes\": [{\"size\": 16, \"allocs\": ") && strstr(js, "\"os\": {\"mmap\": "));
+    CHECK(strstr(js, "\"classes\": [{\"size\": 16, \"allocs\": ") &&
+          strstr(js, "\"os\": {\"mmap\": "));
     /* %p in the path is the pid: one file per process. */
     run_with("stats:json,stats_file:/tmp/tm-test-%p.json", out, sizeof out);
     CHECK(strstr(out, "cannot open") == NULL);

@@ -46,10 +46,8 @@ static void die_double_free(void) {
 static void die_double_free_delayed(void) {
     void *p = vmalloc(200), *q[100];
     vfree(p);
-    for (int i = 0; i < 100; i++)
-        q[i] = vmalloc(100);
-    for (int i = 0; i < 100; i++)
-        vfree(q[i]);
+    for (int i = 0; i < 100; i++) q[i] = vmalloc(100);
+    for (int i = 0; i < 100; i++) vfree(q[i]);
     vfree(p);
 }
 static void *free_it(void *p) {
@@ -133,8 +131,7 @@ static void fill(int n) {
 }
 
 static void drain(int n) {
-    for (int i = 0; i < n; i++)
-        vfree(ps[i]);
+    for (int i = 0; i < n; i++) vfree(ps[i]);
 }
 
 /* Resident kB before N blocks of 1000 B, with them, and right after freeing them. */

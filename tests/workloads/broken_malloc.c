@@ -13,17 +13,14 @@ static unsigned char *prev;
 static int mode = -1; /* 0 off, 1 corrupt, 2 null */
 
 void *malloc(size_t n) {
-    if (!real_malloc)
-        real_malloc = (void *(*)(size_t))dlsym(RTLD_NEXT, "malloc");
+    if (!real_malloc) real_malloc = (void *(*)(size_t))dlsym(RTLD_NEXT, "malloc");
     if (mode < 0) {
         const char *m = getenv("BROKEN_MALLOC");
         mode = !m ? 0 : strcmp(m, "corrupt") == 0 ? 1 : strcmp(m, "null") == 0 ? 2 : 0;
     }
     calls++;
-    if (mode == 2 && calls > 1000)
-        return NULL;
-    if (mode == 1 && calls % 1000 == 0 && prev)
-        prev[0] ^= 0xff;
+    if (mode == 2 && calls > 1000) return NULL;
+    if (mode == 1 && calls % 1000 == 0 && prev) prev[0] ^= 0xff;
     void *p = real_malloc(n);
     prev = p;
     return p;

@@ -14,18 +14,18 @@ extern "C" {
 /* Process-wide counters. Counts of the calling thread are exact; those of other running
  * threads are as of their last slow-path visit. */
 struct tinymalloc_stats {
-    uint64_t allocs;        /* every successful allocation, all tiers */
-    uint64_t frees;         /* every free of a non-NULL pointer */
+    uint64_t allocs; /* every successful allocation, all tiers */
+    uint64_t frees;  /* every free of a non-NULL pointer */
     uint64_t slab_allocs, slab_frees;
     uint64_t huge_allocs, huge_frees; /* the heap tier: large blocks and huge mappings */
-    uint64_t live_bytes;    /* blocks of every tier in use */
+    uint64_t live_bytes;              /* blocks of every tier in use */
     uint64_t os_mmap, os_munmap, os_madvise, os_mremap; /* system calls made */
     uint64_t mapped_bytes, mapped_peak;
     /* Added with the arena and heap tiers (callers built before pass the older size). */
-    uint64_t arena_allocs, arena_frees; /* medium blocks */
-    uint64_t large_allocs, large_frees; /* heap blocks (counted in huge_* too) */
+    uint64_t arena_allocs, arena_frees;   /* medium blocks */
+    uint64_t large_allocs, large_frees;   /* heap blocks (counted in huge_* too) */
     uint64_t mapped_allocs, mapped_frees; /* huge blocks with their own mapping */
-    uint64_t arenas;                    /* arenas (one per CPU) */
+    uint64_t arenas;                      /* arenas (one per CPU) */
 };
 
 /* Fills *s (size: sizeof *s, or the size before the arena fields, for compatibility).
@@ -36,17 +36,17 @@ int tinymalloc_stats_get(struct tinymalloc_stats *s, size_t size);
  * moment: size == the sizes of all walked blocks + 128 bytes per span; peak_size >= size;
  * peak_in_use >= in_use. */
 struct tinymalloc_heap_stats {
-    uint64_t heaps;              /* heaps (each with its own lock) */
-    uint64_t max_size;           /* heap_max from TINYMALLOC_CONF; 0: no limit */
-    uint64_t size, peak_size;    /* bytes of heap spans, now and at most */
+    uint64_t heaps;               /* heaps (each with its own lock) */
+    uint64_t max_size;            /* heap_max from TINYMALLOC_CONF; 0: no limit */
+    uint64_t size, peak_size;     /* bytes of heap spans, now and at most */
     uint64_t in_use, peak_in_use; /* bytes of blocks in use, now and at most */
     uint64_t blocks, free_blocks; /* blocks in the walkable list, and of those free */
-    uint64_t consecutive_misses; /* current run of misses (largest over the heaps) */
+    uint64_t consecutive_misses;  /* current run of misses (largest over the heaps) */
     uint64_t misses, hits, grows; /* requests no free block fitted, requests one did, growths */
     uint64_t purged_bytes, unmapped_bytes; /* given back to the OS (madvise), spans returned */
-    uint64_t ahead;              /* bytes the next growth may add beyond the request */
-    uint64_t allocs, frees;      /* heap blocks */
-    uint64_t huge_threshold;     /* current adaptive threshold for own mappings */
+    uint64_t ahead;                        /* bytes the next growth may add beyond the request */
+    uint64_t allocs, frees;                /* heap blocks */
+    uint64_t huge_threshold;               /* current adaptive threshold for own mappings */
 };
 int tinymalloc_heap_stats_get(struct tinymalloc_heap_stats *s, size_t size);
 

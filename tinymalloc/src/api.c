@@ -139,8 +139,9 @@ static void *resize_in_place(void *p, size_t n, size_t old) {
         /* In place while it stays medium: the tail is freed, or the next free units taken. */
         if (n > tm_opt.slab_max && n <= tm_topt.medium_max && tm_arena_resize(p, n)) return p;
     } else if (kind == TM_KIND_HEAP) {
-        if (n > tm_topt.medium_max) return tm_heap_realloc(p, n); /* shrunk, or grown into a
-                                                                      free next block */
+        if (n > tm_topt.medium_max)
+            return tm_heap_realloc(p, n); /* shrunk, or grown into a
+                                              free next block */
     } else if (n > tm_topt.medium_max) {
         return tm_huge_realloc(p, n);
     }
@@ -266,5 +267,6 @@ TM_EXPORT void *__libc_realloc(void *p, size_t n) __attribute__((alias("realloc"
 TM_EXPORT void *__libc_memalign(size_t a, size_t n) __attribute__((alias("memalign")));
 TM_EXPORT void *__libc_valloc(size_t n) __attribute__((alias("valloc")));
 TM_EXPORT void *__libc_pvalloc(size_t n) __attribute__((alias("pvalloc")));
-TM_EXPORT int __posix_memalign(void **o, size_t a, size_t n) __attribute__((alias("posix_memalign")));
+TM_EXPORT int __posix_memalign(void **o, size_t a, size_t n)
+    __attribute__((alias("posix_memalign")));
 #endif

@@ -31,12 +31,12 @@
 #define TM_ARENA_WORDS (TM_ARENA_MAX_UNITS / 64)
 
 typedef struct tm_achunk {
-    uintptr_t seal;   /* secret ^ address: the header is trusted only when it matches */
-    uint32_t arena;   /* owner */
-    uint32_t first;   /* first unit after the metadata */
+    uintptr_t seal; /* secret ^ address: the header is trusted only when it matches */
+    uint32_t arena; /* owner */
+    uint32_t first; /* first unit after the metadata */
     uint32_t free_units;
-    uint32_t hint;    /* no free unit below it */
-    uint32_t fail_need; /* a search for this many units failed since the last free; 0: none */
+    uint32_t hint;        /* no free unit below it */
+    uint32_t fail_need;   /* a search for this many units failed since the last free; 0: none */
     uint64_t empty_since; /* ms when it became wholly free; 0 while in use */
     uint8_t purged;       /* wholly free and given back */
     struct tm_achunk *next, *prev;
@@ -139,9 +139,8 @@ static tm_achunk_t *chunk_new(tm_arena_t *a) {
     a->nchunks++;
     uint64_t now = atomic_fetch_add_explicit(&chunks_now, 1, memory_order_relaxed) + 1;
     uint64_t pk = atomic_load_explicit(&chunks_peak, memory_order_relaxed);
-    while (now > pk && !atomic_compare_exchange_weak_explicit(&chunks_peak, &pk, now,
-                                                              memory_order_relaxed,
-                                                              memory_order_relaxed)) {
+    while (now > pk && !atomic_compare_exchange_weak_explicit(
+                           &chunks_peak, &pk, now, memory_order_relaxed, memory_order_relaxed)) {
     }
     return c;
 }
@@ -366,9 +365,9 @@ void tm_arena_fork_child(void) {
 unsigned tm_arena_count(void) { return narenas; }
 
 uint64_t tm_arena_allocs_of(unsigned idx) {
-    return idx < narenas ? atomic_load_explicit((_Atomic uint64_t *)&arenas[idx].nalloc,
-                                                memory_order_relaxed)
-                         : 0;
+    return idx < narenas
+               ? atomic_load_explicit((_Atomic uint64_t *)&arenas[idx].nalloc, memory_order_relaxed)
+               : 0;
 }
 
 void tm_arena_totals(tm_arena_totals_t *t) {

@@ -18,8 +18,8 @@ static uintptr_t meta_next, meta_end;
 
 void tm_chunk_mark(uintptr_t start, size_t size, unsigned kind) {
     if (kind != TM_KIND_NONE && tm_profiling) kind |= TM_KIND_PROFILED;
-    for (uintptr_t c = start >> TM_CHUNK_SHIFT; c < (start + size + TM_CHUNK_MASK) >> TM_CHUNK_SHIFT;
-         c++)
+    for (uintptr_t c = start >> TM_CHUNK_SHIFT;
+         c < (start + size + TM_CHUNK_MASK) >> TM_CHUNK_SHIFT; c++)
         atomic_store_explicit((_Atomic uint8_t *)&tm_chunk_map[c], (uint8_t)kind,
                               memory_order_release);
 }

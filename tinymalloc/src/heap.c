@@ -52,12 +52,12 @@
 enum { TM_HB_USED = 0x55ed, TM_HB_FREE = 0xf4ee, TM_HB_END = 0xe4d0 };
 
 typedef struct tm_hblock {
-    uintptr_t seal;    /* tm_heap_seal() of the fields below */
-    size_t size;       /* bytes from this header to the next one */
-    size_t prev_size;  /* bytes of the block before it; 0 for the first of a span */
-    uint32_t heap;     /* owning heap */
-    uint32_t state;    /* TM_HB_* */
-    size_t req;        /* used: bytes asked for; free: ms when freed */
+    uintptr_t seal;       /* tm_heap_seal() of the fields below */
+    size_t size;          /* bytes from this header to the next one */
+    size_t prev_size;     /* bytes of the block before it; 0 for the first of a span */
+    uint32_t heap;        /* owning heap */
+    uint32_t state;       /* TM_HB_* */
+    size_t req;           /* used: bytes asked for; free: ms when freed */
     uintptr_t next, prev; /* free only: bin links, encoded */
     uint64_t purged;      /* free only: its pages went back to the OS */
 } tm_hblock_t;
@@ -169,8 +169,8 @@ static tm_hblock_t *bin_best(tm_heap_t *h, unsigned i, size_t size) {
     for (tm_hblock_t *b = h->bins[i]; b && n < TM_HEAP_SCAN; b = link_dec(b->next, b), n++) {
         if (tm_unlikely(b->state != TM_HB_FREE || !sealed(b)))
             tm_fatal("malloc", "heap free list corrupted at", b);
-        if (b->size >= size && (!best || b->size < best->size ||
-                                (b->size == best->size && b < best)))
+        if (b->size >= size &&
+            (!best || b->size < best->size || (b->size == best->size && b < best)))
             best = b;
     }
     return best;
@@ -628,7 +628,8 @@ size_t tinymalloc_heap_walk(void (*fn)(void *, size_t, int, void *), void *arg) 
         for (tm_hspan_t *s = h->spans; s; s = s->next) {
             tm_hblock_t *b = (tm_hblock_t *)((char *)s + TM_HEAP_HDR);
             while (b->state != TM_HB_END) {
-                if (!sealed(b)) tm_fatal("tinymalloc_heap_walk", "heap block header corrupted at", b);
+                if (!sealed(b))
+                    tm_fatal("tinymalloc_heap_walk", "heap block header corrupted at", b);
                 if (fn) fn((char *)b + TM_HEAP_HDR, b->size, b->state == TM_HB_USED, arg);
                 count++;
                 b = next_block(b);

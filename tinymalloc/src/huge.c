@@ -27,13 +27,13 @@ static tm_huge_hdr_t *hdr_of(const void *p) {
 static uintptr_t magic_of(const void *p) { return tm_secret ^ (uintptr_t)p ^ 0x9e3779b97f4a7c15u; }
 
 static void count_bytes(int64_t delta) {
-    uint64_t now = atomic_fetch_add_explicit(&tm_huge_stats.cur_bytes, (uint64_t)delta,
-                                             memory_order_relaxed) +
-                   (uint64_t)delta;
+    uint64_t now =
+        atomic_fetch_add_explicit(&tm_huge_stats.cur_bytes, (uint64_t)delta, memory_order_relaxed) +
+        (uint64_t)delta;
     uint64_t peak = atomic_load_explicit(&tm_huge_stats.peak_bytes, memory_order_relaxed);
-    while (now > peak && !atomic_compare_exchange_weak_explicit(&tm_huge_stats.peak_bytes, &peak,
-                                                                now, memory_order_relaxed,
-                                                                memory_order_relaxed)) {
+    while (now > peak &&
+           !atomic_compare_exchange_weak_explicit(&tm_huge_stats.peak_bytes, &peak, now,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
     }
 }
 

@@ -281,14 +281,14 @@ int tm_tier_option(const char *key, size_t klen, const char *val, size_t vlen, c
     } else if (KEY("arena_retain") || KEY("arena_purge_delay") || KEY("arenas") ||
                KEY("heap_growth") || KEY("heap_miss_threshold") || KEY("heap_decay") ||
                KEY("heap_bound") || KEY("heap_purge_delay")) {
-        uint32_t *dst = KEY("arena_retain")        ? &tm_topt.arena_retain
-                        : KEY("arena_purge_delay") ? &tm_topt.arena_purge_delay
-                        : KEY("arenas")            ? &tm_topt.arenas
-                        : KEY("heap_growth")       ? &tm_topt.heap_growth
+        uint32_t *dst = KEY("arena_retain")          ? &tm_topt.arena_retain
+                        : KEY("arena_purge_delay")   ? &tm_topt.arena_purge_delay
+                        : KEY("arenas")              ? &tm_topt.arenas
+                        : KEY("heap_growth")         ? &tm_topt.heap_growth
                         : KEY("heap_miss_threshold") ? &tm_topt.heap_miss_threshold
-                        : KEY("heap_decay")        ? &tm_topt.heap_decay
-                        : KEY("heap_bound")        ? &tm_topt.heap_bound
-                                                   : &tm_topt.heap_purge_delay;
+                        : KEY("heap_decay")          ? &tm_topt.heap_decay
+                        : KEY("heap_bound")          ? &tm_topt.heap_bound
+                                                     : &tm_topt.heap_purge_delay;
         uint64_t lo = 0, hi = 3600000;
         const char *why = "' (a number from 0 to 3600000)";
         if (dst == &tm_topt.arenas) hi = TM_MAX_ARENAS, why = "' (0 for one per CPU, up to 64)";

@@ -84,7 +84,8 @@ void tm_os_populate(void *p, size_t size) {
 }
 
 /* Resizes a mapping. With fixed, moves it onto that address, where the caller reserved exactly
- * new_size bytes; without, only in place. Returns the new address or NULL, the old mapping intact on failure. */
+ * new_size bytes; without, only in place. Returns the new address or NULL, the old mapping intact
+ * on failure. */
 void *tm_os_remap(void *p, size_t old_size, size_t new_size, void *fixed) {
     int saved = errno;
     atomic_fetch_add_explicit(&tm_os_stats.mremap_calls, 1, memory_order_relaxed);

@@ -73,9 +73,9 @@ void tm_profile_alloc(void *p, size_t n, size_t usable) {
     atomic_fetch_add_explicit(&row->count, 1, memory_order_relaxed);
     uint64_t live = atomic_fetch_add_explicit(&row->live, 1, memory_order_relaxed) + 1;
     uint64_t peak = atomic_load_explicit(&row->peak_live, memory_order_relaxed);
-    while (live > peak && !atomic_compare_exchange_weak_explicit(&row->peak_live, &peak, live,
-                                                                 memory_order_relaxed,
-                                                                 memory_order_relaxed)) {
+    while (live > peak &&
+           !atomic_compare_exchange_weak_explicit(&row->peak_live, &peak, live,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
     }
 }
 

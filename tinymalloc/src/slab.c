@@ -126,8 +126,7 @@ static uint64_t next_decay_ms; /* 0: no tick yet */
 /* Purges the n oldest committed free pages, one madvise per run of adjacent pages. */
 static void purge_oldest_locked(uint32_t n) {
     tm_page_t *pg = free_pages;
-    for (uint32_t keep = free_committed - n; keep > 0; keep--)
-        pg = pg->next;
+    for (uint32_t keep = free_committed - n; keep > 0; keep--) pg = pg->next;
     uintptr_t lo = 0, hi = 0;
     for (; n > 0; n--, pg = pg->next) {
         uintptr_t s = tm_page_start(pg);
@@ -451,8 +450,7 @@ void tm_slab_init(void) {
     unsigned c = 0;
     for (size_t i = 0; i < TM_SIZE_TABLE_LEN; i++) {
         size_t n = i * TM_ALIGN;
-        while (c + 1 < tm_opt.nclasses && tm_opt.class_size[c] < n)
-            c++;
+        while (c + 1 < tm_opt.nclasses && tm_opt.class_size[c] < n) c++;
         tm_size_class[i] = (uint8_t)c;
     }
     for (c = 0; c < tm_opt.nclasses; c++) {
@@ -473,19 +471,16 @@ void tm_slab_init(void) {
 }
 
 void tm_slab_fork_prepare(void) {
-    for (unsigned c = 0; c < TM_MAX_CLASSES; c++)
-        tm_lock(&class_pool[c].lock);
+    for (unsigned c = 0; c < TM_MAX_CLASSES; c++) tm_lock(&class_pool[c].lock);
     tm_lock(&free_lock);
 }
 
 void tm_slab_fork_parent(void) {
     tm_unlock(&free_lock);
-    for (unsigned c = 0; c < TM_MAX_CLASSES; c++)
-        tm_unlock(&class_pool[c].lock);
+    for (unsigned c = 0; c < TM_MAX_CLASSES; c++) tm_unlock(&class_pool[c].lock);
 }
 
 void tm_slab_fork_child(void) {
     tm_lock_reset(&free_lock);
-    for (unsigned c = 0; c < TM_MAX_CLASSES; c++)
-        tm_lock_reset(&class_pool[c].lock);
+    for (unsigned c = 0; c < TM_MAX_CLASSES; c++) tm_lock_reset(&class_pool[c].lock);
 }

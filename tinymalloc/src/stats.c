@@ -87,9 +87,9 @@ static void update_peak(tm_class_stats_t *s) {
     uint64_t f = atomic_load_explicit(&s->nfree, memory_order_relaxed);
     uint64_t live = m > f ? m - f : 0;
     uint64_t peak = atomic_load_explicit(&s->peak_live, memory_order_relaxed);
-    while (live > peak && !atomic_compare_exchange_weak_explicit(&s->peak_live, &peak, live,
-                                                                 memory_order_relaxed,
-                                                                 memory_order_relaxed)) {
+    while (live > peak &&
+           !atomic_compare_exchange_weak_explicit(&s->peak_live, &peak, live, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
     }
 }
 
@@ -189,13 +189,24 @@ int tinymalloc_heap_stats_get(struct tinymalloc_heap_stats *s, size_t size) {
     tm_init();
     tm_heap_totals_t t;
     tm_heap_totals(&t);
-    *s = (struct tinymalloc_heap_stats){
-        .heaps = t.heaps, .max_size = t.max_size, .size = t.size, .peak_size = t.peak_size,
-        .in_use = t.in_use, .peak_in_use = t.peak_in_use, .blocks = t.blocks,
-        .free_blocks = t.free_blocks, .consecutive_misses = t.consecutive_misses,
-        .misses = t.misses, .hits = t.hits, .grows = t.grows, .purged_bytes = t.purged_bytes,
-        .unmapped_bytes = t.unmapped_bytes, .ahead = t.ahead, .allocs = t.nalloc,
-        .frees = t.nfree, .huge_threshold = t.huge_threshold};
+    *s = (struct tinymalloc_heap_stats){.heaps = t.heaps,
+                                        .max_size = t.max_size,
+                                        .size = t.size,
+                                        .peak_size = t.peak_size,
+                                        .in_use = t.in_use,
+                                        .peak_in_use = t.peak_in_use,
+                                        .blocks = t.blocks,
+                                        .free_blocks = t.free_blocks,
+                                        .consecutive_misses = t.consecutive_misses,
+                                        .misses = t.misses,
+                                        .hits = t.hits,
+                                        .grows = t.grows,
+                                        .purged_bytes = t.purged_bytes,
+                                        .unmapped_bytes = t.unmapped_bytes,
+                                        .ahead = t.ahead,
+                                        .allocs = t.nalloc,
+                                        .frees = t.nfree,
+                                        .huge_threshold = t.huge_threshold};
     return 0;
 }
 
@@ -346,23 +357,26 @@ void tm_tiers_print(tm_out_t *o, bool json) {
     tm_heap_totals_t h;
     tm_arena_totals(&a);
     tm_heap_totals(&h);
-    static const char *const an[] = {"arenas", "allocs", "frees", "chunks", "chunks_peak",
-                                     "used_bytes", "purged_chunks", "released_chunks"};
-    uint64_t av[] = {tm_arena_count(), a.nalloc, a.nfree, a.chunks, a.chunks_peak,
-                     a.used_bytes, a.purged_chunks, a.released_chunks};
+    static const char *const an[] = {"arenas",        "allocs",         "frees",
+                                     "chunks",        "chunks_peak",    "used_bytes",
+                                     "purged_chunks", "released_chunks"};
+    uint64_t av[] = {tm_arena_count(), a.nalloc,     a.nfree,         a.chunks,
+                     a.chunks_peak,    a.used_bytes, a.purged_chunks, a.released_chunks};
     static const char *const hn[] = {
-        "heaps", "max_size", "size", "peak_size", "in_use", "peak_in_use", "blocks",
-        "free_blocks", "consecutive_misses", "misses", "hits", "grows", "purged_bytes",
-        "unmapped_bytes", "ahead", "allocs", "frees", "huge_threshold"};
-    uint64_t hv[] = {h.heaps, h.max_size, h.size, h.peak_size, h.in_use, h.peak_in_use,
-                     h.blocks, h.free_blocks, h.consecutive_misses, h.misses, h.hits, h.grows,
-                     h.purged_bytes, h.unmapped_bytes, h.ahead, h.nalloc, h.nfree,
-                     h.huge_threshold};
+        "heaps",       "max_size", "size",          "peak_size",          "in_use",
+        "peak_in_use", "blocks",   "free_blocks",   "consecutive_misses", "misses",
+        "hits",        "grows",    "purged_bytes",  "unmapped_bytes",     "ahead",
+        "allocs",      "frees",    "huge_threshold"};
+    uint64_t hv[] = {h.heaps,       h.max_size, h.size,          h.peak_size,          h.in_use,
+                     h.peak_in_use, h.blocks,   h.free_blocks,   h.consecutive_misses, h.misses,
+                     h.hits,        h.grows,    h.purged_bytes,  h.unmapped_bytes,     h.ahead,
+                     h.nalloc,      h.nfree,    h.huge_threshold};
     for (int part = 0; part < 2; part++) {
         const char *const *names = part ? hn : an;
         const uint64_t *vals = part ? hv : av;
         size_t n = part ? sizeof hv / sizeof hv[0] : sizeof av / sizeof av[0];
-        tm_out_str(o, json ? (part ? "\"heap\": {" : "\"arena\": {") : (part ? " heap:" : " arena:"));
+        tm_out_str(o,
+                   json ? (part ? "\"heap\": {" : "\"arena\": {") : (part ? " heap:" : " arena:"));
         for (size_t i = 0; i < n; i++) {
             if (json) {
                 kv(o, names[i], vals[i], i + 1 < n ? ", " : "}, ");

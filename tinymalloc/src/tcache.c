@@ -13,7 +13,10 @@
 
 enum { TM_THREAD_NEW = 0, TM_THREAD_LIVE = 1, TM_THREAD_DEAD = 2 };
 
-#define TM_EMPTY_CACHE {.cur = {[0 ... TM_MAX_CLASSES - 1] = &tm_page_empty}}
+#define TM_EMPTY_CACHE                                                                             \
+    {                                                                                              \
+        .cur = { [0 ... TM_MAX_CLASSES - 1] = &tm_page_empty }                                     \
+    }
 
 tm_tcache_t tm_tcache_empty = TM_EMPTY_CACHE;
 tm_tcache_t tm_tcache_fallback = TM_EMPTY_CACHE;

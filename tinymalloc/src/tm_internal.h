@@ -64,9 +64,13 @@ static inline bool tm_trylock(tm_lock_t *l) {
     return atomic_load_explicit(&l->v, memory_order_relaxed) == 0 &&
            atomic_exchange_explicit(&l->v, 1, memory_order_acquire) == 0;
 }
-static inline void tm_unlock(tm_lock_t *l) { atomic_store_explicit(&l->v, 0, memory_order_release); }
+static inline void tm_unlock(tm_lock_t *l) {
+    atomic_store_explicit(&l->v, 0, memory_order_release);
+}
 /* After fork() only the forking thread exists: every lock is made free again. */
-static inline void tm_lock_reset(tm_lock_t *l) { atomic_store_explicit(&l->v, 0, memory_order_relaxed); }
+static inline void tm_lock_reset(tm_lock_t *l) {
+    atomic_store_explicit(&l->v, 0, memory_order_relaxed);
+}
 
 /* ---- options (options.c) ---------------------------------------------------------------- */
 typedef struct {
@@ -109,7 +113,7 @@ typedef struct {
 } tm_os_stats_t;
 extern tm_os_stats_t tm_os_stats;
 
-void *tm_os_map(size_t size);                      /* read-write, lazily committed */
+void *tm_os_map(size_t size);                       /* read-write, lazily committed */
 void *tm_os_map_aligned(size_t size, size_t align); /* align: power of two >= page */
 void tm_os_unmap(void *p, size_t size);
 void tm_os_purge(void *p, size_t size); /* give pages back, keep the range */
@@ -175,16 +179,16 @@ struct tm_tcache;
 #define TM_FULL_BIT 0x80000000u
 #define TM_USED_MASK 0x7fffffffu
 typedef struct tm_page {
-    tm_block_t *free;         /* owner's free list */
-    struct tm_tcache *owner;  /* owning thread cache; NULL while in a pool */
-    uint32_t used;            /* blocks out (or on thread_free), plus TM_FULL_BIT */
-    uint32_t carved_end;      /* blocks carved so far * block_size: offsets below hold blocks */
-    uint64_t divisor;         /* UINT64_MAX / block_size + 1: off * divisor < divisor iff
-                                 block_size divides off (0 while unassigned) */
-    uint32_t block_size;      /* 0 while the page is unassigned */
+    tm_block_t *free;        /* owner's free list */
+    struct tm_tcache *owner; /* owning thread cache; NULL while in a pool */
+    uint32_t used;           /* blocks out (or on thread_free), plus TM_FULL_BIT */
+    uint32_t carved_end;     /* blocks carved so far * block_size: offsets below hold blocks */
+    uint64_t divisor;        /* UINT64_MAX / block_size + 1: off * divisor < divisor iff
+                                block_size divides off (0 while unassigned) */
+    uint32_t block_size;     /* 0 while the page is unassigned */
     uint8_t cls;
-    uint8_t in_pool;    /* in a class pool or the free-page pool */
-    uint8_t committed;  /* pages not purged since last use */
+    uint8_t in_pool;                   /* in a class pool or the free-page pool */
+    uint8_t committed;                 /* pages not purged since last use */
     _Atomic(tm_block_t *) thread_free; /* frees from other threads (one CAS each) */
     struct tm_page *next, *prev;
 } tm_page_t; /* 64 bytes: the free path indexes descriptors with a shift */
@@ -216,10 +220,10 @@ static inline uintptr_t tm_page_start(const tm_page_t *pg) {
 
 /* Per-class queues in a thread cache. */
 typedef struct {
-    tm_page_t *avail;     /* pages that may have free blocks (not cur) */
-    tm_page_t *fullq;     /* pages that were found full */
+    tm_page_t *avail; /* pages that may have free blocks (not cur) */
+    tm_page_t *fullq; /* pages that were found full */
     uint32_t nfull;
-    uint32_t scan_skip;   /* refills to skip before scanning full pages again */
+    uint32_t scan_skip; /* refills to skip before scanning full pages again */
 } tm_classq_t;
 
 /* A bin of the medium cache (mcache.c). */
@@ -230,13 +234,13 @@ typedef struct {
 } tm_mbin_t;
 
 typedef struct tm_tcache {
-    tm_page_t *cur[TM_MAX_CLASSES];       /* allocation page per class, never NULL */
-    uint64_t nmalloc[TM_MAX_CLASSES];     /* counted by the owner, no atomics */
-    uint64_t nfree[TM_MAX_CLASSES];       /* frees by this thread, local or remote */
+    tm_page_t *cur[TM_MAX_CLASSES];   /* allocation page per class, never NULL */
+    uint64_t nmalloc[TM_MAX_CLASSES]; /* counted by the owner, no atomics */
+    uint64_t nfree[TM_MAX_CLASSES];   /* frees by this thread, local or remote */
     uint64_t flushed_malloc[TM_MAX_CLASSES], flushed_free[TM_MAX_CLASSES];
     tm_classq_t q[TM_MAX_CLASSES];
-    tm_mbin_t mbin[TM_MCLASSES];          /* freed medium blocks, by medium class */
-    size_t mcache_bytes;                  /* bytes in mbin, at most medium_cache */
+    tm_mbin_t mbin[TM_MCLASSES];             /* freed medium blocks, by medium class */
+    size_t mcache_bytes;                     /* bytes in mbin, at most medium_cache */
     struct tm_tcache *next_live, *prev_live; /* list of live caches, for statistics */
     struct tm_tcache *next_free;
     bool is_fallback;
@@ -257,7 +261,7 @@ void tm_slab_free_remote(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b);
 void tm_slab_free_keyed(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b);
 void tm_slab_abandon_all(tm_tcache_t *tc);
 int tm_slab_aligned_class(size_t n, size_t align); /* -1 when no class fits */
-void tm_slab_trim(void); /* malloc_trim's part in each tier */
+void tm_slab_trim(void);                           /* malloc_trim's part in each tier */
 void tm_slab_fork_prepare(void);
 void tm_slab_fork_parent(void);
 void tm_slab_fork_child(void);
@@ -358,22 +362,22 @@ enum { TM_KIND_ARENA = 4, TM_KIND_HEAP = 5 };
 
 /* Knobs of the two tiers, set from TINYMALLOC_CONF by options.c. */
 typedef struct {
-    size_t medium_max;           /* largest arena request; above goes to the heap */
-    size_t arena_unit;           /* bytes per bitmap bit: a power of two, 1 KiB to 64 KiB */
-    uint32_t arena_retain;       /* wholly free chunks an arena keeps (purged) */
-    uint32_t arena_purge_delay;  /* ms before a wholly free chunk's pages go back */
-    uint32_t arenas;             /* 0: one per CPU */
-    uint32_t heap_growth;        /* percent: anticipation multiplies by this per extra miss */
+    size_t medium_max;            /* largest arena request; above goes to the heap */
+    size_t arena_unit;            /* bytes per bitmap bit: a power of two, 1 KiB to 64 KiB */
+    uint32_t arena_retain;        /* wholly free chunks an arena keeps (purged) */
+    uint32_t arena_purge_delay;   /* ms before a wholly free chunk's pages go back */
+    uint32_t arenas;              /* 0: one per CPU */
+    uint32_t heap_growth;         /* percent: anticipation multiplies by this per extra miss */
     uint32_t heap_miss_threshold; /* consecutive misses before growing by more than asked */
-    uint32_t heap_decay;         /* percent of the anticipation dropped per hit */
-    uint32_t heap_bound;         /* percent above the peak in use the heap may grow to */
-    uint32_t heap_purge_delay;   /* ms a free block stays committed before madvise */
-    size_t heap_retain;          /* free heap bytes kept mapped; wholly free spans past it go */
-    size_t heap_max;             /* bytes; 0 = no limit (past it, blocks get own mappings) */
-    size_t huge_threshold;       /* initial: requests of this size or more get own mappings */
-    size_t huge_threshold_max;   /* the adaptive threshold never rises past this */
-    bool huge_dynamic;           /* raise the threshold when huge blocks are freed */
-    size_t medium_cache;         /* bytes of freed medium blocks a thread keeps; 0: none */
+    uint32_t heap_decay;          /* percent of the anticipation dropped per hit */
+    uint32_t heap_bound;          /* percent above the peak in use the heap may grow to */
+    uint32_t heap_purge_delay;    /* ms a free block stays committed before madvise */
+    size_t heap_retain;           /* free heap bytes kept mapped; wholly free spans past it go */
+    size_t heap_max;              /* bytes; 0 = no limit (past it, blocks get own mappings) */
+    size_t huge_threshold;        /* initial: requests of this size or more get own mappings */
+    size_t huge_threshold_max;    /* the adaptive threshold never rises past this */
+    bool huge_dynamic;            /* raise the threshold when huge blocks are freed */
+    size_t medium_cache;          /* bytes of freed medium blocks a thread keeps; 0: none */
 } tm_tier_options_t;
 extern tm_tier_options_t tm_topt;
 void tm_tier_options_defaults(void);

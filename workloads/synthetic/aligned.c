@@ -23,18 +23,15 @@ static void take(struct wl_ctx *c, struct wl_block *b) {
                                       : (unsigned)wl_range(&c->rng, 13, 21);
     size_t align = (size_t)1 << k;
     size_t n = wl_range(&c->rng, align / 4, align * 2);
-    if (n < 8)
-        n = 8;
+    if (n < 8) n = 8;
     void *p;
     if (c->ops & 1) {
         n = (n + align - 1) & ~(align - 1);
         p = aligned_alloc(align, n);
-        if (!p)
-            wl_oom("aligned_alloc", n);
+        if (!p) wl_oom("aligned_alloc", n);
     } else {
         int e = posix_memalign(&p, align, n);
-        if (e)
-            wl_die("posix_memalign(%zu, %zu) failed: %s", align, n, strerror(e));
+        if (e) wl_die("posix_memalign(%zu, %zu) failed: %s", align, n, strerror(e));
     }
     if ((uintptr_t)p & (align - 1))
         wl_die("%s(%zu, %zu) returned %p: not aligned",
@@ -49,8 +46,7 @@ static void *run(void *arg) {
     struct wl_worker *w = arg;
     struct wl_ctx *c = &w->c;
     struct wl_block set[SET];
-    for (int i = 0; i < SET; i++)
-        take(c, &set[i]);
+    for (int i = 0; i < SET; i++) take(c, &set[i]);
     while (c->ops < w->allocs) {
         struct wl_block *b = &set[wl_below(&c->rng, SET)];
         wl_check_block(b->p, b->n);

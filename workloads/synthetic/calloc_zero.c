@@ -25,12 +25,10 @@ static void check_zero(const void *p, size_t n) {
     for (size_t off = 0; off + 8 <= n; off += step) {
         uint64_t v;
         memcpy(&v, b + off, 8);
-        if (v)
-            wl_die("calloc block %p (size %zu) not zero at offset %zu", p, n, off);
+        if (v) wl_die("calloc block %p (size %zu) not zero at offset %zu", p, n, off);
     }
     for (size_t off = n & ~(size_t)7; off < n; off++)
-        if (b[off])
-            wl_die("calloc block %p (size %zu) not zero at offset %zu", p, n, off);
+        if (b[off]) wl_die("calloc block %p (size %zu) not zero at offset %zu", p, n, off);
 }
 
 static void take(struct wl_ctx *c, struct wl_block *b) {
@@ -41,8 +39,7 @@ static void take(struct wl_ctx *c, struct wl_block *b) {
     size_t e = elem[wl_below(&c->rng, 4)], count = (n + e - 1) / e;
     b->n = count * e;
     b->p = calloc(count, e);
-    if (!b->p)
-        wl_oom("calloc", b->n);
+    if (!b->p) wl_oom("calloc", b->n);
     c->ops++;
     check_zero(b->p, b->n);
     wl_fill_block(b->p, b->n);
@@ -52,10 +49,8 @@ static void *run(void *arg) {
     struct wl_worker *w = arg;
     struct wl_ctx *c = &w->c;
     struct wl_block *set = calloc(SET, sizeof *set);
-    if (!set)
-        wl_oom("calloc", SET * sizeof *set);
-    for (int i = 0; i < SET; i++)
-        take(c, &set[i]);
+    if (!set) wl_oom("calloc", SET * sizeof *set);
+    for (int i = 0; i < SET; i++) take(c, &set[i]);
     while (c->ops < w->allocs) {
         struct wl_block *b = &set[wl_below(&c->rng, SET)];
         wl_check_block(b->p, b->n);
@@ -79,8 +74,7 @@ int main(int argc, char **argv) {
     volatile size_t huge = SIZE_MAX / 8 + 1;
     errno = 0;
     void *bad = calloc(huge, 16);
-    if (bad)
-        wl_die("calloc(SIZE_MAX/8+1, 16) returned %p: an overflowing calloc must fail", bad);
+    if (bad) wl_die("calloc(SIZE_MAX/8+1, 16) returned %p: an overflowing calloc must fail", bad);
     wl_extra("calloc_overflow_enomem", errno == ENOMEM);
     uint64_t ops = 0;
     double secs = wl_run_workers(run, wl_scaled(1.5e6, 1), NULL, &ops);

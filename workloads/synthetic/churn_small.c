@@ -77,8 +77,7 @@ int main(int argc, char **argv) {
     wl_run_threads(wl.threads, run, w, sizeof w[0]);
     double secs = wl_now() - t0;
     uint64_t ops = 0;
-    for (int i = 0; i < wl.threads; i++)
-        ops += w[i].c.ops;
+    for (int i = 0; i < wl.threads; i++) ops += w[i].c.ops;
     wl_report(ops, secs);
     return 0;
 }

@@ -18,7 +18,6 @@ static const struct wl_spec spec = {
 #define OBJ 8
 #define WRITES 1000
 
-
 static void *run(void *arg) {
     struct wl_worker *w = arg;
     struct wl_ctx *c = &w->c;
@@ -48,8 +47,7 @@ int main(int argc, char **argv) {
     wl_run_threads(wl.threads, run, w, sizeof w[0]);
     double secs = wl_now() - t0;
     uint64_t ops = main_ctx.ops;
-    for (int i = 0; i < wl.threads; i++)
-        ops += w[i].c.ops;
+    for (int i = 0; i < wl.threads; i++) ops += w[i].c.ops;
     wl_extra("writes_per_object", WRITES);
     wl_report(ops, secs);
     return 0;

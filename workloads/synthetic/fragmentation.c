@@ -22,8 +22,7 @@ int main(int argc, char **argv) {
     struct wl_ctx c;
     wl_ctx_init(&c, 0, ROUNDS * (n + n / 2));
     struct wl_block *small = calloc(n, sizeof *small), *large = calloc(n / 2, sizeof *large);
-    if (!small || !large)
-        wl_oom("calloc", n * sizeof *small);
+    if (!small || !large) wl_oom("calloc", n * sizeof *small);
     long rss_holes = 0, rss_large = 0;
     size_t live = 0, live_peak = 0;
 
@@ -40,18 +39,15 @@ int main(int argc, char **argv) {
             wl_free(&c, small[i].p);
             live -= small[i].n;
         }
-        if (r == 0)
-            rss_holes = wl_rss_kb();
+        if (r == 0) rss_holes = wl_rss_kb();
         for (size_t i = 0; i < n / 2; i++) {
             large[i].n = wl_range(&c.rng, 128, 512);
             large[i].p = wl_malloc(&c, large[i].n);
             wl_fill_block(large[i].p, large[i].n);
             live += large[i].n;
         }
-        if (live > live_peak)
-            live_peak = live;
-        if (r == 0)
-            rss_large = wl_rss_kb();
+        if (live > live_peak) live_peak = live;
+        if (r == 0) rss_large = wl_rss_kb();
         for (size_t i = 1; i < n; i += 2) {
             wl_check_block(small[i].p, small[i].n);
             wl_free(&c, small[i].p);

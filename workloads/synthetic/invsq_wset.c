@@ -30,8 +30,7 @@ static void *run(void *arg) {
     struct wl_worker *w = arg;
     struct wl_ctx *c = &w->c;
     struct wl_block *set = calloc(SET, sizeof *set);
-    if (!set)
-        wl_oom("calloc", SET * sizeof *set);
+    if (!set) wl_oom("calloc", SET * sizeof *set);
     for (int i = 0; i < SET; i++) {
         set[i].n = invsq_size(&c->rng);
         set[i].p = wl_malloc(c, set[i].n);

@@ -32,15 +32,13 @@ static void *run(void *arg) {
     struct wl_block set[SET];
     int n = w->allocs >= 4 * SET ? SET : w->allocs >= 8 ? (int)(w->allocs / 4) : 2;
     while (c->ops < w->allocs) {
-        for (int i = 0; i < n; i++)
-            take(c, &set[i]);
+        for (int i = 0; i < n; i++) take(c, &set[i]);
         for (int k = 0; k < 3 * n; k++) {
             struct wl_block *b = &set[wl_below(&c->rng, (uint64_t)n)];
             drop(c, b);
             take(c, b);
         }
-        for (int i = 0; i < n; i++)
-            drop(c, &set[i]);
+        for (int i = 0; i < n; i++) drop(c, &set[i]);
     }
     return NULL;
 }

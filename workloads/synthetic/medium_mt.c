@@ -29,15 +29,13 @@ static void *run(void *arg) {
     struct wl_worker *w = arg;
     struct wl_ctx *c = &w->c;
     struct wl_block set[SET];
-    for (int i = 0; i < SET; i++)
-        take(c, &set[i]);
+    for (int i = 0; i < SET; i++) take(c, &set[i]);
     while (c->ops < w->allocs) {
         struct wl_block *b = &set[wl_below(&c->rng, SET)];
         drop(c, b);
         take(c, b);
     }
-    for (int i = 0; i < SET; i++)
-        drop(c, &set[i]);
+    for (int i = 0; i < SET; i++) drop(c, &set[i]);
     return NULL;
 }
 

@@ -49,11 +49,9 @@ static void push(struct queue *q, struct batch *b) {
 /* NULL once the queue is empty and every producer has finished. */
 static struct batch *pop(struct queue *q) {
     pthread_mutex_lock(&q->m);
-    while (!q->head && q->producers_left > 0)
-        pthread_cond_wait(&q->cv, &q->m);
+    while (!q->head && q->producers_left > 0) pthread_cond_wait(&q->cv, &q->m);
     struct batch *b = q->head;
-    if (b)
-        q->head = b->next;
+    if (b) q->head = b->next;
     pthread_mutex_unlock(&q->m);
     return b;
 }
@@ -110,10 +108,8 @@ int main(int argc, char **argv) {
     sh.full.producers_left = n;
     sh.empty.producers_left = 1; /* never reaches 0: producers wait for an empty batch */
     struct batch *pool = calloc((size_t)DEPTH * (size_t)n, sizeof *pool);
-    if (!pool)
-        wl_oom("calloc", (size_t)DEPTH * (size_t)n * sizeof *pool);
-    for (int i = 0; i < DEPTH * n; i++)
-        push(&sh.empty, &pool[i]);
+    if (!pool) wl_oom("calloc", (size_t)DEPTH * (size_t)n * sizeof *pool);
+    for (int i = 0; i < DEPTH * n; i++) push(&sh.empty, &pool[i]);
 
     uint64_t allocs = wl_scaled(16e6, 1000) / (uint64_t)n;
     struct wl_worker w[2 * n];
@@ -126,8 +122,7 @@ int main(int argc, char **argv) {
     wl_run_threads(2 * n, run, w, sizeof w[0]);
     double secs = wl_now() - t0;
     uint64_t ops = 0;
-    for (int i = 0; i < n; i++)
-        ops += w[i].c.ops;
+    for (int i = 0; i < n; i++) ops += w[i].c.ops;
     wl_extra("producers", n);
     wl_extra("consumers", n);
     wl_report(ops, secs);

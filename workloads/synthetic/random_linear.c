@@ -47,8 +47,7 @@ static void *run(void *arg) {
             *s = b;
         }
     }
-    for (int i = 0; i < LOCAL; i++)
-        release(c, set[i]);
+    for (int i = 0; i < LOCAL; i++) release(c, set[i]);
     return NULL;
 }
 
@@ -60,8 +59,7 @@ int main(int argc, char **argv) {
     struct wl_ctx c;
     wl_ctx_init(&c, 0, 0);
     double t0 = wl_now();
-    for (size_t i = 0; i < SHARED; i++)
-        release(&c, wl_xtable_swap(g, i, (struct wl_block){0}));
+    for (size_t i = 0; i < SHARED; i++) release(&c, wl_xtable_swap(g, i, (struct wl_block){0}));
     secs += wl_now() - t0;
     wl_report(ops, secs);
     return 0;

@@ -49,25 +49,21 @@ static void step(struct wl_ctx *c, struct buf *b) {
         return;
     }
     void *p = realloc(b->p, n);
-    if (!p)
-        wl_oom("realloc", n);
+    if (!p) wl_oom("realloc", n);
     c->ops++;
     wl_check_prefix(p, b->n, n, b->key);
     b->p = p;
     b->n = n;
     wl_fill(p, n, b->key);
-    if (n >= b->limit)
-        b->shrinking = 1;
+    if (n >= b->limit) b->shrinking = 1;
 }
 
 static void *run(void *arg) {
     struct wl_worker *w = arg;
     struct wl_ctx *c = &w->c;
     struct buf bufs[BUFS];
-    for (int i = 0; i < BUFS; i++)
-        start(c, &bufs[i]);
-    while (c->ops < w->allocs)
-        step(c, &bufs[wl_below(&c->rng, BUFS)]);
+    for (int i = 0; i < BUFS; i++) start(c, &bufs[i]);
+    while (c->ops < w->allocs) step(c, &bufs[wl_below(&c->rng, BUFS)]);
     for (int i = 0; i < BUFS; i++) {
         wl_check(bufs[i].p, bufs[i].n, bufs[i].key);
         free(bufs[i].p);

@@ -42,8 +42,7 @@ static void *run(void *arg) {
     int n = wl.threads;
     for (uint64_t r = 0; r < sh->rounds; r++) {
         struct wl_block *a = sh->arr[((uint64_t)c->id + r) % (uint64_t)n];
-        for (int k = 0; k < PER_ROUND; k++)
-            replace(c, &a[wl_below(&c->rng, SLOTS)]);
+        for (int k = 0; k < PER_ROUND; k++) replace(c, &a[wl_below(&c->rng, SLOTS)]);
         pthread_barrier_wait(&sh->round);
     }
     /* Each thread frees the array it served last. */
@@ -60,12 +59,10 @@ int main(int argc, char **argv) {
     wl_init(&spec, argc, argv);
     struct shared sh;
     sh.arr = calloc((size_t)wl.threads, sizeof *sh.arr);
-    if (!sh.arr)
-        wl_oom("calloc", (size_t)wl.threads * sizeof *sh.arr);
+    if (!sh.arr) wl_oom("calloc", (size_t)wl.threads * sizeof *sh.arr);
     uint64_t allocs = wl_scaled(30e6, 2 * PER_ROUND);
     sh.rounds = allocs / PER_ROUND / (uint64_t)wl.threads;
-    if (sh.rounds < 2)
-        sh.rounds = 2;
+    if (sh.rounds < 2) sh.rounds = 2;
     pthread_barrier_init(&sh.round, NULL, (unsigned)wl.threads);
     uint64_t ops = 0;
     double secs = wl_run_workers(run, sh.rounds * PER_ROUND * (uint64_t)wl.threads, &sh, &ops);

@@ -20,19 +20,16 @@ static size_t classes[MAX_CLASSES];
 static int nclasses;
 
 static void make_classes(void) {
-    for (size_t s = 16; s <= 128; s += 16)
-        classes[nclasses++] = s;
+    for (size_t s = 16; s <= 128; s += 16) classes[nclasses++] = s;
     for (size_t base = 128; base < 32768; base *= 2)
-        for (size_t q = 1; q <= 4; q++)
-            classes[nclasses++] = base + q * base / 4;
+        for (size_t q = 1; q <= 4; q++) classes[nclasses++] = base + q * base / 4;
 }
 
 static void *run(void *arg) {
     struct wl_worker *w = arg;
     struct wl_ctx *c = &w->c;
     int order[MAX_CLASSES];
-    for (int i = 0; i < nclasses; i++)
-        order[i] = i;
+    for (int i = 0; i < nclasses; i++) order[i] = i;
     while (c->ops < w->allocs) {
         for (int i = nclasses - 1; i > 0; i--) {
             int j = (int)wl_below(&c->rng, (uint64_t)i + 1), t = order[i];

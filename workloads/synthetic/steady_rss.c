@@ -18,7 +18,7 @@ static const struct wl_spec spec = {
 };
 
 struct shared {
-    size_t slots;   /* per thread */
+    size_t slots;    /* per thread */
     uint64_t steady; /* replacements per steady phase, per thread */
 };
 
@@ -52,21 +52,16 @@ static void *run(void *arg) {
     struct wl_ctx *c = &w->c;
     size_t s = sh->slots;
     struct wl_block *set = calloc(s, sizeof *set);
-    if (!set)
-        wl_oom("calloc", s * sizeof *set);
-    for (size_t i = 0; i < s; i++)
-        take(c, &set[i]);
+    if (!set) wl_oom("calloc", s * sizeof *set);
+    for (size_t i = 0; i < s; i++) take(c, &set[i]);
     steady(c, set, s, 1, sh->steady);
     for (size_t i = 0; i < s; i++)
-        if (i % 4)
-            drop(c, &set[i]);
+        if (i % 4) drop(c, &set[i]);
     steady(c, set, s, 4, sh->steady);
     for (size_t i = 0; i < s; i++)
-        if (i % 4)
-            take(c, &set[i]);
+        if (i % 4) take(c, &set[i]);
     steady(c, set, s, 1, sh->steady);
-    for (size_t i = 0; i < s; i++)
-        drop(c, &set[i]);
+    for (size_t i = 0; i < s; i++) drop(c, &set[i]);
     free(set);
     return NULL;
 }

@@ -58,11 +58,9 @@ int main(int argc, char **argv) {
     wl_init(&spec, argc, argv);
     int n = wl.threads;
     struct shared sh = {.left = calloc(2 * (size_t)n, sizeof *sh.left)};
-    if (!sh.left)
-        wl_oom("calloc", 2 * (size_t)n * sizeof *sh.left);
+    if (!sh.left) wl_oom("calloc", 2 * (size_t)n * sizeof *sh.left);
     int gens = (int)(wl_scaled(6000, 2) / (size_t)n);
-    if (gens < 2)
-        gens = 2;
+    if (gens < 2) gens = 2;
     uint64_t ops = 0;
     double secs = 0;
     for (sh.gen = 0; sh.gen < gens; sh.gen++)

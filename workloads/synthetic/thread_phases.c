@@ -26,8 +26,7 @@ struct shared {
 };
 
 static size_t pick_size(struct wl_rng *r) {
-    if (wl_below(r, 8192) == 0)
-        return (size_t)1 << wl_range(r, 20, 23);
+    if (wl_below(r, 8192) == 0) return (size_t)1 << wl_range(r, 20, 23);
     return (size_t)1 << wl_range(r, 3, 13);
 }
 
@@ -51,8 +50,7 @@ static void *run(void *arg) {
     /* The threads of each phase are new: give them their own PRNG streams. */
     wl_rng_seed(&c->rng, (uint64_t)sh->phase << 16 | (uint64_t)c->id);
     struct wl_block *set = calloc(LOCAL, sizeof *set);
-    if (!set)
-        wl_oom("calloc", LOCAL * sizeof *set);
+    if (!set) wl_oom("calloc", LOCAL * sizeof *set);
     while (c->ops < w->allocs) {
         struct wl_block *b = &set[wl_below(&c->rng, LOCAL)];
         if (b->p && wl_below(&c->rng, 16) == 0)
@@ -85,8 +83,7 @@ int main(int argc, char **argv) {
     struct wl_ctx c;
     wl_ctx_init(&c, 0, 0);
     double t0 = wl_now();
-    for (size_t i = 0; i < GLOBAL; i++)
-        release(&c, wl_xtable_swap(g, i, (struct wl_block){0}));
+    for (size_t i = 0; i < GLOBAL; i++) release(&c, wl_xtable_swap(g, i, (struct wl_block){0}));
     secs += wl_now() - t0;
     wl_extra("phases", PHASES);
     wl_report(ops, secs);

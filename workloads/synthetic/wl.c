@@ -45,14 +45,10 @@ static _Noreturn void bad_option(const char *fmt, const char *arg) {
 static const char *opt_value(const char *opt, int argc, char **argv, int *i) {
     size_t len = strlen(opt);
     const char *a = argv[*i];
-    if (strncmp(a, opt, len) != 0)
-        return NULL;
-    if (a[len] == '=')
-        return a + len + 1;
-    if (a[len] != '\0')
-        return NULL;
-    if (*i + 1 >= argc)
-        bad_option("option %s needs a value", opt);
+    if (strncmp(a, opt, len) != 0) return NULL;
+    if (a[len] == '=') return a + len + 1;
+    if (a[len] != '\0') return NULL;
+    if (*i + 1 >= argc) bad_option("option %s needs a value", opt);
     return argv[++*i];
 }
 
@@ -78,23 +74,21 @@ void wl_init(const struct wl_spec *spec, int argc, char **argv) {
             usage(stdout);
             exit(0);
         } else if (strcmp(argv[i], "--latency") == 0) {
-            if (!spec->latency)
-                bad_option("%s: this workload has no latency mode", argv[i]);
+            if (!spec->latency) bad_option("%s: this workload has no latency mode", argv[i]);
             wl.latency = 1;
         } else if ((v = opt_value("--seed", argc, argv, &i))) {
             wl.seed = parse_uint("--seed", v, UINT64_MAX);
         } else if ((v = opt_value("--threads", argc, argv, &i))) {
             wl.threads = (int)parse_uint("--threads", v, 256);
-            if (wl.threads < 1)
-                bad_option("--threads must be 1 to 256, not %s", v);
+            if (wl.threads < 1) bad_option("--threads must be 1 to 256, not %s", v);
         } else if ((v = opt_value("--scale", argc, argv, &i))) {
             char *end;
             if (strcmp(v, "quick") == 0)
                 wl.scale = spec->quick;
             else if (strcmp(v, "tiny") == 0)
                 wl.scale = spec->tiny;
-            else if ((wl.scale = strtod(v, &end)), end == v || *end != '\0' ||
-                     !(wl.scale > 0 && wl.scale < 1e6))
+            else if ((wl.scale = strtod(v, &end)),
+                     end == v || *end != '\0' || !(wl.scale > 0 && wl.scale < 1e6))
                 bad_option("bad value '%s' for --scale (a number > 0, quick or tiny)", v);
         } else {
             bad_option("unknown option '%s'", argv[i]);
@@ -117,9 +111,7 @@ void wl_die(const char *fmt, ...) {
     exit(1);
 }
 
-void wl_oom(const char *call, size_t n) {
-    wl_die("%s(%zu) returned NULL", call, n);
-}
+void wl_oom(const char *call, size_t n) { wl_die("%s(%zu) returned NULL", call, n); }
 
 size_t wl_log_uniform(struct wl_rng *r, size_t lo, size_t hi) {
     double x = exp(log((double)lo) + wl_unit(r) * (log((double)hi + 1) - log((double)lo)));
@@ -135,9 +127,7 @@ double wl_now(void) {
 
 /* ---- patterns ------------------------------------------------------------------------ */
 
-static inline uint64_t pat(uint64_t key, size_t off) {
-    return key ^ (off * 0x9e3779b97f4a7c15ULL);
-}
+static inline uint64_t pat(uint64_t key, size_t off) { return key ^ (off * 0x9e3779b97f4a7c15ULL); }
 
 static inline void put(unsigned char *b, size_t off, uint64_t v, size_t len) {
     memcpy(b + off, &v, len);
@@ -147,17 +137,13 @@ void wl_fill(void *p, size_t n, uint64_t key) {
     unsigned char *b = p;
     if (n <= 256) {
         size_t w = n & ~(size_t)7;
-        for (size_t off = 0; off < w; off += 8)
-            put(b, off, pat(key, off), 8);
-        if (n & 7)
-            put(b, w, pat(key, w), n & 7);
+        for (size_t off = 0; off < w; off += 8) put(b, off, pat(key, off), 8);
+        if (n & 7) put(b, w, pat(key, w), n & 7);
         return;
     }
-    for (size_t off = 0; off < 64; off += 8)
-        put(b, off, pat(key, off), 8);
+    for (size_t off = 0; off < 64; off += 8) put(b, off, pat(key, off), 8);
     size_t stride = n <= 16384 ? 256 : 4096;
-    for (size_t off = stride; off + 16 <= n; off += stride)
-        put(b, off, pat(key, off), 8);
+    for (size_t off = stride; off + 16 <= n; off += stride) put(b, off, pat(key, off), 8);
     put(b, n - 8, pat(key, n - 8), 8);
 }
 
@@ -173,29 +159,24 @@ static inline void expect(const unsigned char *b, size_t n, size_t off, uint64_t
         uint64_t got = 0;
         memcpy(&got, b + off, len);
         uint64_t mask = len == 8 ? ~0ULL : (1ULL << (8 * len)) - 1;
-        if (((got ^ v) & mask) == 0)
-            return;
+        if (((got ^ v) & mask) == 0) return;
     }
     const unsigned char *want = (const unsigned char *)&v;
     for (size_t i = 0; i < len && off + i < limit; i++)
-        if (b[off + i] != want[i])
-            mismatch(b, n, off + i, want[i]);
+        if (b[off + i] != want[i]) mismatch(b, n, off + i, want[i]);
 }
 
 void wl_check_prefix(const void *p, size_t n, size_t limit, uint64_t key) {
     const unsigned char *b = p;
-    if (limit > n)
-        limit = n;
+    if (limit > n) limit = n;
     if (n <= 256) {
         size_t w = n & ~(size_t)7;
         for (size_t off = 0; off < w && off < limit; off += 8)
             expect(b, n, off, pat(key, off), 8, limit);
-        if (n & 7)
-            expect(b, n, w, pat(key, w), n & 7, limit);
+        if (n & 7) expect(b, n, w, pat(key, w), n & 7, limit);
         return;
     }
-    for (size_t off = 0; off < 64; off += 8)
-        expect(b, n, off, pat(key, off), 8, limit);
+    for (size_t off = 0; off < 64; off += 8) expect(b, n, off, pat(key, off), 8, limit);
     size_t stride = n <= 16384 ? 256 : 4096;
     for (size_t off = stride; off + 16 <= n && off < limit; off += stride)
         expect(b, n, off, pat(key, off), 8, limit);
@@ -229,8 +210,7 @@ static uint32_t timer_stamps; /* median cost of an empty timed interval, subtrac
 
 static void *map(size_t n) {
     void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        wl_die("mmap(%zu) for the latency recorder failed", n);
+    if (p == MAP_FAILED) wl_die("mmap(%zu) for the latency recorder failed", n);
     return p;
 }
 
@@ -238,9 +218,7 @@ static void *map(size_t n) {
  * CLOCK_MONOTONIC), clock_gettime elsewhere. */
 #if defined(__x86_64__) || defined(__i386__)
 #include <x86intrin.h>
-static inline uint64_t stamp(void) {
-    return __rdtsc();
-}
+static inline uint64_t stamp(void) { return __rdtsc(); }
 #else
 static inline uint64_t stamp(void) {
     struct timespec ts;
@@ -280,8 +258,7 @@ void wl_ctx_init(struct wl_ctx *c, int id, uint64_t expected_allocs) {
     c->ops = 0;
     c->lat = NULL;
     wl_rng_seed(&c->rng, (uint64_t)id);
-    if (!wl.latency)
-        return;
+    if (!wl.latency) return;
     struct wl_lat *l = map(sizeof *l);
     for (int k = 0; k < 2; k++) {
         l->k[k].ns = map(LAT_CAP * sizeof(uint32_t));
@@ -290,8 +267,7 @@ void wl_ctx_init(struct wl_ctx *c, int id, uint64_t expected_allocs) {
     l->every = expected_allocs / (LAT_CAP / 2) + 1;
     wl_rng_seed(&l->rng, 0x1a7e0000u + (uint64_t)id);
     pthread_mutex_lock(&lat_lock);
-    if (lat_count == 0)
-        calibrate_timer();
+    if (lat_count == 0) calibrate_timer();
     if (lat_count < LAT_MAX_THREADS) {
         lat_all[lat_count++] = l;
         c->lat = l;
@@ -300,8 +276,7 @@ void wl_ctx_init(struct wl_ctx *c, int id, uint64_t expected_allocs) {
 }
 
 static inline int lat_due(struct wl_lat *l, struct lat_kind *k) {
-    if (--k->countdown != 0)
-        return 0;
+    if (--k->countdown != 0) return 0;
     k->countdown = l->every == 1 ? 1 : 1 + wl_below(&l->rng, 2 * l->every - 1);
     return k->n < LAT_CAP;
 }
@@ -315,8 +290,7 @@ static inline void lat_put(struct lat_kind *k, uint64_t a, uint64_t b) {
 
 void *wl_malloc_timed(struct wl_ctx *c, size_t n) {
     struct lat_kind *k = &c->lat->k[0];
-    if (!lat_due(c->lat, k))
-        return malloc(n);
+    if (!lat_due(c->lat, k)) return malloc(n);
     uint64_t a = stamp();
     void *p = malloc(n);
     uint64_t b = stamp();
@@ -340,15 +314,12 @@ void wl_free_timed(struct wl_ctx *c, void *p) {
 
 void wl_run_threads(int n, void *(*fn)(void *), void *args, size_t arg_size) {
     pthread_t tid[LAT_MAX_THREADS];
-    if (n > LAT_MAX_THREADS)
-        wl_die("too many threads (%d)", n);
+    if (n > LAT_MAX_THREADS) wl_die("too many threads (%d)", n);
     for (int i = 0; i < n; i++) {
         int e = pthread_create(&tid[i], NULL, fn, (char *)args + (size_t)i * arg_size);
-        if (e)
-            wl_die("pthread_create: %s", strerror(e));
+        if (e) wl_die("pthread_create: %s", strerror(e));
     }
-    for (int i = 0; i < n; i++)
-        pthread_join(tid[i], NULL);
+    for (int i = 0; i < n; i++) pthread_join(tid[i], NULL);
 }
 
 double wl_run_workers(void *(*fn)(void *), uint64_t allocs_total, void *shared, uint64_t *ops) {
@@ -362,8 +333,7 @@ double wl_run_workers(void *(*fn)(void *), uint64_t allocs_total, void *shared, 
     double t0 = wl_now();
     wl_run_threads(n, fn, w, sizeof w[0]);
     double secs = wl_now() - t0;
-    for (int i = 0; i < n; i++)
-        *ops += w[i].c.ops;
+    for (int i = 0; i < n; i++) *ops += w[i].c.ops;
     return secs;
 }
 
@@ -382,14 +352,11 @@ struct wl_xtable {
 struct wl_xtable *wl_xtable_new(size_t slots) {
     struct wl_xtable *t = map(sizeof *t + slots * sizeof t->b[0]);
     t->n = slots;
-    for (int i = 0; i < XT_LOCKS; i++)
-        pthread_mutex_init(&t->lock[i].m, NULL);
+    for (int i = 0; i < XT_LOCKS; i++) pthread_mutex_init(&t->lock[i].m, NULL);
     return t;
 }
 
-size_t wl_xtable_size(const struct wl_xtable *t) {
-    return t->n;
-}
+size_t wl_xtable_size(const struct wl_xtable *t) { return t->n; }
 
 struct wl_block wl_xtable_swap(struct wl_xtable *t, size_t slot, struct wl_block b) {
     pthread_mutex_t *m = &t->lock[slot % XT_LOCKS].m;
@@ -403,12 +370,9 @@ struct wl_block wl_xtable_swap(struct wl_xtable *t, size_t slot, struct wl_block
 void wl_hammer(void *p, size_t n, unsigned writes) {
     volatile uint64_t *w = p;
     size_t words = n / 8 ? n / 8 : 1;
-    if (n < 8)
-        wl_die("wl_hammer needs at least 8 bytes, not %zu", n);
-    for (size_t i = 0; i < words; i++)
-        w[i] = 0;
-    for (unsigned k = 0; k < writes; k++)
-        w[k % words]++;
+    if (n < 8) wl_die("wl_hammer needs at least 8 bytes, not %zu", n);
+    for (size_t i = 0; i < words; i++) w[i] = 0;
+    for (unsigned k = 0; k < writes; k++) w[k % words]++;
     for (size_t i = 0; i < words; i++) {
         uint64_t want = writes / words + (i < writes % words);
         if (w[i] != want)
@@ -423,12 +387,10 @@ void wl_hammer(void *p, size_t n, unsigned writes) {
 /* Read a small /proc file with read(2): no stdio buffer, so no allocation while sampling. */
 static ssize_t read_proc(const char *path, char *buf, size_t size) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
+    if (fd < 0) return -1;
     ssize_t n = read(fd, buf, size - 1);
     close(fd);
-    if (n >= 0)
-        buf[n] = '\0';
+    if (n >= 0) buf[n] = '\0';
     return n;
 }
 
@@ -443,8 +405,7 @@ long wl_rss_kb(void) {
 
 long wl_peak_rss_kb(void) {
     char buf[4096];
-    if (read_proc("/proc/self/status", buf, sizeof buf) <= 0)
-        return -1;
+    if (read_proc("/proc/self/status", buf, sizeof buf) <= 0) return -1;
     const char *s = strstr(buf, "VmHWM:");
     return s ? strtol(s + 6, NULL, 10) : -1;
 }
@@ -486,8 +447,7 @@ static void *sampler(void *arg) {
         next += smp.period;
         double wake = next;
         struct timespec ts = {(time_t)wake, (long)((wake - (double)(time_t)wake) * 1e9)};
-        while (!smp.stop && wl_now() < wake)
-            pthread_cond_timedwait(&smp.cond, &smp.lock, &ts);
+        while (!smp.stop && wl_now() < wake) pthread_cond_timedwait(&smp.cond, &smp.lock, &ts);
     }
     sample_now();
     pthread_mutex_unlock(&smp.lock);
@@ -503,8 +463,7 @@ void wl_sampler_start(void) {
     smp.period = 0.01;
     smp.running = 1;
     int e = pthread_create(&smp.tid, NULL, sampler, NULL);
-    if (e)
-        wl_die("pthread_create: %s", strerror(e));
+    if (e) wl_die("pthread_create: %s", strerror(e));
 }
 
 void wl_sampler_stop(void) {
@@ -544,8 +503,7 @@ static void emit(const char *fmt, ...) {
     va_start(ap, fmt);
     int n = vsnprintf(out + out_len, sizeof out - out_len, fmt, ap);
     va_end(ap);
-    if (n > 0)
-        out_len += (size_t)n < sizeof out - out_len ? (size_t)n : sizeof out - out_len - 1;
+    if (n > 0) out_len += (size_t)n < sizeof out - out_len ? (size_t)n : sizeof out - out_len - 1;
 }
 
 static void emit_num(double v) {
@@ -573,16 +531,14 @@ static void emit_str(const char *s) {
 static const char *malloc_from(void) {
     Dl_info info;
     void *sym = dlsym(RTLD_DEFAULT, "malloc");
-    if (sym && dladdr(sym, &info) && info.dli_fname)
-        return info.dli_fname;
+    if (sym && dladdr(sym, &info) && info.dli_fname) return info.dli_fname;
     return "unknown";
 }
 
 /* Merge one call kind over every recorder and emit its percentiles (nearest rank). */
 static size_t emit_percentiles(int kind) {
     size_t total = 0;
-    for (int i = 0; i < lat_count; i++)
-        total += lat_all[i]->k[kind].n;
+    for (int i = 0; i < lat_count; i++) total += lat_all[i]->k[kind].n;
     if (total == 0) {
         emit("{}");
         return 0;
@@ -612,19 +568,15 @@ void wl_report(uint64_t ops, double seconds) {
     emit_str(wl.spec->name);
     emit(", \"ops\": %llu, \"seconds\": %.6f, \"ops_per_sec\": %.1f", (unsigned long long)ops,
          seconds, seconds > 0 ? (double)ops / seconds : 0.0);
-    emit(", \"threads\": %d, \"seed\": %llu, \"scale\": ", wl.threads,
-         (unsigned long long)wl.seed);
+    emit(", \"threads\": %d, \"seed\": %llu, \"scale\": ", wl.threads, (unsigned long long)wl.seed);
     emit_num(wl.scale);
     emit(", \"malloc_from\": ");
     emit_str(malloc_from());
-    if (rss_peak >= 0)
-        emit(", \"peak_rss_kb\": %ld", rss_peak);
-    if (rss_final >= 0)
-        emit(", \"final_rss_kb\": %ld", rss_final);
+    if (rss_peak >= 0) emit(", \"peak_rss_kb\": %ld", rss_peak);
+    if (rss_final >= 0) emit(", \"final_rss_kb\": %ld", rss_final);
     if (smp.running) {
         emit(", \"rss_kb_samples\": [");
-        for (int i = 0; i < smp.n; i++)
-            emit("%s[%.3f, %ld]", i ? ", " : "", smp.t[i], smp.kb[i]);
+        for (int i = 0; i < smp.n; i++) emit("%s[%.3f, %ld]", i ? ", " : "", smp.t[i], smp.kb[i]);
         emit("]");
     }
     if (wl.latency) {

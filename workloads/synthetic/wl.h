@@ -76,9 +76,7 @@ static inline size_t wl_range(struct wl_rng *r, size_t lo, size_t hi) {
 }
 
 /* Uniform in [0, 1). */
-static inline double wl_unit(struct wl_rng *r) {
-    return (double)(wl_next(r) >> 11) * 0x1.0p-53;
-}
+static inline double wl_unit(struct wl_rng *r) { return (double)(wl_next(r) >> 11) * 0x1.0p-53; }
 
 /* Log-uniform in [lo, hi]: as many blocks per doubling, as allocation sizes tend to be. */
 size_t wl_log_uniform(struct wl_rng *r, size_t lo, size_t hi);
@@ -103,8 +101,7 @@ void wl_free_timed(struct wl_ctx *c, void *p);
 /* malloc that counts, optionally times, and treats NULL as a failure. */
 static inline void *wl_malloc(struct wl_ctx *c, size_t n) {
     void *p = c->lat ? wl_malloc_timed(c, n) : malloc(n);
-    if (p == NULL)
-        wl_oom("malloc", n);
+    if (p == NULL) wl_oom("malloc", n);
     c->ops++;
     return p;
 }
