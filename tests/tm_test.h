@@ -3,6 +3,8 @@
 #ifndef TM_TEST_H
 #define TM_TEST_H
 
+#include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +40,27 @@ static int tm_test_case_failed;
 #else
 #define RUN_RSS(fn) RUN(fn)
 #endif
+
+/* Resident size of this process in KiB (0 when /proc cannot be read). */
+static inline long tm_test_rss_kb(void) {
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f && fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
+    if (f) fclose(f);
+    return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* Pins the calling thread to the idx-th CPU it may run on; false when there is none. */
+static inline bool tm_test_pin_to(int idx, cpu_set_t *allowed) {
+    for (int c = 0, k = 0; c < CPU_SETSIZE; c++) {
+        if (!CPU_ISSET(c, allowed) || k++ != idx) continue;
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(c, &one);
+        return sched_setaffinity(0, sizeof one, &one) == 0;
+    }
+    return false;
+}
 
 #define TEST_EXIT() return tm_test_failed_cases ? 1 : 0
 

@@ -280,6 +280,36 @@ static void invalid_frees_abort(void) {
     CHECK(tm_expect_abort(die_unaligned, "free(): invalid pointer"));
 }
 
+/* Wholly free chunks give their pages back after arena_purge_delay, checked by the next
+ * operation of any arena: here the blocks are freed on one CPU and the next operation runs
+ * on another (where there is one), in another arena. */
+static void free_chunks_are_purged_from_any_arena(void) {
+    enum { N = 160 };
+    static void *ps[N];
+    cpu_set_t allowed;
+    CHECK(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
+    bool moved = tm_test_pin_to(0, &allowed);
+    malloc_trim(0); /* what the earlier cases left free goes back first */
+    long before = tm_test_rss_kb();
+    for (int i = 0; i < N; i++) {
+        ps[i] = vmalloc(200 << 10); /* 32 MiB in all: whole chunks */
+        memset(ps[i], 1, 200 << 10);
+    }
+    long peak = tm_test_rss_kb();
+    for (int i = 0; i < N; i++) vfree(ps[i]);
+    long kept = tm_test_rss_kb();
+    moved = moved && tm_test_pin_to(1, &allowed);
+    usleep(1200 * 1000);       /* past the default delay (1000 ms) */
+    vfree(vmalloc(100 << 10)); /* an arena operation runs the check */
+    long after = tm_test_rss_kb();
+    sched_setaffinity(0, sizeof allowed, &allowed);
+    printf("  rss kB: before %ld, peak %ld, right after free %ld, after the delay %ld (%s)\n",
+           before, peak, kept, after, moved ? "the check ran on another CPU" : "one CPU");
+    CHECK(peak - before > 25000);
+    CHECK(kept - before > (peak - before) / 2); /* not purged at once */
+    CHECK(after - before < (peak - before) / 4);
+}
+
 int main(int argc, char **argv) {
     /* These cases count the arenas' own allocations and frees: run without the per-thread
      * medium cache in front of them (test_mcache.c tests that). */
@@ -296,6 +326,7 @@ int main(int argc, char **argv) {
     RUN(cross_thread_free);
     RUN(arena_per_cpu);
     RUN(stress_all_tiers);
+    RUN_RSS(free_chunks_are_purged_from_any_arena);
     RUN(invalid_frees_abort);
     TEST_EXIT();
 }

@@ -108,14 +108,6 @@ static void invalid_and_double_frees_abort(void) {
     CHECK(tm_expect_abort(die_realloc_interior, "realloc(): invalid pointer"));
 }
 
-static long rss_kb(void) {
-    long pages = 0, rss = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f && fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
-    if (f) fclose(f);
-    return rss * 4;
-}
-
 /* Emptied slab pages stay committed for slab_purge_delay (so a program refilling them in
  * waves pays no madvise and no page faults), then go back to the OS past slab_retain; a
  * program that frees everything sees its resident size fall. Functional checks, not timings:
@@ -136,11 +128,11 @@ static void drain(int n) {
 
 /* Resident kB before N blocks of 1000 B, with them, and right after freeing them. */
 static void fill_and_drain(long *before, long *peak, long *kept) {
-    *before = rss_kb();
+    *before = tm_test_rss_kb();
     fill(N);
-    *peak = rss_kb();
+    *peak = tm_test_rss_kb();
     drain(N);
-    *kept = rss_kb();
+    *kept = tm_test_rss_kb();
 }
 
 static void rss_falls_after_the_purge_delay(void) {
@@ -153,7 +145,7 @@ static void rss_falls_after_the_purge_delay(void) {
         fill(200);            /* so make a page come and go */
         drain(200);
     }
-    long after = rss_kb();
+    long after = tm_test_rss_kb();
     printf("  rss kB: before %ld, peak %ld, right after free %ld, after the delay %ld\n", before,
            peak, kept, after);
     CHECK(peak - before > 150000);
@@ -166,7 +158,7 @@ static void malloc_trim_purges_now(void) {
     long before, peak, kept;
     fill_and_drain(&before, &peak, &kept);
     CHECK(malloc_trim(0) == 1);
-    long after = rss_kb();
+    long after = tm_test_rss_kb();
     printf("  rss kB: before %ld, peak %ld, after free %ld, after malloc_trim %ld\n", before, peak,
            kept, after);
     CHECK(kept - before > (peak - before) / 2);

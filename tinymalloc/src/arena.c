@@ -19,7 +19,8 @@
  * costs one step per free run, never one per unit.
  *
  * A free, from any thread, takes the lock of the arena named in the chunk header. A chunk
- * that becomes wholly free stays in its arena; after arena_purge_delay ms its pages go back to
+ * that becomes wholly free stays in its arena; after arena_purge_delay ms (checked by any
+ * arena's operations: see tm_due_publish) its pages go back to
  * the OS (madvise), and past arena_retain such chunks the rest are returned to the chunk layer.
  */
 #include "tm_internal.h"
@@ -56,6 +57,13 @@ typedef struct {
 
 static tm_arena_t arenas[TM_MAX_ARENAS];
 static unsigned narenas = 1;
+/* Invariant: no arena's next_maint_ms is earlier than arenas_due_ms (0: none due). */
+static _Atomic uint64_t arenas_due_ms;
+
+static void set_next_maint(tm_arena_t *a, uint64_t due) {
+    a->next_maint_ms = due;
+    tm_due_publish(&arenas_due_ms, due);
+}
 static unsigned unit_shift = 12, nunits = TM_CHUNK_SIZE >> 12, nwords = (TM_CHUNK_SIZE >> 12) / 64;
 static _Atomic uint64_t chunks_peak, chunks_now;
 
@@ -185,7 +193,36 @@ static void arena_maintain(tm_arena_t *a, uint64_t now) {
         }
         c = nx;
     }
-    a->next_maint_ms = pending;
+    set_next_maint(a, pending);
+}
+
+/* Runs the other arenas' due maintenance; a is locked by the caller, the others are only
+ * tried (a busy one is tried again half a delay later). */
+static tm_noinline void arenas_maintain_others(tm_arena_t *a, uint64_t due, uint64_t now) {
+    if (!tm_due_claim(&arenas_due_ms, due)) return;
+    set_next_maint(a, a->next_maint_ms);
+    for (unsigned i = 0; i < narenas; i++) {
+        tm_arena_t *o = &arenas[i];
+        if (o == a) continue;
+        if (!tm_trylock(&o->lock)) {
+            tm_due_publish(&arenas_due_ms, now + tm_topt.arena_purge_delay / 2);
+            continue;
+        }
+        if (o->next_maint_ms && now >= o->next_maint_ms)
+            arena_maintain(o, now);
+        else
+            set_next_maint(o, o->next_maint_ms);
+        tm_unlock(&o->lock);
+    }
+}
+
+/* Under a's lock, at each allocation and free; now is 0 when not read yet. */
+static inline void arena_tick(tm_arena_t *a, uint64_t now) {
+    uint64_t due = atomic_load_explicit(&arenas_due_ms, memory_order_relaxed);
+    if (a->next_maint_ms == 0 && due == 0) return;
+    if (!now) now = tm_now_ms();
+    if (a->next_maint_ms && now >= a->next_maint_ms) arena_maintain(a, now);
+    if (due && now >= due) arenas_maintain_others(a, due, now);
 }
 
 /* ---- allocation ------------------------------------------------------------------------- */
@@ -234,6 +271,7 @@ void *tm_arena_alloc(size_t n, size_t align) {
     c->free_units -= need;
     a->used_units += need;
     a->nalloc++;
+    arena_tick(a, 0);
     tm_unlock(&a->lock);
     return (char *)c + ((size_t)i << unit_shift);
 }
@@ -277,12 +315,9 @@ void tm_arena_free(void *p, const char *func) {
         now = tm_now_ms();
         c->empty_since = now ? now : 1;
         a->nempty++;
-        if (a->next_maint_ms == 0) a->next_maint_ms = now + tm_topt.arena_purge_delay;
+        if (a->next_maint_ms == 0) set_next_maint(a, now + tm_topt.arena_purge_delay);
     }
-    if (a->next_maint_ms) {
-        if (!now) now = tm_now_ms();
-        if (now >= a->next_maint_ms) arena_maintain(a, now);
-    }
+    arena_tick(a, now);
     tm_unlock(&a->lock);
 }
 

@@ -30,8 +30,10 @@
  *   - Spans are whole chunks; a new span that lands right after the heap's last span is
  *     merged into it, so blocks coalesce across the old border.
  *   - Free blocks give their pages back (madvise) once they have been free heap_purge_delay
- *     ms; the check runs on heap operations at most every delay / 2. Wholly free spans are
- *     returned to the chunk layer once the heap holds more than heap_retain free bytes.
+ *     ms; the check runs on heap operations at most every delay / 2. A heap's operations
+ *     also check the other heaps once one of them is due: a thread that moved to another
+ *     CPU (so to another heap) still gets the memory it freed on the first one purged. Wholly free
+ * spans are returned to the chunk layer once the heap holds more than heap_retain free bytes.
  *
  * Huge requests (>= the adaptive threshold tm_huge_threshold, or alignments above a chunk)
  * get their own mapping (huge.c). Like glibc's dynamic mmap threshold, freeing a huge block
@@ -91,6 +93,9 @@ typedef struct {
 static tm_heap_t heaps[TM_MAX_ARENAS];
 static unsigned nheaps = 1;
 static __thread int heap_home __attribute__((tls_model("initial-exec"))) = -1;
+/* Invariant: no heap's next_purge_ms is earlier than heaps_due_ms (0: none due); see
+ * tm_due_publish. */
+static _Atomic uint64_t heaps_due_ms;
 _Atomic size_t tm_huge_threshold;
 
 /* ---- sealed headers ------------------------------------------------------------------- */
@@ -213,6 +218,11 @@ static void span_unlink(tm_heap_t *h, tm_hspan_t *s) {
 
 /* Purges blocks free for longer than the delay; past heap_retain free bytes, returns spans
  * that are wholly free. Runs under the heap lock at most every delay / 2. */
+static void set_next_purge(tm_heap_t *h, uint64_t due) {
+    h->next_purge_ms = due;
+    tm_due_publish(&heaps_due_ms, due);
+}
+
 static void heap_maintain(tm_heap_t *h, uint64_t now) {
     uint64_t delay = tm_topt.heap_purge_delay;
     uint64_t pending = 0;
@@ -242,13 +252,35 @@ static void heap_maintain(tm_heap_t *h, uint64_t now) {
             b = nx;
         }
     }
-    h->next_purge_ms = pending ? pending : 0;
+    set_next_purge(h, pending);
+}
+
+/* Runs the other heaps' due purges; h is locked by the caller, the others are only tried
+ * (a busy one is tried again half a delay later). */
+static tm_noinline void heaps_maintain_others(tm_heap_t *h, uint64_t due, uint64_t now) {
+    if (!tm_due_claim(&heaps_due_ms, due)) return;
+    set_next_purge(h, h->next_purge_ms);
+    for (unsigned i = 0; i < nheaps; i++) {
+        tm_heap_t *o = &heaps[i];
+        if (o == h) continue;
+        if (!tm_trylock(&o->lock)) {
+            tm_due_publish(&heaps_due_ms, now + tm_topt.heap_purge_delay / 2);
+            continue;
+        }
+        if (o->next_purge_ms && now >= o->next_purge_ms)
+            heap_maintain(o, now);
+        else
+            set_next_purge(o, o->next_purge_ms);
+        tm_unlock(&o->lock);
+    }
 }
 
 static inline void heap_tick(tm_heap_t *h) {
-    if (h->next_purge_ms == 0) return;
+    uint64_t due = atomic_load_explicit(&heaps_due_ms, memory_order_relaxed);
+    if (h->next_purge_ms == 0 && due == 0) return;
     uint64_t now = tm_now_ms();
-    if (now >= h->next_purge_ms) heap_maintain(h, now);
+    if (h->next_purge_ms && now >= h->next_purge_ms) heap_maintain(h, now);
+    if (due && now >= due) heaps_maintain_others(h, due, now);
 }
 
 /* ---- growth ----------------------------------------------------------------------------- */
@@ -381,7 +413,7 @@ static void split_tail(tm_heap_t *h, tm_hblock_t *b, size_t keep) {
     seal(nx);
     h->blocks++;
     bin_insert(h, r);
-    if (h->next_purge_ms == 0) h->next_purge_ms = r->req + tm_topt.heap_purge_delay;
+    if (h->next_purge_ms == 0) set_next_purge(h, r->req + tm_topt.heap_purge_delay);
 }
 
 static void *heap_alloc_in(tm_heap_t *h, size_t n, size_t align) {
@@ -493,7 +525,7 @@ void tm_heap_free(void *p, const char *func) {
         block_purge(h, b);
         if (h->free_bytes > tm_topt.heap_retain) heap_maintain(h, now);
     } else if (h->next_purge_ms == 0) {
-        h->next_purge_ms = now + tm_topt.heap_purge_delay;
+        set_next_purge(h, now + tm_topt.heap_purge_delay);
     } else {
         heap_tick(h);
     }

@@ -392,6 +392,25 @@ void tm_chunk_release(void *p, size_t size);           /* purged and kept, or un
 /* Monotonic milliseconds from the vDSO clock (coarse: a few ms of resolution is enough). */
 uint64_t tm_now_ms(void);
 unsigned tm_cpu_index(void); /* the CPU this thread runs on (0 when unknown) */
+
+/* Delayed purges of the per-CPU arenas and heaps. A thread works in the arena and heap of the
+ * CPU it runs on, so one that freed memory and moved to another CPU would leave the first
+ * one's purge waiting for an operation there that may never come. Each tier therefore keeps
+ * the earliest time any of its structures is due (0: none): every operation reads it, and
+ * the one that finds it past runs the other structures' due purges. */
+static inline void tm_due_publish(_Atomic uint64_t *due_ms, uint64_t t) {
+    uint64_t cur = atomic_load_explicit(due_ms, memory_order_relaxed);
+    while (t && (cur == 0 || t < cur) &&
+           !atomic_compare_exchange_weak_explicit(due_ms, &cur, t, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+    }
+}
+/* True for the one caller that takes a due time seen past; it must then publish again the
+ * times of every structure it leaves waiting. */
+static inline bool tm_due_claim(_Atomic uint64_t *due_ms, uint64_t seen) {
+    return atomic_compare_exchange_strong_explicit(due_ms, &seen, 0, memory_order_relaxed,
+                                                   memory_order_relaxed);
+}
 unsigned tm_ncpus(void);
 
 /* Arena tier. */
