@@ -10,7 +10,7 @@ Allocator facts used here (read from the sources, not guessed):
     touched, committed) 8 KiB worth of blocks at a time (at least one block);
   * `prealloc` counts blocks per class; the allocator reserves ceil(count / per_page) pages
     for the class and keeps that many emptied pages in the class's pool instead of handing
-    them back (and, past slab_retain, purging them with madvise).
+    them back (and, past slab_retain, purging them with madvise after slab_purge_delay).
 """
 import bisect
 import math

@@ -59,7 +59,8 @@ THE RECOMMENDATION (exact, not a heuristic)
   Preallocation: per class, whole pages for the sum of the peak live blocks of the sizes it
   serves (an upper bound of the class's own peak, as sizes may peak at different times), so
   the peak fits the cluster and the class's emptied pages stay in its pool rather than going
-  back to the OS (madvise past slab_retain). A class that serves no profiled size gets 0.
+  back to the OS (madvise past slab_retain, after slab_purge_delay). A class that serves no
+  profiled size gets 0.
   Clusters are reserved address space, committed on first touch, so they cost RSS only as
   used; but retained pages are not returned after the peak. --prealloc-budget (default 64m)
   caps the total: over it, every class's pages shrink in proportion (one page kept per used
