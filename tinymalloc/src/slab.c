@@ -324,7 +324,7 @@ static void *refill(tm_tcache_t *tc, unsigned cls) {
     tm_rstore(pg->owner, tc);
     page_try_current(tc, pg); /* a fresh page always has blocks to carve */
 done:
-    tm_stats_flush(tc);
+    tm_stats_flush_class(tc, cls);
     return tm_slab_alloc(tc, cls);
 }
 
