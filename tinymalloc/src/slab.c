@@ -324,7 +324,10 @@ static void *refill(tm_tcache_t *tc, unsigned cls) {
     tm_rstore(pg->owner, tc);
     page_try_current(tc, pg); /* a fresh page always has blocks to carve */
 done:
-    tm_stats_flush_class(tc, cls);
+    if (++tc->refills % 64 == 0)
+        tm_stats_flush(tc); /* so the frees of classes this thread no longer allocates count */
+    else
+        tm_stats_flush_class(tc, cls);
     return tm_slab_alloc(tc, cls);
 }
 

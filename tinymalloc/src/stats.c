@@ -113,9 +113,10 @@ void tm_stats_flush(tm_tcache_t *tc) {
     }
 }
 
-/* At a refill of class c: its counts, once they have moved by TM_STATS_BATCH. Totals stay
- * exact (a snapshot adds what live threads have not flushed); peak live counts are exact to
- * within that batch per thread. Flushing every class at every refill cost 5 % of invsq-wset. */
+/* At a refill of class c: its counts, once they have moved by TM_STATS_BATCH (and every
+ * class's at every 64th refill). Totals stay exact (a snapshot adds what live threads have
+ * not flushed); peak live counts are exact to within that batch per thread. Flushing every
+ * class at every refill cost 5 % of invsq-wset's samples. */
 #define TM_STATS_BATCH 256
 void tm_stats_flush_class(tm_tcache_t *tc, unsigned c) {
     uint64_t dm = tc->nmalloc[c] - tc->flushed_malloc[c];

@@ -243,6 +243,7 @@ typedef struct tm_tcache {
     size_t mcache_bytes;                     /* bytes in mbin, at most medium_cache */
     struct tm_tcache *next_live, *prev_live; /* list of live caches, for statistics */
     struct tm_tcache *next_free;
+    uint32_t refills; /* slab refills: every 64th adds all classes' counts (stats.c) */
     bool is_fallback;
 } tm_tcache_t;
 
