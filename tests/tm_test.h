@@ -41,6 +41,16 @@ static int tm_test_case_failed;
 #define RUN_RSS(fn) RUN(fn)
 #endif
 
+/* Runs this test program again with TINYMALLOC_CONF=conf, unless it is set already (then 0:
+ * go on). Returns only when the re-run could not start (1, after a FAIL line). */
+static inline int tm_test_rerun_with_conf(char **argv, const char *conf) {
+    if (getenv("TINYMALLOC_CONF") != NULL) return 0;
+    setenv("TINYMALLOC_CONF", conf, 1);
+    execv("/proc/self/exe", argv);
+    printf("FAIL: cannot re-run with %s\n", conf);
+    return 1;
+}
+
 /* Resident size of this process in KiB (0 when /proc cannot be read). */
 static inline long tm_test_rss_kb(void) {
     long pages = 0, rss = 0;

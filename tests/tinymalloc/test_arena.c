@@ -313,13 +313,8 @@ static void free_chunks_are_purged_from_any_arena(void) {
 int main(int argc, char **argv) {
     /* These cases count the arenas' own allocations and frees: run without the per-thread
      * medium cache in front of them (test_mcache.c tests that). */
-    if (getenv("TINYMALLOC_CONF") == NULL) {
-        (void)argc;
-        setenv("TINYMALLOC_CONF", "medium_cache:0", 1);
-        execv("/proc/self/exe", argv);
-        printf("FAIL: cannot re-run with medium_cache:0\n");
-        return 1;
-    }
+    (void)argc;
+    if (tm_test_rerun_with_conf(argv, "medium_cache:0")) return 1;
     RUN(medium_sizes_use_arenas);
     RUN(first_fit_reuses_runs);
     RUN(realloc_in_place);

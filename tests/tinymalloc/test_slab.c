@@ -176,12 +176,7 @@ static void freed_blocks_are_reused(void) {
 
 int main(int argc, char **argv) {
     (void)argc;
-    if (getenv("TINYMALLOC_CONF") == NULL) { /* a short delay, so the test is short */
-        setenv("TINYMALLOC_CONF", "slab_purge_delay:50", 1);
-        execv("/proc/self/exe", argv);
-        perror("execv");
-        return 1;
-    }
+    if (tm_test_rerun_with_conf(argv, "slab_purge_delay:50")) return 1; /* a short test */
     RUN(class_waste_is_bounded);
     RUN(invalid_and_double_frees_abort);
     RUN_RSS(rss_falls_after_the_purge_delay);
