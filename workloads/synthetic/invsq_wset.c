@@ -31,23 +31,13 @@ static void *run(void *arg) {
     struct wl_ctx *c = &w->c;
     struct wl_block *set = calloc(SET, sizeof *set);
     if (!set) wl_oom("calloc", SET * sizeof *set);
-    for (int i = 0; i < SET; i++) {
-        set[i].n = invsq_size(&c->rng);
-        set[i].p = wl_malloc(c, set[i].n);
-        wl_fill_block(set[i].p, set[i].n);
-    }
+    for (int i = 0; i < SET; i++) wl_block_take(c, &set[i], invsq_size(&c->rng));
     while (c->ops < w->allocs) {
         struct wl_block *b = &set[wl_below(&c->rng, SET)];
-        wl_check_block(b->p, b->n);
-        wl_free(c, b->p);
-        b->n = invsq_size(&c->rng);
-        b->p = wl_malloc(c, b->n);
-        wl_fill_block(b->p, b->n);
+        wl_block_drop(c, b);
+        wl_block_take(c, b, invsq_size(&c->rng));
     }
-    for (int i = 0; i < SET; i++) {
-        wl_check_block(set[i].p, set[i].n);
-        wl_free(c, set[i].p);
-    }
+    for (int i = 0; i < SET; i++) wl_block_drop(c, &set[i]);
     free(set);
     return NULL;
 }

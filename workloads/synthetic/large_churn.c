@@ -16,14 +16,7 @@ static const struct wl_spec spec = {
 #define SET 16 /* blocks in the working set; fewer when the whole run makes under 64 */
 
 static void take(struct wl_ctx *c, struct wl_block *b) {
-    b->n = wl_log_uniform(&c->rng, 64 << 10, 32 << 20);
-    b->p = wl_malloc(c, b->n);
-    wl_fill_block(b->p, b->n);
-}
-
-static void drop(struct wl_ctx *c, struct wl_block *b) {
-    wl_check_block(b->p, b->n);
-    wl_free(c, b->p);
+    wl_block_take(c, b, wl_log_uniform(&c->rng, 64 << 10, 32 << 20));
 }
 
 static void *run(void *arg) {
@@ -35,10 +28,10 @@ static void *run(void *arg) {
         for (int i = 0; i < n; i++) take(c, &set[i]);
         for (int k = 0; k < 3 * n; k++) {
             struct wl_block *b = &set[wl_below(&c->rng, (uint64_t)n)];
-            drop(c, b);
+            wl_block_drop(c, b);
             take(c, b);
         }
-        for (int i = 0; i < n; i++) drop(c, &set[i]);
+        for (int i = 0; i < n; i++) wl_block_drop(c, &set[i]);
     }
     return NULL;
 }

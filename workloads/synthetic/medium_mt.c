@@ -15,14 +15,7 @@ static const struct wl_spec spec = {
 #define SET 128
 
 static void take(struct wl_ctx *c, struct wl_block *b) {
-    b->n = wl_log_uniform(&c->rng, 1 << 10, 256 << 10);
-    b->p = wl_malloc(c, b->n);
-    wl_fill_block(b->p, b->n);
-}
-
-static void drop(struct wl_ctx *c, struct wl_block *b) {
-    wl_check_block(b->p, b->n);
-    wl_free(c, b->p);
+    wl_block_take(c, b, wl_log_uniform(&c->rng, 1 << 10, 256 << 10));
 }
 
 static void *run(void *arg) {
@@ -32,10 +25,10 @@ static void *run(void *arg) {
     for (int i = 0; i < SET; i++) take(c, &set[i]);
     while (c->ops < w->allocs) {
         struct wl_block *b = &set[wl_below(&c->rng, SET)];
-        drop(c, b);
+        wl_block_drop(c, b);
         take(c, b);
     }
-    for (int i = 0; i < SET; i++) drop(c, &set[i]);
+    for (int i = 0; i < SET; i++) wl_block_drop(c, &set[i]);
     return NULL;
 }
 

@@ -26,13 +26,8 @@ struct shared {
 };
 
 static void replace(struct wl_ctx *c, struct wl_block *b) {
-    if (b->p) {
-        wl_check_block(b->p, b->n);
-        wl_free(c, b->p);
-    }
-    b->n = wl_log_uniform(&c->rng, 16, 1024);
-    b->p = wl_malloc(c, b->n);
-    wl_fill_block(b->p, b->n);
+    if (b->p) wl_block_drop(c, b);
+    wl_block_take(c, b, wl_log_uniform(&c->rng, 16, 1024));
 }
 
 static void *run(void *arg) {
@@ -48,10 +43,7 @@ static void *run(void *arg) {
     /* Each thread frees the array it served last. */
     struct wl_block *a = sh->arr[((uint64_t)c->id + sh->rounds - 1) % (uint64_t)n];
     for (int i = 0; i < SLOTS; i++)
-        if (a[i].p) {
-            wl_check_block(a[i].p, a[i].n);
-            wl_free(c, a[i].p);
-        }
+        if (a[i].p) wl_block_drop(c, &a[i]);
     return NULL;
 }
 

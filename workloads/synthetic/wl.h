@@ -160,6 +160,17 @@ struct wl_block {
     void *p;
     size_t n;
 };
+
+/* A working-set slot: b gets n fresh bytes, filled; or its contents are checked and freed. */
+static inline void wl_block_take(struct wl_ctx *c, struct wl_block *b, size_t n) {
+    b->n = n;
+    b->p = wl_malloc(c, n);
+    wl_fill_block(b->p, n);
+}
+static inline void wl_block_drop(struct wl_ctx *c, struct wl_block *b) {
+    wl_check_block(b->p, b->n);
+    wl_free(c, b->p);
+}
 struct wl_xtable;
 struct wl_xtable *wl_xtable_new(size_t slots);
 struct wl_block wl_xtable_swap(struct wl_xtable *t, size_t slot, struct wl_block b);
