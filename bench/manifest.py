@@ -3,13 +3,15 @@
 
 Usage: bench/manifest.py [--manifest PATH ...] [--scale NAME] [--json]
 lists the workloads (name, group, scales, command at the scale).
-Exit status: 0 ok, 2 a manifest file or workload is malformed (the message names it).
+Exit status: 0 ok, 2 a manifest file or workload is malformed (the message names it; an
+unknown key is an error, with the closest known key suggested).
 
 Placeholders replaced in cmd, scale/latency args, env values, cwd, build, prepare and
 check.cmd: {root} the repository root, {build} its build/ folder, {cache} build/bench/cache/NAME
 (a folder kept between runs for what `prepare` makes).
 """
 import argparse
+import difflib
 import glob
 import json
 import os
@@ -23,8 +25,22 @@ from benchlib import BenchError  # noqa: E402
 DEFAULT_DIR = os.path.join(benchlib.ROOT, "bench", "manifest")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 KNOWN_KEYS = {"name", "group", "description", "build", "prepare", "cmd", "scales", "latency_args", "timeout",
-              "check", "env", "cwd", "multiprocess", "notes"}
+              "check", "env", "cwd", "threads", "notes"}
 CHECK_KEYS = {"exit", "stdout_regex", "cmd", "timeout"}
+
+
+def _unknown_keys(obj, known, where, inside=None):
+    """BenchError naming every key of obj not in known, with the closest known key (a typo
+    such as `chek` would otherwise be ignored silently: the workload would run unchecked)."""
+    bad = sorted(k for k in obj if k not in known)
+    if not bad:
+        return
+    parts = []
+    for k in bad:
+        close = difflib.get_close_matches(k, sorted(known), n=1)
+        hint = f"did you mean `{close[0]}`?" if close else "known keys: " + ", ".join(sorted(known))
+        parts.append(f"unknown key `{k}` ({hint})")
+    raise BenchError(f"{where}: " + (f"in `{inside}`: " if inside else "") + "; ".join(parts))
 
 
 def _argv(v, where, field, allow_null=True):
@@ -39,7 +55,9 @@ def check_workload(w, where):
     if not isinstance(w, dict):
         raise BenchError(f"{where}: a workload must be an object")
     name = w.get("name")
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    named = isinstance(name, str) and NAME_RE.match(name)
+    _unknown_keys(w, KNOWN_KEYS, f"{where}: workload {name}" if named else where)
+    if not named:
         raise BenchError(f"{where}: bad or missing `name` {name!r}")
     where = f"{where}: workload {name}"
     out = dict(w)
@@ -65,12 +83,17 @@ def check_workload(w, where):
     cwd = w.get("cwd")
     if cwd is not None and not isinstance(cwd, str):
         raise BenchError(f"{where}: `cwd` must be a string")
+    th = w.get("threads")
+    if th is not None and (not isinstance(th, int) or isinstance(th, bool) or th < 1):
+        raise BenchError(f"{where}: `threads` must be a positive integer or null, not {th!r}")
+    out["threads"] = th
+    notes = w.get("notes")
+    if notes is not None and not isinstance(notes, str):
+        raise BenchError(f"{where}: `notes` must be a string")
     chk = w.get("check") or {}
     if not isinstance(chk, dict):
         raise BenchError(f"{where}: `check` must be an object")
-    bad = set(chk) - CHECK_KEYS
-    if bad:
-        raise BenchError(f"{where}: unknown key(s) in `check`: {', '.join(sorted(bad))}")
+    _unknown_keys(chk, CHECK_KEYS, where, inside="check")
     ex = chk.get("exit", 0)
     if ex is not None and (not isinstance(ex, int) or isinstance(ex, bool)):
         raise BenchError(f"{where}: `check.exit` must be an integer or null")

@@ -137,6 +137,40 @@ class Manifest(unittest.TestCase):
             self.assertIn(want, str(cm.exception))
             self.assertEqual(cm.exception.code, 2)
 
+    def load_error(self, w):
+        with self.assertRaises(BenchError) as cm:
+            manifest.load([self.write({"workloads": [w]})])
+        self.assertEqual(cm.exception.code, 2)
+        return str(cm.exception)
+
+    def test_misspelled_key_is_rejected_with_a_suggestion(self):
+        # "chek" used to be ignored: the workload ran without its output check
+        msg = self.load_error({"name": "a", "cmd": ["x"], "chek": {"stdout_regex": "^TMBENCH "}})
+        self.assertIn("unknown key `chek` (did you mean `check`?)", msg)
+        self.assertIn("x.json", msg)
+        self.assertIn("workload a", msg)
+        msg = self.load_error({"name": "a", "cmd": ["x"], "check": {"stdout_regexp": "^TMBENCH "}})
+        self.assertIn("`check`", msg)
+        self.assertIn("unknown key `stdout_regexp` (did you mean `stdout_regex`?)", msg)
+        msg = self.load_error({"nmae": "a", "cmd": ["x"]})
+        self.assertIn("unknown key `nmae` (did you mean `name`?)", msg)
+        # nothing close: the known keys are listed
+        msg = self.load_error({"name": "a", "cmd": ["x"], "zzzzzz": 1})
+        self.assertIn("`zzzzzz`", msg)
+        self.assertIn("known keys: ", msg)
+        self.assertIn("threads", msg)
+        # a removed key is an unknown key like any other
+        self.assertIn("`multiprocess`", self.load_error({"name": "a", "cmd": ["x"], "multiprocess": True}))
+
+    def test_threads(self):
+        for ok in (1, 4, None):
+            w = manifest.load([self.write({"workloads": [{"name": "a", "cmd": ["x"], "threads": ok}]})])[0]
+            self.assertEqual(w["threads"], ok)
+        self.assertIsNone(manifest.load([self.write({"workloads": [{"name": "a", "cmd": ["x"]}]})])[0]["threads"])
+        for bad in (0, -1, "2", True, False, 1.5, [1]):
+            self.assertIn("`threads` must be a positive integer",
+                          self.load_error({"name": "a", "cmd": ["x"], "threads": bad}))
+
     def test_selection_and_scale(self):
         ws = manifest.load([self.write({"workloads": [
             {"name": "a", "group": "g1", "cmd": ["x"], "scales": {"default": []}},
@@ -156,6 +190,15 @@ class Manifest(unittest.TestCase):
         ws = manifest.load()
         for w in ws:
             manifest.resolve(w, "default")
+
+    def test_synthetic_threads_cover_the_command(self):
+        # `threads` counts the threads really running: at least the --threads N a program is
+        # given (prodcons runs N producers and N consumers)
+        for w in manifest.load():
+            if w["group"] == "synthetic":
+                n = int(w["cmd"][w["cmd"].index("--threads") + 1])
+                self.assertIsNotNone(w["threads"], w["name"])
+                self.assertGreaterEqual(w["threads"], n, w["name"])
 
 
 class Setup(unittest.TestCase):
