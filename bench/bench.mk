@@ -2,6 +2,9 @@
 #   WORKLOADS=a,b  ALLOCATORS=glibc,jemalloc,name=/path/lib.so  RUNS=N  ALLOCATORS_FILE=f
 #   SHARD=i/n  BENCH_ARGS="--no-strace ..."   make bench-resume RUN_ID=...
 #   make bench-merge MERGE="results/A results/B"
+#   make bench-compare RUN_A=results/A RUN_B=results/B     (does every ranking of A hold in B?)
+#   STRICT=1 (a FAIL cell exits 1)  PIN=1 (single-threaded workloads on one CPU)
+#   QUIET=SECONDS (wait for a quiet machine first; refuse to start when it stays busy)
 
 BENCH_PROBE := $(BUILD)/bench/tm-probe.so
 BENCH_ARGS ?=
@@ -9,7 +12,9 @@ comma := ,
 bench_opts = $(if $(WORKLOADS),--workloads '$(WORKLOADS)') \
              $(if $(ALLOCATORS),--allocators '$(ALLOCATORS)') \
              $(if $(ALLOCATORS_FILE),--allocators-file '$(ALLOCATORS_FILE)') \
-             $(if $(RUNS),--runs $(RUNS)) $(if $(SHARD),--shard $(SHARD))
+             $(if $(RUNS),--runs $(RUNS)) $(if $(SHARD),--shard $(SHARD)) \
+             $(if $(filter-out 0,$(STRICT)),--strict) $(if $(filter-out 0,$(PIN)),--pin) \
+             $(if $(QUIET),--quiet-machine $(QUIET))
 # tinymalloc is built when it is in the matrix: no ALLOCATORS (the default matrix) or named in it.
 bench_wants_tm = $(if $(strip $(ALLOCATORS)),$(filter tinymalloc,$(subst $(comma), ,$(ALLOCATORS))),yes)
 
@@ -43,6 +48,10 @@ bench-merge:
 	@[ -n "$(MERGE)" ] || { echo "make bench-merge: give MERGE=\"results/RUN1 results/RUN2 ...\"" >&2; exit 2; }
 	$(PYTHON) scripts/merge.py $(MERGE) $(BENCH_ARGS)
 
+bench-compare:
+	@[ -n "$(RUN_A)" ] && [ -n "$(RUN_B)" ] || { echo "make bench-compare: give RUN_A=results/X RUN_B=results/Y" >&2; exit 2; }
+	$(PYTHON) scripts/compare.py $(RUN_A) $(RUN_B) $(BENCH_ARGS)
+
 test-prereqs:: $(BENCH_PROBE)
 
-.PHONY: bench bench-quick bench-setup bench-prereqs bench-resume bench-merge
+.PHONY: bench bench-quick bench-setup bench-prereqs bench-resume bench-merge bench-compare

@@ -23,6 +23,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1      # a workload failed or a measurement failed
 EXIT_USAGE = 2       # bad option, unknown workload / allocator, bad manifest
 EXIT_MISSING = 3     # a missing dependency: package, program, library
+EXIT_BUSY = 4        # the machine stayed busy past --quiet-machine's limit
 EXIT_INTERRUPTED = 130
 
 MEMORY_SYSCALLS = ("mmap", "munmap", "mremap", "brk", "madvise")
@@ -446,6 +447,68 @@ def last_line(text):
 
 
 # ---------------------------------------------------------------------------------------
+# noise: the CPU time that processes other than the bench's took while it measured
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class CpuClock:
+    """A reading of the machine's busy CPU time (/proc/stat) and of this process's own and
+    its reaped children's (os.times). Between two readings, busy time that is neither the
+    bench's nor its children's was taken by other processes (or by the hypervisor: steal)."""
+
+    def __init__(self):
+        self.wall = time.monotonic()
+        self.busy = self.steal = 0.0
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        # user nice system idle iowait irq softirq steal (guest time is inside user already)
+        v += [0] * (8 - len(v))
+        self.busy = (v[0] + v[1] + v[2] + v[5] + v[6]) / CLK_TCK
+        self.steal = v[7] / CLK_TCK
+        t = os.times()
+        self.own = t.user + t.system + t.children_user + t.children_system
+
+
+def cpu_noise(before, after, ncpu, threshold):
+    """What other processes took between two CpuClock readings, as seconds and as a share of
+    the machine's CPU time (ncpu x wall); busy when that share is above `threshold`. /proc/stat
+    counts in ticks (10 ms), so a step of under a second reads a tick or two of noise: the
+    share needs 2 ticks per CPU above the threshold before it counts."""
+    wall = max(after.wall - before.wall, 1e-6)
+    other = max(0.0, (after.busy - before.busy) - (after.own - before.own))
+    steal = max(0.0, after.steal - before.steal)
+    share = (other + steal) / (ncpu * wall)
+    slack = 2.0 / CLK_TCK / wall
+    return {"wall_s": round(wall, 3), "other_cpu_s": round(other, 3), "steal_s": round(steal, 3),
+            "other_share": round(share, 4), "busy": share > threshold + slack}
+
+
+def wait_quiet(limit_s, threshold, ncpu, window=2.0, log=print):
+    """Wait until other processes take at most `threshold` of the CPU over `window` seconds.
+    -> (True, share) when they do within `limit_s`, else (False, the last share)."""
+    t0 = time.monotonic()
+    share = None
+    while True:
+        a = CpuClock()
+        time.sleep(window)
+        n = cpu_noise(a, CpuClock(), ncpu, threshold)
+        share = n["other_share"]
+        if not n["busy"]:
+            return True, share
+        if time.monotonic() - t0 >= limit_s:
+            return False, share
+        log(f"waiting for a quiet machine: other processes take {share * 100:.0f} % of the CPU time")
+
+
+def usable_cpus():
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except OSError:
+        return list(range(os.cpu_count() or 1))
+
+
+# ---------------------------------------------------------------------------------------
 # files
 
 def write_json(path, obj):
@@ -507,6 +570,20 @@ def git_commit(root=ROOT, paths=None):
     return head[:12] + ("-dirty" if dirty else "")
 
 
+def cpu_boost():
+    """Turbo/boost state where the kernel shows it (cpufreq boost, intel_pstate, amd_pstate)."""
+    v = _read("/sys/devices/system/cpu/cpufreq/boost")
+    if v:
+        return "on" if v == "1" else "off"
+    v = _read("/sys/devices/system/cpu/intel_pstate/no_turbo")
+    if v:
+        return "off" if v == "1" else "on"
+    v = _read("/sys/devices/system/cpu/amd_pstate/status")
+    if v:
+        return f"amd_pstate {v}"
+    return "not shown by the kernel"
+
+
 def collect_env(allocators=None):
     cpu = ""
     for line in _read("/proc/cpuinfo").splitlines():
@@ -539,7 +616,8 @@ def collect_env(allocators=None):
         "libc6_package": dpkg_version("libc6"),
         "thp_enabled": _read("/sys/kernel/mm/transparent_hugepage/enabled"),
         "thp_defrag": _read("/sys/kernel/mm/transparent_hugepage/defrag"),
-        "cpu_governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor") or None,
+        "cpu_governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor") or "not shown by the kernel",
+        "cpu_boost": cpu_boost(),
         "loadavg": _read("/proc/loadavg"),
         "project_commit": git_commit(),
         "hyperfine": _cmd_out(["hyperfine", "--version"]),

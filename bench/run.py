@@ -25,9 +25,18 @@ step ends, so an interrupted run (Ctrl-C, a kill, a crash of the machine) keeps 
 finished and `--resume RUN_ID` runs only what is missing. At the end scripts/tabulate.py
 writes summary.csv, summary.json, report.md and plots/, and results/latest points at the run.
 
-Exit status: 0 every cell ran and passed; 1 a workload or a measurement failed; 2 usage
-error (bad option, unknown workload or allocator, bad manifest, run id taken); 3 missing
-dependency (hyperfine, strace, cc, an allocator library); 130 interrupted (resumable).
+Noise: around every step the harness reads the machine's busy CPU time (/proc/stat) and its
+own and its children's (rusage); what neither it nor its children took was taken by other
+processes (or stolen by the hypervisor). A step where that is over --busy-threshold of the
+machine's CPU time is marked busy, and so is its cell in the report. --quiet-machine waits
+for a quiet machine before starting and refuses to start on one that stays busy. --pin runs
+the workloads the manifest marks single-threaded (`"threads": 1`) on one CPU (taskset).
+
+Exit status: 0 the matrix ran to the end (FAIL cells are results: they are in the report and
+printed at the end); 1 with --strict, when a cell failed; 2 usage error (bad option, unknown
+workload or allocator, bad manifest, run id taken); 3 missing dependency (hyperfine, strace,
+cc, taskset, an allocator library); 4 the machine stayed busy past --quiet-machine's limit;
+130 interrupted (resumable).
 """
 import argparse
 import importlib.util
@@ -46,12 +55,14 @@ sys.path.insert(0, HERE)
 import allocators as registry  # noqa: E402
 import benchlib  # noqa: E402
 import manifest as mf  # noqa: E402
-from benchlib import BenchError, EXIT_MISSING, EXIT_USAGE  # noqa: E402
+from benchlib import BenchError, EXIT_BUSY, EXIT_MISSING, EXIT_USAGE  # noqa: E402
 
 ROOT = benchlib.ROOT
 PROBE_SRC = os.path.join(ROOT, "bench", "probe.c")
 PROBE_SO = os.path.join(ROOT, "build", "bench", "tm-probe.so")
 STDOUT_KEEP = 1 << 20
+BUSY_THRESHOLD = 0.05      # share of the machine's CPU time others may take before a step is busy
+QUIET_LIMIT = 300          # seconds --quiet-machine waits by default
 
 
 def load_script(name):
@@ -168,6 +179,7 @@ class Runner:
                          if k not in ("LD_PRELOAD", "TMBENCH_PROBE_FILE", "MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
         self.env_bin = shutil.which("env") or "/usr/bin/env"
         self.time_bin = plan.get("time_bin") or "/usr/bin/time"
+        self.ncpu = len(benchlib.usable_cpus())
 
     # paths
     def raw(self, *parts):
@@ -189,6 +201,13 @@ class Runner:
         if preload:
             env["LD_PRELOAD"] = self.preload(a)
         return env
+
+    def pin_argv(self, w):
+        """taskset in front of a single-threaded workload's runs under --pin: the last usable
+        CPU, so that the harness's own threads keep to the others."""
+        if not self.opts.get("pin") or w.get("threads") != 1:
+            return []
+        return ["taskset", "-c", str(benchlib.usable_cpus()[-1])]
 
     def preload(self, a):
         # the probe first: its RTLD_NEXT lookup must see the allocator (see bench/probe.c)
@@ -299,11 +318,12 @@ class Runner:
         if os.path.exists(probe_file):
             os.unlink(probe_file)
         env = self.run_env(w, a, probe_file, preload=False)
+        pin = self.pin_argv(w)
         if prefix_argv:   # strace: it sets LD_PRELOAD for the program itself (-E)
-            rec = benchlib.run_measured(prefix_argv + argv, env, w["cwd"], timeout, so, se, sample)
+            rec = benchlib.run_measured(pin + prefix_argv + argv, env, w["cwd"], timeout, so, se, sample)
         else:             # GNU time -> env LD_PRELOAD=... -> program: time itself is not preloaded
-            rec = benchlib.run_measured([self.env_bin, f"LD_PRELOAD={self.preload(a)}"] + argv, env, w["cwd"],
-                                        timeout, so, se, sample, time_bin=self.time_bin)
+            rec = benchlib.run_measured(pin + [self.env_bin, f"LD_PRELOAD={self.preload(a)}"] + argv, env,
+                                        w["cwd"], timeout, so, se, sample, time_bin=self.time_bin)
         reason, tm, records = self.evaluate(w, a, rec, so, se, probe_file, run_check_cmd)
         self.trim(so)
         self.trim(se)
@@ -349,7 +369,7 @@ class Runner:
         words += [f"{k}={v}" for k, v in (w.get("env") or {}).items()]
         cmd = shlex.join(words + w["argv"])
         warm, n = self.opts["warmup"], st["runs"]
-        argv = ["hyperfine", "-N", "--style", "basic", "-i", "--warmup", str(warm), "--runs", str(n),
+        argv = self.pin_argv(w) + ["hyperfine", "-N", "--style", "basic", "-i", "--warmup", str(warm), "--runs", str(n),
                 "--export-json", js, "--command-name", f"{w['name']}@{a['name']}", cmd]
         limit = (warm + n) * w["timeout"] + 30
         with open(logf, "w") as lf:
@@ -413,6 +433,7 @@ class Runner:
             if not self.quiet:
                 print(prefix, end="", flush=True)
             t0 = time.monotonic()
+            clock = benchlib.CpuClock()
             if reason:
                 res = {"status": "fail", "reason": reason}
             elif cell in self.failed_cells:
@@ -425,6 +446,11 @@ class Runner:
                         print("  interrupted", flush=True)
                     raise
             dt = time.monotonic() - t0
+            if self.pin_argv(w):
+                res["pinned_cpu"] = int(self.pin_argv(w)[-1])
+            if res["status"] != "skipped" and not reason:
+                res["noise"] = benchlib.cpu_noise(clock, benchlib.CpuClock(), self.ncpu,
+                                                  self.opts.get("busy_threshold", BUSY_THRESHOLD))
             res.update({"step": st["id"], "kind": st["kind"], "workload": st["workload"],
                         "allocator": st["allocator"], "round": st.get("round"), "duration_s": round(dt, 3),
                         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
@@ -434,7 +460,10 @@ class Runner:
             if res["status"] != "skipped":
                 durations.append((st["workload"], st["kind"], dt))
             if not self.quiet:
-                print("  " + step_result(res), flush=True)
+                busy = (res.get("noise") or {}).get("busy")
+                print("  " + step_result(res) +
+                      (f"  [busy: others took {res['noise']['other_share'] * 100:.0f} % of the CPU]" if busy else ""),
+                      flush=True)
         return len(self.failed_cells)
 
     @staticmethod
@@ -511,6 +540,16 @@ def parse_args(argv):
     ap.add_argument("--no-plots", action="store_true", help="report without plots")
     ap.add_argument("--no-latest", action="store_true", help="do not point results/latest at this run")
     ap.add_argument("--sample-ms", type=float, default=20, help="RSS sampling period of the mem runs (default 20)")
+    ap.add_argument("--busy-threshold", type=float, default=BUSY_THRESHOLD, metavar="SHARE",
+                    help=f"a step is busy when other processes take more than this share of the machine's CPU "
+                         f"time (default {BUSY_THRESHOLD})")
+    ap.add_argument("--quiet-machine", type=float, nargs="?", const=QUIET_LIMIT, metavar="SECONDS",
+                    help=f"wait until the machine is quiet before starting, at most SECONDS (default "
+                         f"{QUIET_LIMIT}); still busy then: exit 4, nothing run")
+    ap.add_argument("--pin", action="store_true",
+                    help="run the workloads the manifest marks single-threaded on one CPU (taskset)")
+    ap.add_argument("--strict", action="store_true", help="exit 1 when any cell failed (default: exit 0, "
+                                                          "the FAIL cells are results)")
     ap.add_argument("--dry-run", action="store_true", help="print the matrix and the step count, run nothing")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     return ap.parse_args(argv)
@@ -529,6 +568,8 @@ def new_plan(args):
         raise BenchError(f"--blocks must be between 1 and --runs ({runs}), not {blocks}")
     if args.sample_ms < 0:
         raise BenchError("--sample-ms must be 0 (off) or more")
+    if not 0 < args.busy_threshold < 1:
+        raise BenchError(f"--busy-threshold must be a share between 0 and 1, not {args.busy_threshold}")
     if args.run_id is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", args.run_id):
         raise BenchError(f"bad --run-id {args.run_id!r} (letters, digits, _.+- only)")
     shard = parse_shard(args.shard) if args.shard else (1, 1)
@@ -543,7 +584,8 @@ def new_plan(args):
     seed = args.seed if args.seed is not None else int(time.time() * 1000) % (2 ** 31)
     opts = {"scale": args.scale, "runs": runs, "blocks": blocks, "warmup": warmup, "seed": seed,
             "shard": f"{shard[0]}/{shard[1]}", "strace": not args.no_strace, "latency": not args.no_latency,
-            "no_build": args.no_build, "sample_ms": args.sample_ms}
+            "no_build": args.no_build, "sample_ms": args.sample_ms, "busy_threshold": args.busy_threshold,
+            "pin": args.pin, "quiet_machine": args.quiet_machine}
     run_id = args.run_id or time.strftime("%Y%m%d-%H%M%S") + f"-{args.scale}" + \
         (f"-s{shard[0]}of{shard[1]}" if shard != (1, 1) else "")
     return {"run_id": run_id, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -590,6 +632,18 @@ def main(argv=None):
         if plan["options"]["strace"]:
             need_tool("strace", "counts the memory system calls; or give --no-strace")
         plan["probe"] = ensure_probe()
+        if plan["options"].get("pin"):
+            need_tool("taskset", "pins single-threaded workloads (Debian util-linux)")
+        if args.quiet_machine is not None:
+            if args.quiet_machine < 0:
+                raise BenchError("--quiet-machine takes a number of seconds, 0 or more")
+            thr = plan["options"].get("busy_threshold", BUSY_THRESHOLD)
+            ok, share = benchlib.wait_quiet(args.quiet_machine, thr, len(benchlib.usable_cpus()),
+                                            log=(lambda m: None) if args.quiet else print)
+            if not ok:
+                raise BenchError(f"the machine stayed busy for {args.quiet_machine:.0f} s: other processes took "
+                                 f"{share * 100:.0f} % of the CPU time (threshold {thr * 100:.0f} %); "
+                                 "nothing was run", EXIT_BUSY)
         if not args.resume:
             if os.path.exists(run_dir):
                 raise BenchError(f"run {plan['run_id']} exists at {run_dir}; resume it with --resume {plan['run_id']}")
@@ -633,7 +687,10 @@ def main(argv=None):
         print(f"\nreport: {os.path.relpath(os.path.join(run_dir, 'report.md'), os.getcwd())}")
         for line in tab.summary_lines(summary):
             print("  " + line)
-    return benchlib.EXIT_FAILED if nfail else benchlib.EXIT_OK
+    if nfail:
+        print(f"bench: {nfail} cell(s) FAIL (in the report)" +
+              ("; --strict: exit 1" if args.strict else ""), file=sys.stderr)
+    return benchlib.EXIT_FAILED if nfail and args.strict else benchlib.EXIT_OK
 
 
 if __name__ == "__main__":

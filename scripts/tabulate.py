@@ -19,12 +19,14 @@ dependency (matplotlib is optional: without it the report has no plots and says 
 import argparse
 import csv
 import json
+import math
 import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 import benchlib  # noqa: E402
+import stats  # noqa: E402
 from benchlib import geomean, median, quantile  # noqa: E402
 
 MIN_SAMPLES = 5
@@ -56,7 +58,12 @@ def cell_from_records(w, a, recs, missing):
     if missing:
         c["status"], c["reason"] = "incomplete", f"{missing} step(s) not run yet"
     times = [t for r in recs if r.get("kind") == "time" for t in r.get("times") or []]
+    noisy = [r["noise"] for r in recs if r.get("kind") in ("time", "mem") and (r.get("noise") or {}).get("busy")]
+    if noisy:
+        c["busy"] = True
+        c["busy_other_share"] = max(n.get("other_share") or 0 for n in noisy)
     if times:
+        c["times"] = times
         m = median(times)
         q1, q3 = quantile(times, 0.25), quantile(times, 0.75)
         c.update(runs=len(times), time_median_s=m, time_q1_s=q1, time_q3_s=q3, time_min_s=min(times),
@@ -66,6 +73,7 @@ def cell_from_records(w, a, recs, missing):
         runs = [r["run"] for r in mems]
         # the sampled sum means something only when the run lasted several sampling periods
         sums = [r.get("tree_peak_sum_kb") for r in runs if len(r.get("rss_samples") or []) >= MIN_SAMPLES]
+        c["rss_runs_kb"] = [r.get("max_rss_kb") for r in runs if isinstance(r.get("max_rss_kb"), (int, float))]
         c.update(mem_runs=len(mems), rss_max_kb=_med([r.get("max_rss_kb") for r in runs]),
                  rss_sum_kb=_med(sums) if len(sums) == len(runs) else None,
                  minflt=_med([r.get("minflt") for r in runs]), majflt=_med([r.get("majflt") for r in runs]),
@@ -84,6 +92,9 @@ def cell_from_records(w, a, recs, missing):
     lat = next((r for r in recs if r.get("kind") == "latency" and r.get("latency_ns")), None)
     if lat:
         c["latency_ns"] = lat["latency_ns"]
+        timer = (lat.get("tmbench") or {}).get("latency_timer_ns")
+        if isinstance(timer, (int, float)):
+            c["latency_timer_ns"] = timer
     return c
 
 
@@ -121,46 +132,97 @@ def collect(run_dir):
     return cells, meta
 
 
+# What is compared: (the cell's runs, their median, the prefix of the ratio fields, the verdict
+# field, what a verdict is called).
+METRICS = (("times", "time_median_s", "ratio", "time_verdict", "fastest"),
+           ("rss_runs_kb", "rss_max_kb", "rss_ratio", "rss_verdict", "lowest peak RSS"))
+
+
 def add_ratios(cells):
-    """Ratios within one (run, workload): to glibc and to the best passing allocator."""
+    """Within one (run, workload): each passing cell's ratio to glibc and to the best passing
+    allocator, with 95 % intervals (bench/stats.py), and the workload's verdicts: who is lowest,
+    and whether its interval clears every other allocator's (`clear`) or it ties.
+    -> [{run_id, host, workload, time: ranking, rss: ranking}]"""
     groups = {}
     for c in cells:
         groups.setdefault((c["run_id"], c["workload"]), []).append(c)
-    for grp in groups.values():
+    verdicts = []
+    for (run_id, wl), grp in groups.items():
+        v = {"run_id": run_id, "host": grp[0]["host"], "workload": wl}
         ok = [c for c in grp if c["status"] != "FAIL"]
-        for key, out in (("time_median_s", "ratio"), ("rss_max_kb", "rss_ratio")):
-            vals = [c[key] for c in ok if c.get(key)]
-            best = min(vals) if vals else None
-            ref = next((c.get(key) for c in ok if c["allocator"] == "glibc" and c.get(key)), None)
-            for c in ok:
-                if c.get(key):
-                    c[f"{out}_best"] = c[key] / best
-                    c[f"{out}_glibc"] = c[key] / ref if ref else None
+        for runs, key, out, vkey, _ in METRICS:
+            vals = [c for c in ok if c.get(key)]
+            if not vals:
+                continue
+            best = min(vals, key=lambda c: (c[key], c["allocator"]))
+            ref = next((c for c in vals if c["allocator"] == "glibc"), None)
+            for c in vals:
+                c[f"{out}_best"] = c[key] / best[key]
+                c[f"{out}_best_ci"] = stats.ratio_ci(c.get(runs), best.get(runs))
+                c[f"{out}_glibc"] = c[key] / ref[key] if ref else None
+                c[f"{out}_glibc_ci"] = stats.ratio_ci(c.get(runs), ref.get(runs)) if ref else None
+            rk = stats.ranking({c["allocator"]: c.get(runs) or [c[key]] for c in vals})
+            v[vkey.split("_")[0]] = rk
+            for c in vals:
+                if c["allocator"] == rk["best"]:
+                    c[vkey] = "clear" if rk["clear"] else "tie"
+                elif c["allocator"] in rk["ties"]:
+                    c[vkey] = "tie"
+        verdicts.append(v)
+    return verdicts
 
 
 def summarize(cells):
+    """Per host and allocator: geometric means of the ratios, with intervals, over the
+    workloads where every allocator of that host passed (the others are listed), and the
+    count of clear wins and ties."""
     out = []
-    keys = []
+    hosts = []
     for c in cells:
-        k = (c["host"], c["allocator"])
-        if k not in keys:
-            keys.append(k)
-    for host, alloc in keys:
-        cs = [c for c in cells if c["host"] == host and c["allocator"] == alloc]
-        rg = [c["ratio_glibc"] for c in cs if c.get("ratio_glibc")]
-        out.append({
-            "host": host, "allocator": alloc, "version": cs[0].get("version"),
-            "workloads": len(cs),
-            "ok": sum(c["status"] == "ok" for c in cs),
-            "fail": sum(c["status"] == "FAIL" for c in cs),
-            "incomplete": sum(c["status"] == "incomplete" for c in cs),
-            "geomean_ratio_glibc": geomean(rg), "n_ratio_glibc": len(rg),
-            "geomean_ratio_best": geomean([c.get("ratio_best") for c in cs]),
-            "geomean_rss_ratio_glibc": geomean([c.get("rss_ratio_glibc") for c in cs]),
-            "geomean_rss_ratio_best": geomean([c.get("rss_ratio_best") for c in cs]),
-            "best_time": sum(1 for c in cs if c.get("ratio_best") == 1.0),
-            "best_rss": sum(1 for c in cs if c.get("rss_ratio_best") == 1.0),
-        })
+        if c["host"] not in hosts:
+            hosts.append(c["host"])
+    for host in hosts:
+        hc = [c for c in cells if c["host"] == host]
+        allocs, wls = [], []
+        for c in hc:
+            if c["allocator"] not in allocs:
+                allocs.append(c["allocator"])
+            if c["workload"] not in wls:
+                wls.append(c["workload"])
+        by = {(c["workload"], c["allocator"]): c for c in hc}
+        passed = lambda w, a: (w, a) in by and by[(w, a)]["status"] == "ok" and by[(w, a)].get("time_median_s")  # noqa: E731
+        # an allocator that passed nothing would empty the set: it has no geomean instead
+        ranked = [a for a in allocs if any(passed(w, a) for w in wls)]
+        common, left_out = [], []
+        for w in wls:
+            bad = [a for a in ranked if not passed(w, a)] if ranked else list(allocs)
+            (left_out.append({"workload": w, "allocators": bad}) if bad else common.append(w))
+        cis = {}
+        for runs, key, out_key, _, _ in METRICS:
+            table = {w: {a: by[(w, a)].get(runs) or [] for a in ranked} for w in common
+                     if all(by[(w, a)].get(key) for a in ranked)}
+            if len(table) < len(common):
+                table = {}
+            for ref in ("glibc", None):
+                if ref is not None and ref not in ranked:
+                    continue
+                cis[(out_key, ref)] = stats.geomean_cis(table, ref) if table else {}
+        for a in allocs:
+            cs = [by[(w, a)] for w in wls if (w, a) in by]
+            com = [by[(w, a)] for w in common] if a in ranked else []
+            s = {"host": host, "allocator": a, "version": cs[0].get("version"), "workloads": len(cs),
+                 "ok": sum(c["status"] == "ok" for c in cs),
+                 "fail": sum(c["status"] == "FAIL" for c in cs),
+                 "incomplete": sum(c["status"] == "incomplete" for c in cs),
+                 "n_common": len(common), "left_out": left_out}
+            for _, _, out_key, vkey, _ in METRICS:
+                for ref, suffix in (("glibc", "glibc"), (None, "best")):
+                    s[f"geomean_{out_key}_{suffix}"] = geomean([c.get(f"{out_key}_{suffix}") for c in com]) \
+                        if com and all(c.get(f"{out_key}_{suffix}") for c in com) else None
+                    s[f"geomean_{out_key}_{suffix}_ci"] = cis.get((out_key, ref), {}).get(a)
+                s[f"{vkey}_clear"] = sum(c.get(vkey) == "clear" for c in cs)
+                s[f"{vkey}_tie"] = sum(c.get(vkey) == "tie" for c in cs)
+            out.append(s)
     return out
 
 
@@ -211,13 +273,69 @@ def md_table(header, rows):
     return "\n".join(lines)
 
 
+def f_ci(r, ci):
+    """A ratio with its 95 % interval: `0.52x (0.50-0.54)`; no interval: `0.52x (n/a)`."""
+    if r is None:
+        return "-"
+    return f"{r:.2f}x ({ci[0]:.2f}-{ci[1]:.2f})" if ci else f"{r:.2f}x (n/a)"
+
+
+def f_verdict(rk, what):
+    """A workload's verdict: the clear winner, or the allocators that tie for it."""
+    if not rk:
+        return "-"
+    if rk["clear"]:
+        return f"**{rk['best']}**"
+    return "tie: " + ", ".join([rk["best"]] + rk["ties"])
+
+
+def f_latency(ns, timer):
+    """A latency percentile; at or below the timer's resolution it is no number."""
+    if ns is None:
+        return "-"
+    if timer and ns <= timer:
+        return f"< {max(1, math.ceil(timer))} ns"
+    return f_num(ns)
+
+
 def summary_lines(summary):
     out = []
+    multi = len({x["host"] for x in summary["allocators"]}) > 1
     for s in summary["allocators"]:
-        host = f"{s['host']}: " if len({x['host'] for x in summary['allocators']}) > 1 else ""
-        out.append(f"{host}{s['allocator']:<14} time vs glibc {f_ratio(s['geomean_ratio_glibc']):>7} "
-                   f"(geomean of {s['n_ratio_glibc']}), peak RSS vs glibc {f_ratio(s['geomean_rss_ratio_glibc']):>7}, "
-                   f"{s['ok']} ok, {s['fail']} FAIL" + (f", {s['incomplete']} incomplete" if s['incomplete'] else ""))
+        host = f"{s['host']}: " if multi else ""
+        out.append(f"{host}{s['allocator']:<14} time vs glibc "
+                   f"{f_ci(s['geomean_ratio_glibc'], s['geomean_ratio_glibc_ci']):>20}, peak RSS vs glibc "
+                   f"{f_ci(s['geomean_rss_ratio_glibc'], s['geomean_rss_ratio_glibc_ci']):>20} "
+                   f"(geomeans of {s['n_common']}), fastest on {s['time_verdict_clear']} "
+                   f"(+{s['time_verdict_tie']} tied), {s['ok']} ok, {s['fail']} FAIL"
+                   + (f", {s['incomplete']} incomplete" if s['incomplete'] else ""))
+    fails = [c for c in summary["cells"] if c["status"] == "FAIL"]
+    for c in fails:
+        out.append(f"FAIL {c['workload']} x {c['allocator']}" + (f" on {c['host']}" if multi else "") +
+                   f": {c['reason']}")
+    return out
+
+
+def warnings(cells, metas):
+    """What a reader must know before trusting the figures: a tree with uncommitted changes,
+    cells measured while other processes took CPU, too few runs for intervals."""
+    out = []
+    for m in metas:
+        commit = m["env"].get("project_commit") or ""
+        if commit.endswith("-dirty"):
+            out.append(f"**Built from a tree with uncommitted changes** ({m['run_id']}: commit {commit}): "
+                       "the figures cannot be reproduced from any commit.")
+    busy = [c for c in cells if c.get("busy")]
+    if busy:
+        thr = max((m["options"].get("busy_threshold") or 0) for m in metas)
+        out.append(f"**{len(busy)} of {len(cells)} cells were measured while the machine was busy**: other "
+                   "processes took more than " + (f"{thr * 100:.0f} % of" if thr else "a share of") +
+                   " the CPU time during a timed or memory run "
+                   "(marked *busy* below). Re-run them on a quiet machine before trusting them.")
+    few = sorted({m["options"].get("runs") for m in metas if (m["options"].get("runs") or 0) < 5})
+    if few:
+        out.append(f"Only {', '.join(map(str, few))} timed run(s) per cell: the intervals are wide or absent, "
+                   "and most comparisons come out as ties. Publish runs of the default 10.")
     return out
 
 
@@ -228,12 +346,16 @@ def render_report(cells, summary, metas, plots, title):
              "(hyperfine JSON, GNU time rusage, `strace -f -c`, the programs' TMBENCH lines). "
              "Ratios compare allocators within one run on one host; lower is better.")
     L.append("")
+    for wtext in warnings(cells, metas):
+        L.append("> " + wtext)
+        L.append("")
     # environment
     L.append("## Environment")
     L.append("")
     keys = [("host", "host"), ("date", "date (UTC)"), ("cpu_model", "CPU"), ("cpus_usable", "usable CPUs"),
             ("mem_total_kb", "memory"), ("kernel", "kernel"), ("os", "OS"), ("glibc", "glibc"),
             ("thp_enabled", "THP enabled"), ("thp_defrag", "THP defrag"), ("project_commit", "project commit"),
+            ("cpu_governor", "CPU frequency governor"), ("cpu_boost", "CPU boost"),
             ("loadavg", "load average at start"), ("hyperfine", "hyperfine"), ("strace", "strace")]
     hdr = ["", *[m["run_id"] for m in metas]]
     rows = []
@@ -250,6 +372,11 @@ def render_report(cells, summary, metas, plots, title):
     rows.append(["scale, runs", *[f"{x['scale']}, {x['runs']} timed runs in {x['blocks']} blocks "
                                   f"(+{x['warmup']} warm-up per block), shuffle seed {x['seed']}, shard {x['shard']}"
                                   for x in o]])
+    rows.append(["noise control", *[", ".join(filter(None, [
+        f"busy above {x['busy_threshold'] * 100:.0f} % of CPU time taken by others" if x.get("busy_threshold")
+        else "not recorded (run made before noise recording)",
+        f"waited for a quiet machine ({x['quiet_machine']:.0f} s limit)" if x.get("quiet_machine") else None,
+        "single-threaded workloads pinned to one CPU" if x.get("pin") else None])) for x in o]])
     L.append(md_table(hdr, rows))
     L.append("")
     L.append("Allocators:")
@@ -274,20 +401,50 @@ def render_report(cells, summary, metas, plots, title):
     L.append("## Summary")
     L.append("")
     srows = []
+    anyinc = any(x["incomplete"] for x in summary["allocators"])
     for s in summary["allocators"]:
         srows.append(([s["host"]] if multi else []) + [
-            s["allocator"], f_ratio(s["geomean_ratio_glibc"]), s["n_ratio_glibc"], f_ratio(s["geomean_ratio_best"]),
-            f_ratio(s["geomean_rss_ratio_glibc"]), f_ratio(s["geomean_rss_ratio_best"]), s["best_time"],
-            s["ok"], s["fail"] if not s["fail"] else f"**{s['fail']}**"] +
-            ([s["incomplete"]] if any(x["incomplete"] for x in summary["allocators"]) else []))
+            s["allocator"],
+            f_ci(s["geomean_ratio_glibc"], s["geomean_ratio_glibc_ci"]),
+            f_ci(s["geomean_ratio_best"], s["geomean_ratio_best_ci"]),
+            f_ci(s["geomean_rss_ratio_glibc"], s["geomean_rss_ratio_glibc_ci"]),
+            f_ci(s["geomean_rss_ratio_best"], s["geomean_rss_ratio_best_ci"]),
+            f"{s['time_verdict_clear']} (+{s['time_verdict_tie']} tied)",
+            f"{s['rss_verdict_clear']} (+{s['rss_verdict_tie']} tied)",
+            s["ok"], s["fail"] if not s["fail"] else f"**{s['fail']}**"] + ([s["incomplete"]] if anyinc else []))
     L.append(md_table((["host"] if multi else []) +
-                      ["allocator", "time vs glibc (geomean)", "n", "time vs best (geomean)",
-                       "peak RSS vs glibc (geomean)", "peak RSS vs best (geomean)", "fastest on", "ok", "FAIL"] +
-                      (["incomplete"] if any(x["incomplete"] for x in summary["allocators"]) else []), srows))
+                      ["allocator", "time vs glibc (geomean, 95 % CI)", "time vs best (geomean, 95 % CI)",
+                       "peak RSS vs glibc (geomean, 95 % CI)", "peak RSS vs best (geomean, 95 % CI)",
+                       "fastest on", "lowest peak RSS on", "ok", "FAIL"] + (["incomplete"] if anyinc else []), srows))
     L.append("")
-    L.append("Geometric means run over the workloads where both the allocator and the reference passed "
-             "(`n` for glibc). `x` is a factor: 1.20x = 20 % slower (or larger) than the reference.")
+    for host in dict.fromkeys(s["host"] for s in summary["allocators"]):
+        s0 = next(s for s in summary["allocators"] if s["host"] == host)
+        where = f" on {host}" if multi else ""
+        left = "; ".join(f"{x['workload']} ({', '.join(x['allocators'])} did not pass)" for x in s0["left_out"])
+        none = [s["allocator"] for s in summary["allocators"] if s["host"] == host and not s["ok"]]
+        L.append(f"Geometric means{where} run over the {s0['n_common']} workloads where every allocator passed" +
+                 (f"; left out: {left}." if left else " (all of them).") +
+                 (f" {', '.join(none)} passed no workload and {'has' if len(none) == 1 else 'have'} no geometric "
+                  "mean." if none else ""))
+        L.append("")
+    L.append("`x` is a factor: 1.20x = 20 % slower (or larger) than the reference. In brackets, the 95 % "
+             "confidence interval (percentile bootstrap over the recorded runs, both sides resampled; for a "
+             "geometric mean, every cell resampled at once). *Fastest on* counts the workloads where the "
+             "allocator's interval against every other allocator lies below 1.0: a clear win. Where it does "
+             "not, the workload is a tie among the allocators whose intervals overlap the fastest's, counted "
+             "in brackets. The same rule makes *lowest peak RSS on*.")
     L.append("")
+    vrows = []
+    for v in summary.get("verdicts", []):
+        if not v.get("time") and not v.get("rss"):
+            continue
+        vrows.append(([v["host"]] if multi else []) + [v["workload"], f_verdict(v.get("time"), "fastest"),
+                                                         f_verdict(v.get("rss"), "lowest peak RSS")])
+    if vrows:
+        L.append("Verdicts per workload (bold: a clear win; *tie*: intervals overlap):")
+        L.append("")
+        L.append(md_table((["host"] if multi else []) + ["workload", "fastest", "lowest peak RSS"], vrows))
+        L.append("")
     for key, alt in (("time_ratio", "relative time"), ("rss_ratio", "relative peak RSS")):
         if key in plots:
             L.append(f"![{alt}]({plots[key]})")
@@ -321,20 +478,37 @@ def render_report(cells, summary, metas, plots, title):
         for c in cs:
             lead = ([c["host"]] if multi else []) + [c["allocator"]]
             if c["status"] == "FAIL":
-                rows.append(lead + [f"**FAIL**: {c['reason']}"] + ["-"] * 11)
+                rows.append(lead + [f"**FAIL**: {c['reason']}"] + ["-"] * 13)
                 continue
             tm = f_time(c.get("time_median_s"))
             if c["status"] == "incomplete":
                 tm += " (incomplete)"
+            if c.get("busy"):
+                tm += f" *busy* ({c['busy_other_share'] * 100:.0f} %)"
+            if c.get("time_verdict"):
+                tm = f"**{tm}**" if c["time_verdict"] == "clear" else f"{tm} (tie)"
+            rss = f_kb(c.get("rss_max_kb"))
+            if c.get("rss_verdict"):
+                rss = f"**{rss}**" if c["rss_verdict"] == "clear" else f"{rss} (tie)"
             rows.append(lead + [tm, "-" if c.get("spread_pct") is None else f"{c['spread_pct']:.1f} % (n={c.get('runs')})",
-                                f_ratio(c.get("ratio_glibc")), f_ratio(c.get("ratio_best")),
-                                f_kb(c.get("rss_max_kb")), f_kb(c.get("rss_sum_kb")), f_num(c.get("minflt")),
+                                f_ci(c.get("ratio_glibc"), c.get("ratio_glibc_ci")),
+                                f_ci(c.get("ratio_best"), c.get("ratio_best_ci")),
+                                rss, f_ci(c.get("rss_ratio_best"), c.get("rss_ratio_best_ci")),
+                                f_kb(c.get("rss_sum_kb")), f_num(c.get("minflt")),
                                 *[f_num(c.get(k)) for k in benchlib.MEMORY_SYSCALLS], f_rate(c.get("ops_per_sec"))])
         L.append(md_table((["host"] if multi else []) +
-                          ["allocator", "time (median)", "spread (IQR)", "vs glibc", "vs best", "peak RSS",
-                           "RSS sum (sampled)", "minor faults", "mmap", "munmap", "mremap", "brk", "madvise",
-                           "throughput"], rows))
+                          ["allocator", "time (median)", "spread (IQR)", "vs glibc (95 % CI)", "vs best (95 % CI)",
+                           "peak RSS", "RSS vs best (95 % CI)", "RSS sum (sampled)", "minor faults", "mmap", "munmap",
+                           "mremap", "brk", "madvise", "throughput"], rows))
         L.append("")
+        vs = [v for v in summary.get("verdicts", []) if v["workload"] == wname]
+        for v in vs:
+            if not v.get("time") and not v.get("rss"):
+                continue
+            where = f" on {v['host']}" if multi else ""
+            L.append(f"Fastest{where}: {f_verdict(v.get('time'), 'fastest')}. "
+                     f"Lowest peak RSS{where}: {f_verdict(v.get('rss'), 'lowest peak RSS')}.")
+            L.append("")
         lat = [c for c in cs if c.get("latency_ns")]
         if lat:
             ops = []
@@ -352,9 +526,14 @@ def render_report(cells, summary, metas, plots, title):
             hdr = (["host"] if multi else []) + ["allocator"] + [f"{op} {p}" for op in ops for p in pcts]
             lrows = []
             for c in lat:
+                timer = c.get("latency_timer_ns")
                 lrows.append(([c["host"]] if multi else []) + [c["allocator"]] +
-                             [f_num((c["latency_ns"].get(op) or {}).get(p)) for op in ops for p in pcts])
-            L.append("Latency (ns, from the program's latency run):")
+                             [f_latency((c["latency_ns"].get(op) or {}).get(p), timer) for op in ops for p in pcts] +
+                             ["-" if timer is None else f"{timer:.1f} ns"])
+            hdr.append("timer resolution")
+            L.append("Latency (ns, from the program's latency run). The timer resolution is what reading the "
+                     "timer twice costs, measured by the program and subtracted from every sample; a percentile "
+                     "at or below it is no measurement and is shown as `< N ns`.")
             L.append("")
             L.append(md_table(hdr, lrows))
             L.append("")
@@ -384,10 +563,10 @@ def clean_json(x):
 
 
 def write_outputs(out_dir, cells, metas, plots=True, title=None):
-    add_ratios(cells)
+    verdicts = add_ratios(cells)
     summ = {"runs": [{k: m[k] for k in ("run_id", "host", "env", "options", "allocators", "workloads")}
                      for m in metas],
-            "allocators": summarize(cells), "cells": cells}
+            "allocators": summarize(cells), "verdicts": verdicts, "cells": cells}
     plot_files = {}
     if plots:
         try:

@@ -64,7 +64,8 @@ class EndToEnd(unittest.TestCase):
         os.makedirs(cls.man2)
         with open(os.path.join(cls.man2, "t.json"), "w") as f:
             json.dump({"workloads": [{"name": "nap", "cmd": [fx, "--n", "100", "--sleep-ms", "300"], "timeout": 30},
-                                     {"name": "quick", "cmd": [fx, "--n", "100"], "timeout": 30}]}, f)
+                                     {"name": "quick", "cmd": [fx, "--n", "100"], "timeout": 30, "threads": 1},
+                                     {"name": "bad", "cmd": [fx, "--fail"], "timeout": 30}]}, f)
         cls.res = os.path.join(cls.tmp, "results")
         allocs = f"glibc,jemalloc" + (f",notalloc={LIBM}" if LIBM else "")
         cls.p = run(["--manifest", cls.man, "--results-dir", cls.res, "--allocators", allocs, "--scale", "quick",
@@ -80,8 +81,60 @@ class EndToEnd(unittest.TestCase):
     def tearDownClass(cls):
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
-    def test_exit_status_says_a_workload_failed(self):
-        self.assertEqual(self.p.returncode, 1, self.p.stderr)
+    def test_a_matrix_that_ran_to_the_end_exits_0_and_shows_its_fails(self):
+        self.assertEqual(self.p.returncode, 0, self.p.stderr)
+        self.assertIn("FAIL crash x glibc: mem: killed by SIGSEGV", self.p.stdout)
+        self.assertRegex(self.p.stderr, r"bench: \d+ cell\(s\) FAIL")
+
+    def test_strict_turns_a_fail_into_exit_1(self):
+        res = os.path.join(self.tmp, "res-strict")
+        common = ["--manifest", self.man2, "--results-dir", res, "--allocators", "glibc", "--workloads", "bad",
+                  "--runs", "1", "--no-plots", "--no-strace"]
+        p = run(common + ["--run-id", "s1", "--strict"])
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("--strict: exit 1", p.stderr)
+        p = run(common + ["--run-id", "s2"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_noise_recorded_for_every_step(self):
+        for name in ("time-1.json", "mem-1.json", "strace.json"):
+            with open(os.path.join(self.dir, "raw", "fix", "glibc", name)) as f:
+                n = json.load(f)["noise"]
+            self.assertGreater(n["wall_s"], 0)
+            self.assertGreaterEqual(n["other_share"], 0)
+            self.assertIn(n["busy"], (True, False))
+        for k in ("cpu_governor", "cpu_boost"):
+            self.assertTrue(self.summary["runs"][0]["env"][k])
+
+    def test_pin_runs_single_threaded_workloads_on_one_cpu(self):
+        res = os.path.join(self.tmp, "res-pin")
+        p = run(["--manifest", self.man2, "--results-dir", res, "--allocators", "glibc", "--workloads", "quick,nap",
+                 "--runs", "1", "--no-plots", "--no-strace", "--pin", "--run-id", "p1"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(os.path.join(res, "p1", "raw", "quick", "glibc", "mem-1.json")) as f:
+            m = json.load(f)
+        cpu = str(sorted(os.sched_getaffinity(0))[-1])
+        self.assertEqual(m["pinned_cpu"], int(cpu))
+        self.assertIn(["taskset", "-c", cpu], [m["run"]["argv"][i:i + 3] for i in range(len(m["run"]["argv"]))])
+        with open(os.path.join(res, "p1", "raw", "nap", "glibc", "mem-1.json")) as f:
+            m = json.load(f)
+        self.assertNotIn("pinned_cpu", m)        # threads unknown: not pinned
+        self.assertNotIn("taskset", m["run"]["argv"])
+
+    def test_quiet_machine_refuses_a_busy_one(self):
+        spin = subprocess.Popen([PY, "-c", "while True: pass"])
+        try:
+            time.sleep(0.5)
+            res = os.path.join(self.tmp, "res-busy")
+            p = run(["--manifest", self.man2, "--results-dir", res, "--allocators", "glibc", "--workloads", "quick",
+                     "--runs", "1", "--no-strace", "--quiet-machine", "0", "--busy-threshold", "0.2",
+                     "--run-id", "b1"])
+        finally:
+            spin.kill()
+            spin.wait()
+        self.assertEqual(p.returncode, 4, p.stderr)
+        self.assertIn("stayed busy", p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(res, "b1")))
 
     def test_progress_lines(self):
         lines = [l for l in self.p.stdout.splitlines() if l.startswith("[")]
@@ -148,9 +201,10 @@ class EndToEnd(unittest.TestCase):
     def test_report_tables(self):
         rep = self.report
         self.assertIn("## Summary", rep)
-        row = re.search(r"^\| jemalloc \| (\S+)x \| 3 \|", rep, re.M)
+        row = re.search(r"^\| jemalloc \| [\d.]+x \([\d.]+-[\d.]+\) \|", rep, re.M)
         self.assertTrue(row, rep)
-        self.assertRegex(rep, r"\| glibc \| [\d.]+ ms \| [\d.]+ % \(n=2\) \| 1\.00x \|")
+        self.assertIn("run over the 3 workloads where every allocator passed", rep)
+        self.assertRegex(rep, r"\| glibc \| \**[\d.]+ ms\**( \(tie\))? \| [\d.]+ % \(n=2\) \| 1\.00x \(")
         self.assertIn("**FAIL**: mem: killed by SIGSEGV", rep)
         self.assertIn("Latency (ns", rep)
         self.assertIn("5.3" if "5.3" in json.dumps(self.summary["runs"][0]["allocators"]) else "jemalloc", rep)

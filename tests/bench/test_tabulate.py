@@ -83,7 +83,11 @@ class Tabulate(unittest.TestCase):
         jm = next(a for a in s["allocators"] if a["allocator"] == "jemalloc")
         want = (c[("fix", "jemalloc")]["ratio_glibc"] * c[("multi", "jemalloc")]["ratio_glibc"]) ** 0.5
         self.assertAlmostEqual(jm["geomean_ratio_glibc"], want)
-        self.assertEqual((jm["ok"], jm["fail"], jm["n_ratio_glibc"]), (2, 3, 2))
+        self.assertEqual((jm["ok"], jm["fail"], jm["n_common"]), (2, 3, 2))
+        self.assertEqual([x["workload"] for x in jm["left_out"]], ["failing", "crash", "static"])
+        lo, hi = jm["geomean_ratio_glibc_ci"]
+        self.assertLessEqual(lo, jm["geomean_ratio_glibc"])
+        self.assertGreaterEqual(hi, jm["geomean_ratio_glibc"])
 
     def test_outputs(self):
         tab.tabulate(self.run, plots=False)
@@ -95,8 +99,66 @@ class Tabulate(unittest.TestCase):
         self.assertEqual({r["host"] for r in rows}, {"vm"})
         rep = read(os.path.join(self.run, "report.md"))
         for part in ("## Environment", "## Summary", "## fix", "## multi", "## Failures", "**FAIL**: mem: killed by SIGSEGV",
-                     "Latency (ns", "time vs glibc (geomean)", "THP enabled", "5.3.0-1"):
+                     "Latency (ns", "time vs glibc (geomean, 95 % CI)", "THP enabled", "5.3.0-1"):
             self.assertIn(part, rep)
+
+    def rewrite(self, wl, alloc, name, **fields):
+        path = os.path.join(self.run, "raw", wl, alloc, name)
+        with open(path) as f:
+            rec = json.load(f)
+        rec.update(fields)
+        with open(path, "w") as f:
+            json.dump(rec, f)
+
+    def set_times(self, wl, alloc, centre, spread):
+        for r in (1, 2):
+            self.rewrite(wl, alloc, f"time-{r}.json",
+                         times=[centre * (1 + spread * k) for k in ((-1, 1) if r == 1 else (-0.5, 0.5))])
+
+    def test_clear_win_and_tie(self):
+        self.set_times("fix", "glibc", 0.020, 0.01)
+        self.set_times("fix", "jemalloc", 0.010, 0.01)      # clearly faster
+        self.set_times("multi", "glibc", 0.020, 0.3)
+        self.set_times("multi", "jemalloc", 0.019, 0.3)     # within the noise: a tie
+        s = tab.tabulate(self.run, plots=False)
+        c = self.cells(s)
+        self.assertEqual(c[("fix", "jemalloc")]["time_verdict"], "clear")
+        self.assertLess(c[("fix", "jemalloc")]["ratio_glibc_ci"][1], 1.0)
+        self.assertEqual(c[("multi", "jemalloc")]["time_verdict"], "tie")
+        self.assertEqual(c[("multi", "glibc")]["time_verdict"], "tie")
+        jm = next(a for a in s["allocators"] if a["allocator"] == "jemalloc")
+        self.assertEqual((jm["time_verdict_clear"], jm["time_verdict_tie"]), (1, 1))
+        rep = read(os.path.join(self.run, "report.md"))
+        self.assertIn("| fix | **jemalloc** |", rep)
+        self.assertIn("| multi | tie: jemalloc, glibc |", rep)
+
+    def test_geomeans_over_workloads_every_allocator_passed(self):
+        self.rewrite("fix", "jemalloc", "time-2.json", status="fail", reason="output does not match")
+        s = tab.tabulate(self.run, plots=False)
+        c = self.cells(s)
+        for a in s["allocators"]:
+            self.assertEqual(a["n_common"], 1)
+            self.assertEqual(a["left_out"][0], {"workload": "fix", "allocators": ["jemalloc"]})
+        gl = next(a for a in s["allocators"] if a["allocator"] == "glibc")
+        self.assertAlmostEqual(gl["geomean_ratio_best"], c[("multi", "glibc")]["ratio_best"])
+        rep = read(os.path.join(self.run, "report.md"))
+        self.assertIn("left out: fix (jemalloc did not pass)", rep)
+
+    def test_latency_at_timer_resolution_is_no_number(self):
+        self.rewrite("fix", "glibc", "latency.json",
+                     tmbench={"latency_ns": {"malloc": {"p50": 20}}, "latency_timer_ns": 20.4})
+        tab.tabulate(self.run, plots=False)
+        rep = read(os.path.join(self.run, "report.md"))
+        self.assertIn("| glibc | < 21 ns | 80 | 400 | < 21 ns | 60 | 300 | 20.4 ns |", rep)
+
+    def test_busy_cells_and_dirty_tree_are_flagged(self):
+        self.rewrite("fix", "jemalloc", "time-1.json", noise={"busy": True, "other_share": 0.3})
+        s = tab.tabulate(self.run, plots=False)
+        self.assertTrue(self.cells(s)[("fix", "jemalloc")]["busy"])
+        rep = read(os.path.join(self.run, "report.md"))
+        self.assertIn("**1 of 10 cells were measured while the machine was busy**", rep)
+        self.assertIn("*busy* (30 %)", rep)
+        self.assertIn("**Built from a tree with uncommitted changes**", rep)  # the sample's commit is -dirty
 
     def test_plots(self):
         try:
