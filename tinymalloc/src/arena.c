@@ -129,6 +129,11 @@ static unsigned find_run(const tm_achunk_t *c, unsigned n) {
 }
 
 /* ---- chunks ------------------------------------------------------------------------------- */
+/* The chunk's first units hold its metadata; a block is a run of the units after them and
+ * never spans two chunks, so no medium request may need more than tm_arena_capacity(). */
+static size_t meta_bytes(size_t unit) { return (sizeof(tm_achunk_t) + unit - 1) / unit * unit; }
+size_t tm_arena_capacity(size_t unit) { return TM_CHUNK_SIZE - meta_bytes(unit); }
+
 static tm_achunk_t *chunk_new(tm_arena_t *a) {
     tm_achunk_t *c = tm_chunk_alloc(TM_KIND_ARENA);
     if (c == NULL) return NULL;
@@ -136,7 +141,7 @@ static tm_achunk_t *chunk_new(tm_arena_t *a) {
     *(void **)c = NULL;
     c->arena = a->idx;
     c->seal = seal_of(c);
-    c->first = (unsigned)((sizeof *c + (1UL << unit_shift) - 1) >> unit_shift);
+    c->first = (unsigned)(meta_bytes(1UL << unit_shift) >> unit_shift);
     set_range(c->used, 0, c->first, true); /* the metadata units are never free */
     c->free_units = nunits - c->first;
     c->hint = c->first;

@@ -150,6 +150,36 @@ static void apply(const char *key, size_t klen, const char *val, size_t vlen, co
 #undef KEY
 }
 
+/* The medium_max token, kept to name it if the check of tm_options_init refuses it. */
+static const char *medium_tok;
+static size_t medium_toklen;
+
+/* Appends the decimal digits of v to buf at *at (no printf before start-up is over). */
+static void put_u64(char *buf, size_t *at, uint64_t v) {
+    char d[20];
+    int n = 0;
+    do d[n++] = (char)('0' + v % 10);
+    while ((v /= 10) && n < 20);
+    while (n) buf[(*at)++] = d[--n];
+}
+
+/* medium_max depends on arena_unit: an arena block never spans chunks, so it must fit what
+ * one chunk holds past its metadata. Checked once every token is read, in whatever order. */
+static void check_medium_max(void) {
+    size_t cap = tm_arena_capacity(tm_topt.arena_unit);
+    if (tm_topt.medium_max <= cap) return;
+    char why[96];
+    size_t at = 0;
+    static const char a[] = "' (at most ", b[] = "k with arena_unit ", c[] = "k: one arena chunk)";
+    memcpy(why, a, sizeof a - 1), at += sizeof a - 1;
+    put_u64(why, &at, cap >> 10);
+    memcpy(why + at, b, sizeof b - 1), at += sizeof b - 1;
+    put_u64(why, &at, tm_topt.arena_unit >> 10);
+    memcpy(why + at, c, sizeof c), at += sizeof c;
+    bad_token(medium_tok, medium_toklen, why);
+    tm_topt.medium_max = TM_MEDIUM_MAX_DEFAULT;
+}
+
 static void parse_conf(const char *s) {
     while (*s) {
         const char *tok = s;
@@ -210,6 +240,7 @@ void tm_options_init(void) {
             break;
         }
     }
+    check_medium_max();
     derive_classes();
 }
 
@@ -224,7 +255,7 @@ tm_tier_options_t tm_topt;
  *                      mallocs of a churning thread skip the arena lock;
  *   heap_*           - see the policy comment at the top of heap.c. */
 void tm_tier_options_defaults(void) {
-    tm_topt.medium_max = 256 << 10;
+    tm_topt.medium_max = TM_MEDIUM_MAX_DEFAULT;
     tm_topt.arena_unit = 4096;
     tm_topt.arena_retain = 1;
     tm_topt.arena_purge_delay = 1000;
@@ -248,10 +279,12 @@ int tm_tier_option(const char *key, size_t klen, const char *val, size_t vlen, c
     uint64_t v;
     bool b;
     if (KEY("medium_max")) {
-        if (!parse_size(val, vlen, &v) || v < 16384 || v > (16UL << 20))
-            bad_token(tok, toklen, "' (bytes from 16k to 16m)");
-        else
+        if (!parse_size(val, vlen, &v) || v < 16384 || v > TM_CHUNK_SIZE) {
+            bad_token(tok, toklen, "' (bytes from 16k to one arena chunk's capacity, under 4m)");
+        } else {
             tm_topt.medium_max = v;
+            medium_tok = tok, medium_toklen = toklen;
+        }
     } else if (KEY("arena_unit")) {
         if (!parse_size(val, vlen, &v) || v < 1024 || v > 65536 || (v & (v - 1)))
             bad_token(tok, toklen, "' (a power of two from 1k to 64k)");

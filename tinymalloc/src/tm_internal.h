@@ -362,9 +362,11 @@ enum { TM_KIND_ARENA = 4, TM_KIND_HEAP = 5 };
 
 #define TM_MAX_ARENAS 64 /* per-CPU arenas (and heaps) beyond this share one */
 
+#define TM_MEDIUM_MAX_DEFAULT (256UL << 10)
+
 /* Knobs of the two tiers, set from TINYMALLOC_CONF by options.c. */
 typedef struct {
-    size_t medium_max;            /* largest arena request; above goes to the heap */
+    size_t medium_max;            /* largest arena request, <= tm_arena_capacity(arena_unit) */
     size_t arena_unit;            /* bytes per bitmap bit: a power of two, 1 KiB to 64 KiB */
     uint32_t arena_retain;        /* wholly free chunks an arena keeps (purged) */
     uint32_t arena_purge_delay;   /* ms before a wholly free chunk's pages go back */
@@ -417,6 +419,7 @@ unsigned tm_ncpus(void);
 
 /* Arena tier. */
 void tm_arena_init(void);
+size_t tm_arena_capacity(size_t unit);        /* the largest block one chunk holds at this unit */
 void *tm_arena_alloc(size_t n, size_t align); /* NULL (errno ENOMEM) on failure */
 void tm_arena_free(void *p, const char *func);
 size_t tm_arena_usable(const void *p, const char *func);
