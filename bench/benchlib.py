@@ -459,7 +459,6 @@ class CpuClock:
 
     def __init__(self):
         self.wall = time.monotonic()
-        self.busy = self.steal = 0.0
         with open("/proc/stat") as f:
             v = [int(x) for x in f.readline().split()[1:]]
         # user nice system idle iowait irq softirq steal (guest time is inside user already)

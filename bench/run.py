@@ -179,7 +179,9 @@ class Runner:
                          if k not in ("LD_PRELOAD", "TMBENCH_PROBE_FILE", "MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
         self.env_bin = shutil.which("env") or "/usr/bin/env"
         self.time_bin = plan.get("time_bin") or "/usr/bin/time"
-        self.ncpu = len(benchlib.usable_cpus())
+        cpus = benchlib.usable_cpus()
+        self.ncpu = len(cpus)
+        self.pin_cpu = cpus[-1] if self.opts.get("pin") else None
 
     # paths
     def raw(self, *parts):
@@ -205,9 +207,9 @@ class Runner:
     def pin_argv(self, w):
         """taskset in front of a single-threaded workload's runs under --pin: the last usable
         CPU, so that the harness's own threads keep to the others."""
-        if not self.opts.get("pin") or w.get("threads") != 1:
+        if self.pin_cpu is None or w.get("threads") != 1:
             return []
-        return ["taskset", "-c", str(benchlib.usable_cpus()[-1])]
+        return ["taskset", "-c", str(self.pin_cpu)]
 
     def preload(self, a):
         # the probe first: its RTLD_NEXT lookup must see the allocator (see bench/probe.c)
@@ -447,7 +449,7 @@ class Runner:
                     raise
             dt = time.monotonic() - t0
             if self.pin_argv(w):
-                res["pinned_cpu"] = int(self.pin_argv(w)[-1])
+                res["pinned_cpu"] = self.pin_cpu
             if res["status"] != "skipped" and not reason:
                 res["noise"] = benchlib.cpu_noise(clock, benchlib.CpuClock(), self.ncpu,
                                                   self.opts.get("busy_threshold", BUSY_THRESHOLD))

@@ -132,10 +132,10 @@ def collect(run_dir):
     return cells, meta
 
 
-# What is compared: (the cell's runs, their median, the prefix of the ratio fields, the verdict
-# field, what a verdict is called).
-METRICS = (("times", "time_median_s", "ratio", "time_verdict", "fastest"),
-           ("rss_runs_kb", "rss_max_kb", "rss_ratio", "rss_verdict", "lowest peak RSS"))
+# What is compared: (the cell's runs, their median, the prefix of the ratio fields, the cell's
+# verdict field, the key of the workload's verdict).
+METRICS = (("times", "time_median_s", "ratio", "time_verdict", "time"),
+           ("rss_runs_kb", "rss_max_kb", "rss_ratio", "rss_verdict", "rss"))
 
 
 def add_ratios(cells):
@@ -150,7 +150,7 @@ def add_ratios(cells):
     for (run_id, wl), grp in groups.items():
         v = {"run_id": run_id, "host": grp[0]["host"], "workload": wl}
         ok = [c for c in grp if c["status"] != "FAIL"]
-        for runs, key, out, vkey, _ in METRICS:
+        for runs, key, out, vkey, name in METRICS:
             vals = [c for c in ok if c.get(key)]
             if not vals:
                 continue
@@ -162,7 +162,7 @@ def add_ratios(cells):
                 c[f"{out}_glibc"] = c[key] / ref[key] if ref else None
                 c[f"{out}_glibc_ci"] = stats.ratio_ci(c.get(runs), ref.get(runs)) if ref else None
             rk = stats.ranking({c["allocator"]: c.get(runs) or [c[key]] for c in vals})
-            v[vkey.split("_")[0]] = rk
+            v[name] = rk
             for c in vals:
                 if c["allocator"] == rk["best"]:
                     c[vkey] = "clear" if rk["clear"] else "tie"
@@ -245,10 +245,6 @@ def f_kb(kb):
     return f"{kb / 1024:.1f} MiB" if kb >= 1024 else f"{kb:.0f} KiB"
 
 
-def f_ratio(r):
-    return "-" if r is None else f"{r:.2f}x"
-
-
 def f_num(n):
     if n is None:
         return "-"
@@ -280,7 +276,7 @@ def f_ci(r, ci):
     return f"{r:.2f}x ({ci[0]:.2f}-{ci[1]:.2f})" if ci else f"{r:.2f}x (n/a)"
 
 
-def f_verdict(rk, what):
+def f_verdict(rk):
     """A workload's verdict: the clear winner, or the allocators that tie for it."""
     if not rk:
         return "-"
@@ -438,8 +434,8 @@ def render_report(cells, summary, metas, plots, title):
     for v in summary.get("verdicts", []):
         if not v.get("time") and not v.get("rss"):
             continue
-        vrows.append(([v["host"]] if multi else []) + [v["workload"], f_verdict(v.get("time"), "fastest"),
-                                                         f_verdict(v.get("rss"), "lowest peak RSS")])
+        vrows.append(([v["host"]] if multi else []) + [v["workload"], f_verdict(v.get("time")),
+                                                         f_verdict(v.get("rss"))])
     if vrows:
         L.append("Verdicts per workload (bold: a clear win; *tie*: intervals overlap):")
         L.append("")
@@ -506,8 +502,8 @@ def render_report(cells, summary, metas, plots, title):
             if not v.get("time") and not v.get("rss"):
                 continue
             where = f" on {v['host']}" if multi else ""
-            L.append(f"Fastest{where}: {f_verdict(v.get('time'), 'fastest')}. "
-                     f"Lowest peak RSS{where}: {f_verdict(v.get('rss'), 'lowest peak RSS')}.")
+            L.append(f"Fastest{where}: {f_verdict(v.get('time'))}. "
+                     f"Lowest peak RSS{where}: {f_verdict(v.get('rss'))}.")
             L.append("")
         lat = [c for c in cs if c.get("latency_ns")]
         if lat:
