@@ -13,8 +13,14 @@ Library paths of the packaged allocators come from `dpkg -L PACKAGE` (then `ldco
 versions from `dpkg-query`. Any other allocator is given as NAME=/path/lib.so, on the command
 line (`--allocators` / ALLOCATORS=) or in a file (`--allocators-file`), one per line:
 
-    # name = path [version]
+    # name = path-or-built-in-name [version] [VAR=VALUE ...]
     hoard = /opt/hoard/lib/libhoard.so 3.13
+    tm-nocache = tinymalloc TINYMALLOC_CONF=medium_cache:0
+    jemalloc-bg = jemalloc MALLOC_CONF=background_thread:true
+
+A line whose target is a built-in name is a *variant*: that allocator's library with its own
+environment, set for the measured program only (beside LD_PRELOAD), and shown in the report.
+A value cannot hold spaces or '#'.
 
 Usage: bench/allocators.py [--allocators LIST] [--allocators-file FILE] [--json]
 lists the resolved selection (name, version, library).
@@ -131,8 +137,12 @@ def resolve_builtin(name, root=benchlib.ROOT):
     return _finish(a)
 
 
+ENV_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
+
+
 def read_allocators_file(path):
-    """NAME = PATH [VERSION] lines (or NAME=PATH); '#' starts a comment. -> {name: (path, version)}"""
+    """NAME = TARGET [VERSION] [VAR=VALUE ...] lines (or NAME=TARGET); '#' starts a comment.
+    -> {name: (target, version, env)}; TARGET is a library path or a built-in name."""
     out = {}
     try:
         text = benchlib.read_text(path, errors="strict")
@@ -142,10 +152,28 @@ def read_allocators_file(path):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
-        m = re.match(r"^([^=\s]+)\s*=\s*(\S+)(?:\s+(\S+))?$", line)
+        m = re.match(r"^([^=\s]+)\s*=\s*(\S+)((?:\s+\S+)*)$", line)
         if not m or not NAME_RE.match(m.group(1)):
-            raise BenchError(f"allocators file {path}:{n}: expected `name = /path/lib.so [version]`, got {raw!r}")
-        out[m.group(1)] = (m.group(2), m.group(3))
+            raise BenchError(f"allocators file {path}:{n}: expected `name = /path/lib.so [version] [VAR=VALUE ...]`, "
+                             f"got {raw!r}")
+        name, target, rest = m.group(1), m.group(2), m.group(3).split()
+        version, env = None, {}
+        for i, tok in enumerate(rest):
+            e = ENV_RE.match(tok)
+            if e:
+                if e.group(1) in env:
+                    raise BenchError(f"allocators file {path}:{n}: {e.group(1)} set twice in {raw!r}")
+                if e.group(1) in ("LD_PRELOAD", "TMBENCH_PROBE_FILE"):
+                    raise BenchError(f"allocators file {path}:{n}: {e.group(1)} is the harness's to set")
+                env[e.group(1)] = e.group(2)
+            elif i == 0:
+                version = tok
+            else:
+                raise BenchError(f"allocators file {path}:{n}: {tok!r} is neither the version (which comes "
+                                 "right after the library) nor VAR=VALUE")
+        if name in out:
+            raise BenchError(f"allocators file {path}:{n}: allocator {name} given twice")
+        out[name] = (target, version, env)
     return out
 
 
@@ -182,15 +210,20 @@ def resolve(spec=None, files=(), root=benchlib.ROOT):
         if name in seen:
             raise BenchError(f"allocator {name} given twice")
         seen.add(name)
-        version = None
+        version, env = None, {}
         if path is None and name in external:
-            path, version = external[name]
-        if path is not None:
+            path, version, env = external[name]
+        if path in BUILTIN:  # a variant of a built-in allocator
+            a = dict(resolve_builtin(path, root), name=name, base=path, env=env)
+            if version:
+                a["version"] = version
+            out.append(a)
+        elif path is not None:
             if name == "glibc":
                 raise BenchError("allocator name glibc is reserved for the system malloc")
             lib = os.path.abspath(os.path.join(root, path)) if not os.path.isabs(path) else path
             out.append(_finish({"name": name, "kind": "external", "package": None, "lib": lib,
-                                "version": version}))
+                                "version": version, "env": env}))
         elif name in BUILTIN:
             out.append(resolve_builtin(name, root))
         else:

@@ -202,7 +202,13 @@ class Runner:
         env["TMBENCH_PROBE_FILE"] = probe_file
         if preload:
             env["LD_PRELOAD"] = self.preload(a)
+            env.update(a.get("env") or {})
         return env
+
+    def alloc_words(self, a):
+        """VAR=VALUE words that put allocator a under the measured program only (env(1), strace -E):
+        the preload, then the variant's own environment."""
+        return [f"LD_PRELOAD={self.preload(a)}"] + [f"{k}={v}" for k, v in (a.get("env") or {}).items()]
 
     def pin_argv(self, w):
         """taskset in front of a single-threaded workload's runs under --pin: the last usable
@@ -324,7 +330,7 @@ class Runner:
         if prefix_argv:   # strace: it sets LD_PRELOAD for the program itself (-E)
             rec = benchlib.run_measured(pin + prefix_argv + argv, env, w["cwd"], timeout, so, se, sample)
         else:             # GNU time -> env LD_PRELOAD=... -> program: time itself is not preloaded
-            rec = benchlib.run_measured(pin + [self.env_bin, f"LD_PRELOAD={self.preload(a)}"] + argv, env,
+            rec = benchlib.run_measured(pin + [self.env_bin] + self.alloc_words(a) + argv, env,
                                         w["cwd"], timeout, so, se, sample, time_bin=self.time_bin)
         reason, tm, records = self.evaluate(w, a, rec, so, se, probe_file, run_check_cmd)
         self.trim(so)
@@ -346,7 +352,8 @@ class Runner:
         d = self.raw(st["workload"], st["allocator"])
         out = os.path.join(d, "strace.txt")
         pre = ["strace", "-f", "-c", "-o", out, "-e", "trace=%memory"] + (["--seccomp-bpf"] if self.seccomp else [])
-        pre += ["-E", f"LD_PRELOAD={self.preload(a)}"]
+        for word in self.alloc_words(a):
+            pre += ["-E", word]
         r = self.step_untimed(st, w, a, w["argv"], 5 * w["timeout"] + 30, 0, False, prefix_argv=pre)
         if r["status"] == "ok":
             try:
@@ -367,7 +374,7 @@ class Runner:
         for f in (probe_file, js):
             if os.path.exists(f):
                 os.unlink(f)
-        words = [self.env_bin, f"LD_PRELOAD={self.preload(a)}", f"TMBENCH_PROBE_FILE={probe_file}"]
+        words = [self.env_bin] + self.alloc_words(a) + [f"TMBENCH_PROBE_FILE={probe_file}"]
         words += [f"{k}={v}" for k, v in (w.get("env") or {}).items()]
         cmd = shlex.join(words + w["argv"])
         warm, n = self.opts["warmup"], st["runs"]

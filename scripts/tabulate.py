@@ -378,11 +378,15 @@ def render_report(cells, summary, metas, plots, title):
     L.append("Allocators:")
     L.append("")
     arows = []
+    any_env = any(a.get("env") for m in metas for a in m["allocators"])
     for m in metas:
         for a in m["allocators"]:
+            env = " ".join(f"`{k}={v}`" for k, v in (a.get("env") or {}).items()) or "-"
             arows.append(([m["host"]] if multi else []) +
-                         [a["name"], a.get("version") or "-", f"`{a['lib']}`" if a.get("lib") else "system (no preload)"])
-    L.append(md_table((["host"] if multi else []) + ["allocator", "version", "library"], arows))
+                         [a["name"], a.get("version") or "-", f"`{a['lib']}`" if a.get("lib") else "system (no preload)"] +
+                         ([env] if any_env else []))
+    L.append(md_table((["host"] if multi else []) + ["allocator", "version", "library"] +
+                      (["environment"] if any_env else []), arows))
     L.append("")
     L.append("How it was measured: per cell, each round runs the program once untimed under GNU time "
              "(rusage: peak RSS of the largest process, page faults; the RSS of the whole process tree is "

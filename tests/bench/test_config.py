@@ -89,6 +89,31 @@ class Registry(unittest.TestCase):
         finally:
             os.unlink(f.name)
 
+    def test_variants_of_built_in_allocators(self):
+        """`name = built-in [VAR=VALUE ...]`: the built-in's library with its own environment."""
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+            f.write("glibc-tuned = glibc GLIBC_TUNABLES=glibc.malloc.arena_max:1 MALLOC_TOP_PAD_=0\n"
+                    "libc-v = glibc 2.0-custom\n")
+        self.addCleanup(os.unlink, f.name)
+        a = allocators.resolve("glibc,glibc-tuned,libc-v", [f.name])
+        self.assertEqual(a[1]["base"], "glibc")
+        self.assertEqual(a[1]["env"], {"GLIBC_TUNABLES": "glibc.malloc.arena_max:1", "MALLOC_TOP_PAD_": "0"})
+        self.assertEqual(a[1]["expect"], a[0]["expect"])
+        self.assertEqual((a[2]["version"], a[2]["env"]), ("2.0-custom", {}))
+
+    def test_variant_errors_name_the_token(self):
+        for line, needle in (("v = glibc A=1 A=2", "A set twice"),
+                             ("v = glibc LD_PRELOAD=/x.so", "LD_PRELOAD is the harness's"),
+                             ("v = glibc A=1 loose", "'loose' is neither"),
+                             ("v = glibc\nv = glibc", "v given twice")):
+            with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+                f.write(line + "\n")
+            self.addCleanup(os.unlink, f.name)
+            with self.assertRaises(BenchError) as cm:
+                allocators.resolve("v", [f.name])
+            self.assertEqual(cm.exception.code, 2, line)
+            self.assertIn(needle, str(cm.exception))
+
     def test_cli_exit_codes(self):
         self.assertEqual(quiet(allocators.main, ["--allocators", "glibc"])[0], 0)
         rc, _, err = quiet(allocators.main, ["--allocators", "nope"])

@@ -283,6 +283,32 @@ class EndToEnd(unittest.TestCase):
         self.assertEqual(p.returncode, 2)
         self.assertIn("exists", p.stderr)
 
+    def test_a_variant_runs_with_its_own_environment(self):
+        """`name = built-in VAR=VALUE` reaches the measured program in every step (mem, time,
+        strace), and only under that variant; the report shows it."""
+        man = os.path.join(self.tmp, "manifest-variant")
+        os.makedirs(man, exist_ok=True)
+        with open(os.path.join(man, "t.json"), "w") as f:
+            json.dump({"workloads": [{"name": "marked", "timeout": 30, "cmd": [
+                "sh", "-c", "[ \"$TM_E2E_MARK\" = on ] || exit 7; echo 'TMBENCH {}'"]}]}, f)
+        conf = os.path.join(self.tmp, "variants.conf")
+        with open(conf, "w") as f:
+            f.write("glibc-marked = glibc TM_E2E_MARK=on\n")
+        res = os.path.join(self.tmp, "res-variant")
+        p = run(["--manifest", man, "--results-dir", res, "--allocators", "glibc,glibc-marked",
+                 "--allocators-file", conf, "--runs", "1", "--blocks", "1", "--no-plots", "--run-id", "v"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(os.path.join(res, "v", "summary.json")) as f:
+            cells = {c["allocator"]: c for c in json.load(f)["cells"]}
+        self.assertEqual(cells["glibc-marked"]["status"], "ok", cells["glibc-marked"].get("reason"))
+        self.assertEqual(cells["glibc"]["status"], "FAIL")
+        self.assertIn("exit status 7", cells["glibc"]["reason"])
+        for step in ("mem-1.json", "time-1.json", "strace.json"):
+            with open(os.path.join(res, "v", "raw", "marked", "glibc-marked", step)) as f:
+                self.assertEqual(json.load(f)["status"], "ok", step)
+        with open(os.path.join(res, "v", "report.md")) as f:
+            self.assertIn("`TM_E2E_MARK=on`", f.read())
+
     def test_shards_split_the_workloads(self):
         seen = []
         for i in (1, 2):
