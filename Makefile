@@ -82,7 +82,7 @@ test: test-build test-prereqs
 # Targets of the other parts hook in here (workloads build, bench probe, ...).
 test-prereqs::
 
-.PHONY: all lib test test-build test-prereqs install clean format
+.PHONY: all lib test test-build test-prereqs install clean format conf-table
 
 # ---- install ----------------------------------------------------------------------------
 install: lib
@@ -98,6 +98,10 @@ install: lib
 # Every C file git tracks; tests/style/test_format.sh checks it.
 format:
 	git ls-files '*.c' '*.h' | xargs clang-format -i
+
+# The README's table of TINYMALLOC_CONF keys is the library's own TINYMALLOC_CONF=help.
+conf-table: lib
+	$(PYTHON) scripts/conf_table.py --update
 
 clean:
 	rm -rf $(BUILD)

@@ -243,7 +243,7 @@ static void statistics_count_calls(void) {
     void *h = vmalloc(8u << 20);
     CHECK(tinymalloc_stats_get(&b, sizeof b) == 0);
     CHECK(b.slab_allocs - a.slab_allocs == 100);
-    CHECK(b.huge_allocs - a.huge_allocs == 1);
+    CHECK(b.heap_allocs - a.heap_allocs == 1);
     CHECK(b.large_allocs - a.large_allocs == 1); /* 8 MiB: a heap block, no mapping of its own */
     CHECK(b.live_bytes >= a.live_bytes + 100 * 32 + (8u << 20));
     /* Above the adaptive threshold's ceiling (512 MiB): a mapping of its own, one mmap. */
@@ -255,7 +255,7 @@ static void statistics_count_calls(void) {
     for (int i = 0; i < 100; i++) free(ps[i]);
     free(h);
     CHECK(tinymalloc_stats_get(&a, sizeof a) == 0);
-    CHECK(a.slab_frees - b.slab_frees == 100 && a.huge_frees - b.huge_frees == 2);
+    CHECK(a.slab_frees - b.slab_frees == 100 && a.heap_frees - b.heap_frees == 2);
     CHECK(tinymalloc_stats_get(&a, 3) == -1);
 }
 

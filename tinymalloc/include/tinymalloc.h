@@ -17,13 +17,13 @@ struct tinymalloc_stats {
     uint64_t allocs; /* every successful allocation, all tiers */
     uint64_t frees;  /* every free of a non-NULL pointer */
     uint64_t slab_allocs, slab_frees;
-    uint64_t huge_allocs, huge_frees; /* the heap tier: large blocks and huge mappings */
-    uint64_t live_bytes;              /* blocks of every tier in use */
+    uint64_t heap_allocs, heap_frees;                   /* the heap tier: large_* plus mapped_* */
+    uint64_t live_bytes;                                /* blocks of every tier in use */
     uint64_t os_mmap, os_munmap, os_madvise, os_mremap; /* system calls made */
     uint64_t mapped_bytes, mapped_peak;
     /* Added with the arena and heap tiers (callers built before pass the older size). */
     uint64_t arena_allocs, arena_frees;   /* medium blocks */
-    uint64_t large_allocs, large_frees;   /* heap blocks (counted in huge_* too) */
+    uint64_t large_allocs, large_frees;   /* heap blocks (counted in heap_* too) */
     uint64_t mapped_allocs, mapped_frees; /* huge blocks with their own mapping */
     uint64_t arenas;                      /* arenas (one per CPU) */
 };

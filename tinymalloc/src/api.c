@@ -31,7 +31,7 @@ static void *alloc_any(size_t n, size_t align) {
     /* Medium sizes (and small ones with an alignment no class has) go to the arenas, whose
      * runs are aligned to a unit; everything else to the heap, which sends huge requests to
      * their own mappings. */
-    if (n <= tm_topt.medium_max && align <= tm_topt.arena_unit) return tm_mcache_alloc(n, align);
+    if (n <= tm_opt.medium_max && align <= tm_opt.arena_unit) return tm_mcache_alloc(n, align);
     return tm_heap_alloc(n, align);
 }
 
@@ -50,7 +50,7 @@ static tm_noinline void *malloc_large(size_t n, size_t align) {
 }
 
 static inline void *tm_malloc(size_t n) {
-    if (tm_likely(n <= tm_opt.small_max)) return tm_slab_alloc(tm_tc, tm_class_of(n));
+    if (tm_likely(n <= tm_opt.fast_max)) return tm_slab_alloc(tm_tc, tm_class_of(n));
     return malloc_large(n, TM_ALIGN);
 }
 
@@ -137,12 +137,12 @@ static void *resize_in_place(void *p, size_t n, size_t old) {
         if (n <= old && (n >= old / 2 || tm_opt.class_size[tm_class_of(n)] == old)) return p;
     } else if (kind == TM_KIND_ARENA) {
         /* In place while it stays medium: the tail is freed, or the next free units taken. */
-        if (n > tm_opt.slab_max && n <= tm_topt.medium_max && tm_arena_resize(p, n)) return p;
+        if (n > tm_opt.slab_max && n <= tm_opt.medium_max && tm_arena_resize(p, n)) return p;
     } else if (kind == TM_KIND_HEAP) {
-        if (n > tm_topt.medium_max)
+        if (n > tm_opt.medium_max)
             return tm_heap_realloc(p, n); /* shrunk, or grown into a
                                               free next block */
-    } else if (n > tm_topt.medium_max) {
+    } else if (n > tm_opt.medium_max) {
         return tm_huge_realloc(p, n);
     }
     return NULL;

@@ -1,9 +1,9 @@
-/* The arena tier: medium blocks (small_max < n <= medium_max) as runs of fixed units.
+/* The arena tier: medium blocks (slab_max < n <= medium_max) as runs of fixed units.
  *
- * There is one arena per CPU (at most TM_MAX_ARENAS), each with its own lock and never a
- * global one. A thread allocates from the arena of the CPU it runs on (sched_getcpu, answered
- * by rseq or the vDSO), and moves on to the next arena whose lock is free (trylock) when that
- * one is busy; only when all are busy does it wait for its own.
+ * There are `arenas` arenas (default one per CPU, at most TM_MAX_ARENAS), each behind the lock
+ * of its tm_shard_t, never a global one. A thread allocates from the arena of the CPU it runs on
+ * (sched_getcpu, answered by rseq or the vDSO), and moves on to the next arena whose lock is free
+ * (trylock) when that one is busy; only when all are busy does it wait for its own.
  *
  * An arena is a list of 4 MiB chunks marked TM_KIND_ARENA, each cut into units of
  * arena_unit bytes. Metadata is out of band, in the chunk's first units: the header and two
@@ -20,8 +20,15 @@
  *
  * A free, from any thread, takes the lock of the arena named in the chunk header. A chunk
  * that becomes wholly free stays in its arena; after arena_purge_delay ms (checked by any
- * arena's operations: see tm_due_publish) its pages go back to
- * the OS (madvise), and past arena_retain such chunks the rest are returned to the chunk layer.
+ * arena's operations: the tier's tm_clock_t) its pages go back to the OS (madvise), and past
+ * arena_retain such chunks the rest are returned to the chunk layer.
+ *
+ * Invariants. The arena's lock guards its chunk list, its counters and every field of its
+ * chunks' headers and bitmaps. Read without it: a chunk's seal and arena (set before the chunk
+ * is listed, cleared only when it leaves), and a live block's start bit and length (relaxed
+ * atomics; written under the lock, constant while the block is live). For every chunk,
+ * free_units == the zero bits of `used`, and a unit has its start bit iff it begins a live
+ * block, and the len[] units from it are all used.
  */
 #include "tm_internal.h"
 
@@ -32,7 +39,7 @@
 #define TM_ARENA_WORDS (TM_ARENA_MAX_UNITS / 64)
 
 typedef struct tm_achunk {
-    uintptr_t seal; /* secret ^ address: the header is trusted only when it matches */
+    uintptr_t seal; /* tm_seal of its address and arena: trusted only when it matches */
     uint32_t arena; /* owner */
     uint32_t first; /* first unit after the metadata */
     uint32_t free_units;
@@ -47,29 +54,20 @@ typedef struct tm_achunk {
 } tm_achunk_t;
 
 typedef struct {
-    tm_lock_t lock;
+    tm_shard_t sh; /* the lock that guards every field below, and the next maintenance */
     uint32_t idx;
     tm_achunk_t *chunks;
     uint32_t nchunks, nempty;
     uint64_t nalloc, nfree, used_units, purged, released;
-    uint64_t next_maint_ms; /* 0: no wholly free chunk waits */
 } __attribute__((aligned(64))) tm_arena_t;
 
 static tm_arena_t arenas[TM_MAX_ARENAS];
 static unsigned narenas = 1;
-/* Invariant: no arena's next_maint_ms is earlier than arenas_due_ms (0: none due). */
-static _Atomic uint64_t arenas_due_ms;
-
-static void set_next_maint(tm_arena_t *a, uint64_t due) {
-    a->next_maint_ms = due;
-    tm_due_publish(&arenas_due_ms, due);
-}
+static tm_clock_t arena_clock; /* due: a wholly free chunk waits to be purged or released */
 static unsigned unit_shift = 12, nunits = TM_CHUNK_SIZE >> 12, nwords = (TM_CHUNK_SIZE >> 12) / 64;
 static _Atomic uint64_t chunks_peak, chunks_now;
 
-static uintptr_t seal_of(const tm_achunk_t *c) {
-    return (tm_secret ^ (uintptr_t)c ^ 0xa4e4a4e4a4e4a4e4ULL) * 0x9e3779b97f4a7c15ULL ^ c->arena;
-}
+static uintptr_t seal_of(const tm_achunk_t *c) { return tm_seal(c, TM_KIND_ARENA, c->arena); }
 
 /* ---- bitmaps: whole-word operations only ------------------------------------------------ */
 /* First unit >= i whose bit in map is `bit`, or nunits. */
@@ -150,11 +148,7 @@ static tm_achunk_t *chunk_new(tm_arena_t *a) {
     if (a->chunks) a->chunks->prev = c;
     a->chunks = c;
     a->nchunks++;
-    uint64_t now = atomic_fetch_add_explicit(&chunks_now, 1, memory_order_relaxed) + 1;
-    uint64_t pk = atomic_load_explicit(&chunks_peak, memory_order_relaxed);
-    while (now > pk && !atomic_compare_exchange_weak_explicit(
-                           &chunks_peak, &pk, now, memory_order_relaxed, memory_order_relaxed)) {
-    }
+    tm_gauge_add(&chunks_now, &chunks_peak, 1);
     return c;
 }
 
@@ -162,18 +156,19 @@ static bool chunk_empty(const tm_achunk_t *c) { return c->free_units == nunits -
 
 /* Purges wholly free chunks that have been so for the delay, and returns those past
  * arena_retain to the chunk layer. Under the arena lock. */
-static void arena_maintain(tm_arena_t *a, uint64_t now) {
+static void arena_maintain(tm_shard_t *sh, uint64_t now) {
+    tm_arena_t *a = (tm_arena_t *)sh;
     uint64_t pending = 0;
     uint32_t kept = 0;
     tm_achunk_t *c = a->chunks;
     while (c) {
         tm_achunk_t *nx = c->next;
         if (c->empty_since) {
-            if (now - c->empty_since < tm_topt.arena_purge_delay) {
-                uint64_t due = c->empty_since + tm_topt.arena_purge_delay;
+            if (now - c->empty_since < tm_opt.arena_purge_delay) {
+                uint64_t due = c->empty_since + tm_opt.arena_purge_delay;
                 if (!pending || due < pending) pending = due;
                 kept++;
-            } else if (kept < tm_topt.arena_retain) {
+            } else if (kept < tm_opt.arena_retain) {
                 kept++;
                 if (!c->purged) {
                     uintptr_t lo = (uintptr_t)c + ((size_t)c->first << unit_shift);
@@ -198,53 +193,23 @@ static void arena_maintain(tm_arena_t *a, uint64_t now) {
         }
         c = nx;
     }
-    set_next_maint(a, pending);
-}
-
-/* Runs the other arenas' due maintenance; a is locked by the caller, the others are only
- * tried (a busy one is tried again half a delay later). */
-static tm_noinline void arenas_maintain_others(tm_arena_t *a, uint64_t due, uint64_t now) {
-    if (!tm_due_claim(&arenas_due_ms, due)) return;
-    set_next_maint(a, a->next_maint_ms);
-    for (unsigned i = 0; i < narenas; i++) {
-        tm_arena_t *o = &arenas[i];
-        if (o == a) continue;
-        if (!tm_trylock(&o->lock)) {
-            tm_due_publish(&arenas_due_ms, now + tm_topt.arena_purge_delay / 2);
-            continue;
-        }
-        if (o->next_maint_ms && now >= o->next_maint_ms)
-            arena_maintain(o, now);
-        else
-            set_next_maint(o, o->next_maint_ms);
-        tm_unlock(&o->lock);
-    }
-}
-
-/* Under a's lock, at each allocation and free; now is 0 when not read yet. */
-static inline void arena_tick(tm_arena_t *a, uint64_t now) {
-    uint64_t due = atomic_load_explicit(&arenas_due_ms, memory_order_relaxed);
-    if (a->next_maint_ms == 0 && due == 0) return;
-    if (!now) now = tm_now_ms();
-    if (a->next_maint_ms && now >= a->next_maint_ms) arena_maintain(a, now);
-    if (due && now >= due) arenas_maintain_others(a, due, now);
+    tm_clock_set(&arena_clock, &a->sh, pending);
 }
 
 /* ---- allocation ------------------------------------------------------------------------- */
 static tm_arena_t *arena_acquire(void) {
     unsigned home = tm_cpu_index() % narenas;
     tm_arena_t *a = &arenas[home];
-    if (tm_likely(tm_trylock(&a->lock))) return a;
+    if (tm_likely(tm_trylock(&a->sh.lock))) return a;
     for (unsigned k = 1; k < narenas; k++) {
         tm_arena_t *b = &arenas[(home + k) % narenas];
-        if (tm_trylock(&b->lock)) return b;
+        if (tm_trylock(&b->sh.lock)) return b;
     }
-    tm_lock(&a->lock);
+    tm_lock(&a->sh.lock);
     return a;
 }
 
-void *tm_arena_alloc(size_t n, size_t align) {
-    (void)align; /* callers send only alignments up to a unit, which every run has */
+void *tm_arena_alloc(size_t n) {
     unsigned need = (unsigned)((n + (1UL << unit_shift) - 1) >> unit_shift);
     if (need == 0) need = 1;
     tm_arena_t *a = arena_acquire();
@@ -258,7 +223,7 @@ void *tm_arena_alloc(size_t n, size_t align) {
     if (c == NULL) {
         c = chunk_new(a);
         if (c == NULL) {
-            tm_unlock(&a->lock);
+            tm_unlock(&a->sh.lock);
             errno = ENOMEM;
             return NULL;
         }
@@ -276,8 +241,8 @@ void *tm_arena_alloc(size_t n, size_t align) {
     c->free_units -= need;
     a->used_units += need;
     a->nalloc++;
-    arena_tick(a, 0);
-    tm_unlock(&a->lock);
+    tm_clock_tick(&arena_clock, &a->sh, 0);
+    tm_unlock(&a->sh.lock);
     return (char *)c + ((size_t)i << unit_shift);
 }
 
@@ -301,10 +266,10 @@ void tm_arena_free(void *p, const char *func) {
     unsigned i;
     tm_achunk_t *c = chunk_of(p, &i, func);
     tm_arena_t *a = &arenas[c->arena];
-    tm_lock(&a->lock);
+    tm_lock(&a->sh.lock);
     if (tm_unlikely(!is_start(c, i))) {
         bool used = (c->used[i / 64] >> (i % 64)) & 1;
-        tm_unlock(&a->lock);
+        tm_unlock(&a->sh.lock);
         tm_fatal(func, used ? "invalid pointer" : "double free of", p);
     }
     unsigned n = c->len[i];
@@ -320,10 +285,10 @@ void tm_arena_free(void *p, const char *func) {
         now = tm_now_ms();
         c->empty_since = now ? now : 1;
         a->nempty++;
-        if (a->next_maint_ms == 0) set_next_maint(a, now + tm_topt.arena_purge_delay);
+        if (a->sh.due_ms == 0) tm_clock_set(&arena_clock, &a->sh, now + tm_opt.arena_purge_delay);
     }
-    arena_tick(a, now);
-    tm_unlock(&a->lock);
+    tm_clock_tick(&arena_clock, &a->sh, now);
+    tm_unlock(&a->sh.lock);
 }
 
 /* Without the lock: the caller owns the live block, whose start bit and length stay put.
@@ -345,9 +310,9 @@ bool tm_arena_resize(void *p, size_t n) {
     tm_achunk_t *c = chunk_of(p, &i, "realloc");
     tm_arena_t *a = &arenas[c->arena];
     unsigned need = (unsigned)((n + (1UL << unit_shift) - 1) >> unit_shift);
-    tm_lock(&a->lock);
+    tm_lock(&a->sh.lock);
     if (!is_start(c, i)) {
-        tm_unlock(&a->lock);
+        tm_unlock(&a->sh.lock);
         tm_fatal("realloc", "invalid pointer", p);
     }
     unsigned have = c->len[i];
@@ -369,37 +334,36 @@ bool tm_arena_resize(void *p, size_t n) {
         }
     }
     if (ok) tm_rstore(c->len[i], (uint16_t)need);
-    tm_unlock(&a->lock);
+    tm_unlock(&a->sh.lock);
     return ok;
 }
 
 /* ---- set-up, fork, statistics --------------------------------------------------------- */
 void tm_arena_init(void) {
-    unsigned n = tm_topt.arenas ? tm_topt.arenas : tm_ncpus();
+    unsigned n = tm_opt.arenas ? tm_opt.arenas : tm_ncpus();
     narenas = n < TM_MAX_ARENAS ? n : TM_MAX_ARENAS;
-    unit_shift = (unsigned)__builtin_ctzl(tm_topt.arena_unit);
+    unit_shift = (unsigned)__builtin_ctzl(tm_opt.arena_unit);
     nunits = (unsigned)(TM_CHUNK_SIZE >> unit_shift);
     nwords = nunits / 64;
     for (unsigned i = 0; i < narenas; i++) arenas[i].idx = i;
+    arena_clock.first = &arenas[0].sh;
+    arena_clock.stride = sizeof arenas[0];
+    arena_clock.n = narenas;
+    arena_clock.delay_ms = &tm_opt.arena_purge_delay;
+    arena_clock.maintain = arena_maintain;
 }
 
 /* malloc_trim: purges every wholly free chunk now, whatever its age. */
 void tm_arena_trim(void) {
     for (unsigned i = 0; i < narenas; i++) {
-        tm_lock(&arenas[i].lock);
-        if (arenas[i].nempty) arena_maintain(&arenas[i], UINT64_MAX);
-        tm_unlock(&arenas[i].lock);
+        tm_lock(&arenas[i].sh.lock);
+        if (arenas[i].nempty) arena_maintain(&arenas[i].sh, UINT64_MAX);
+        tm_unlock(&arenas[i].sh.lock);
     }
 }
 
-void tm_arena_fork_prepare(void) {
-    for (unsigned i = 0; i < narenas; i++) tm_lock(&arenas[i].lock);
-}
-void tm_arena_fork_parent(void) {
-    for (unsigned i = 0; i < narenas; i++) tm_unlock(&arenas[i].lock);
-}
-void tm_arena_fork_child(void) {
-    for (unsigned i = 0; i < narenas; i++) tm_lock_reset(&arenas[i].lock);
+void tm_arena_locks(tm_lock_fn fn) {
+    for (unsigned i = 0; i < narenas; i++) fn(&arenas[i].sh.lock);
 }
 
 unsigned tm_arena_count(void) { return narenas; }
@@ -414,24 +378,14 @@ void tm_arena_totals(tm_arena_totals_t *t) {
     memset(t, 0, sizeof *t);
     for (unsigned i = 0; i < narenas; i++) {
         tm_arena_t *a = &arenas[i];
-        tm_lock(&a->lock);
+        tm_lock(&a->sh.lock);
         t->nalloc += a->nalloc;
         t->nfree += a->nfree;
         t->chunks += a->nchunks;
         t->used_bytes += a->used_units << unit_shift;
         t->purged_chunks += a->purged;
         t->released_chunks += a->released;
-        tm_unlock(&a->lock);
+        tm_unlock(&a->sh.lock);
     }
     t->chunks_peak = atomic_load_explicit(&chunks_peak, memory_order_relaxed);
-}
-
-/* Per-arena allocation counts, for programs and tests that check which arenas served them.
- * Fills up to n counts; returns the number of arenas. */
-#include "tinymalloc.h"
-unsigned tinymalloc_arena_allocs(uint64_t *counts, unsigned n) TM_EXPORT;
-unsigned tinymalloc_arena_allocs(uint64_t *counts, unsigned n) {
-    tm_init();
-    for (unsigned i = 0; i < n && i < narenas; i++) counts[i] = tm_arena_allocs_of(i);
-    return narenas;
 }

@@ -7,7 +7,9 @@
  * the pages covering our chunks are ever touched. */
 uint8_t tm_chunk_map[TM_CHUNK_MAP_SIZE];
 
-tm_lock_t tm_chunk_lock;
+static tm_lock_t tm_chunk_lock;
+
+void tm_chunk_locks(tm_lock_fn fn) { fn(&tm_chunk_lock); }
 
 /* Invariant (under tm_chunk_lock): [region_next, region_end) is reserved, unused, chunk
  * aligned; free_chunks links wholly free chunks through their first word. */

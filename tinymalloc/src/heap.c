@@ -8,17 +8,21 @@
  * seal mixes the per-process secret with the header's address and fields, and a header whose
  * seal does not match is never trusted (invalid pointer, or an overflow from the block below).
  *
- * Concurrency. There is one heap per CPU (at most TM_MAX_ARENAS), each with its own lock. A
- * thread keeps to the heap it used last (its large blocks stay together, so a thread that
- * moves between CPUs does not spread its footprint) and moves to another only when that lock
- * is taken (trylock). A free takes the lock of the heap named in the block's header.
+ * Concurrency. There are `heaps` heaps (default one per CPU, at most TM_MAX_ARENAS), each
+ * behind the lock of its tm_shard_t, which guards every field of the heap and every header of
+ * its blocks. A thread uses the heap of the CPU it runs on until it first finds that heap's
+ * lock taken; it then moves to the next free one (trylock), or waits for its own when all are
+ * taken, and from then on keeps to that heap (heap_home), so that contention spreads threads
+ * out once and a thread's blocks stay together. A free takes the lock of the heap named in
+ * the block's header. Without a lock only what a live block's header never changes is read
+ * (its heap, to know which lock to take), and it is checked again under the lock.
  *
  * Best fit. Free blocks sit in size bins, four per doubling, with a two-word bitmap of the
  * non-empty bins: the request's own bin is searched for the smallest block that fits, then the
  * next non-empty bin (found with ctz) for its smallest block; ties go to the lower address,
  * which keeps the heap compact. Each list scan is bounded (TM_HEAP_SCAN entries).
  *
- * Growth policy (documented for the README):
+ * Growth policy (the README's "How it works" states it too):
  *   - A hit (a free block fits) resets the consecutive-miss counter and decays the
  *     anticipation: ahead -= ahead * heap_decay / 100.
  *   - A miss grows the heap by what is needed. From heap_miss_threshold consecutive misses
@@ -31,9 +35,10 @@
  *     merged into it, so blocks coalesce across the old border.
  *   - Free blocks give their pages back (madvise) once they have been free heap_purge_delay
  *     ms; the check runs on heap operations at most every delay / 2. A heap's operations
- *     also check the other heaps once one of them is due: a thread that moved to another
- *     CPU (so to another heap) still gets the memory it freed on the first one purged. Wholly free
- * spans are returned to the chunk layer once the heap holds more than heap_retain free bytes.
+ *     also check the other heaps once one of them is due (the tier's tm_clock_t): memory
+ *     freed into a heap that no thread uses any more is still purged.
+ *   - Wholly free spans are returned to the chunk layer once the heap holds more than
+ *     heap_retain free bytes.
  *
  * Huge requests (>= the adaptive threshold tm_huge_threshold, or alignments above a chunk)
  * get their own mapping (huge.c). Like glibc's dynamic mmap threshold, freeing a huge block
@@ -54,7 +59,7 @@
 enum { TM_HB_USED = 0x55ed, TM_HB_FREE = 0xf4ee, TM_HB_END = 0xe4d0 };
 
 typedef struct tm_hblock {
-    uintptr_t seal;       /* tm_heap_seal() of the fields below */
+    uintptr_t seal;       /* seal_of() the fields below */
     size_t size;          /* bytes from this header to the next one */
     size_t prev_size;     /* bytes of the block before it; 0 for the first of a span */
     uint32_t heap;        /* owning heap */
@@ -76,7 +81,7 @@ _Static_assert(sizeof(tm_hblock_t) == TM_HEAP_HDR, "block header is 64 bytes");
 _Static_assert(sizeof(tm_hspan_t) == TM_HEAP_HDR, "span header is 64 bytes");
 
 typedef struct {
-    tm_lock_t lock;
+    tm_shard_t sh; /* the lock that guards every field below, and the next purge */
     uint32_t idx;
     tm_hspan_t *spans;
     uint64_t binmap[TM_HEAP_BINS / 64];
@@ -87,30 +92,22 @@ typedef struct {
     uint64_t blocks, free_blocks, consecutive_misses, misses, hits, grows;
     uint64_t purged_bytes, unmapped_bytes, nalloc, nfree;
     size_t ahead;
-    uint64_t next_purge_ms; /* 0: nothing waits to be purged */
 } __attribute__((aligned(64))) tm_heap_t;
 
 static tm_heap_t heaps[TM_MAX_ARENAS];
 static unsigned nheaps = 1;
 static __thread int heap_home __attribute__((tls_model("initial-exec"))) = -1;
-/* Invariant: no heap's next_purge_ms is earlier than heaps_due_ms (0: none due); see
- * tm_due_publish. */
-static _Atomic uint64_t heaps_due_ms;
+static tm_clock_t heap_clock; /* due: a free block waits to be purged */
 _Atomic size_t tm_huge_threshold;
 
 /* ---- sealed headers ------------------------------------------------------------------- */
+/* Sizes are below 2^47, so state and heap in the top bits keep every field apart. */
 static uintptr_t seal_of(const tm_hblock_t *b) {
-    uintptr_t x = tm_secret ^ (uintptr_t)b;
-    x ^= b->size * 0x9e3779b97f4a7c15ULL;
-    x ^= (b->prev_size + 1) * 0xc2b2ae3d27d4eb4fULL;
-    x ^= ((uintptr_t)b->heap << 32 | b->state) * 0x165667b19e3779f9ULL;
-    return x ^ (x >> 29);
+    return tm_seal(b, b->size ^ (uint64_t)b->state << 48, b->prev_size ^ (uint64_t)b->heap << 48);
 }
 static void seal(tm_hblock_t *b) { b->seal = seal_of(b); }
 static bool sealed(const tm_hblock_t *b) { return b->seal == seal_of(b); }
-static uintptr_t span_seal_of(const tm_hspan_t *s) {
-    return (tm_secret ^ (uintptr_t)s ^ s->size ^ 0x5bd1e995) * 0x9e3779b97f4a7c15ULL;
-}
+static uintptr_t span_seal_of(const tm_hspan_t *s) { return tm_seal(s, TM_KIND_HEAP, s->size); }
 
 static uintptr_t link_enc(const tm_hblock_t *to, const tm_hblock_t *at) {
     return (uintptr_t)to ^ tm_secret ^ ((uintptr_t)at >> 6);
@@ -218,13 +215,9 @@ static void span_unlink(tm_heap_t *h, tm_hspan_t *s) {
 
 /* Purges blocks free for longer than the delay; past heap_retain free bytes, returns spans
  * that are wholly free. Runs under the heap lock at most every delay / 2. */
-static void set_next_purge(tm_heap_t *h, uint64_t due) {
-    h->next_purge_ms = due;
-    tm_due_publish(&heaps_due_ms, due);
-}
-
-static void heap_maintain(tm_heap_t *h, uint64_t now) {
-    uint64_t delay = tm_topt.heap_purge_delay;
+static void heap_maintain(tm_shard_t *sh, uint64_t now) {
+    tm_heap_t *h = (tm_heap_t *)sh;
+    uint64_t delay = tm_opt.heap_purge_delay;
     uint64_t pending = 0;
     for (unsigned i = 0; i < TM_HEAP_BINS; i++) {
         tm_hblock_t *b = h->bins[i];
@@ -239,7 +232,7 @@ static void heap_maintain(tm_heap_t *h, uint64_t now) {
             /* A whole span free: first block (prev_size 0) followed by the sentinel. */
             tm_hblock_t *end = next_block(b);
             if (b->prev_size == 0 && end->state == TM_HB_END &&
-                h->free_bytes > tm_topt.heap_retain) {
+                h->free_bytes > tm_opt.heap_retain) {
                 tm_hspan_t *s = (tm_hspan_t *)((char *)b - TM_HEAP_HDR);
                 bin_remove(h, b);
                 span_unlink(h, s);
@@ -252,35 +245,7 @@ static void heap_maintain(tm_heap_t *h, uint64_t now) {
             b = nx;
         }
     }
-    set_next_purge(h, pending);
-}
-
-/* Runs the other heaps' due purges; h is locked by the caller, the others are only tried
- * (a busy one is tried again half a delay later). */
-static tm_noinline void heaps_maintain_others(tm_heap_t *h, uint64_t due, uint64_t now) {
-    if (!tm_due_claim(&heaps_due_ms, due)) return;
-    set_next_purge(h, h->next_purge_ms);
-    for (unsigned i = 0; i < nheaps; i++) {
-        tm_heap_t *o = &heaps[i];
-        if (o == h) continue;
-        if (!tm_trylock(&o->lock)) {
-            tm_due_publish(&heaps_due_ms, now + tm_topt.heap_purge_delay / 2);
-            continue;
-        }
-        if (o->next_purge_ms && now >= o->next_purge_ms)
-            heap_maintain(o, now);
-        else
-            set_next_purge(o, o->next_purge_ms);
-        tm_unlock(&o->lock);
-    }
-}
-
-static inline void heap_tick(tm_heap_t *h) {
-    uint64_t due = atomic_load_explicit(&heaps_due_ms, memory_order_relaxed);
-    if (h->next_purge_ms == 0 && due == 0) return;
-    uint64_t now = tm_now_ms();
-    if (h->next_purge_ms && now >= h->next_purge_ms) heap_maintain(h, now);
-    if (due && now >= due) heaps_maintain_others(h, due, now);
+    tm_clock_set(&heap_clock, &h->sh, pending);
 }
 
 /* ---- growth ----------------------------------------------------------------------------- */
@@ -303,13 +268,13 @@ static tm_hblock_t *heap_grow(tm_heap_t *h, size_t need) {
     h->consecutive_misses++;
     h->misses++;
     size_t extra = 0;
-    if (h->consecutive_misses >= tm_topt.heap_miss_threshold) {
-        if (h->consecutive_misses == tm_topt.heap_miss_threshold || h->ahead < need)
+    if (h->consecutive_misses >= tm_opt.heap_miss_threshold) {
+        if (h->consecutive_misses == tm_opt.heap_miss_threshold || h->ahead < need)
             h->ahead = h->ahead > need ? h->ahead : need;
         else if (h->ahead < ((size_t)1 << 40))
-            h->ahead = h->ahead / 100 * tm_topt.heap_growth;
+            h->ahead = h->ahead / 100 * tm_opt.heap_growth;
         size_t peak = h->peak_in_use > h->in_use + need ? h->peak_in_use : h->in_use + need;
-        size_t bound = peak / 100 * (100 + tm_topt.heap_bound);
+        size_t bound = peak / 100 * (100 + tm_opt.heap_bound);
         size_t after = h->size + need;
         extra = after >= bound ? 0 : bound - after;
         if (extra > h->ahead) extra = h->ahead;
@@ -317,9 +282,9 @@ static tm_hblock_t *heap_grow(tm_heap_t *h, size_t need) {
     size_t want = need + 2 * TM_HEAP_HDR;
     if (want < need) return NULL;
     size_t span = tm_align_up(want + extra, TM_CHUNK_SIZE);
-    if (tm_topt.heap_max && h->size + tm_align_up(want, TM_CHUNK_SIZE) > tm_topt.heap_max)
+    if (tm_opt.heap_max && h->size + tm_align_up(want, TM_CHUNK_SIZE) > tm_opt.heap_max)
         return NULL;
-    if (tm_topt.heap_max && h->size + span > tm_topt.heap_max)
+    if (tm_opt.heap_max && h->size + span > tm_opt.heap_max)
         span = tm_align_up(want, TM_CHUNK_SIZE);
     char *base = tm_chunk_alloc_span(span, TM_KIND_HEAP);
     if (base == NULL && span > tm_align_up(want, TM_CHUNK_SIZE)) {
@@ -379,15 +344,15 @@ static tm_heap_t *heap_acquire(void) {
     int home = heap_home;
     if (tm_unlikely(home < 0)) home = (int)(tm_cpu_index() % nheaps);
     tm_heap_t *h = &heaps[home];
-    if (tm_likely(tm_trylock(&h->lock))) return h;
+    if (tm_likely(tm_trylock(&h->sh.lock))) return h;
     for (unsigned k = 1; k < nheaps; k++) {
         unsigned i = ((unsigned)home + k) % nheaps;
-        if (tm_trylock(&heaps[i].lock)) {
+        if (tm_trylock(&heaps[i].sh.lock)) {
             heap_home = (int)i;
             return &heaps[i];
         }
     }
-    tm_lock(&h->lock);
+    tm_lock(&h->sh.lock);
     heap_home = home;
     return h;
 }
@@ -413,7 +378,7 @@ static void split_tail(tm_heap_t *h, tm_hblock_t *b, size_t keep) {
     seal(nx);
     h->blocks++;
     bin_insert(h, r);
-    if (h->next_purge_ms == 0) set_next_purge(h, r->req + tm_topt.heap_purge_delay);
+    if (h->sh.due_ms == 0) tm_clock_set(&heap_clock, &h->sh, r->req + tm_opt.heap_purge_delay);
 }
 
 static void *heap_alloc_in(tm_heap_t *h, size_t n, size_t align) {
@@ -424,7 +389,7 @@ static void *heap_alloc_in(tm_heap_t *h, size_t n, size_t align) {
     if (b) {
         h->consecutive_misses = 0;
         h->hits++;
-        h->ahead -= h->ahead / 100 * tm_topt.heap_decay;
+        h->ahead -= h->ahead / 100 * tm_opt.heap_decay;
     } else if ((b = heap_grow(h, search)) == NULL) {
         return NULL;
     }
@@ -461,12 +426,12 @@ void *tm_heap_alloc(size_t n, size_t align) {
     if (align < TM_ALIGN) align = TM_ALIGN;
     if (n >= atomic_load_explicit(&tm_huge_threshold, memory_order_relaxed) ||
         align > TM_CHUNK_SIZE || n > PTRDIFF_MAX / 2)
-        return tm_huge_alloc(n, align, false);
+        return tm_huge_alloc(n, align);
     tm_heap_t *h = heap_acquire();
-    heap_tick(h);
+    tm_clock_tick(&heap_clock, &h->sh, 0);
     void *p = heap_alloc_in(h, n, align);
-    tm_unlock(&h->lock);
-    if (p == NULL) return tm_huge_alloc(n, align, false); /* heap_max, or no room for a span */
+    tm_unlock(&h->sh.lock);
+    if (p == NULL) return tm_huge_alloc(n, align); /* heap_max, or no room for a span */
     return p;
 }
 
@@ -482,10 +447,10 @@ static tm_hblock_t *lock_block(const void *p, const char *func, tm_heap_t **hp) 
     uint32_t idx = b->heap;
     if (idx >= nheaps) tm_fatal(func, "invalid pointer", p);
     tm_heap_t *h = &heaps[idx];
-    tm_lock(&h->lock);
+    tm_lock(&h->sh.lock);
     if (!sealed(b) || b->heap != idx || b->state != TM_HB_USED) {
         bool was_free = sealed(b) && b->state == TM_HB_FREE;
-        tm_unlock(&h->lock);
+        tm_unlock(&h->sh.lock);
         tm_fatal(func, was_free ? "invalid pointer: double free of" : "invalid pointer", p);
     }
     *hp = h;
@@ -498,7 +463,6 @@ void tm_heap_free(void *p, const char *func) {
     h->nfree++;
     stat_use(h, -(ssize_t)b->size);
     uint64_t now = tm_now_ms();
-    bool purged = false;
     tm_hblock_t *nx = checked(next_block(b));
     if (nx->state == TM_HB_FREE) {
         bin_remove(h, nx);
@@ -516,27 +480,27 @@ void tm_heap_free(void *p, const char *func) {
     }
     b->state = TM_HB_FREE;
     b->req = now;
-    b->purged = purged;
+    b->purged = 0; /* the part just freed is committed, whatever a merged neighbour was */
     seal(b);
     nx->prev_size = b->size;
     seal(nx);
     bin_insert(h, b);
-    if (tm_topt.heap_purge_delay == 0) {
+    if (tm_opt.heap_purge_delay == 0) {
         block_purge(h, b);
-        if (h->free_bytes > tm_topt.heap_retain) heap_maintain(h, now);
-    } else if (h->next_purge_ms == 0) {
-        set_next_purge(h, now + tm_topt.heap_purge_delay);
+        if (h->free_bytes > tm_opt.heap_retain) heap_maintain(&h->sh, now);
+    } else if (h->sh.due_ms == 0) {
+        tm_clock_set(&heap_clock, &h->sh, now + tm_opt.heap_purge_delay);
     } else {
-        heap_tick(h);
+        tm_clock_tick(&heap_clock, &h->sh, 0);
     }
-    tm_unlock(&h->lock);
+    tm_unlock(&h->sh.lock);
 }
 
 size_t tm_heap_usable(const void *p, const char *func) {
     tm_heap_t *h;
     tm_hblock_t *b = lock_block(p, func, &h);
     size_t n = b->size - TM_HEAP_HDR;
-    tm_unlock(&h->lock);
+    tm_unlock(&h->sh.lock);
     return n;
 }
 
@@ -546,8 +510,8 @@ void *tm_heap_realloc(void *p, size_t n) {
     tm_heap_t *h;
     tm_hblock_t *b = lock_block(p, "realloc", &h);
     if (n >= atomic_load_explicit(&tm_huge_threshold, memory_order_relaxed) ||
-        n <= tm_topt.medium_max / 2) {
-        tm_unlock(&h->lock);
+        n <= tm_opt.medium_max / 2) {
+        tm_unlock(&h->sh.lock);
         return NULL; /* belongs to another tier now */
     }
     size_t size = tm_align_up(n + TM_HEAP_HDR, TM_HEAP_GRAIN);
@@ -574,7 +538,7 @@ void *tm_heap_realloc(void *p, size_t n) {
         b->req = n;
         stat_use(h, (ssize_t)b->size - (ssize_t)old);
     }
-    tm_unlock(&h->lock);
+    tm_unlock(&h->sh.lock);
     return q;
 }
 
@@ -582,9 +546,9 @@ void *tm_heap_realloc(void *p, size_t n) {
 /* glibc's rule: a huge block freed is evidence that blocks of its size come and go, which the
  * heap serves without a mapping each; so the threshold rises to just above it. */
 void tm_huge_freed(size_t size) {
-    if (!tm_topt.huge_dynamic) return;
+    if (!tm_opt.huge_dynamic) return;
     size_t t = atomic_load_explicit(&tm_huge_threshold, memory_order_relaxed);
-    while (size >= t && size < tm_topt.huge_threshold_max) {
+    while (size >= t && size < tm_opt.huge_threshold_max) {
         if (atomic_compare_exchange_weak_explicit(&tm_huge_threshold, &t, size + 1,
                                                   memory_order_relaxed, memory_order_relaxed))
             break;
@@ -593,40 +557,39 @@ void tm_huge_freed(size_t size) {
 
 /* ---- set-up, fork, statistics ----------------------------------------------------------- */
 void tm_heap_init(void) {
-    unsigned n = tm_topt.arenas ? tm_topt.arenas : tm_ncpus();
+    unsigned n = tm_opt.heaps ? tm_opt.heaps : tm_ncpus();
     nheaps = n < TM_MAX_ARENAS ? n : TM_MAX_ARENAS;
     for (unsigned i = 0; i < nheaps; i++) heaps[i].idx = i;
-    atomic_store_explicit(&tm_huge_threshold, tm_topt.huge_threshold, memory_order_relaxed);
+    heap_clock.first = &heaps[0].sh;
+    heap_clock.stride = sizeof heaps[0];
+    heap_clock.n = nheaps;
+    heap_clock.delay_ms = &tm_opt.heap_purge_delay;
+    heap_clock.maintain = heap_maintain;
+    atomic_store_explicit(&tm_huge_threshold, tm_opt.huge_threshold, memory_order_relaxed);
 }
 
 /* malloc_trim: purges every free block now, whatever its age. */
 void tm_heap_trim(void) {
     for (unsigned i = 0; i < nheaps; i++) {
-        tm_lock(&heaps[i].lock);
-        heap_maintain(&heaps[i], UINT64_MAX);
-        tm_unlock(&heaps[i].lock);
+        tm_lock(&heaps[i].sh.lock);
+        heap_maintain(&heaps[i].sh, UINT64_MAX);
+        tm_unlock(&heaps[i].sh.lock);
     }
 }
 
-void tm_heap_fork_prepare(void) {
-    for (unsigned i = 0; i < nheaps; i++) tm_lock(&heaps[i].lock);
-}
-void tm_heap_fork_parent(void) {
-    for (unsigned i = 0; i < nheaps; i++) tm_unlock(&heaps[i].lock);
-}
-void tm_heap_fork_child(void) {
-    for (unsigned i = 0; i < nheaps; i++) tm_lock_reset(&heaps[i].lock);
+void tm_heap_locks(tm_lock_fn fn) {
+    for (unsigned i = 0; i < nheaps; i++) fn(&heaps[i].sh.lock);
 }
 
 /* Sums of all heaps, each read under its lock. */
 void tm_heap_totals(tm_heap_totals_t *t) {
     memset(t, 0, sizeof *t);
     t->heaps = nheaps;
-    t->max_size = tm_topt.heap_max;
+    t->max_size = tm_opt.heap_max;
     t->huge_threshold = atomic_load_explicit(&tm_huge_threshold, memory_order_relaxed);
     for (unsigned i = 0; i < nheaps; i++) {
         tm_heap_t *h = &heaps[i];
-        tm_lock(&h->lock);
+        tm_lock(&h->sh.lock);
         t->size += h->size;
         t->peak_size += h->peak_size;
         t->in_use += h->in_use;
@@ -643,20 +606,17 @@ void tm_heap_totals(tm_heap_totals_t *t) {
         t->ahead += h->ahead;
         t->nalloc += h->nalloc;
         t->nfree += h->nfree;
-        tm_unlock(&h->lock);
+        tm_unlock(&h->sh.lock);
     }
 }
 
-/* The public block walk: calls fn for every block of every heap, under that heap's lock (fn
- * must not allocate). Returns the number of blocks visited. */
-#include "tinymalloc.h"
-size_t tinymalloc_heap_walk(void (*fn)(void *, size_t, int, void *), void *arg) TM_EXPORT;
-size_t tinymalloc_heap_walk(void (*fn)(void *, size_t, int, void *), void *arg) {
-    tm_init();
+/* Calls fn for every block of every heap, under that heap's lock (fn must not allocate).
+ * Returns the number of blocks visited. */
+size_t tm_heap_walk(void (*fn)(void *, size_t, int, void *), void *arg) {
     size_t count = 0;
     for (unsigned i = 0; i < nheaps; i++) {
         tm_heap_t *h = &heaps[i];
-        tm_lock(&h->lock);
+        tm_lock(&h->sh.lock);
         for (tm_hspan_t *s = h->spans; s; s = s->next) {
             tm_hblock_t *b = (tm_hblock_t *)((char *)s + TM_HEAP_HDR);
             while (b->state != TM_HB_END) {
@@ -667,7 +627,7 @@ size_t tinymalloc_heap_walk(void (*fn)(void *, size_t, int, void *), void *arg) 
                 b = next_block(b);
             }
         }
-        tm_unlock(&h->lock);
+        tm_unlock(&h->sh.lock);
     }
     return count;
 }

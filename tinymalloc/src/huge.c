@@ -1,6 +1,6 @@
 /* Huge blocks: one mapping each, chunk aligned and a whole number of chunks long, so every
  * chunk marked TM_KIND_HUGE is wholly ours. The header sits just below the user pointer and
- * is trusted only when its magic (derived from the secret and the pointer) matches.
+ * is trusted only when its seal (tm_seal of the user pointer) matches.
  * Growing uses mremap: in place when the neighbouring range is free, else moved to a new
  * reservation without copying. */
 #include "tm_internal.h"
@@ -11,7 +11,7 @@
 #define TM_HUGE_HDR 64
 
 typedef struct {
-    uintptr_t magic;
+    uintptr_t seal; /* tm_seal of the user pointer: the header is trusted only when it matches */
     uintptr_t base;
     size_t map_size;
     size_t offset; /* user pointer - base */
@@ -24,21 +24,13 @@ static tm_huge_hdr_t *hdr_of(const void *p) {
     return (tm_huge_hdr_t *)((uintptr_t)p - TM_HUGE_HDR);
 }
 
-static uintptr_t magic_of(const void *p) { return tm_secret ^ (uintptr_t)p ^ 0x9e3779b97f4a7c15u; }
+static uintptr_t seal_of(const void *p) { return tm_seal(p, TM_KIND_HUGE, 0); }
 
 static void count_bytes(int64_t delta) {
-    uint64_t now =
-        atomic_fetch_add_explicit(&tm_huge_stats.cur_bytes, (uint64_t)delta, memory_order_relaxed) +
-        (uint64_t)delta;
-    uint64_t peak = atomic_load_explicit(&tm_huge_stats.peak_bytes, memory_order_relaxed);
-    while (now > peak &&
-           !atomic_compare_exchange_weak_explicit(&tm_huge_stats.peak_bytes, &peak, now,
-                                                  memory_order_relaxed, memory_order_relaxed)) {
-    }
+    tm_gauge_add(&tm_huge_stats.cur_bytes, &tm_huge_stats.peak_bytes, delta);
 }
 
-void *tm_huge_alloc(size_t n, size_t align, bool zero) {
-    (void)zero; /* fresh mappings are zero-filled */
+void *tm_huge_alloc(size_t n, size_t align) {
     if (align < TM_ALIGN) align = TM_ALIGN;
     size_t offset = align > TM_HUGE_HDR ? align : TM_HUGE_HDR;
     if (n > PTRDIFF_MAX - offset - TM_CHUNK_SIZE) {
@@ -54,7 +46,7 @@ void *tm_huge_alloc(size_t n, size_t align, bool zero) {
     h->map_size = map_size;
     h->offset = offset;
     h->size = n;
-    h->magic = magic_of(p);
+    h->seal = seal_of(p);
     tm_chunk_mark((uintptr_t)base, map_size, TM_KIND_HUGE);
     atomic_fetch_add_explicit(&tm_huge_stats.nalloc, 1, memory_order_relaxed);
     count_bytes((int64_t)map_size);
@@ -67,7 +59,7 @@ static tm_huge_hdr_t *checked_hdr(const void *p, const char *func) {
     if ((a & (TM_ALIGN - 1)) || tm_chunk_kind(a - TM_HUGE_HDR) != TM_KIND_HUGE)
         tm_fatal(func, "invalid pointer", p);
     tm_huge_hdr_t *h = hdr_of(p);
-    if (h->magic != magic_of(p)) tm_fatal(func, "invalid pointer", p);
+    if (h->seal != seal_of(p)) tm_fatal(func, "invalid pointer", p);
     return h;
 }
 
@@ -76,7 +68,7 @@ void tm_huge_free(void *p, const char *func) {
     uintptr_t base = h->base;
     size_t map_size = h->map_size;
     size_t size = h->size;
-    h->magic = 0;
+    h->seal = 0;
     /* Unmark before unmapping: once unmapped, the range may be mapped again by another thread,
      * which marks it after its own mmap returns. */
     tm_chunk_mark(base, map_size, TM_KIND_NONE);
@@ -130,6 +122,6 @@ void *tm_huge_realloc(void *p, size_t n) {
     h->base = base;
     h->map_size = want;
     h->size = n;
-    h->magic = magic_of(p);
+    h->seal = seal_of(p);
     return p;
 }

@@ -43,30 +43,29 @@ static uintptr_t make_secret(void) {
     return s | 1 | (1ULL << 63);
 }
 
+/* The lock owners, in the order the allocator nests their locks (a thread holding a pool lock
+ * may reach the chunk lock, never the reverse). Fork takes them all in this order. */
+static void (*const lock_owners[])(tm_lock_fn) = {
+    tm_tcache_locks, tm_slab_locks, tm_arena_locks, tm_heap_locks, tm_chunk_locks,
+};
+#define NOWNERS (sizeof lock_owners / sizeof lock_owners[0])
+
+static void lock_fn(tm_lock_t *l) { tm_lock(l); }
+static void unlock_fn(tm_lock_t *l) { tm_unlock(l); }
+static void reset_fn(tm_lock_t *l) { tm_lock_reset(l); }
+
 static void fork_prepare(void) {
     tm_lock(&init_lock);
-    tm_tcache_fork_prepare();
-    tm_slab_fork_prepare();
-    tm_arena_fork_prepare();
-    tm_heap_fork_prepare();
-    tm_lock(&tm_chunk_lock);
+    for (size_t i = 0; i < NOWNERS; i++) lock_owners[i](lock_fn);
 }
 
 static void fork_parent(void) {
-    tm_unlock(&tm_chunk_lock);
-    tm_heap_fork_parent();
-    tm_arena_fork_parent();
-    tm_slab_fork_parent();
-    tm_tcache_fork_parent();
+    for (size_t i = 0; i < NOWNERS; i++) lock_owners[i](unlock_fn);
     tm_unlock(&init_lock);
 }
 
 static void fork_child(void) {
-    tm_lock_reset(&tm_chunk_lock);
-    tm_heap_fork_child();
-    tm_arena_fork_child();
-    tm_slab_fork_child();
-    tm_tcache_fork_child();
+    for (size_t i = 0; i < NOWNERS; i++) lock_owners[i](reset_fn);
     tm_profile_fork_child();
     tm_lock_reset(&init_lock);
 }
@@ -76,7 +75,7 @@ void tm_init_slow(void) {
     if (!atomic_load_explicit(&tm_initialized, memory_order_relaxed)) {
         tm_secret = make_secret();
         tm_options_init();
-        if (tm_opt.profile_file[0]) tm_profile_init(); /* before any chunk is marked */
+        if (tm_opt.profile[0]) tm_profile_init(); /* before any chunk is marked */
         tm_tcache_init();
         tm_arena_init();
         tm_heap_init();

@@ -10,10 +10,15 @@
  * cached block is caught (from any thread) and a write after free cannot steer malloc. A
  * block leaving a bin gets its check word cleared. A dying thread's bins go back to the
  * arenas.
+ *
+ * Invariants. A thread's bins are its own: only it reads or writes them, so they take no lock
+ * and no atomic. A cached block stays allocated in its arena (its units used, its start bit
+ * set), so the arena never hands it out twice; mcache_bytes is the sum of the cached blocks'
+ * sizes and never exceeds medium_cache.
  */
 #include "tm_internal.h"
 
-#define TM_MCLASS_TABLE 16385 /* medium_max / arena_unit <= 16m / 1k */
+#define TM_MCLASS_TABLE (TM_CHUNK_SIZE / 1024 + 1) /* medium_max / arena_unit: under 4m / 1k */
 
 static uint32_t mclass_size[TM_MCLASSES];
 static unsigned nmclasses;
@@ -21,7 +26,7 @@ static uint8_t mclass_of_units[TM_MCLASS_TABLE];
 static unsigned unit_shift;
 
 void tm_mcache_init(void) {
-    size_t unit = tm_topt.arena_unit, max = tm_topt.medium_max;
+    size_t unit = tm_opt.arena_unit, max = tm_opt.medium_max;
     unit_shift = (unsigned)__builtin_ctzl(unit);
     size_t s = tm_align_up(tm_opt.slab_max + 1, unit);
     unsigned n = 0;
@@ -45,14 +50,14 @@ static inline unsigned mclass_of(size_t n) {
 }
 
 void *tm_mcache_alloc(size_t n, size_t align) {
-    if (align > TM_ALIGN || tm_topt.medium_cache == 0 || n > tm_topt.medium_max)
-        return tm_arena_alloc(n, align);
+    if (align > TM_ALIGN || tm_opt.medium_cache == 0 || n > tm_opt.medium_max)
+        return tm_arena_alloc(n);
     unsigned c = mclass_of(n);
     tm_tcache_t *tc = tm_tc;
     if (tc == &tm_tcache_empty && (tc = tm_tcache_get_slow()) == NULL) return NULL;
     tm_mbin_t *bin = &tc->mbin[c];
     tm_block_t *b = bin->head;
-    if (b == NULL || tc->is_fallback) return tm_arena_alloc(mclass_size[c], align);
+    if (b == NULL || tc->is_fallback) return tm_arena_alloc(mclass_size[c]);
     if (tm_unlikely(!tm_block_is_free(b))) tm_slab_corrupt(b);
     bin->head = b->next;
     bin->count--;
@@ -69,9 +74,9 @@ void tm_mcache_free(void *p, const char *func) {
      * check must match: live data does so only if copied out of a freed block. */
     if (tm_unlikely(tm_block_is_free(b))) tm_fatal(func, "double free of", p);
     tm_tcache_t *tc = tm_tc;
-    unsigned c = size <= tm_topt.medium_max ? mclass_of(size) : 0;
+    unsigned c = size <= tm_opt.medium_max ? mclass_of(size) : 0;
     if (tc == &tm_tcache_empty || tc->is_fallback || mclass_size[c] != size ||
-        tc->mcache_bytes + size > tm_topt.medium_cache)
+        tc->mcache_bytes + size > tm_opt.medium_cache)
         return tm_arena_free(p, func);
     tm_mbin_t *bin = &tc->mbin[c];
     tm_block_link(b, bin->head);

@@ -12,14 +12,7 @@
 tm_os_stats_t tm_os_stats;
 
 static void tm_os_count_mapped(int64_t delta) {
-    uint64_t now = atomic_fetch_add_explicit(&tm_os_stats.mapped_bytes, (uint64_t)delta,
-                                             memory_order_relaxed) +
-                   (uint64_t)delta;
-    uint64_t peak = atomic_load_explicit(&tm_os_stats.mapped_peak, memory_order_relaxed);
-    while (delta > 0 && now > peak &&
-           !atomic_compare_exchange_weak_explicit(&tm_os_stats.mapped_peak, &peak, now,
-                                                  memory_order_relaxed, memory_order_relaxed)) {
-    }
+    tm_gauge_add(&tm_os_stats.mapped_bytes, &tm_os_stats.mapped_peak, delta);
 }
 
 /* Anonymous, read-write and MAP_NORESERVE: the kernel commits a page on its first touch, so a

@@ -58,8 +58,8 @@ static tm_prof_trailer_t *trailer_of(void *p, size_t usable) {
     return (tm_prof_trailer_t *)((char *)p + usable - TM_PROF_TRAILER);
 }
 
-static uint64_t trailer_check(uint64_t size, uint64_t tick) {
-    return (size * 0x9e3779b97f4a7c15ULL) ^ tick ^ tm_secret;
+static uint64_t trailer_check(const tm_prof_trailer_t *t, uint64_t size, uint64_t tick) {
+    return tm_seal(t, size, tick);
 }
 
 void tm_profile_alloc(void *p, size_t n, size_t usable) {
@@ -68,21 +68,16 @@ void tm_profile_alloc(void *p, size_t n, size_t usable) {
     tm_prof_trailer_t *t = trailer_of(p, usable);
     t->size = n;
     t->tick = now;
-    t->check = trailer_check(n, now);
+    t->check = trailer_check(t, n, now);
     tm_prof_row_t *row = &rows[row_of(n)];
     atomic_fetch_add_explicit(&row->count, 1, memory_order_relaxed);
-    uint64_t live = atomic_fetch_add_explicit(&row->live, 1, memory_order_relaxed) + 1;
-    uint64_t peak = atomic_load_explicit(&row->peak_live, memory_order_relaxed);
-    while (live > peak &&
-           !atomic_compare_exchange_weak_explicit(&row->peak_live, &peak, live,
-                                                  memory_order_relaxed, memory_order_relaxed)) {
-    }
+    tm_gauge_add(&row->live, &row->peak_live, 1);
 }
 
 size_t tm_profile_free(void *p, size_t usable) {
     if (p == NULL || rows == NULL || usable < TM_PROF_TRAILER) return SIZE_MAX;
     tm_prof_trailer_t *t = trailer_of(p, usable);
-    if (t->check != trailer_check(t->size, t->tick) || t->size > usable - TM_PROF_TRAILER)
+    if (t->check != trailer_check(t, t->size, t->tick) || t->size > usable - TM_PROF_TRAILER)
         return SIZE_MAX; /* overwritten by the program, or counted already */
     uint64_t life = atomic_load_explicit(&ticks, memory_order_relaxed) - t->tick;
     tm_prof_row_t *row = &rows[row_of(t->size)];
@@ -129,7 +124,7 @@ static void out_exe(tm_out_t *o) {
 
 void tm_profile_write(void) {
     if (rows == NULL) return;
-    int fd = tm_open_pid_path(tm_opt.profile_file);
+    int fd = tm_open_pid_path(tm_opt.profile);
     if (fd < 0) return;
     char buf[4096];
     tm_out_t o = {buf, 0, sizeof buf, fd};

@@ -7,6 +7,13 @@
  * preallocated cluster, pages abandoned by exited threads, recently emptied pages) or the
  * global free-page pool (unassigned; past slab_retain, pages unused for slab_purge_delay ms
  * are purged).
+ *
+ * Invariants. A page's descriptor belongs to its owner thread while it has one (free list,
+ * used count, queues), and to the lock of the pool it sits in while it has none. Only
+ * thread_free is shared, through atomics. The free fast path reads owner, divisor and
+ * carved_end without a lock, as relaxed atomics (tm_rload), where a stale answer is safe: an
+ * owner seen stale sends the free to the remote path. The used count is kept as stated at
+ * tm_page_t. Lock order: a class pool, then the free-page pool, then the chunk layer's lock.
  */
 #include "tm_internal.h"
 
@@ -102,13 +109,10 @@ static bool page_extend(tm_page_t *pg) {
 }
 
 static void slab_chunk_init(tm_chunk_hdr_t *ch) {
-    ch->kind = TM_KIND_SLAB;
-    ch->npages = TM_PAGES_PER_CHUNK;
     /* Page 0 holds this header; the rest go to the free pool in address order. */
     for (size_t i = TM_PAGES_PER_CHUNK - 1; i >= 1; i--) {
         tm_page_t *pg = &ch->pages[i];
         pg->committed = 1; /* untouched, so it costs nothing until used */
-        pg->in_pool = 1;
         pg->next = free_pages;
         free_pages = pg;
     }
@@ -181,7 +185,6 @@ static tm_page_t *page_fresh(unsigned cls) {
     decay_locked();
     tm_unlock(&free_lock);
     pg->next = pg->prev = NULL;
-    pg->in_pool = 0;
     pg->committed = 1;
     page_assign(pg, cls);
     atomic_fetch_add_explicit(&tm_class_stats[cls].pages, 1, memory_order_relaxed);
@@ -203,7 +206,6 @@ static void page_release(tm_page_t *pg) {
     tm_rstore(pg->divisor, 0);
     tm_rstore(pg->carved_end, 0);
     tm_rstore(pg->owner, NULL);
-    pg->in_pool = 1;
     tm_lock(&free_lock);
     pg->committed = 1;
     free_committed++;
@@ -216,7 +218,6 @@ static void page_release(tm_page_t *pg) {
 /* An empty page leaves its owner: kept in its class's pool up to the class target, else
  * released. */
 static void pool_push_locked(tm_pool_t *pool, tm_page_t *pg) {
-    pg->in_pool = 1;
     pg->prev = NULL;
     pg->next = pool->pages;
     tm_rstore(pool->pages, pg);
@@ -249,7 +250,6 @@ static tm_page_t *pool_take(unsigned cls) {
     tm_unlock(&pool->lock);
     if (pg) {
         pg->next = pg->prev = NULL;
-        pg->in_pool = 0;
     }
     return pg;
 }
@@ -458,7 +458,7 @@ void tm_slab_init(void) {
     }
     for (c = 0; c < tm_opt.nclasses; c++) {
         uint32_t per_page = (uint32_t)(TM_PAGE_SIZE / tm_opt.class_size[c]);
-        uint32_t pages = (tm_opt.prealloc[c] + per_page - 1) / per_page;
+        uint32_t pages = (tm_opt.class_prealloc[c] + per_page - 1) / per_page;
         class_pool[c].target = pages;
         for (uint32_t i = 0; i < pages; i++) {
             tm_page_t *pg = page_fresh(c);
@@ -467,23 +467,13 @@ void tm_slab_init(void) {
             pool_push_locked(&class_pool[c], pg); /* start-up: no other thread yet */
         }
     }
-    /* Last: a non-zero small_max lets the fast path use the table built above. */
+    /* Last: a non-zero fast_max lets the fast path use the table built above. */
     tm_opt.slab_max = tm_opt.class_size[tm_opt.nclasses - 1];
     atomic_thread_fence(memory_order_release);
-    tm_opt.small_max = tm_profiling ? 0 : tm_opt.slab_max;
+    tm_opt.fast_max = tm_profiling ? 0 : tm_opt.slab_max;
 }
 
-void tm_slab_fork_prepare(void) {
-    for (unsigned c = 0; c < TM_MAX_CLASSES; c++) tm_lock(&class_pool[c].lock);
-    tm_lock(&free_lock);
-}
-
-void tm_slab_fork_parent(void) {
-    tm_unlock(&free_lock);
-    for (unsigned c = 0; c < TM_MAX_CLASSES; c++) tm_unlock(&class_pool[c].lock);
-}
-
-void tm_slab_fork_child(void) {
-    tm_lock_reset(&free_lock);
-    for (unsigned c = 0; c < TM_MAX_CLASSES; c++) tm_lock_reset(&class_pool[c].lock);
+void tm_slab_locks(tm_lock_fn fn) {
+    for (unsigned c = 0; c < TM_MAX_CLASSES; c++) fn(&class_pool[c].lock);
+    fn(&free_lock);
 }

@@ -63,7 +63,7 @@ tm_tcache_t *tm_tcache_get_slow(void) {
     if (tc == NULL) {
         /* Not at the start of its metadata chunk: there its hot first lines would share an
          * L1 set with the first blocks of slab pages (all 64 KiB aligned), and on AMD cores
-         * processes whose chunks landed at some addresses ran malloc/free pairs 1.5x slower
+         * processes whose chunks landed at some addresses ran malloc/free pairs much slower
          * (the way predictor's hash of the two addresses collided). */
         char *m = tm_meta_alloc(sizeof *tc + TM_TCACHE_COLOR);
         tc = m ? (tm_tcache_t *)(m + TM_TCACHE_COLOR) : NULL;
@@ -88,19 +88,10 @@ void tm_tcache_init(void) {
     pthread_key_create(&tcache_key, tcache_destroy);
 }
 
-void tm_tcache_fork_prepare(void) {
-    tm_lock(&tm_fallback_lock);
-    tm_lock(&tm_tcache_lock);
-}
-
-void tm_tcache_fork_parent(void) {
-    tm_unlock(&tm_tcache_lock);
-    tm_unlock(&tm_fallback_lock);
-}
-
-/* In the child only this thread runs: the caches of the others stay on the live list (their
- * counters still count), and their pages are never collected, which leaks but is safe. */
-void tm_tcache_fork_child(void) {
-    tm_lock_reset(&tm_tcache_lock);
-    tm_lock_reset(&tm_fallback_lock);
+/* In a forked child only the forking thread runs: the caches of the others stay on the live
+ * list (their counters still count), and their pages are never collected, which leaks but is
+ * safe. */
+void tm_tcache_locks(tm_lock_fn fn) {
+    fn(&tm_fallback_lock);
+    fn(&tm_tcache_lock);
 }

@@ -1,0 +1,42 @@
+/* The purge clock of a sharded tier (see tm_clock_t in tm_internal.h): the earliest due time
+ * of all shards, published with one CAS, so that an operation on any CPU notices when some
+ * shard's delayed purge is past due, and runs it. */
+#include "tm_internal.h"
+
+/* Lowers the clock's due time to t, unless it is already earlier (0 counts as never). */
+static void publish(tm_clock_t *c, uint64_t t) {
+    uint64_t cur = atomic_load_explicit(&c->due_ms, memory_order_relaxed);
+    while (t && (cur == 0 || t < cur) &&
+           !atomic_compare_exchange_weak_explicit(&c->due_ms, &cur, t, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+    }
+}
+
+void tm_clock_set(tm_clock_t *c, tm_shard_t *s, uint64_t due) {
+    s->due_ms = due;
+    publish(c, due);
+}
+
+/* Runs the other shards' due maintenance; s is locked by the caller, the others are only
+ * tried (a busy one is tried again half a delay later). Only the caller that takes the due
+ * time it saw (one CAS to 0) does this; it then publishes again the time of every shard it
+ * leaves waiting, which keeps the clock's invariant. */
+tm_noinline void tm_clock_others(tm_clock_t *c, tm_shard_t *s, uint64_t due, uint64_t now) {
+    if (!atomic_compare_exchange_strong_explicit(&c->due_ms, &due, 0, memory_order_relaxed,
+                                                 memory_order_relaxed))
+        return;
+    tm_clock_set(c, s, s->due_ms);
+    for (unsigned i = 0; i < c->n; i++) {
+        tm_shard_t *o = (tm_shard_t *)((char *)c->first + i * c->stride);
+        if (o == s) continue;
+        if (!tm_trylock(&o->lock)) {
+            publish(c, now + *c->delay_ms / 2);
+            continue;
+        }
+        if (o->due_ms && now >= o->due_ms)
+            c->maintain(o, now);
+        else
+            tm_clock_set(c, o, o->due_ms);
+        tm_unlock(&o->lock);
+    }
+}
