@@ -99,7 +99,15 @@ static void die_write_after_free(void) {
     vmalloc(30000);
 }
 
+static void *(*volatile vrealloc)(void *, size_t) = realloc;
+static void die_realloc_cached(void) {
+    void *p = vmalloc(30000);
+    vfree(p); /* in this thread's cache: still allocated in its arena */
+    vrealloc(p, 31000);
+}
+
 static void cached_blocks_are_checked(void) {
+    CHECK(tm_expect_abort(die_realloc_cached, "realloc(): invalid pointer (freed already) 0x"));
     CHECK(tm_expect_abort(die_double_free, "free(): double free of 0x"));
     CHECK(tm_expect_abort(die_double_free_cache_full, "free(): double free of 0x"));
     CHECK(tm_expect_abort(die_double_free_other_thread, "free(): "));

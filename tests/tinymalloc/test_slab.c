@@ -93,6 +93,18 @@ static void die_write_after_free(void) {
     vmalloc(64);
 }
 
+/* realloc of a freed block names realloc, whether the resize would stay in place or move. */
+static void die_realloc_freed_same_class(void) {
+    char *p = vmalloc(64);
+    vfree(p);
+    vrealloc(p, 60);
+}
+static void die_realloc_freed_grow(void) {
+    char *p = vmalloc(64);
+    vfree(p);
+    vrealloc(p, 4000);
+}
+
 static void invalid_and_double_frees_abort(void) {
     CHECK(tm_expect_abort(die_write_after_free, "malloc(): corrupted free list"));
     CHECK(tm_expect_abort(die_free_stack, "free(): invalid pointer 0x"));
@@ -106,6 +118,9 @@ static void invalid_and_double_frees_abort(void) {
     CHECK(tm_expect_abort(die_free_huge_interior, "free(): invalid pointer"));
     CHECK(tm_expect_abort(die_usable_interior, "malloc_usable_size(): invalid pointer"));
     CHECK(tm_expect_abort(die_realloc_interior, "realloc(): invalid pointer"));
+    CHECK(tm_expect_abort(die_realloc_freed_same_class,
+                          "realloc(): invalid pointer (freed already) 0x"));
+    CHECK(tm_expect_abort(die_realloc_freed_grow, "realloc(): invalid pointer (freed already) 0x"));
 }
 
 /* Emptied slab pages stay committed for slab_purge_delay (so a program refilling them in

@@ -128,6 +128,15 @@ TM_EXPORT void *TM_API(calloc)(size_t count, size_t size) {
 
 static void *realloc_any(void *p, size_t n);
 
+/* A freed slab block, or a medium block in a thread's cache, still counts as live to its tier
+ * (its page or its arena), so realloc tests the check word that a free leaves in it, as free
+ * does, before it resizes or copies the block. */
+static void realloc_check_live(void *p) {
+    unsigned kind = tm_chunk_kind((uintptr_t)p);
+    if ((kind == TM_KIND_SLAB || kind == TM_KIND_ARENA) && tm_block_is_free((tm_block_t *)p))
+        tm_fatal("realloc", "invalid pointer (freed already)", p);
+}
+
 /* Resizes a block within its tier without copying it by hand (old: its usable size), or
  * returns NULL, the block intact. */
 static void *resize_in_place(void *p, size_t n, size_t old) {
@@ -152,6 +161,7 @@ static void *resize_in_place(void *p, size_t n, size_t old) {
  * moves to the new end: it is read before the resize and written after it. */
 static tm_noinline void *realloc_profiled(void *p, size_t n) {
     size_t whole = usable_size(p, "realloc"), old = whole - TM_PROF_TRAILER;
+    realloc_check_live(p);
     size_t was = tm_profile_free(p, whole);
     void *q = resize_in_place(p, n + TM_PROF_TRAILER, whole);
     if (q) {
@@ -177,6 +187,7 @@ TM_EXPORT void *TM_API(realloc)(void *p, size_t n) {
 static void *realloc_any(void *p, size_t n) {
     if (p == NULL) return tm_malloc(n);
     size_t old = usable_size(p, "realloc");
+    realloc_check_live(p);
     if (n == 0) { /* glibc frees and returns NULL */
         tm_free(p, "realloc");
         return NULL;
