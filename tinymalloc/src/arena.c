@@ -21,7 +21,9 @@
  * A free, from any thread, takes the lock of the arena named in the chunk header. A chunk
  * that becomes wholly free stays in its arena; after arena_purge_delay ms (checked by any
  * arena's operations: the tier's tm_clock_t) its pages go back to the OS (madvise), and past
- * arena_retain such chunks the rest are returned to the chunk layer.
+ * arena_retain such chunks the rest are returned to the chunk layer. Neither, nor taking a new
+ * chunk (which may map), happens under the arena's lock: a chunk being purged is marked
+ * `purging` and no block is made in it until it is back.
  *
  * Invariants. The arena's lock guards its chunk list, its counters and every field of its
  * chunks' headers and bitmaps. Read without it: a chunk's seal and arena (set before the chunk
@@ -47,6 +49,7 @@ typedef struct tm_achunk {
     uint32_t fail_need;   /* a search for this many units failed since the last free; 0: none */
     uint64_t empty_since; /* ms when it became wholly free; 0 while in use */
     uint8_t purged;       /* wholly free and given back */
+    uint8_t purging;      /* its pages are going back now: no block may be made in it */
     struct tm_achunk *next, *prev;
     uint64_t used[TM_ARENA_WORDS];
     uint64_t start[TM_ARENA_WORDS];
@@ -132,9 +135,8 @@ static unsigned find_run(const tm_achunk_t *c, unsigned n) {
 static size_t meta_bytes(size_t unit) { return (sizeof(tm_achunk_t) + unit - 1) / unit * unit; }
 size_t tm_arena_capacity(size_t unit) { return TM_CHUNK_SIZE - meta_bytes(unit); }
 
-static tm_achunk_t *chunk_new(tm_arena_t *a) {
-    tm_achunk_t *c = tm_chunk_alloc(TM_KIND_ARENA);
-    if (c == NULL) return NULL;
+/* Lists a chunk fresh from the chunk layer in arena a, under a's lock. */
+static tm_achunk_t *chunk_new(tm_arena_t *a, tm_achunk_t *c) {
     /* The chunk is zero (fresh or purged before it was listed): only non-zero fields. */
     *(void **)c = NULL;
     c->arena = a->idx;
@@ -155,8 +157,8 @@ static tm_achunk_t *chunk_new(tm_arena_t *a) {
 static bool chunk_empty(const tm_achunk_t *c) { return c->free_units == nunits - c->first; }
 
 /* Purges wholly free chunks that have been so for the delay, and returns those past
- * arena_retain to the chunk layer. Under the arena lock. */
-static void arena_maintain(tm_shard_t *sh, uint64_t now) {
+ * arena_retain to the chunk layer; both through d, after the lock. Under the arena lock. */
+static void arena_maintain(tm_shard_t *sh, uint64_t now, tm_defer_t *d) {
     tm_arena_t *a = (tm_arena_t *)sh;
     uint64_t pending = 0;
     uint32_t kept = 0;
@@ -164,19 +166,25 @@ static void arena_maintain(tm_shard_t *sh, uint64_t now) {
     while (c) {
         tm_achunk_t *nx = c->next;
         if (c->empty_since) {
-            if (now - c->empty_since < tm_opt.arena_purge_delay) {
+            if (c->purging) {
+                kept++;
+            } else if (now - c->empty_since < tm_opt.arena_purge_delay) {
                 uint64_t due = c->empty_since + tm_opt.arena_purge_delay;
                 if (!pending || due < pending) pending = due;
                 kept++;
             } else if (kept < tm_opt.arena_retain) {
                 kept++;
-                if (!c->purged) {
+                if (!c->purged && tm_defer_full(d)) {
+                    pending = now; /* on the next operation */
+                } else if (!c->purged) {
                     uintptr_t lo = (uintptr_t)c + ((size_t)c->first << unit_shift);
                     lo = tm_align_up(lo, TM_OS_PAGE);
-                    tm_os_purge((void *)lo, (uintptr_t)c + TM_CHUNK_SIZE - lo);
-                    c->purged = 1;
-                    a->purged++;
+                    c->purging = 1;
+                    tm_defer_add(d, sh, TM_DEFER_PURGE, c, (void *)lo,
+                                 (uintptr_t)c + TM_CHUNK_SIZE - lo);
                 }
+            } else if (tm_defer_full(d)) {
+                pending = now;
             } else {
                 if (c->prev)
                     c->prev->next = c->next;
@@ -188,12 +196,21 @@ static void arena_maintain(tm_shard_t *sh, uint64_t now) {
                 a->released++;
                 c->seal = 0;
                 atomic_fetch_sub_explicit(&chunks_now, 1, memory_order_relaxed);
-                tm_chunk_release(c, TM_CHUNK_SIZE); /* purged whole: all zero again */
+                /* purged whole there: all zero again */
+                tm_defer_add(d, sh, TM_DEFER_RELEASE, c, c, TM_CHUNK_SIZE);
             }
         }
         c = nx;
     }
     tm_clock_set(&arena_clock, &a->sh, pending);
+}
+
+static void arena_purged(tm_shard_t *sh, void *obj, size_t bytes) {
+    tm_achunk_t *c = obj;
+    (void)bytes;
+    c->purging = 0;
+    c->purged = 1;
+    ((tm_arena_t *)sh)->purged++;
 }
 
 /* ---- allocation ------------------------------------------------------------------------- */
@@ -216,17 +233,20 @@ void *tm_arena_alloc(size_t n) {
     tm_achunk_t *c;
     unsigned i = nunits;
     for (c = a->chunks; c; c = c->next) {
-        if (c->free_units < need || (c->fail_need && need >= c->fail_need)) continue;
+        if (c->free_units < need || (c->fail_need && need >= c->fail_need) || c->purging) continue;
         if ((i = find_run(c, need)) != nunits) break;
         c->fail_need = need; /* no run this long until something is freed here */
     }
     if (c == NULL) {
-        c = chunk_new(a);
-        if (c == NULL) {
-            tm_unlock(&a->sh.lock);
+        /* A new chunk may take a new reservation (mmap): not under the arena's lock. */
+        tm_unlock(&a->sh.lock);
+        tm_achunk_t *fresh = tm_chunk_alloc(TM_KIND_ARENA);
+        if (fresh == NULL) {
             errno = ENOMEM;
             return NULL;
         }
+        tm_lock(&a->sh.lock);
+        c = chunk_new(a, fresh);
         i = c->first;
     }
     set_range(c->used, i, need, true);
@@ -241,8 +261,11 @@ void *tm_arena_alloc(size_t n) {
     c->free_units -= need;
     a->used_units += need;
     a->nalloc++;
-    tm_clock_tick(&arena_clock, &a->sh, 0);
+    tm_defer_t d;
+    d.n = 0;
+    tm_clock_tick(&arena_clock, &a->sh, 0, &d);
     tm_unlock(&a->sh.lock);
+    if (tm_unlikely(d.n)) tm_defer_run(&arena_clock, &d);
     return (char *)c + ((size_t)i << unit_shift);
 }
 
@@ -287,8 +310,11 @@ void tm_arena_free(void *p, const char *func) {
         a->nempty++;
         if (a->sh.due_ms == 0) tm_clock_set(&arena_clock, &a->sh, now + tm_opt.arena_purge_delay);
     }
-    tm_clock_tick(&arena_clock, &a->sh, now);
+    tm_defer_t d;
+    d.n = 0;
+    tm_clock_tick(&arena_clock, &a->sh, now, &d);
     tm_unlock(&a->sh.lock);
+    if (tm_unlikely(d.n)) tm_defer_run(&arena_clock, &d);
 }
 
 /* Without the lock: the caller owns the live block, whose start bit and length stay put.
@@ -351,16 +377,11 @@ void tm_arena_init(void) {
     arena_clock.n = narenas;
     arena_clock.delay_ms = &tm_opt.arena_purge_delay;
     arena_clock.maintain = arena_maintain;
+    arena_clock.purged = arena_purged;
 }
 
 /* malloc_trim: purges every wholly free chunk now, whatever its age. */
-void tm_arena_trim(void) {
-    for (unsigned i = 0; i < narenas; i++) {
-        tm_lock(&arenas[i].sh.lock);
-        if (arenas[i].nempty) arena_maintain(&arenas[i].sh, UINT64_MAX);
-        tm_unlock(&arenas[i].sh.lock);
-    }
-}
+void tm_arena_trim(void) { tm_clock_trim(&arena_clock); }
 
 void tm_arena_locks(tm_lock_fn fn) {
     for (unsigned i = 0; i < narenas; i++) fn(&arenas[i].sh.lock);

@@ -26,59 +26,18 @@ void tm_chunk_mark(uintptr_t start, size_t size, unsigned kind) {
                               memory_order_release);
 }
 
-/* Reserves a new region, halving the request down to one chunk when the address space is
- * limited (RLIMIT_AS). Called with tm_chunk_lock held. */
-static bool region_grow(void) {
-    for (size_t size = tm_opt.reserve; size >= TM_CHUNK_SIZE; size /= 2) {
-        void *p = tm_os_map_aligned(size, TM_CHUNK_SIZE);
+/* Reserves address space for a new region, halving the request down to one chunk when the
+ * address space is limited (RLIMIT_AS). Without the lock: it maps. */
+static bool region_reserve(uintptr_t *start, size_t *size) {
+    for (size_t s = tm_opt.reserve; s >= TM_CHUNK_SIZE; s /= 2) {
+        void *p = tm_os_map_aligned(s, TM_CHUNK_SIZE);
         if (p) {
-            region_next = (uintptr_t)p;
-            region_end = (uintptr_t)p + size;
+            *start = (uintptr_t)p;
+            *size = s;
             return true;
         }
     }
     return false;
-}
-
-static void *chunk_take_locked(void) {
-    if (free_chunks) {
-        void *c = free_chunks;
-        free_chunks = *(void **)c;
-        *(void **)c = NULL;
-        free_count--;
-        return c;
-    }
-    if (region_next == region_end && !region_grow()) return NULL;
-    void *c = (void *)region_next;
-    region_next += TM_CHUNK_SIZE;
-    return c;
-}
-
-void *tm_chunk_alloc(unsigned kind) {
-    tm_lock(&tm_chunk_lock);
-    void *c = chunk_take_locked();
-    tm_unlock(&tm_chunk_lock);
-    if (c) tm_chunk_mark((uintptr_t)c, TM_CHUNK_SIZE, kind);
-    return c;
-}
-
-void *tm_meta_alloc(size_t size) {
-    size = tm_align_up(size, 64);
-    tm_lock(&tm_chunk_lock);
-    if (meta_end - meta_next < size) {
-        void *c = chunk_take_locked();
-        if (c == NULL) {
-            tm_unlock(&tm_chunk_lock);
-            return NULL;
-        }
-        tm_chunk_mark((uintptr_t)c, TM_CHUNK_SIZE, TM_KIND_META);
-        meta_next = (uintptr_t)c;
-        meta_end = meta_next + TM_CHUNK_SIZE;
-    }
-    void *p = (void *)meta_next;
-    meta_next += size;
-    tm_unlock(&tm_chunk_lock);
-    return p;
 }
 
 /* Puts the unused rest of the current region on the free list, so a span that does not fit
@@ -92,33 +51,98 @@ static void region_retire_locked(void) {
     }
 }
 
+/* A region reserved without the lock becomes the current one (another thread may have
+ * installed one meanwhile: its rest goes to the free list, nothing is lost). */
+static void region_install_locked(uintptr_t start, size_t size) {
+    region_retire_locked();
+    region_next = start;
+    region_end = start + size;
+}
+
+/* One chunk from the free list or the current region; NULL when both are empty. */
+static void *chunk_take_locked(void) {
+    if (free_chunks) {
+        void *c = free_chunks;
+        free_chunks = *(void **)c;
+        *(void **)c = NULL;
+        free_count--;
+        return c;
+    }
+    if (region_next == region_end) return NULL;
+    void *c = (void *)region_next;
+    region_next += TM_CHUNK_SIZE;
+    return c;
+}
+
+static void *chunk_take(void) {
+    tm_lock(&tm_chunk_lock);
+    void *c = chunk_take_locked();
+    tm_unlock(&tm_chunk_lock);
+    uintptr_t start = 0;
+    size_t size = 0;
+    if (c || !region_reserve(&start, &size)) return c;
+    tm_lock(&tm_chunk_lock);
+    region_install_locked(start, size);
+    c = chunk_take_locked();
+    tm_unlock(&tm_chunk_lock);
+    return c;
+}
+
+void *tm_chunk_alloc(unsigned kind) {
+    void *c = chunk_take();
+    if (c) tm_chunk_mark((uintptr_t)c, TM_CHUNK_SIZE, kind);
+    return c;
+}
+
+void *tm_meta_alloc(size_t size) {
+    size = tm_align_up(size, 64);
+    tm_lock(&tm_chunk_lock);
+    if (meta_end - meta_next < size) {
+        tm_unlock(&tm_chunk_lock);
+        void *c = chunk_take();
+        if (c == NULL) return NULL;
+        tm_chunk_mark((uintptr_t)c, TM_CHUNK_SIZE, TM_KIND_META);
+        tm_lock(&tm_chunk_lock);
+        /* A chunk another thread started meanwhile is used up first; this one waits. */
+        if (meta_end - meta_next < size) {
+            meta_next = (uintptr_t)c;
+            meta_end = meta_next + TM_CHUNK_SIZE;
+        } else {
+            tm_chunk_mark((uintptr_t)c, TM_CHUNK_SIZE, TM_KIND_NONE);
+            *(void **)c = free_chunks;
+            free_chunks = c;
+            free_count++;
+        }
+    }
+    void *p = (void *)meta_next;
+    meta_next += size;
+    tm_unlock(&tm_chunk_lock);
+    return p;
+}
+
 /* size bytes of contiguous chunks (size a multiple of TM_CHUNK_SIZE): one chunk from the free
  * list, several from the bump pointer of the region, a new region when the rest is too short.
  * A span larger than a whole reservation gets its own aligned mapping. */
+static void *span_take_locked(size_t size) {
+    if (region_end - region_next < size) return NULL;
+    void *c = (void *)region_next;
+    region_next += size;
+    return c;
+}
+
 void *tm_chunk_alloc_span(size_t size, unsigned kind) {
     if (size == TM_CHUNK_SIZE) return tm_chunk_alloc(kind);
-    void *c = NULL;
     tm_lock(&tm_chunk_lock);
-    if (region_end - region_next >= size) {
-        c = (void *)region_next;
-        region_next += size;
-    } else if (size <= tm_opt.reserve / 2) {
-        uintptr_t old_next = region_next, old_end = region_end;
-        if (region_grow()) {
-            /* The old rest joins the free list only once the new region exists. */
-            uintptr_t nn = region_next, ne = region_end;
-            region_next = old_next;
-            region_end = old_end;
-            region_retire_locked();
-            region_next = nn;
-            region_end = ne;
-            if (region_end - region_next >= size) {
-                c = (void *)region_next;
-                region_next += size;
-            }
-        }
-    }
+    void *c = span_take_locked(size);
     tm_unlock(&tm_chunk_lock);
+    uintptr_t start = 0;
+    size_t rsize = 0;
+    if (c == NULL && size <= tm_opt.reserve / 2 && region_reserve(&start, &rsize)) {
+        tm_lock(&tm_chunk_lock);
+        region_install_locked(start, rsize);
+        c = span_take_locked(size);
+        tm_unlock(&tm_chunk_lock);
+    }
     if (c == NULL) c = tm_os_map_aligned(size, TM_CHUNK_SIZE);
     if (c) tm_chunk_mark((uintptr_t)c, size, kind);
     return c;

@@ -1,6 +1,7 @@
-/* The purge clock of a sharded tier (see tm_clock_t in tm_internal.h): the earliest due time
- * of all shards, published with one CAS, so that an operation on any CPU notices when some
- * shard's delayed purge is past due, and runs it. */
+/* The purge clock of a sharded tier (tm_clock_t in tm_types.h): the earliest due time of all
+ * shards, published with one CAS, so that an operation on any CPU notices when some shard's
+ * delayed purge is past due, and runs it; and the system calls that purge, made after the
+ * shard's lock is released (tm_defer_t). */
 #include "tm_internal.h"
 
 /* Lowers the clock's due time to t, unless it is already earlier (0 counts as never). */
@@ -21,7 +22,8 @@ void tm_clock_set(tm_clock_t *c, tm_shard_t *s, uint64_t due) {
  * tried (a busy one is tried again half a delay later). Only the caller that takes the due
  * time it saw (one CAS to 0) does this; it then publishes again the time of every shard it
  * leaves waiting, which keeps the clock's invariant. */
-tm_noinline void tm_clock_others(tm_clock_t *c, tm_shard_t *s, uint64_t due, uint64_t now) {
+tm_noinline void tm_clock_others(tm_clock_t *c, tm_shard_t *s, uint64_t due, uint64_t now,
+                                 tm_defer_t *d) {
     if (!atomic_compare_exchange_strong_explicit(&c->due_ms, &due, 0, memory_order_relaxed,
                                                  memory_order_relaxed))
         return;
@@ -34,9 +36,41 @@ tm_noinline void tm_clock_others(tm_clock_t *c, tm_shard_t *s, uint64_t due, uin
             continue;
         }
         if (o->due_ms && now >= o->due_ms)
-            c->maintain(o, now);
+            c->maintain(o, now, d);
         else
             tm_clock_set(c, o, o->due_ms);
         tm_unlock(&o->lock);
+    }
+}
+
+void tm_defer_run(tm_clock_t *c, tm_defer_t *d) {
+    for (unsigned i = 0; i < d->n; i++) {
+        if (d->v[i].op == TM_DEFER_RELEASE) {
+            tm_chunk_release(d->v[i].p, d->v[i].size);
+            continue;
+        }
+        tm_os_purge(d->v[i].p, d->v[i].size);
+        tm_shard_t *s = d->v[i].shard;
+        tm_lock(&s->lock);
+        c->purged(s, d->v[i].obj, d->v[i].size);
+        tm_unlock(&s->lock);
+    }
+    d->n = 0;
+}
+
+/* malloc_trim: every shard's maintenance as if all its delays were past, a batch at a time. */
+void tm_clock_trim(tm_clock_t *c) {
+    for (unsigned i = 0; i < c->n; i++) {
+        tm_shard_t *s = (tm_shard_t *)((char *)c->first + i * c->stride);
+        bool more;
+        do {
+            tm_defer_t d;
+            d.n = 0;
+            tm_lock(&s->lock);
+            c->maintain(s, UINT64_MAX, &d);
+            tm_unlock(&s->lock);
+            more = tm_defer_full(&d);
+            tm_defer_run(c, &d);
+        } while (more);
     }
 }

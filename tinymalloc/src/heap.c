@@ -39,6 +39,9 @@
  *     freed into a heap that no thread uses any more is still purged.
  *   - Wholly free spans are returned to the chunk layer once the heap holds more than
  *     heap_retain free bytes.
+ *   - No system call runs under a heap's lock. A block whose pages go back is taken out of
+ *     the bins (state PURGING, never merged) while madvise runs; a span comes from the chunk
+ *     layer (which may map) with the lock released and is added when it is taken again.
  *
  * Huge requests (>= the adaptive threshold tm_huge_threshold, or alignments above a chunk)
  * get their own mapping (huge.c). Like glibc's dynamic mmap threshold, freeing a huge block
@@ -56,7 +59,8 @@
 #define TM_HEAP_BINS 128
 #define TM_HEAP_SCAN 32
 
-enum { TM_HB_USED = 0x55ed, TM_HB_FREE = 0xf4ee, TM_HB_END = 0xe4d0 };
+/* PURGING: free, out of the bins while its pages go back (no lock held), never merged. */
+enum { TM_HB_USED = 0x55ed, TM_HB_FREE = 0xf4ee, TM_HB_END = 0xe4d0, TM_HB_PURGING = 0x9e6e };
 
 typedef struct tm_hblock {
     uintptr_t seal;       /* seal_of() the fields below */
@@ -194,15 +198,61 @@ static tm_hblock_t *find_fit(tm_heap_t *h, size_t size) {
     return NULL;
 }
 
-/* ---- purging ---------------------------------------------------------------------------- */
-static void block_purge(tm_heap_t *h, tm_hblock_t *b) {
+/* ---- freeing and purging ------------------------------------------------------------------ */
+/* Makes b, which is in no bin, free: merges it with its free neighbours and puts the result in
+ * its bin. The result counts as purged only when every part was, and as freed when the
+ * latest part was. */
+static tm_hblock_t *merge_free(tm_heap_t *h, tm_hblock_t *b) {
+    tm_hblock_t *nx = checked(next_block(b));
+    if (nx->state == TM_HB_FREE) {
+        bin_remove(h, nx);
+        b->size += nx->size;
+        b->purged &= nx->purged;
+        if (nx->req > b->req) b->req = nx->req;
+        h->blocks--;
+        nx = checked(next_block(nx));
+    }
+    tm_hblock_t *pv = b->prev_size ? checked(prev_block(b)) : NULL;
+    if (pv && pv->state == TM_HB_FREE) {
+        bin_remove(h, pv);
+        pv->size += b->size;
+        pv->purged &= b->purged;
+        if (b->req > pv->req) pv->req = b->req;
+        b->seal = 0;
+        b = pv;
+        h->blocks--;
+    }
+    b->state = TM_HB_FREE;
+    seal(b);
+    nx->prev_size = b->size;
+    seal(nx);
+    bin_insert(h, b);
+    return b;
+}
+
+/* Takes free block b out of use and hands the pages inside it to d, to purge once the lock is
+ * released (heap_purged puts it back). False, b untouched, when d is full. */
+static bool block_purge(tm_heap_t *h, tm_hblock_t *b, tm_defer_t *d) {
     uintptr_t lo = tm_align_up((uintptr_t)b + TM_HEAP_HDR, TM_OS_PAGE);
     uintptr_t hi = ((uintptr_t)b + b->size) & ~(TM_OS_PAGE - 1);
-    if (hi > lo) {
-        tm_os_purge((void *)lo, hi - lo);
-        h->purged_bytes += hi - lo;
+    if (hi <= lo) {
+        b->purged = 1; /* nothing but its header's page */
+        return true;
     }
+    if (tm_defer_full(d)) return false;
+    bin_remove(h, b);
+    b->state = TM_HB_PURGING;
+    seal(b);
+    tm_defer_add(d, &h->sh, TM_DEFER_PURGE, b, (void *)lo, hi - lo);
+    return true;
+}
+
+static void heap_purged(tm_shard_t *sh, void *obj, size_t bytes) {
+    tm_heap_t *h = (tm_heap_t *)sh;
+    tm_hblock_t *b = obj;
+    h->purged_bytes += bytes;
     b->purged = 1;
+    merge_free(h, b);
 }
 
 static void span_unlink(tm_heap_t *h, tm_hspan_t *s) {
@@ -213,9 +263,10 @@ static void span_unlink(tm_heap_t *h, tm_hspan_t *s) {
     if (s->next) s->next->prev = s->prev;
 }
 
-/* Purges blocks free for longer than the delay; past heap_retain free bytes, returns spans
- * that are wholly free. Runs under the heap lock at most every delay / 2. */
-static void heap_maintain(tm_shard_t *sh, uint64_t now) {
+/* Past heap_retain free bytes, returns spans that are wholly free; purges the other blocks
+ * free for longer than the delay. Both through d, after the lock. Under the heap lock, at most
+ * every delay / 2. */
+static void heap_maintain(tm_shard_t *sh, uint64_t now, tm_defer_t *d) {
     tm_heap_t *h = (tm_heap_t *)sh;
     uint64_t delay = tm_opt.heap_purge_delay;
     uint64_t pending = 0;
@@ -223,24 +274,28 @@ static void heap_maintain(tm_shard_t *sh, uint64_t now) {
         tm_hblock_t *b = h->bins[i];
         while (b) {
             tm_hblock_t *nx = link_dec(b->next, b);
-            if (!b->purged) {
-                if (now - b->req >= delay)
-                    block_purge(h, b);
-                else if (!pending || b->req + delay < pending)
-                    pending = b->req + delay;
-            }
             /* A whole span free: first block (prev_size 0) followed by the sentinel. */
             tm_hblock_t *end = next_block(b);
             if (b->prev_size == 0 && end->state == TM_HB_END &&
                 h->free_bytes > tm_opt.heap_retain) {
-                tm_hspan_t *s = (tm_hspan_t *)((char *)b - TM_HEAP_HDR);
-                bin_remove(h, b);
-                span_unlink(h, s);
-                h->blocks--;
-                h->size -= s->size;
-                h->unmapped_bytes += s->size;
-                s->seal = 0;
-                tm_chunk_release(s, s->size);
+                if (tm_defer_full(d)) {
+                    pending = now; /* on the next operation */
+                } else {
+                    tm_hspan_t *s = (tm_hspan_t *)((char *)b - TM_HEAP_HDR);
+                    bin_remove(h, b);
+                    span_unlink(h, s);
+                    h->blocks--;
+                    h->size -= s->size;
+                    h->unmapped_bytes += s->size;
+                    s->seal = 0;
+                    tm_defer_add(d, sh, TM_DEFER_RELEASE, s, s, s->size);
+                }
+            } else if (!b->purged) {
+                if (now - b->req < delay) {
+                    if (!pending || b->req + delay < pending) pending = b->req + delay;
+                } else if (!block_purge(h, b, d)) {
+                    pending = now;
+                }
             }
             b = nx;
         }
@@ -263,8 +318,9 @@ static void init_block(tm_hblock_t *b, size_t size, size_t prev_size, uint32_t h
     seal(b);
 }
 
-/* Adds a free block of at least `need` bytes, by the policy in the header comment. */
-static tm_hblock_t *heap_grow(tm_heap_t *h, size_t need) {
+/* After a miss: how many bytes of span to add for a free block of `need` bytes, by the policy
+ * in the header comment (0: heap_max forbids it); *least is what the need alone takes. */
+static size_t grow_size(tm_heap_t *h, size_t need, size_t *least) {
     h->consecutive_misses++;
     h->misses++;
     size_t extra = 0;
@@ -280,18 +336,17 @@ static tm_hblock_t *heap_grow(tm_heap_t *h, size_t need) {
         if (extra > h->ahead) extra = h->ahead;
     }
     size_t want = need + 2 * TM_HEAP_HDR;
-    if (want < need) return NULL;
+    if (want < need) return 0;
+    *least = tm_align_up(want, TM_CHUNK_SIZE);
     size_t span = tm_align_up(want + extra, TM_CHUNK_SIZE);
-    if (tm_opt.heap_max && h->size + tm_align_up(want, TM_CHUNK_SIZE) > tm_opt.heap_max)
-        return NULL;
-    if (tm_opt.heap_max && h->size + span > tm_opt.heap_max)
-        span = tm_align_up(want, TM_CHUNK_SIZE);
-    char *base = tm_chunk_alloc_span(span, TM_KIND_HEAP);
-    if (base == NULL && span > tm_align_up(want, TM_CHUNK_SIZE)) {
-        span = tm_align_up(want, TM_CHUNK_SIZE); /* the extra is a wish, not a need */
-        base = tm_chunk_alloc_span(span, TM_KIND_HEAP);
-    }
-    if (base == NULL) return NULL;
+    if (tm_opt.heap_max && h->size + *least > tm_opt.heap_max) return 0;
+    if (tm_opt.heap_max && h->size + span > tm_opt.heap_max) span = *least;
+    return span;
+}
+
+/* Adds the span at base (span bytes, fresh from the chunk layer) to the heap; returns the
+ * free block it makes, of at least the span less two headers. */
+static tm_hblock_t *add_span(tm_heap_t *h, char *base, size_t span) {
     h->grows++;
     h->size += span;
     if (h->size > h->peak_size) h->peak_size = h->size;
@@ -381,22 +436,13 @@ static void split_tail(tm_heap_t *h, tm_hblock_t *b, size_t keep) {
     if (h->sh.due_ms == 0) tm_clock_set(&heap_clock, &h->sh, r->req + tm_opt.heap_purge_delay);
 }
 
-static void *heap_alloc_in(tm_heap_t *h, size_t n, size_t align) {
-    size_t size = tm_align_up(n + TM_HEAP_HDR, TM_HEAP_GRAIN);
-    size_t search = align > TM_HEAP_HDR ? size + align : size;
-    if (size < n || search < size) return NULL;
-    tm_hblock_t *b = find_fit(h, search);
-    if (b) {
-        h->consecutive_misses = 0;
-        h->hits++;
-        h->ahead -= h->ahead / 100 * tm_opt.heap_decay;
-    } else if ((b = heap_grow(h, search)) == NULL) {
-        return NULL;
-    }
+/* Takes free block b (in its bin) for n bytes at the alignment; size is n plus the header,
+ * rounded to the grain. */
+static void *carve(tm_heap_t *h, tm_hblock_t *b, size_t n, size_t size, size_t align) {
     bin_remove(h, b);
     if (align > TM_HEAP_HDR) {
-        /* Move the start up to the alignment; the lead becomes a free block of its own (or
-         * joins a free block below, which cannot be: free neighbours are always merged). */
+        /* Move the start up to the alignment; the lead becomes a free block of its own (a free
+         * block below it cannot be: free neighbours are always merged). */
         uintptr_t user = tm_align_up((uintptr_t)b + TM_HEAP_HDR, align);
         size_t lead = user - TM_HEAP_HDR - (uintptr_t)b;
         if (lead) {
@@ -422,15 +468,41 @@ static void *heap_alloc_in(tm_heap_t *h, size_t n, size_t align) {
     return (char *)b + TM_HEAP_HDR;
 }
 
+/* Under h's lock, which it releases while the chunk layer makes a span (that may map). */
+static void *heap_alloc_in(tm_heap_t *h, size_t n, size_t align) {
+    size_t size = tm_align_up(n + TM_HEAP_HDR, TM_HEAP_GRAIN);
+    size_t search = align > TM_HEAP_HDR ? size + align : size;
+    if (size < n || search < size) return NULL;
+    tm_hblock_t *b = find_fit(h, search);
+    if (b) {
+        h->consecutive_misses = 0;
+        h->hits++;
+        h->ahead -= h->ahead / 100 * tm_opt.heap_decay;
+        return carve(h, b, n, size, align);
+    }
+    size_t least = 0, span = grow_size(h, search, &least);
+    if (span == 0) return NULL;
+    tm_unlock(&h->sh.lock);
+    char *base = tm_chunk_alloc_span(span, TM_KIND_HEAP);
+    if (base == NULL && span > least) /* the extra is a wish, not a need */
+        base = tm_chunk_alloc_span(span = least, TM_KIND_HEAP);
+    tm_lock(&h->sh.lock);
+    if (base == NULL) return NULL;
+    return carve(h, add_span(h, base, span), n, size, align);
+}
+
 void *tm_heap_alloc(size_t n, size_t align) {
     if (align < TM_ALIGN) align = TM_ALIGN;
     if (n >= atomic_load_explicit(&tm_huge_threshold, memory_order_relaxed) ||
         align > TM_CHUNK_SIZE || n > PTRDIFF_MAX / 2)
         return tm_huge_alloc(n, align);
     tm_heap_t *h = heap_acquire();
-    tm_clock_tick(&heap_clock, &h->sh, 0);
+    tm_defer_t d;
+    d.n = 0;
+    tm_clock_tick(&heap_clock, &h->sh, 0, &d);
     void *p = heap_alloc_in(h, n, align);
     tm_unlock(&h->sh.lock);
+    if (tm_unlikely(d.n)) tm_defer_run(&heap_clock, &d);
     if (p == NULL) return tm_huge_alloc(n, align); /* heap_max, or no room for a span */
     return p;
 }
@@ -449,7 +521,7 @@ static tm_hblock_t *lock_block(const void *p, const char *func, tm_heap_t **hp) 
     tm_heap_t *h = &heaps[idx];
     tm_lock(&h->sh.lock);
     if (!sealed(b) || b->heap != idx || b->state != TM_HB_USED) {
-        bool was_free = sealed(b) && b->state == TM_HB_FREE;
+        bool was_free = sealed(b) && (b->state == TM_HB_FREE || b->state == TM_HB_PURGING);
         tm_unlock(&h->sh.lock);
         tm_fatal(func, was_free ? "invalid pointer: double free of" : "invalid pointer", p);
     }
@@ -463,37 +535,24 @@ void tm_heap_free(void *p, const char *func) {
     h->nfree++;
     stat_use(h, -(ssize_t)b->size);
     uint64_t now = tm_now_ms();
-    tm_hblock_t *nx = checked(next_block(b));
-    if (nx->state == TM_HB_FREE) {
-        bin_remove(h, nx);
-        b->size += nx->size;
-        h->blocks--;
-        nx = checked(next_block(nx));
-    }
-    tm_hblock_t *pv = b->prev_size ? checked(prev_block(b)) : NULL;
-    if (pv && pv->state == TM_HB_FREE) {
-        bin_remove(h, pv);
-        pv->size += b->size;
-        b->seal = 0;
-        b = pv;
-        h->blocks--;
-    }
-    b->state = TM_HB_FREE;
     b->req = now;
     b->purged = 0; /* the part just freed is committed, whatever a merged neighbour was */
-    seal(b);
-    nx->prev_size = b->size;
-    seal(nx);
-    bin_insert(h, b);
+    b = merge_free(h, b);
+    tm_defer_t d;
+    d.n = 0;
     if (tm_opt.heap_purge_delay == 0) {
-        block_purge(h, b);
-        if (h->free_bytes > tm_opt.heap_retain) heap_maintain(&h->sh, now);
+        /* Purge at once: b, which maintenance (at delay 0) purges too, or returns whole. */
+        if (h->free_bytes > tm_opt.heap_retain)
+            heap_maintain(&h->sh, now, &d);
+        else
+            block_purge(h, b, &d);
     } else if (h->sh.due_ms == 0) {
         tm_clock_set(&heap_clock, &h->sh, now + tm_opt.heap_purge_delay);
     } else {
-        tm_clock_tick(&heap_clock, &h->sh, 0);
+        tm_clock_tick(&heap_clock, &h->sh, now, &d);
     }
     tm_unlock(&h->sh.lock);
+    if (tm_unlikely(d.n)) tm_defer_run(&heap_clock, &d);
 }
 
 size_t tm_heap_usable(const void *p, const char *func) {
@@ -565,17 +624,12 @@ void tm_heap_init(void) {
     heap_clock.n = nheaps;
     heap_clock.delay_ms = &tm_opt.heap_purge_delay;
     heap_clock.maintain = heap_maintain;
+    heap_clock.purged = heap_purged;
     atomic_store_explicit(&tm_huge_threshold, tm_opt.huge_threshold, memory_order_relaxed);
 }
 
 /* malloc_trim: purges every free block now, whatever its age. */
-void tm_heap_trim(void) {
-    for (unsigned i = 0; i < nheaps; i++) {
-        tm_lock(&heaps[i].sh.lock);
-        heap_maintain(&heaps[i].sh, UINT64_MAX);
-        tm_unlock(&heaps[i].sh.lock);
-    }
-}
+void tm_heap_trim(void) { tm_clock_trim(&heap_clock); }
 
 void tm_heap_locks(tm_lock_fn fn) {
     for (unsigned i = 0; i < nheaps; i++) fn(&heaps[i].sh.lock);

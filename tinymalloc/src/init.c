@@ -2,30 +2,12 @@
 #include "tm_internal.h"
 
 #include <pthread.h>
-#include <sched.h>
 #include <sys/auxv.h>
 #include <time.h>
 
 _Atomic int tm_initialized;
 static tm_lock_t init_lock;
 static _Atomic int atfork_registered;
-
-void tm_lock_slow(tm_lock_t *l) {
-    for (unsigned spins = 0;; spins++) {
-        if (atomic_load_explicit(&l->v, memory_order_relaxed) == 0 &&
-            atomic_exchange_explicit(&l->v, 1, memory_order_acquire) == 0)
-            return;
-        if (spins < 64) {
-#if defined(__x86_64__) || defined(__i386__)
-            __builtin_ia32_pause();
-#elif defined(__aarch64__)
-            __asm__ volatile("yield");
-#endif
-        } else {
-            sched_yield();
-        }
-    }
-}
 
 /* The secret that encodes free-list links and keys: the kernel's AT_RANDOM bytes, mixed with
  * addresses and time in case they are missing. */

@@ -35,8 +35,9 @@ typedef struct {
 
 static tm_pool_t class_pool[TM_MAX_CLASSES];
 static tm_lock_t free_lock;
-static tm_page_t *free_pages; /* unassigned pages, committed ones first */
-static uint32_t free_committed;
+static tm_page_t *free_pages;   /* unassigned committed pages, newest on top */
+static uint32_t free_committed; /* pages on free_pages */
+static tm_page_t *free_purged;  /* unassigned pages whose memory went back */
 
 /* ---- page lists (owner only) -------------------------------------------------------- */
 static void list_push(tm_page_t **head, tm_page_t *pg) {
@@ -108,34 +109,48 @@ static bool page_extend(tm_page_t *pg) {
     return true;
 }
 
+/* Under free_lock: a new chunk's pages go on the committed stack, in address order. */
 static void slab_chunk_init(tm_chunk_hdr_t *ch) {
-    /* Page 0 holds this header; the rest go to the free pool in address order. */
+    /* Page 0 holds this header; the rest go to the free pool. */
     for (size_t i = TM_PAGES_PER_CHUNK - 1; i >= 1; i--) {
         tm_page_t *pg = &ch->pages[i];
         pg->committed = 1; /* untouched, so it costs nothing until used */
         pg->next = free_pages;
         free_pages = pg;
+        free_committed++;
     }
 }
 
 /* Purging past slab_retain is delayed: a program that empties and refills pages in waves
- * would otherwise pay an madvise and fresh page faults per wave. The free pool is a stack
- * (committed pages first, newest on top), so its bottom committed_low committed pages were not
- * touched since the last decay tick; at the next tick, slab_purge_delay ms later, those past
- * slab_retain are purged. They stay where they are: the last committed ones, just in front of
- * the purged ones, so the order "committed first" holds. No per-page timestamp is needed. */
+ * would otherwise pay an madvise and fresh page faults per wave. The committed stack has its
+ * newest pages on top, so its bottom committed_low pages were not touched since the last decay
+ * tick; at the next tick, slab_purge_delay ms later, those past slab_retain are purged. No
+ * per-page timestamp is needed. The pages to purge leave the committed stack under the lock,
+ * so no thread can take one while its madvise runs without the lock, and then join the purged
+ * stack. */
 static uint32_t committed_low; /* fewest committed free pages since the last tick */
 static uint64_t next_decay_ms; /* 0: no tick yet */
 
-/* Purges the n oldest committed free pages, one madvise per run of adjacent pages. */
-static void purge_oldest_locked(uint32_t n) {
-    tm_page_t *pg = free_pages;
-    for (uint32_t keep = free_committed - n; keep > 0; keep--) pg = pg->next;
+/* Under free_lock: cuts the n oldest committed free pages off the stack; returns them. */
+static tm_page_t *take_oldest_locked(uint32_t n) {
+    if (n == 0) return NULL;
+    tm_page_t **link = &free_pages;
+    for (uint32_t keep = free_committed - n; keep > 0; keep--) link = &(*link)->next;
+    tm_page_t *list = *link;
+    *link = NULL;
+    free_committed -= n;
+    if (committed_low > free_committed) committed_low = free_committed;
+    return list;
+}
+
+/* Without free_lock: purges the pages of list, one madvise per run of adjacent pages, then
+ * puts them on the purged stack. */
+static void purge_pages(tm_page_t *list) {
     uintptr_t lo = 0, hi = 0;
-    for (; n > 0; n--, pg = pg->next) {
+    tm_page_t *last = NULL;
+    for (tm_page_t *pg = list; pg; last = pg, pg = pg->next) {
         uintptr_t s = tm_page_start(pg);
         pg->committed = 0;
-        free_committed--;
         if (s == hi) {
             hi += TM_PAGE_SIZE;
             continue;
@@ -149,41 +164,51 @@ static void purge_oldest_locked(uint32_t n) {
         hi = s + TM_PAGE_SIZE;
     }
     if (hi) tm_os_purge((void *)lo, hi - lo);
-    if (committed_low > free_committed) committed_low = free_committed;
+    if (last == NULL) return;
+    tm_lock(&free_lock);
+    last->next = free_purged;
+    free_purged = list;
+    tm_unlock(&free_lock);
 }
 
-static void decay_locked(void) {
+/* Under free_lock: the pages the decay tick says to purge now (NULL: none), for the caller to
+ * hand to purge_pages once it has released the lock. */
+static tm_page_t *decay_locked(void) {
     uint32_t retain = tm_opt.slab_retain;
-    if (free_committed <= retain) return;
-    if (tm_opt.slab_purge_delay == 0) {
-        purge_oldest_locked(free_committed - retain);
-        return;
-    }
+    if (free_committed <= retain) return NULL;
+    if (tm_opt.slab_purge_delay == 0) return take_oldest_locked(free_committed - retain);
     uint64_t now = tm_now_ms();
-    if (now < next_decay_ms) return;
-    if (next_decay_ms != 0 && committed_low > retain) purge_oldest_locked(committed_low - retain);
+    if (now < next_decay_ms) return NULL;
+    tm_page_t *list = NULL;
+    if (next_decay_ms != 0 && committed_low > retain)
+        list = take_oldest_locked(committed_low - retain);
     committed_low = free_committed;
     next_decay_ms = now + tm_opt.slab_purge_delay;
+    return list;
 }
 
-/* An unassigned page from the free pool, or from a new chunk. */
+/* An unassigned page from the free pool (committed ones first), or from a new chunk. */
 static tm_page_t *page_fresh(unsigned cls) {
     tm_lock(&free_lock);
-    if (free_pages == NULL) {
-        tm_chunk_hdr_t *ch = tm_chunk_alloc(TM_KIND_SLAB);
-        if (ch == NULL) {
-            tm_unlock(&free_lock);
-            return NULL;
-        }
+    if (free_pages == NULL && free_purged == NULL) {
+        tm_unlock(&free_lock);
+        tm_chunk_hdr_t *ch = tm_chunk_alloc(TM_KIND_SLAB); /* may map: not under the lock */
+        if (ch == NULL) return NULL;
+        tm_lock(&free_lock);
         slab_chunk_init(ch);
-        free_committed += TM_PAGES_PER_CHUNK - 1;
     }
     tm_page_t *pg = free_pages;
-    free_pages = pg->next;
-    if (pg->committed) free_committed--;
-    if (committed_low > free_committed) committed_low = free_committed;
-    decay_locked();
+    if (pg) {
+        free_pages = pg->next;
+        free_committed--;
+        if (committed_low > free_committed) committed_low = free_committed;
+    } else {
+        pg = free_purged;
+        free_purged = pg->next;
+    }
+    tm_page_t *purge = decay_locked();
     tm_unlock(&free_lock);
+    purge_pages(purge);
     pg->next = pg->prev = NULL;
     pg->committed = 1;
     page_assign(pg, cls);
@@ -195,11 +220,12 @@ static tm_page_t *page_fresh(unsigned cls) {
  * stay, as they are kept on purpose). */
 void tm_slab_trim(void) {
     tm_lock(&free_lock);
-    if (free_committed) purge_oldest_locked(free_committed);
+    tm_page_t *purge = take_oldest_locked(free_committed);
     tm_unlock(&free_lock);
+    purge_pages(purge);
 }
 
-/* Returns an empty page to the top of the free pool. */
+/* Returns an empty page to the top of the committed stack. */
 static void page_release(tm_page_t *pg) {
     atomic_fetch_sub_explicit(&tm_class_stats[pg->cls].pages, 1, memory_order_relaxed);
     tm_rstore(pg->block_size, 0); /* from now on no pointer into it is valid */
@@ -211,8 +237,9 @@ static void page_release(tm_page_t *pg) {
     free_committed++;
     pg->next = free_pages;
     free_pages = pg;
-    decay_locked();
+    tm_page_t *purge = decay_locked();
     tm_unlock(&free_lock);
+    purge_pages(purge);
 }
 
 /* An empty page leaves its owner: kept in its class's pool up to the class target, else

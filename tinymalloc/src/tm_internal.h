@@ -11,18 +11,25 @@
 
 static inline size_t tm_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 
-/* ---- locks: a test-and-set spin lock that yields; held only on slow paths ---------------- */
+/* ---- locks (lock.c): spin a little, then sleep on a futex; held only on slow paths, and
+ * never across a system call (tm_defer_t) ----------------------------------------------------- */
 void tm_lock_slow(tm_lock_t *l);
+void tm_lock_wake(tm_lock_t *l);
 static inline void tm_lock(tm_lock_t *l) {
-    if (tm_likely(atomic_exchange_explicit(&l->v, 1, memory_order_acquire) == 0)) return;
+    int unheld = 0;
+    if (tm_likely(atomic_compare_exchange_strong_explicit(&l->v, &unheld, 1, memory_order_acquire,
+                                                          memory_order_relaxed)))
+        return;
     tm_lock_slow(l);
 }
 static inline bool tm_trylock(tm_lock_t *l) {
+    int unheld = 0;
     return atomic_load_explicit(&l->v, memory_order_relaxed) == 0 &&
-           atomic_exchange_explicit(&l->v, 1, memory_order_acquire) == 0;
+           atomic_compare_exchange_strong_explicit(&l->v, &unheld, 1, memory_order_acquire,
+                                                   memory_order_relaxed);
 }
 static inline void tm_unlock(tm_lock_t *l) {
-    atomic_store_explicit(&l->v, 0, memory_order_release);
+    if (tm_unlikely(atomic_exchange_explicit(&l->v, 0, memory_order_release) == 2)) tm_lock_wake(l);
 }
 /* After fork() only the forking thread exists: every lock is made free again. */
 static inline void tm_lock_reset(tm_lock_t *l) {
@@ -231,16 +238,34 @@ static inline void tm_init(void) {
 /* ---- purge clocks of the sharded tiers (clock.c; tm_clock_t in tm_types.h) --------------- */
 /* Under s's lock: s's maintenance is next due at due (0: never). */
 void tm_clock_set(tm_clock_t *c, tm_shard_t *s, uint64_t due);
-void tm_clock_others(tm_clock_t *c, tm_shard_t *s, uint64_t due, uint64_t now);
+void tm_clock_others(tm_clock_t *c, tm_shard_t *s, uint64_t due, uint64_t now, tm_defer_t *d);
 
-/* Under s's lock, at each allocation and free of the shard; now is 0 when not read yet. */
-static inline void tm_clock_tick(tm_clock_t *c, tm_shard_t *s, uint64_t now) {
+/* Under s's lock, at each allocation and free of the shard; now is 0 when not read yet. The
+ * system calls the maintenance decides on go into d: the caller runs them (tm_defer_run) once
+ * it has released the lock. */
+static inline void tm_clock_tick(tm_clock_t *c, tm_shard_t *s, uint64_t now, tm_defer_t *d) {
     uint64_t due = atomic_load_explicit(&c->due_ms, memory_order_relaxed);
     if (s->due_ms == 0 && due == 0) return;
     if (!now) now = tm_now_ms();
-    if (s->due_ms && now >= s->due_ms) c->maintain(s, now);
-    if (due && now >= due) tm_clock_others(c, s, due, now);
+    if (s->due_ms && now >= s->due_ms) c->maintain(s, now, d);
+    if (due && now >= due) tm_clock_others(c, s, due, now, d);
 }
+
+static inline bool tm_defer_full(const tm_defer_t *d) { return d->n == TM_DEFER_MAX; }
+/* The caller has checked that d is not full. */
+static inline void tm_defer_add(tm_defer_t *d, tm_shard_t *s, unsigned op, void *obj, void *p,
+                                size_t size) {
+    d->v[d->n].shard = s;
+    d->v[d->n].op = op;
+    d->v[d->n].obj = obj;
+    d->v[d->n].p = p;
+    d->v[d->n].size = size;
+    d->n++;
+}
+/* Without any lock held: makes the system calls in d, and hands purged objects back. */
+void tm_defer_run(tm_clock_t *c, tm_defer_t *d);
+/* malloc_trim of a tier: all its due-later work now. No lock held. */
+void tm_clock_trim(tm_clock_t *c);
 
 /* ---- arena tier (arena.c) --------------------------------------------------------------- */
 void tm_arena_init(void);

@@ -55,7 +55,8 @@ enum {
 /* Set on every chunk while profiling, so frees leave the fast path (profile.c). */
 #define TM_KIND_PROFILED 0x80u
 
-/* A lock; held only on slow paths (tm_internal.h has its operations). */
+/* A lock; held only on slow paths (tm_internal.h and lock.c have its operations).
+ * v: 0 free, 1 held, 2 held with possible sleepers. */
 typedef struct {
     _Atomic int v;
 } tm_lock_t;
@@ -228,14 +229,37 @@ typedef struct {
     uint64_t due_ms; /* its maintenance is due at this time; 0: nothing waits (under lock) */
 } tm_shard_t;
 
+/* System calls that a shard's maintenance decided on under the shard's lock and that run after
+ * it is released: no lock is held across madvise or munmap, so a thread preempted in one
+ * stalls no other. A PURGE item's object (an arena chunk, a heap block) is out of use while its
+ * pages go back, so no thread can allocate from it; the tier's purged() hook, under the shard's
+ * lock again, puts it back. A RELEASE item is a range already unlinked from its shard, for the
+ * chunk layer. */
+#define TM_DEFER_MAX 8
+enum { TM_DEFER_PURGE = 1, TM_DEFER_RELEASE = 2 };
+typedef struct {
+    unsigned n;
+    struct {
+        tm_shard_t *shard;
+        void *obj;
+        void *p;
+        size_t size;
+        unsigned op;
+    } v[TM_DEFER_MAX];
+} tm_defer_t;
+
 typedef struct {
     /* Invariant: no shard's due_ms is earlier than this (0: none is due). */
     _Atomic uint64_t due_ms;
     tm_shard_t *first; /* shards[i] at (char *)first + i * stride */
     size_t stride;
     unsigned n;
-    const uint32_t *delay_ms;                      /* the tier's purge delay option */
-    void (*maintain)(tm_shard_t *s, uint64_t now); /* under s's lock; sets its next due time */
+    const uint32_t *delay_ms; /* the tier's purge delay option */
+    /* Under s's lock: the due work, into d (which it stops filling when full, leaving s due
+     * at once); sets s's next due time. */
+    void (*maintain)(tm_shard_t *s, uint64_t now, tm_defer_t *d);
+    /* Under s's lock, after a PURGE item ran: obj is back in use, its pages purged. */
+    void (*purged)(tm_shard_t *s, void *obj, size_t bytes);
 } tm_clock_t;
 
 /* ---- tier totals for statistics (arena.c, heap.c) ---------------------------------------- */

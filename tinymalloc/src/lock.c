@@ -1,0 +1,46 @@
+/* Locks: the slow paths of tm_lock and tm_unlock (tm_internal.h).
+ *
+ * A lock word is 0 (free), 1 (held) or 2 (held, and a thread may be asleep on it), after
+ * Drepper's "Futexes are tricky". A thread that finds the lock held spins briefly, for a holder
+ * running on another CPU, then sleeps in the kernel: a holder that was preempted (more threads
+ * than CPUs) no longer has every waiter burning the CPU it needs to finish. Whoever takes the
+ * lock after sleeping takes it at 2, not knowing whether others still sleep, so its unlock
+ * wakes the next one; an uncontended lock never makes a system call. */
+#include "tm_internal.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define TM_LOCK_SPINS 100 /* about a microsecond: longer than a typical slow-path hold */
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+/* syscall() sets errno on EAGAIN and EINTR, which a successful malloc or a free must not. */
+static void futex(tm_lock_t *l, int op, int val) {
+    int saved = errno;
+    syscall(SYS_futex, (int *)&l->v, op, val, NULL, NULL, 0);
+    errno = saved;
+}
+
+void tm_lock_slow(tm_lock_t *l) {
+    for (unsigned i = 0; i < TM_LOCK_SPINS; i++) {
+        cpu_relax();
+        int unheld = 0;
+        if (atomic_load_explicit(&l->v, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_weak_explicit(&l->v, &unheld, 1, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return;
+    }
+    while (atomic_exchange_explicit(&l->v, 2, memory_order_acquire) != 0)
+        futex(l, FUTEX_WAIT_PRIVATE, 2); /* returns at once if the word is no longer 2 */
+}
+
+void tm_lock_wake(tm_lock_t *l) { futex(l, FUTEX_WAKE_PRIVATE, 1); }
