@@ -29,7 +29,7 @@ def run(cmd, timeout=300):
 
 class TsanWorkloads(unittest.TestCase):
     def check(self, w, scale):
-        exe = os.path.join(BIN, w["name"])
+        exe = os.path.join(BIN, os.path.basename(w["cmd"][0]))
         if not os.path.exists(exe):
             self.fail(f"{exe} missing: run `make workloads-tsan`")
         cmd = [exe] + w["cmd"][1:] + w["scales"][scale]

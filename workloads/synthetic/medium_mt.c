@@ -1,6 +1,9 @@
 /* medium-mt: medium sizes on several threads. Each thread replaces random blocks of 1 KiB
  * to 256 KiB (log-uniform) in its own set of 128, the range between the small-object fast
- * path and the large/huge tier. ops = allocations. */
+ * path and the large/huge tier. --set, --min-size and --max-size change the set; the manifest's
+ * oversub-purge runs it with 16 threads on 9 KiB-3 MiB blocks, sets of 16: more threads than
+ * CPUs, each free reaching a lock of the arena or heap tier (and under an allocator that
+ * purges at once, a system call). ops = allocations. */
 #include "wl.h"
 
 static const struct wl_spec spec = {
@@ -10,25 +13,28 @@ static const struct wl_spec spec = {
     .quick = 0.1,
     .tiny = 0.01,
     .latency = 1,
+    .set = 128,
+    .min_size = 1 << 10,
+    .max_size = 256 << 10,
 };
 
-#define SET 128
-
 static void take(struct wl_ctx *c, struct wl_block *b) {
-    wl_block_take(c, b, wl_log_uniform(&c->rng, 1 << 10, 256 << 10));
+    wl_block_take(c, b, wl_log_uniform(&c->rng, wl.min_size, wl.max_size));
 }
 
 static void *run(void *arg) {
     struct wl_worker *w = arg;
     struct wl_ctx *c = &w->c;
-    struct wl_block set[SET];
-    for (int i = 0; i < SET; i++) take(c, &set[i]);
+    struct wl_block *set = calloc((size_t)wl.set, sizeof *set);
+    if (set == NULL) wl_oom("calloc", (size_t)wl.set * sizeof *set);
+    for (int i = 0; i < wl.set; i++) take(c, &set[i]);
     while (c->ops < w->allocs) {
-        struct wl_block *b = &set[wl_below(&c->rng, SET)];
+        struct wl_block *b = &set[wl_below(&c->rng, (uint64_t)wl.set)];
         wl_block_drop(c, b);
         take(c, b);
     }
-    for (int i = 0; i < SET; i++) wl_block_drop(c, &set[i]);
+    for (int i = 0; i < wl.set; i++) wl_block_drop(c, &set[i]);
+    free(set);
     return NULL;
 }
 

@@ -20,18 +20,25 @@ struct wl_opts wl;
 static void usage(FILE *f) {
     const struct wl_spec *s = wl.spec;
     fprintf(f,
-            "usage: %s [--seed N] [--threads N] [--scale S|quick|tiny]%s [--help]\n"
+            "usage: %s [--seed N] [--threads N] [--scale S|quick|tiny]%s%s [--help]\n"
             "  %s\n"
-            "  --seed N     PRNG seed (default 42)\n"
-            "  --threads N  threads (default %d)\n"
-            "  --scale S    work multiplier: a number > 0 (default 1), `quick` (= %g) or "
-            "`tiny` (= %g)\n"
-            "%s"
-            "Prints one line `TMBENCH {json}` on stdout; exits 1 if a block's pattern does not\n"
-            "verify or an allocation fails, 2 on a bad option.\n",
-            s->name, s->latency ? " [--latency]" : "", s->summary, s->threads, s->quick, s->tiny,
-            s->latency ? "  --latency    also time sampled malloc and free calls (p50/p99/p999)\n"
-                       : "");
+            "  --seed N       PRNG seed (default 42)\n"
+            "  --threads N    threads (default %d)\n"
+            "  --scale S      work multiplier: a number > 0 (default 1), `quick` (= %g) or "
+            "`tiny` (= %g)\n",
+            s->name, s->latency ? " [--latency]" : "",
+            s->set ? " [--set N] [--min-size N] [--max-size N]" : "", s->summary, s->threads,
+            s->quick, s->tiny);
+    if (s->latency)
+        fprintf(f, "  --latency      also time sampled malloc and free calls (p50/p99/p999)\n");
+    if (s->set)
+        fprintf(f,
+                "  --set N        blocks each thread keeps (default %d)\n"
+                "  --min-size N   smallest block in bytes (default %zu)\n"
+                "  --max-size N   largest block in bytes (default %zu)\n",
+                s->set, s->min_size, s->max_size);
+    fprintf(f, "Prints one line `TMBENCH {json}` on stdout; exits 1 if a block's pattern does not\n"
+               "verify or an allocation fails, 2 on a bad option.\n");
 }
 
 static _Noreturn void bad_option(const char *fmt, const char *arg) {
@@ -68,6 +75,9 @@ void wl_init(const struct wl_spec *spec, int argc, char **argv) {
     wl.seed = 42;
     wl.threads = spec->threads;
     wl.scale = 1.0;
+    wl.set = spec->set;
+    wl.min_size = spec->min_size;
+    wl.max_size = spec->max_size;
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -90,9 +100,21 @@ void wl_init(const struct wl_spec *spec, int argc, char **argv) {
             else if ((wl.scale = strtod(v, &end)),
                      end == v || *end != '\0' || !(wl.scale > 0 && wl.scale < 1e6))
                 bad_option("bad value '%s' for --scale (a number > 0, quick or tiny)", v);
+        } else if (spec->set && (v = opt_value("--set", argc, argv, &i))) {
+            wl.set = (int)parse_uint("--set", v, 1 << 20);
+            if (wl.set < 1) bad_option("--set must be 1 or more, not %s", v);
+        } else if (spec->set && (v = opt_value("--min-size", argc, argv, &i))) {
+            wl.min_size = (size_t)parse_uint("--min-size", v, (uint64_t)1 << 40);
+        } else if (spec->set && (v = opt_value("--max-size", argc, argv, &i))) {
+            wl.max_size = (size_t)parse_uint("--max-size", v, (uint64_t)1 << 40);
         } else {
             bad_option("unknown option '%s'", argv[i]);
         }
+    }
+    if (spec->set && (wl.min_size < 1 || wl.min_size > wl.max_size)) {
+        fprintf(stderr, "%s: --min-size %zu must be 1 or more and at most --max-size %zu\n",
+                spec->name, wl.min_size, wl.max_size);
+        exit(2);
     }
 }
 

@@ -21,6 +21,10 @@ struct wl_spec {
     int threads;         /* default --threads */
     double quick, tiny;  /* the multipliers `--scale quick` and `--scale tiny` stand for */
     int latency;         /* 1 if the workload supports --latency */
+    /* A workload that replaces blocks in a set of `set` (> 0) whose sizes run from min_size to
+     * max_size lets --set, --min-size and --max-size change them (0: it has no such set). */
+    int set;
+    size_t min_size, max_size;
 };
 
 /* The parsed command line; set by wl_init, read-only afterwards. */
@@ -30,6 +34,8 @@ struct wl_opts {
     int threads;
     double scale;
     int latency;
+    int set;
+    size_t min_size, max_size;
 };
 extern struct wl_opts wl;
 
