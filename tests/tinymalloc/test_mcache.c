@@ -1,10 +1,12 @@
-/* The medium cache (mcache.c): class rounding, reuse without the arena, the per-thread byte
- * cap, the flush at thread exit, and double frees of cached blocks from any thread. */
+/* The medium cache (mcache.c): class rounding, reuse without the arena, the per-thread and
+ * process-wide byte caps, the flush at thread exit, malloc_trim and the decay reaching the
+ * caches of idle threads, and double frees of cached blocks from any thread. */
 #include "tm_test.h"
 #include "tinymalloc.h"
 
 #include <malloc.h>
 #include <pthread.h>
+#include <time.h>
 
 static void *(*volatile vmalloc)(size_t) = malloc;
 static void (*volatile vfree)(void *) = free;
@@ -64,6 +66,60 @@ static void thread_exit_returns_its_cache(void) {
     CHECK(s1.arena_frees - s0.arena_frees == 20); /* cached, then flushed at exit */
 }
 
+/* Threads that cache medium blocks, then stay alive and idle until released. */
+static pthread_barrier_t cached, release;
+static size_t idle_block;
+static int idle_count;
+static void *cache_then_idle(void *arg) {
+    void *ps[64];
+    for (int i = 0; i < idle_count; i++) ps[i] = vmalloc(idle_block);
+    for (int i = 0; i < idle_count; i++) vfree(ps[i]);
+    pthread_barrier_wait(&cached);
+    pthread_barrier_wait(&release);
+    return arg;
+}
+static void start_idle(pthread_t *t, int n, size_t block, int count) {
+    idle_block = block;
+    idle_count = count;
+    pthread_barrier_init(&cached, NULL, (unsigned)n + 1);
+    pthread_barrier_init(&release, NULL, (unsigned)n + 1);
+    for (int i = 0; i < n; i++) CHECK(pthread_create(&t[i], NULL, cache_then_idle, NULL) == 0);
+    pthread_barrier_wait(&cached);
+}
+static void stop_idle(pthread_t *t, int n) {
+    pthread_barrier_wait(&release);
+    for (int i = 0; i < n; i++) pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&cached);
+    pthread_barrier_destroy(&release);
+}
+
+static void total_is_capped_and_trim_empties_idle_caches(void) {
+    malloc_trim(0);
+    pthread_t t[8];
+    /* 8 threads free 4 MiB each: each could keep all of it, but all together 16 MiB. */
+    start_idle(t, 8, 256 << 10, 16);
+    struct tinymalloc_stats s0 = stats();
+    CHECK(s0.medium_cached >= 8u << 20 && s0.medium_cached <= 16u << 20);
+    malloc_trim(0); /* the threads are alive, and busy with nothing */
+    struct tinymalloc_stats s1 = stats();
+    CHECK(s1.medium_cached == 0);
+    CHECK(s1.arena_frees - s0.arena_frees == s0.medium_cached / (256 << 10));
+    stop_idle(t, 8);
+    CHECK(stats().medium_cached == 0);
+}
+
+static void decay_empties_idle_caches(void) {
+    pthread_t t[1];
+    start_idle(t, 1, 30000, 4); /* four 32 KiB blocks in that thread's cache */
+    CHECK(stats().medium_cached >= 4 * 32768);
+    struct timespec pause = {1, 200 * 1000 * 1000}; /* past medium_cache_decay (1000 ms) */
+    nanosleep(&pause, NULL);
+    CHECK(stats().medium_cached >= 4 * 32768); /* nothing ran the decay yet */
+    vfree(vmalloc(30000));                     /* any thread's medium free does */
+    CHECK(stats().medium_cached == 32768);     /* only the block just freed */
+    stop_idle(t, 1);
+}
+
 static void die_double_free(void) {
     void *p = vmalloc(30000);
     vfree(p);
@@ -119,6 +175,8 @@ int main(void) {
     RUN(freed_block_is_reused_without_the_arena);
     RUN(cache_is_capped);
     RUN(thread_exit_returns_its_cache);
+    RUN(total_is_capped_and_trim_empties_idle_caches);
+    RUN(decay_empties_idle_caches);
     RUN(cached_blocks_are_checked);
     TEST_EXIT();
 }

@@ -26,9 +26,12 @@ struct tinymalloc_stats {
     uint64_t large_allocs, large_frees;   /* heap blocks (counted in heap_* too) */
     uint64_t mapped_allocs, mapped_frees; /* huge blocks with their own mapping */
     uint64_t arenas;                      /* arenas (one per CPU) */
+    /* Added with the bounded medium cache. */
+    uint64_t medium_cached; /* bytes of freed medium blocks in all threads' caches */
 };
 
-/* Fills *s (size: sizeof *s, or the size before the arena fields, for compatibility).
+/* Fills *s (size: sizeof *s, or for callers built against an older header the size before the
+ * arena fields or before medium_cached).
  * Returns 0, or -1 if size is wrong. */
 int tinymalloc_stats_get(struct tinymalloc_stats *s, size_t size);
 

@@ -263,6 +263,7 @@ TM_EXPORT int TM_API(malloc_trim)(size_t pad) {
     tm_init();
     uint64_t before = atomic_load_explicit(&tm_os_stats.purged_bytes, memory_order_relaxed);
     uint64_t unmapped = atomic_load_explicit(&tm_os_stats.munmap_calls, memory_order_relaxed);
+    tm_mcache_drain(UINT64_MAX); /* before the arenas: its blocks keep chunks in use */
     tm_slab_trim();
     tm_arena_trim();
     tm_heap_trim();

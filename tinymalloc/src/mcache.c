@@ -4,26 +4,46 @@
  *
  * Medium requests are rounded up to classes, four per doubling and whole arena units, so a
  * cached block fits every request of its class. A free of a block whose size is exactly a
- * class goes to the freeing thread's bin while the thread's cache holds less than
- * medium_cache bytes; everything else goes back to its arena. Bins are intrusive lists whose
- * links carry the slab tier's secret-keyed check word (tm_block_link), so a double free of a
- * cached block is caught (from any thread) and a write after free cannot steer malloc. A
- * block leaving a bin gets its check word cleared. A dying thread's bins go back to the
- * arenas.
+ * class goes to the freeing thread's bin while that thread's cache holds less than
+ * medium_cache bytes and all threads' caches less than medium_cache_total; everything else
+ * goes back to its arena. Bins are intrusive lists whose links carry the slab tier's
+ * secret-keyed check word (tm_block_link), so a double free of a cached block is caught (from
+ * any thread) and a write after free cannot steer malloc. A block leaving a bin gets its
+ * check word cleared.
  *
- * Invariants. A thread's bins are its own: only it reads or writes them, so they take no lock
- * and no atomic. A cached block stays allocated in its arena (its units used, its start bit
- * set), so the arena never hands it out twice; mcache_bytes is the sum of the cached blocks'
- * sizes and never exceeds medium_cache.
+ * Cached memory is bounded in time as well as in bytes: each block records when it was
+ * cached, and blocks cached longer than medium_cache_decay ms go back to their arenas. Any
+ * thread's medium free notices when the oldest block of any cache is due (one shared due
+ * time, as the tiers' purge clocks) and empties the old blocks of every live thread's cache,
+ * so the cache of a thread that has gone idle drains too. malloc_trim and thread exit empty
+ * caches whole.
+ *
+ * Invariants. A thread's bins and mcache_bytes are guarded by its cache's mlock, which its
+ * owner takes (uncontended but for a decay or trim) on every cache operation, and another
+ * thread only while it holds tm_tcache_lock, to drain it: the lock order is tm_tcache_lock,
+ * then mlock, then arena locks. A cached block stays allocated in its arena (its units used,
+ * its start bit set), so the arena never hands it out twice. Bins are newest first: a block
+ * is pushed at its caching time, so each bin's ages increase along the list. cached_total is
+ * the sum of all caches' mcache_bytes, added to before a block goes in (so it never exceeds
+ * medium_cache_total) and taken from after one comes out. No cached block becomes due before
+ * decay_due (0: none is cached).
  */
 #include "tm_internal.h"
 
 #define TM_MCLASS_TABLE (TM_CHUNK_SIZE / 1024 + 1) /* medium_max / arena_unit: under 4m / 1k */
 
+/* A cached block: the free link and check word, then when it was cached. */
+typedef struct {
+    tm_block_t b;
+    uint64_t cached_ms;
+} tm_mblock_t;
+
 static uint32_t mclass_size[TM_MCLASSES];
 static unsigned nmclasses;
 static uint8_t mclass_of_units[TM_MCLASS_TABLE];
 static unsigned unit_shift;
+static _Atomic size_t cached_total;
+static _Atomic uint64_t decay_due;
 
 void tm_mcache_init(void) {
     size_t unit = tm_opt.arena_unit, max = tm_opt.medium_max;
@@ -49,19 +69,35 @@ static inline unsigned mclass_of(size_t n) {
     return mclass_of_units[(n + (1UL << unit_shift) - 1) >> unit_shift];
 }
 
+/* Lowers decay_due to t (0 counts as never): one load when it is already earlier. */
+static inline void due_lower(uint64_t t) {
+    uint64_t cur = atomic_load_explicit(&decay_due, memory_order_relaxed);
+    while ((cur == 0 || t < cur) &&
+           !atomic_compare_exchange_weak_explicit(&decay_due, &cur, t, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+    }
+}
+
 void *tm_mcache_alloc(size_t n, size_t align) {
     if (align > TM_ALIGN || tm_opt.medium_cache == 0 || n > tm_opt.medium_max)
         return tm_arena_alloc(n);
     unsigned c = mclass_of(n);
     tm_tcache_t *tc = tm_tc;
     if (tc == &tm_tcache_empty && (tc = tm_tcache_get_slow()) == NULL) return NULL;
+    if (tc->is_fallback) return tm_arena_alloc(mclass_size[c]);
     tm_mbin_t *bin = &tc->mbin[c];
+    tm_lock(&tc->mlock);
     tm_block_t *b = bin->head;
-    if (b == NULL || tc->is_fallback) return tm_arena_alloc(mclass_size[c]);
+    if (b == NULL) {
+        tm_unlock(&tc->mlock);
+        return tm_arena_alloc(mclass_size[c]);
+    }
     if (tm_unlikely(!tm_block_is_free(b))) tm_slab_corrupt(b);
     bin->head = b->next;
     bin->count--;
     tc->mcache_bytes -= mclass_size[c];
+    tm_unlock(&tc->mlock);
+    atomic_fetch_sub_explicit(&cached_total, mclass_size[c], memory_order_relaxed);
     b->check = 0;
     return b;
 }
@@ -74,29 +110,118 @@ void tm_mcache_free(void *p, const char *func) {
      * check must match: live data does so only if copied out of a freed block. */
     if (tm_unlikely(tm_block_is_free(b))) tm_fatal(func, "double free of", p);
     tm_tcache_t *tc = tm_tc;
+    if (tc == &tm_tcache_empty || tc->is_fallback) return tm_arena_free(p, func);
+    uint64_t now = tm_now_ms();
+    uint64_t due = atomic_load_explicit(&decay_due, memory_order_relaxed);
+    if (tm_unlikely(due && now >= due)) tm_mcache_drain(now);
     unsigned c = size <= tm_opt.medium_max ? mclass_of(size) : 0;
-    if (tc == &tm_tcache_empty || tc->is_fallback || mclass_size[c] != size ||
-        tc->mcache_bytes + size > tm_opt.medium_cache)
-        return tm_arena_free(p, func);
+    if (mclass_size[c] != size) return tm_arena_free(p, func);
+    /* Counted first, so that the total never exceeds the budget, whoever races. */
+    if (atomic_fetch_add_explicit(&cached_total, size, memory_order_relaxed) + size >
+        tm_opt.medium_cache_total)
+        goto refuse;
+    ((tm_mblock_t *)b)->cached_ms = now;
     tm_mbin_t *bin = &tc->mbin[c];
+    tm_lock(&tc->mlock);
+    if (tc->mcache_bytes + size > tm_opt.medium_cache) {
+        tm_unlock(&tc->mlock);
+        goto refuse;
+    }
     tm_block_link(b, bin->head);
     bin->head = b;
     bin->count++;
     tc->mcache_bytes += size;
+    tm_unlock(&tc->mlock);
+    due_lower(now + tm_opt.medium_cache_decay);
+    return;
+refuse:
+    atomic_fetch_sub_explicit(&cached_total, size, memory_order_relaxed);
+    tm_arena_free(p, func);
+}
+
+static uint64_t cached_ms(const tm_block_t *b) { return ((const tm_mblock_t *)b)->cached_ms; }
+
+/* Under tc's mlock: moves the blocks of every bin of tc cached at or before `before`
+ * (UINT64_MAX: all) onto *out; returns the earliest caching time of those it leaves (0:
+ * none). */
+static uint64_t take_old(tm_tcache_t *tc, uint64_t before, tm_block_t **out) {
+    uint64_t oldest = 0;
+    for (unsigned c = 0; c < nmclasses; c++) {
+        tm_block_t *kept = NULL, *b = tc->mbin[c].head;
+        for (; b && cached_ms(b) > before; kept = b, b = b->next)
+            if (tm_unlikely(!tm_block_is_free(b))) tm_slab_corrupt(b);
+        if (b == NULL) {
+            if (kept && (!oldest || cached_ms(kept) < oldest)) oldest = cached_ms(kept);
+            continue;
+        }
+        if (kept) { /* newest first: the rest of the bin is older and goes */
+            if (!oldest || cached_ms(kept) < oldest) oldest = cached_ms(kept);
+            tm_block_link(kept, NULL);
+        } else {
+            tc->mbin[c].head = NULL;
+        }
+        while (b) {
+            if (tm_unlikely(!tm_block_is_free(b))) tm_slab_corrupt(b);
+            tm_block_t *next = b->next;
+            tc->mbin[c].count--;
+            tc->mcache_bytes -= mclass_size[c];
+            b->next = *out;
+            *out = b;
+            b = next;
+        }
+    }
+    return oldest;
+}
+
+/* Gives blocks taken out of caches back to their arenas; no cache lock held. */
+static void give_back(tm_block_t *b) {
+    while (b) {
+        tm_block_t *next = b->next;
+        size_t size = tm_arena_usable(b, "free");
+        b->check = 0;
+        tm_arena_free(b, "free");
+        atomic_fetch_sub_explicit(&cached_total, size, memory_order_relaxed);
+        b = next;
+    }
+}
+
+/* Empties every live thread's cache of the blocks cached before now - medium_cache_decay
+ * (now UINT64_MAX: of all blocks). Only the caller that takes the due time it saw does the
+ * decay; it publishes again the due time of what stays. */
+void tm_mcache_drain(uint64_t now) {
+    uint64_t due = atomic_load_explicit(&decay_due, memory_order_relaxed);
+    if (now != UINT64_MAX && (due == 0 || now < due ||
+                              !atomic_compare_exchange_strong_explicit(
+                                  &decay_due, &due, 0, memory_order_relaxed, memory_order_relaxed)))
+        return;
+    uint64_t decay = tm_opt.medium_cache_decay;
+    uint64_t before = now == UINT64_MAX ? UINT64_MAX : now > decay ? now - decay : 0;
+    uint64_t oldest = 0;
+    tm_block_t *out = NULL;
+    tm_lock(&tm_tcache_lock);
+    for (tm_tcache_t *tc = tm_tcache_live_first(); tc; tc = tc->next_live) {
+        tm_lock(&tc->mlock);
+        uint64_t o = take_old(tc, before, &out);
+        tm_unlock(&tc->mlock);
+        if (o && (!oldest || o < oldest)) oldest = o;
+    }
+    tm_unlock(&tm_tcache_lock);
+    give_back(out);
+    if (oldest) due_lower(oldest + decay);
 }
 
 /* A dying thread's cached blocks go back to their arenas. */
 void tm_mcache_flush(tm_tcache_t *tc) {
-    for (unsigned c = 0; c < nmclasses; c++) {
-        tm_block_t *b = tc->mbin[c].head;
-        while (b) {
-            tm_block_t *next = b->next;
-            b->check = 0;
-            tm_arena_free(b, "free");
-            b = next;
-        }
-        tc->mbin[c].head = NULL;
-        tc->mbin[c].count = 0;
-    }
-    tc->mcache_bytes = 0;
+    tm_block_t *out = NULL;
+    tm_lock(&tc->mlock);
+    take_old(tc, UINT64_MAX, &out);
+    tm_unlock(&tc->mlock);
+    give_back(out);
+}
+
+size_t tm_mcache_total(void) { return atomic_load_explicit(&cached_total, memory_order_relaxed); }
+
+/* Under tm_tcache_lock (tm_tcache_locks): each live cache's lock, for fork. */
+void tm_mcache_locks(tm_lock_fn fn) {
+    for (tm_tcache_t *tc = tm_tcache_live_first(); tc; tc = tc->next_live) fn(&tc->mlock);
 }

@@ -150,9 +150,11 @@ static void snapshot(class_snap_t *out) {
 
 int tinymalloc_stats_get(struct tinymalloc_stats *s, size_t size) TM_EXPORT;
 int tinymalloc_stats_get(struct tinymalloc_stats *s, size_t size) {
-    /* The size before the arena fields: callers built against the older header. */
-    size_t old_size = offsetof(struct tinymalloc_stats, arena_allocs);
-    if (s == NULL || (size != sizeof *s && size != old_size)) return -1;
+    /* Callers built against an older header pass the size that ended with its last field. */
+    if (s == NULL ||
+        (size != sizeof *s && size != offsetof(struct tinymalloc_stats, arena_allocs) &&
+         size != offsetof(struct tinymalloc_stats, medium_cached)))
+        return -1;
     tm_init();
     struct tinymalloc_stats full;
     struct tinymalloc_stats *out = s;
@@ -188,6 +190,7 @@ int tinymalloc_stats_get(struct tinymalloc_stats *s, size_t size) {
     s->os_mremap = LOAD(tm_os_stats.mremap_calls);
     s->mapped_bytes = LOAD(tm_os_stats.mapped_bytes);
     s->mapped_peak = LOAD(tm_os_stats.mapped_peak);
+    s->medium_cached = tm_mcache_total();
     memcpy(out, s, size);
     return 0;
 }

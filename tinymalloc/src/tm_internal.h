@@ -284,6 +284,11 @@ void tm_mcache_init(void);
 void *tm_mcache_alloc(size_t n, size_t align);
 void tm_mcache_free(void *p, const char *func);
 void tm_mcache_flush(tm_tcache_t *tc);
+/* Empties all live threads' caches of blocks older than medium_cache_decay at now, when that
+ * is due (now UINT64_MAX: of every block, at once: malloc_trim). No lock held. */
+void tm_mcache_drain(uint64_t now);
+size_t tm_mcache_total(void); /* bytes in all threads' caches */
+void tm_mcache_locks(tm_lock_fn fn);
 
 /* ---- heap tier (heap.c): large blocks, and the huge threshold --------------------------- */
 void tm_heap_init(void);

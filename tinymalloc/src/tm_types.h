@@ -95,6 +95,8 @@ typedef struct {
     uint32_t arena_purge_delay;   /* ms before a wholly free chunk's pages go back */
     uint32_t arenas, heaps;       /* 0: one per CPU */
     size_t medium_cache;          /* bytes of freed medium blocks a thread keeps; 0: none */
+    size_t medium_cache_total;    /* ... that all threads keep */
+    uint32_t medium_cache_decay;  /* ms a block stays cached */
     uint32_t heap_growth;         /* percent: anticipation multiplies by this per extra miss */
     uint32_t heap_miss_threshold; /* consecutive misses before growing by more than asked */
     uint32_t heap_decay;          /* percent of the anticipation dropped per hit */
@@ -197,8 +199,9 @@ typedef struct tm_tcache {
     uint64_t nfree[TM_MAX_CLASSES];   /* frees by this thread, local or remote */
     uint64_t flushed_malloc[TM_MAX_CLASSES], flushed_free[TM_MAX_CLASSES];
     tm_classq_t q[TM_MAX_CLASSES];
-    tm_mbin_t mbin[TM_MCLASSES];             /* freed medium blocks, by medium class */
-    size_t mcache_bytes;                     /* bytes in mbin, at most medium_cache */
+    tm_mbin_t mbin[TM_MCLASSES]; /* freed medium blocks, by medium class */
+    size_t mcache_bytes;         /* bytes in mbin, at most medium_cache */
+    tm_lock_t mlock; /* guards mbin and mcache_bytes: the owner, or a drain (mcache.c) */
     struct tm_tcache *next_live, *prev_live; /* list of live caches, for statistics */
     struct tm_tcache *next_free;
     uint32_t refills; /* slab refills: every 64th adds all classes' counts (stats.c) */
