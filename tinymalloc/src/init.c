@@ -26,9 +26,11 @@ static uintptr_t make_secret(void) {
 }
 
 /* The lock owners, in the order the allocator nests their locks (a thread holding a pool lock
- * may reach the chunk lock, never the reverse). Fork takes them all in this order. */
+ * may reach the chunk lock, never the reverse). Fork takes them all in this order and lets go
+ * of them in the reverse one: the medium caches' locks are found on the list of live caches,
+ * which may be read only while its lock is held. */
 static void (*const lock_owners[])(tm_lock_fn) = {
-    tm_tcache_locks, tm_slab_locks, tm_arena_locks, tm_heap_locks, tm_chunk_locks,
+    tm_tcache_locks, tm_mcache_locks, tm_slab_locks, tm_arena_locks, tm_heap_locks, tm_chunk_locks,
 };
 #define NOWNERS (sizeof lock_owners / sizeof lock_owners[0])
 
@@ -42,12 +44,12 @@ static void fork_prepare(void) {
 }
 
 static void fork_parent(void) {
-    for (size_t i = 0; i < NOWNERS; i++) lock_owners[i](unlock_fn);
+    for (size_t i = NOWNERS; i-- > 0;) lock_owners[i](unlock_fn);
     tm_unlock(&init_lock);
 }
 
 static void fork_child(void) {
-    for (size_t i = 0; i < NOWNERS; i++) lock_owners[i](reset_fn);
+    for (size_t i = NOWNERS; i-- > 0;) lock_owners[i](reset_fn);
     tm_profile_fork_child();
     tm_lock_reset(&init_lock);
 }

@@ -221,7 +221,7 @@ void tm_mcache_flush(tm_tcache_t *tc) {
 
 size_t tm_mcache_total(void) { return atomic_load_explicit(&cached_total, memory_order_relaxed); }
 
-/* Under tm_tcache_lock (tm_tcache_locks): each live cache's lock, for fork. */
+/* Each live cache's lock, for fork: taken after tm_tcache_lock, let go of before it (init.c). */
 void tm_mcache_locks(tm_lock_fn fn) {
     for (tm_tcache_t *tc = tm_tcache_live_first(); tc; tc = tc->next_live) fn(&tc->mlock);
 }

@@ -94,5 +94,4 @@ void tm_tcache_init(void) {
 void tm_tcache_locks(tm_lock_fn fn) {
     fn(&tm_fallback_lock);
     fn(&tm_tcache_lock);
-    tm_mcache_locks(fn);
 }
