@@ -21,7 +21,10 @@
  * A free, from any thread, takes the lock of the arena named in the chunk header. A chunk
  * that becomes wholly free stays in its arena; after arena_purge_delay ms (checked by any
  * arena's operations: the tier's tm_clock_t) its pages go back to the OS (madvise), and past
- * arena_retain such chunks the rest are returned to the chunk layer. Neither, nor taking a new
+ * arena_retain such chunks the rest are returned to the chunk layer. An arena keeps at most
+ * one such chunk committed plus arena_dirty percent of its chunks in use: a chunk emptied past
+ * that share is purged at once, so memory a program stops using goes back even when no later
+ * operation comes to run the delayed purge. Neither, nor taking a new
  * chunk (which may map), happens under the arena's lock: a chunk being purged is marked
  * `purging` and no block is made in it until it is back.
  *
@@ -30,7 +33,8 @@
  * is listed, cleared only when it leaves), and a live block's start bit and length (relaxed
  * atomics; written under the lock, constant while the block is live). For every chunk,
  * free_units == the zero bits of `used`, and a unit has its start bit iff it begins a live
- * block, and the len[] units from it are all used.
+ * block, and the len[] units from it are all used. ndirty counts the chunks with empty_since
+ * set, purged and purging clear.
  */
 #include "tm_internal.h"
 
@@ -61,6 +65,7 @@ typedef struct {
     uint32_t idx;
     tm_achunk_t *chunks;
     uint32_t nchunks, nempty;
+    uint32_t ndirty; /* wholly free chunks neither purged nor being purged */
     uint64_t nalloc, nfree, used_units, purged, released;
 } __attribute__((aligned(64))) tm_arena_t;
 
@@ -156,6 +161,16 @@ static tm_achunk_t *chunk_new(tm_arena_t *a, tm_achunk_t *c) {
 
 static bool chunk_empty(const tm_achunk_t *c) { return c->free_units == nunits - c->first; }
 
+/* Hands the pages of wholly free chunk c to d, to purge once the lock is released
+ * (arena_purged takes it back). The caller has checked that d is not full. */
+static void purge_chunk(tm_arena_t *a, tm_achunk_t *c, tm_defer_t *d) {
+    uintptr_t lo = (uintptr_t)c + ((size_t)c->first << unit_shift);
+    lo = tm_align_up(lo, TM_OS_PAGE);
+    c->purging = 1;
+    a->ndirty--;
+    tm_defer_add(d, &a->sh, TM_DEFER_PURGE, c, (void *)lo, (uintptr_t)c + TM_CHUNK_SIZE - lo);
+}
+
 /* Purges wholly free chunks that have been so for the delay, and returns those past
  * arena_retain to the chunk layer; both through d, after the lock. Under the arena lock. */
 static void arena_maintain(tm_shard_t *sh, uint64_t now, tm_defer_t *d) {
@@ -177,11 +192,7 @@ static void arena_maintain(tm_shard_t *sh, uint64_t now, tm_defer_t *d) {
                 if (!c->purged && tm_defer_full(d)) {
                     pending = now; /* on the next operation */
                 } else if (!c->purged) {
-                    uintptr_t lo = (uintptr_t)c + ((size_t)c->first << unit_shift);
-                    lo = tm_align_up(lo, TM_OS_PAGE);
-                    c->purging = 1;
-                    tm_defer_add(d, sh, TM_DEFER_PURGE, c, (void *)lo,
-                                 (uintptr_t)c + TM_CHUNK_SIZE - lo);
+                    purge_chunk(a, c, d);
                 }
             } else if (tm_defer_full(d)) {
                 pending = now;
@@ -193,6 +204,7 @@ static void arena_maintain(tm_shard_t *sh, uint64_t now, tm_defer_t *d) {
                 if (c->next) c->next->prev = c->prev;
                 a->nchunks--;
                 a->nempty--;
+                if (!c->purged) a->ndirty--;
                 a->released++;
                 c->seal = 0;
                 atomic_fetch_sub_explicit(&chunks_now, 1, memory_order_relaxed);
@@ -254,6 +266,7 @@ void *tm_arena_alloc(size_t n) {
     tm_rstore(c->len[i], (uint16_t)need);
     if (i == c->hint) c->hint = next_bit(c->used, i + need, false);
     if (c->empty_since) {
+        if (!c->purged) a->ndirty--;
         c->empty_since = 0;
         c->purged = 0;
         a->nempty--;
@@ -304,14 +317,21 @@ void tm_arena_free(void *p, const char *func) {
     a->used_units -= n;
     a->nfree++;
     uint64_t now = 0;
+    tm_defer_t d;
+    d.n = 0;
     if (chunk_empty(c)) {
         now = tm_now_ms();
         c->empty_since = now ? now : 1;
         a->nempty++;
-        if (a->sh.due_ms == 0) tm_clock_set(&arena_clock, &a->sh, now + tm_opt.arena_purge_delay);
+        a->ndirty++;
+        /* Past the share of committed free chunks the arena may keep, this one goes back at
+         * once: the delay is for chunks about to be reused, and when use falls away (threads
+         * gone idle, a phase ended) nothing else may come by to purge them. */
+        if (a->ndirty > 1 + (uint64_t)(a->nchunks - a->nempty) * tm_opt.arena_dirty / 100)
+            purge_chunk(a, c, &d);
+        else if (a->sh.due_ms == 0)
+            tm_clock_set(&arena_clock, &a->sh, now + tm_opt.arena_purge_delay);
     }
-    tm_defer_t d;
-    d.n = 0;
     tm_clock_tick(&arena_clock, &a->sh, now, &d);
     tm_unlock(&a->sh.lock);
     if (tm_unlikely(d.n)) tm_defer_run(&arena_clock, &d);

@@ -93,6 +93,7 @@ typedef struct {
     size_t arena_unit;            /* bytes per bitmap bit: a power of two, 1 KiB to 64 KiB */
     uint32_t arena_retain;        /* wholly free chunks an arena keeps (purged) */
     uint32_t arena_purge_delay;   /* ms before a wholly free chunk's pages go back */
+    uint32_t arena_dirty;         /* percent of chunks in use kept wholly free, committed */
     uint32_t arenas, heaps;       /* 0: one per CPU */
     size_t medium_cache;          /* bytes of freed medium blocks a thread keeps; 0: none */
     size_t medium_cache_total;    /* ... that all threads keep */
