@@ -120,6 +120,32 @@ void *tm_meta_alloc(size_t size) {
     return p;
 }
 
+/* Unmaps the address space held for later (the current region's unused rest and the free
+ * chunks), for a mapping that did not fit beside it: under a tight RLIMIT_AS a request fails
+ * only when no free address space of ours would have held it. Without any lock held. */
+static bool space_give_back(void) {
+    tm_lock(&tm_chunk_lock);
+    uintptr_t rest = region_next, rest_end = region_end;
+    void *list = free_chunks;
+    region_next = region_end = 0;
+    free_chunks = NULL;
+    free_count = 0;
+    tm_unlock(&tm_chunk_lock);
+    if (rest < rest_end) tm_os_unmap((void *)rest, rest_end - rest);
+    while (list) {
+        void *next = *(void **)list;
+        tm_os_unmap(list, TM_CHUNK_SIZE);
+        list = next;
+    }
+    return rest < rest_end || list != NULL;
+}
+
+void *tm_chunk_map_aligned(size_t size, size_t align) {
+    void *p = tm_os_map_aligned(size, align);
+    if (p == NULL && space_give_back()) p = tm_os_map_aligned(size, align);
+    return p;
+}
+
 /* size bytes of contiguous chunks (size a multiple of TM_CHUNK_SIZE): one chunk from the free
  * list, several from the bump pointer of the region, a new region when the rest is too short.
  * A span larger than a whole reservation gets its own aligned mapping. */
@@ -143,7 +169,7 @@ void *tm_chunk_alloc_span(size_t size, unsigned kind) {
         c = span_take_locked(size);
         tm_unlock(&tm_chunk_lock);
     }
-    if (c == NULL) c = tm_os_map_aligned(size, TM_CHUNK_SIZE);
+    if (c == NULL) c = tm_chunk_map_aligned(size, TM_CHUNK_SIZE);
     if (c) tm_chunk_mark((uintptr_t)c, size, kind);
     return c;
 }

@@ -38,7 +38,7 @@ void *tm_huge_alloc(size_t n, size_t align) {
         return NULL;
     }
     size_t map_size = tm_align_up(offset + n, TM_CHUNK_SIZE);
-    char *base = tm_os_map_aligned(map_size, align > TM_CHUNK_SIZE ? align : TM_CHUNK_SIZE);
+    char *base = tm_chunk_map_aligned(map_size, align > TM_CHUNK_SIZE ? align : TM_CHUNK_SIZE);
     if (base == NULL) return NULL;
     char *p = base + offset;
     tm_huge_hdr_t *h = hdr_of(p);
@@ -104,7 +104,7 @@ void *tm_huge_realloc(void *p, size_t n) {
         /* Reserve an aligned range and move the pages there. Only huge blocks with the
          * default alignment move; a stricter one would need the new base aligned too. */
         if (offset != TM_HUGE_HDR) return NULL;
-        void *dst = tm_os_map_aligned(want, TM_CHUNK_SIZE);
+        void *dst = tm_chunk_map_aligned(want, TM_CHUNK_SIZE);
         if (dst == NULL) return NULL;
         tm_chunk_mark(base, old, TM_KIND_NONE);
         if (tm_os_remap((void *)base, old, want, dst) == NULL) {

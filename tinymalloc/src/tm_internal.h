@@ -105,6 +105,9 @@ void *tm_meta_alloc(size_t size);    /* zeroed metadata that is never freed (thr
 
 void *tm_chunk_alloc_span(size_t size, unsigned kind); /* size: a multiple of TM_CHUNK_SIZE */
 void tm_chunk_release(void *p, size_t size);           /* purged and kept, or unmapped */
+/* A mapping of its own (huge blocks, spans past a region); when the address space is full,
+ * retried after the chunk layer unmaps the space it holds unused. */
+void *tm_chunk_map_aligned(size_t size, size_t align);
 
 /* ---- free blocks and seals --------------------------------------------------------------- */
 extern uintptr_t tm_secret;

@@ -1,0 +1,88 @@
+/* The chunk layer (chunk.c) under a tight address-space limit, as `ulimit -v 262144` sets it:
+ * a program that allocates until malloc fails gets NULL with ENOMEM (never a crash), keeps
+ * every earlier block intact, and allocates again once it has freed some. Address space the
+ * chunk layer holds unused (the rest of a reservation, released chunks) is given back before a
+ * mapping of its own fails, so blocks of each tier fill most of the limit. Each size runs in
+ * a fresh process (this program again), started under the limit as a shell's ulimit starts
+ * one. */
+#include "tm_test.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+static void *(*volatile vmalloc)(size_t) = malloc;
+static void (*volatile vfree)(void *) = free;
+
+#define LIMIT (256UL << 20)
+#define MAXB 8192
+
+/* In the child: 0 when all went as it must, else the number of the failed step. */
+static int fill_the_limit(size_t size, size_t least) {
+    static unsigned char *p[MAXB];
+    int n = 0;
+    errno = 0;
+    while (n < MAXB && (p[n] = vmalloc(size)) != NULL) {
+        p[n][0] = p[n][size / 2] = p[n][size - 1] = (unsigned char)n;
+        n++;
+    }
+    if (n == MAXB) return 2; /* the limit did not bite */
+    if (errno != ENOMEM) return 3;
+    printf("  %zu-byte blocks: %d (%zu MiB) under a %lu MiB limit\n", size, n, n * size >> 20,
+           LIMIT >> 20);
+    fflush(stdout);
+    if ((size_t)n * size < least) return 4;
+    for (int i = 0; i < n; i++)
+        if (p[i][0] != (unsigned char)i || p[i][size / 2] != (unsigned char)i ||
+            p[i][size - 1] != (unsigned char)i)
+            return 5;
+    for (int i = 0; i < n; i += 2) vfree(p[i]);
+    int again = 0;
+    while (again < n / 2 && (p[again * 2] = vmalloc(size)) != NULL) again++;
+    printf("  after freeing %d of them: %d more\n", (n + 1) / 2, again);
+    fflush(stdout);
+    if (again < n / 4) return 6;
+    return 0;
+}
+
+static char *self;
+
+static void run_in_child(size_t size, size_t least) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rlimit r = {LIMIT, LIMIT};
+        char a[32], b[32];
+        snprintf(a, sizeof a, "%zu", size);
+        snprintf(b, sizeof b, "%zu", least);
+        char *argv[] = {self, "fill", a, b, NULL};
+        if (setrlimit(RLIMIT_AS, &r) == 0) execv("/proc/self/exe", argv);
+        _exit(1);
+    }
+    int st = 0;
+    CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+    if (!WIFEXITED(st)) printf("  %zu-byte blocks: the child died (status %#x)\n", size, st);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    if (WIFEXITED(st) && WEXITSTATUS(st)) printf("  failed step %d\n", WEXITSTATUS(st));
+}
+
+/* Arena, heap and own-mapping sizes; the least each must reach leaves room for the program,
+ * its libraries and the chunk map's 32 MiB of .bss. */
+static void arena_blocks_fill_the_limit(void) { run_in_child(100000, 150UL << 20); }
+static void heap_blocks_fill_the_limit(void) { run_in_child(1000000, 150UL << 20); }
+static void huge_blocks_fill_the_limit(void) { run_in_child(40000000, 120UL << 20); }
+
+int main(int argc, char **argv) {
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+    puts("SKIP: address-space limits (the sanitizer's shadow memory needs the address space)");
+    return 0;
+#endif
+    if (argc == 4 && strcmp(argv[1], "fill") == 0)
+        return fill_the_limit(strtoul(argv[2], NULL, 10), strtoul(argv[3], NULL, 10));
+    self = argv[0];
+    RUN(arena_blocks_fill_the_limit);
+    RUN(heap_blocks_fill_the_limit);
+    RUN(huge_blocks_fill_the_limit);
+    TEST_EXIT();
+}
