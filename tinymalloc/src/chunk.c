@@ -3,6 +3,8 @@
  * owner tier of every chunk so any pointer is classified in O(1). */
 #include "tm_internal.h"
 
+#include <errno.h>
+
 /* One byte per 4 MiB of the 47-bit address space: 32 MiB of zero-filled .bss, of which only
  * the pages covering our chunks are ever touched. */
 uint8_t tm_chunk_map[TM_CHUNK_MAP_SIZE];
@@ -26,11 +28,27 @@ void tm_chunk_mark(uintptr_t start, size_t size, unsigned kind) {
                               memory_order_release);
 }
 
+/* The chunk map covers user addresses below 2^47. A kernel with 5-level page tables maps
+ * higher only when asked to, but a mapping that lay above would alias chunks below in every
+ * lookup (and turn the invalid-free checks off): it is refused, with a message once, and the
+ * allocation fails with ENOMEM. */
+static bool in_map_range(void *p, size_t size) {
+    static _Atomic int told;
+    if ((uintptr_t)p + size <= (uintptr_t)TM_CHUNK_MAP_SIZE << TM_CHUNK_SHIFT) return true;
+    tm_os_unmap(p, size);
+    if (!atomic_exchange_explicit(&told, 1, memory_order_relaxed))
+        tm_message("the kernel mapped memory above the 47-bit range of the chunk map; ",
+                   "such mappings are refused", " (allocations fail with ENOMEM)");
+    errno = ENOMEM;
+    return false;
+}
+
 /* Reserves address space for a new region, halving the request down to one chunk when the
  * address space is limited (RLIMIT_AS). Without the lock: it maps. */
 static bool region_reserve(uintptr_t *start, size_t *size) {
     for (size_t s = tm_opt.reserve; s >= TM_CHUNK_SIZE; s /= 2) {
         void *p = tm_os_map_aligned(s, TM_CHUNK_SIZE);
+        if (p && !in_map_range(p, s)) return false;
         if (p) {
             *start = (uintptr_t)p;
             *size = s;
@@ -143,7 +161,7 @@ static bool space_give_back(void) {
 void *tm_chunk_map_aligned(size_t size, size_t align) {
     void *p = tm_os_map_aligned(size, align);
     if (p == NULL && space_give_back()) p = tm_os_map_aligned(size, align);
-    return p;
+    return p && in_map_range(p, size) ? p : NULL;
 }
 
 /* size bytes of contiguous chunks (size a multiple of TM_CHUNK_SIZE): one chunk from the free
