@@ -2,7 +2,10 @@
 #   make fuzz                    fuzz for FUZZ_SECONDS (default 600) with the committed corpus
 #   make fuzz-build              build/fuzz/fuzz_malloc only
 #   FUZZ_TM=release              link build/release/libtinymalloc.a instead of the instrumented copy
-# `make test` runs tests/fuzz/test_fuzz.sh for 60 s.
+#   make fuzz-config             CONFIGS (default 200) configurations drawn from the option table
+#                                (seed CONF_SEED, default 1), FUZZ_CONFIG_SECONDS (default 5) of
+#                                fuzzing and six workloads under each (tests/fuzz/conf_space.py)
+# `make test` runs tests/fuzz/test_fuzz.sh for 60 s, and test_conf_space.sh (24 configurations).
 #
 # The target links the allocator statically, so the whole process (libFuzzer included) uses
 # tinymalloc. By default the allocator's sources are compiled again with clang and
@@ -42,4 +45,11 @@ test-prereqs:: lib
 	      echo "fuzz target: build failed (tests/fuzz will FAIL): see $(FUZZ_DIR)/build-failed.log" >&2; }; \
 	fi
 
-.PHONY: fuzz fuzz-build
+CONFIGS ?= 200
+CONF_SEED ?= 1
+FUZZ_CONFIG_SECONDS ?= 5
+fuzz-config: $(FUZZ_BIN) lib workloads
+	$(PYTHON) tests/fuzz/conf_space.py --configs $(CONFIGS) --seed $(CONF_SEED) \
+	    --fuzz-seconds $(FUZZ_CONFIG_SECONDS)
+
+.PHONY: fuzz fuzz-build fuzz-config
