@@ -23,9 +23,11 @@
  * thread only while it holds tm_tcache_lock, to drain it: the lock order is tm_tcache_lock,
  * then mlock, then arena locks. A cached block stays allocated in its arena (its units used,
  * its start bit set), so the arena never hands it out twice. Bins are newest first: a block
- * is pushed at its caching time, so each bin's ages increase along the list. cached_total is
- * the sum of all caches' mcache_bytes, added to before a block goes in (so it never exceeds
- * medium_cache_total) and taken from after one comes out. No cached block becomes due before
+ * is pushed at its caching time, so each bin's ages increase along the list. A cache holds
+ * mcache_credit bytes of the shared budget, taken from `reserved` in steps (so that threads
+ * do not contend on one counter at every free) before its blocks exceed it and given back
+ * when it holds far less: mcache_bytes <= mcache_credit, under mlock, and reserved, the sum
+ * of all credits, never exceeds medium_cache_total. No cached block becomes due before
  * decay_due (0: none is cached).
  */
 #include "tm_internal.h"
@@ -42,7 +44,8 @@ static uint32_t mclass_size[TM_MCLASSES];
 static unsigned nmclasses;
 static uint8_t mclass_of_units[TM_MCLASS_TABLE];
 static unsigned unit_shift;
-static _Atomic size_t cached_total;
+static _Atomic size_t reserved;
+#define TM_MCREDIT_STEP (256u << 10)
 static _Atomic uint64_t decay_due;
 
 void tm_mcache_init(void) {
@@ -78,6 +81,31 @@ static inline void due_lower(uint64_t t) {
     }
 }
 
+/* Under tc's mlock: gives back the credit beyond mcache_bytes + keep. */
+static void credit_return(tm_tcache_t *tc, size_t keep) {
+    size_t excess = tc->mcache_credit - tc->mcache_bytes;
+    if (excess <= keep) return;
+    tc->mcache_credit -= excess - keep;
+    atomic_fetch_sub_explicit(&reserved, excess - keep, memory_order_relaxed);
+}
+
+/* Under tc's mlock: credit for `more` bytes beyond what tc holds, in a whole step when the
+ * budget has one left, else exactly; false when the budget has not even that. */
+static bool credit_take(tm_tcache_t *tc, size_t more) {
+    size_t need = tc->mcache_bytes + more - tc->mcache_credit;
+    size_t step = tm_align_up(need, TM_MCREDIT_STEP);
+    size_t cap = tm_opt.medium_cache_total;
+    for (size_t ask = step;; ask = need) {
+        /* Added first, so that the sum never exceeds the budget, whoever races. */
+        if (atomic_fetch_add_explicit(&reserved, ask, memory_order_relaxed) + ask <= cap) {
+            tc->mcache_credit += ask;
+            return true;
+        }
+        atomic_fetch_sub_explicit(&reserved, ask, memory_order_relaxed);
+        if (ask == need) return false;
+    }
+}
+
 void *tm_mcache_alloc(size_t n, size_t align) {
     if (align > TM_ALIGN || tm_opt.medium_cache == 0 || n > tm_opt.medium_max)
         return tm_arena_alloc(n);
@@ -96,8 +124,9 @@ void *tm_mcache_alloc(size_t n, size_t align) {
     bin->head = b->next;
     bin->count--;
     tc->mcache_bytes -= mclass_size[c];
+    if (tc->mcache_credit - tc->mcache_bytes > 2 * TM_MCREDIT_STEP)
+        credit_return(tc, TM_MCREDIT_STEP);
     tm_unlock(&tc->mlock);
-    atomic_fetch_sub_explicit(&cached_total, mclass_size[c], memory_order_relaxed);
     b->check = 0;
     return b;
 }
@@ -116,16 +145,13 @@ void tm_mcache_free(void *p, const char *func) {
     if (tm_unlikely(due && now >= due)) tm_mcache_drain(now);
     unsigned c = size <= tm_opt.medium_max ? mclass_of(size) : 0;
     if (mclass_size[c] != size) return tm_arena_free(p, func);
-    /* Counted first, so that the total never exceeds the budget, whoever races. */
-    if (atomic_fetch_add_explicit(&cached_total, size, memory_order_relaxed) + size >
-        tm_opt.medium_cache_total)
-        goto refuse;
     ((tm_mblock_t *)b)->cached_ms = now;
     tm_mbin_t *bin = &tc->mbin[c];
     tm_lock(&tc->mlock);
-    if (tc->mcache_bytes + size > tm_opt.medium_cache) {
+    if (tc->mcache_bytes + size > tm_opt.medium_cache ||
+        (tc->mcache_bytes + size > tc->mcache_credit && !credit_take(tc, size))) {
         tm_unlock(&tc->mlock);
-        goto refuse;
+        return tm_arena_free(p, func);
     }
     tm_block_link(b, bin->head);
     bin->head = b;
@@ -133,10 +159,6 @@ void tm_mcache_free(void *p, const char *func) {
     tc->mcache_bytes += size;
     tm_unlock(&tc->mlock);
     due_lower(now + tm_opt.medium_cache_decay);
-    return;
-refuse:
-    atomic_fetch_sub_explicit(&cached_total, size, memory_order_relaxed);
-    tm_arena_free(p, func);
 }
 
 static uint64_t cached_ms(const tm_block_t *b) { return ((const tm_mblock_t *)b)->cached_ms; }
@@ -170,6 +192,7 @@ static uint64_t take_old(tm_tcache_t *tc, uint64_t before, tm_block_t **out) {
             b = next;
         }
     }
+    credit_return(tc, 0);
     return oldest;
 }
 
@@ -177,10 +200,8 @@ static uint64_t take_old(tm_tcache_t *tc, uint64_t before, tm_block_t **out) {
 static void give_back(tm_block_t *b) {
     while (b) {
         tm_block_t *next = b->next;
-        size_t size = tm_arena_usable(b, "free");
         b->check = 0;
         tm_arena_free(b, "free");
-        atomic_fetch_sub_explicit(&cached_total, size, memory_order_relaxed);
         b = next;
     }
 }
@@ -219,7 +240,18 @@ void tm_mcache_flush(tm_tcache_t *tc) {
     give_back(out);
 }
 
-size_t tm_mcache_total(void) { return atomic_load_explicit(&cached_total, memory_order_relaxed); }
+/* The bytes all live caches hold, each read under its lock. */
+size_t tm_mcache_total(void) {
+    size_t sum = 0;
+    tm_lock(&tm_tcache_lock);
+    for (tm_tcache_t *tc = tm_tcache_live_first(); tc; tc = tc->next_live) {
+        tm_lock(&tc->mlock);
+        sum += tc->mcache_bytes;
+        tm_unlock(&tc->mlock);
+    }
+    tm_unlock(&tm_tcache_lock);
+    return sum;
+}
 
 /* Each live cache's lock, for fork: taken after tm_tcache_lock, let go of before it (init.c). */
 void tm_mcache_locks(tm_lock_fn fn) {

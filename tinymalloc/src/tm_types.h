@@ -202,7 +202,8 @@ typedef struct tm_tcache {
     tm_classq_t q[TM_MAX_CLASSES];
     tm_mbin_t mbin[TM_MCLASSES]; /* freed medium blocks, by medium class */
     size_t mcache_bytes;         /* bytes in mbin, at most medium_cache */
-    tm_lock_t mlock; /* guards mbin and mcache_bytes: the owner, or a drain (mcache.c) */
+    size_t mcache_credit;        /* bytes of medium_cache_total held, >= mcache_bytes */
+    tm_lock_t mlock; /* guards mbin, mcache_bytes and mcache_credit: the owner, or a drain */
     struct tm_tcache *next_live, *prev_live; /* list of live caches, for statistics */
     struct tm_tcache *next_free;
     uint32_t refills; /* slab refills: every 64th adds all classes' counts (stats.c) */
