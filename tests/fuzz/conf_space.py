@@ -36,6 +36,7 @@ ROOT = os.environ.get("TM_ROOT") or os.path.dirname(os.path.dirname(os.path.dirn
 LIB = os.path.join(ROOT, "build", "release", "libtinymalloc.so")
 FUZZ = os.path.join(ROOT, "build", "fuzz", "fuzz_malloc")
 CORPUS = os.path.join(ROOT, "tests", "fuzz", "corpus")
+WORK_CORPUS = os.path.join(ROOT, "build", "fuzz", "corpus")
 WORKLOADS = [  # (program, arguments): every tier, one thread and several, a second or less
     ("medium-mt", ["--scale", "0.0004", "--threads", "4", "--set", "16", "--min-size", "1",
                    "--max-size", "6000000"]),
@@ -172,8 +173,13 @@ def main():
         return 3
     table = option_table()
     fuzz = [FUZZ, "-print_final_stats=1", "-rss_limit_mb=2048", "-timeout=60"]
-    fuzz += ([f"-max_total_time={a.fuzz_seconds}"] if a.fuzz_seconds else ["-runs=0"])
-    fuzz += [CORPUS]
+    if a.fuzz_seconds:
+        # libFuzzer writes new units into the first directory: the build's, never the
+        # committed corpus, which it only reads.
+        os.makedirs(WORK_CORPUS, exist_ok=True)
+        fuzz += [f"-max_total_time={a.fuzz_seconds}", WORK_CORPUS, CORPUS]
+    else:
+        fuzz += ["-runs=0", CORPUS]
     indices = [a.only] if a.only is not None else range(a.configs)
     inputs = allocs = failures = 0
     for i in indices:
