@@ -58,15 +58,18 @@ static bool region_reserve(uintptr_t *start, size_t *size) {
     return false;
 }
 
+/* Under tm_chunk_lock: chunk c, unused, goes on the free list. */
+static void free_push_locked(void *c) {
+    *(void **)c = free_chunks;
+    free_chunks = c;
+    free_count++;
+}
+
 /* Puts the unused rest of the current region on the free list, so a span that does not fit
  * there can start a new region without losing it. Called with tm_chunk_lock held. */
 static void region_retire_locked(void) {
-    while (region_next < region_end) {
-        *(void **)region_next = free_chunks;
-        free_chunks = (void *)region_next;
-        free_count++;
-        region_next += TM_CHUNK_SIZE;
-    }
+    for (; region_next < region_end; region_next += TM_CHUNK_SIZE)
+        free_push_locked((void *)region_next);
 }
 
 /* A region reserved without the lock becomes the current one (another thread may have
@@ -127,9 +130,7 @@ void *tm_meta_alloc(size_t size) {
             meta_end = meta_next + TM_CHUNK_SIZE;
         } else {
             tm_chunk_mark((uintptr_t)c, TM_CHUNK_SIZE, TM_KIND_NONE);
-            *(void **)c = free_chunks;
-            free_chunks = c;
-            free_count++;
+            free_push_locked(c);
         }
     }
     void *p = (void *)meta_next;
@@ -209,10 +210,7 @@ void tm_chunk_release(void *p, size_t size) {
      * a fresh one is, which the tiers' chunk set-up relies on. */
     tm_os_purge(p, size);
     tm_lock(&tm_chunk_lock);
-    for (uintptr_t c = (uintptr_t)p; c < (uintptr_t)p + size; c += TM_CHUNK_SIZE) {
-        *(void **)c = free_chunks;
-        free_chunks = (void *)c;
-        free_count++;
-    }
+    for (uintptr_t c = (uintptr_t)p; c < (uintptr_t)p + size; c += TM_CHUNK_SIZE)
+        free_push_locked((void *)c);
     tm_unlock(&tm_chunk_lock);
 }
