@@ -150,13 +150,14 @@ static bool space_give_back(void) {
     free_chunks = NULL;
     free_count = 0;
     tm_unlock(&tm_chunk_lock);
+    bool any = rest < rest_end || list != NULL;
     if (rest < rest_end) tm_os_unmap((void *)rest, rest_end - rest);
     while (list) {
         void *next = *(void **)list;
         tm_os_unmap(list, TM_CHUNK_SIZE);
         list = next;
     }
-    return rest < rest_end || list != NULL;
+    return any;
 }
 
 void *tm_chunk_map_aligned(size_t size, size_t align) {
