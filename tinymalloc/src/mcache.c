@@ -172,16 +172,12 @@ static uint64_t take_old(tm_tcache_t *tc, uint64_t before, tm_block_t **out) {
         tm_block_t *kept = NULL, *b = tc->mbin[c].head;
         for (; b && cached_ms(b) > before; kept = b, b = b->next)
             if (tm_unlikely(!tm_block_is_free(b))) tm_slab_corrupt(b);
-        if (b == NULL) {
-            if (kept && (!oldest || cached_ms(kept) < oldest)) oldest = cached_ms(kept);
-            continue;
-        }
-        if (kept) { /* newest first: the rest of the bin is older and goes */
-            if (!oldest || cached_ms(kept) < oldest) oldest = cached_ms(kept);
+        if (kept && (!oldest || cached_ms(kept) < oldest)) oldest = cached_ms(kept);
+        if (b == NULL) continue;
+        if (kept) /* newest first: the rest of the bin is older and goes */
             tm_block_link(kept, NULL);
-        } else {
+        else
             tc->mbin[c].head = NULL;
-        }
         while (b) {
             if (tm_unlikely(!tm_block_is_free(b))) tm_slab_corrupt(b);
             tm_block_t *next = b->next;
