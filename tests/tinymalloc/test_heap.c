@@ -164,8 +164,10 @@ static void realloc_in_place(void) {
 
 /* Several misses in a row grow by more than asked (fewer growths than misses), within the
  * bound; hits decay the anticipation. The counters are per heap and heaps are per CPU, so the
- * thread stays on the CPU it is on: a move sends the hits to another heap than the misses
- * (seen once in CI: consecutive_misses was not 0 after the hits). */
+ * thread stays on the CPU it is on: a move sends the hits to another heap than the misses.
+ * The summed statistics report the longest miss streak of any heap, and an earlier test may
+ * have left one on a heap this thread no longer uses (seen in CI on 2 CPUs), so the streak is
+ * checked only with one heap; with more, the hits must all have hit. */
 static void growth_policy(void) {
     cpu_set_t allowed, here;
     CHECK(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
@@ -188,7 +190,8 @@ static void growth_policy(void) {
     for (int i = 0; i < 48; i++) vfree(ps[i]);
     for (int i = 0; i < 20; i++) vfree(vmalloc(2 * MiB)); /* hits */
     tinymalloc_heap_stats_get(&h2, sizeof h2);
-    CHECK(h2.consecutive_misses == 0);
+    CHECK(h2.misses == h1.misses && h2.hits >= h1.hits + 20);
+    if (h2.heaps == 1) CHECK(h2.consecutive_misses == 0);
     CHECK(h2.ahead <= ahead);
     check_invariants();
     sched_setaffinity(0, sizeof allowed, &allowed);
