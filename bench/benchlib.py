@@ -483,21 +483,28 @@ def cpu_noise(before, after, ncpu, threshold):
             "other_share": round(share, 4), "busy": share > threshold + slack}
 
 
-def wait_quiet(limit_s, threshold, ncpu, window=2.0, log=print):
-    """Wait until other processes take at most `threshold` of the CPU over `window` seconds.
-    -> (True, share) when they do within `limit_s`, else (False, the last share)."""
+def wait_quiet(limit_s, threshold, ncpu, window=2.0, log=print, loadavg=os.getloadavg,
+               max_load=None):
+    """Wait until other processes take at most `threshold` of the CPU over `window` seconds and
+    the 1-minute load average is at most `max_load` (default half the CPUs, at least 0.5).
+    The share says the machine is idle now; the load average says it has been for about a
+    minute, so a run does not start while the work just before it still heats the caches
+    and the page cache writes back (and its record would carry that load average).
+    -> (True, share, load) when both hold within `limit_s`, else (False, share, load)."""
+    if max_load is None:
+        max_load = max(0.5, ncpu / 2)
     t0 = time.monotonic()
-    share = None
     while True:
         a = CpuClock()
         time.sleep(window)
         n = cpu_noise(a, CpuClock(), ncpu, threshold)
-        share = n["other_share"]
-        if not n["busy"]:
-            return True, share
+        share, load = n["other_share"], loadavg()[0]
+        if not n["busy"] and load <= max_load:
+            return True, share, load
         if time.monotonic() - t0 >= limit_s:
-            return False, share
-        log(f"waiting for a quiet machine: other processes take {share * 100:.0f} % of the CPU time")
+            return False, share, load
+        log(f"waiting for a quiet machine: other processes take {share * 100:.0f} % of the CPU time, "
+            f"1-minute load average {load:.2f} (at most {max_load:.2f})")
 
 
 def usable_cpus():

@@ -29,7 +29,8 @@ Noise: around every step the harness reads the machine's busy CPU time (/proc/st
 own and its children's (rusage); what neither it nor its children took was taken by other
 processes (or stolen by the hypervisor). A step where that is over --busy-threshold of the
 machine's CPU time is marked busy, and so is its cell in the report. --quiet-machine waits
-for a quiet machine before starting and refuses to start on one that stays busy. --pin runs
+for a quiet machine before starting (other processes under the busy threshold, and a 1-minute
+load average of at most half the CPUs) and refuses to start on one that stays busy. --pin runs
 the workloads the manifest marks single-threaded (`"threads": 1`) on one CPU (taskset).
 
 Exit status: 0 the matrix ran to the end (FAIL cells are results: they are in the report and
@@ -647,12 +648,13 @@ def main(argv=None):
             if args.quiet_machine < 0:
                 raise BenchError("--quiet-machine takes a number of seconds, 0 or more")
             thr = plan["options"].get("busy_threshold", BUSY_THRESHOLD)
-            ok, share = benchlib.wait_quiet(args.quiet_machine, thr, len(benchlib.usable_cpus()),
-                                            log=(lambda m: None) if args.quiet else print)
+            ncpu = len(benchlib.usable_cpus())
+            ok, share, load = benchlib.wait_quiet(args.quiet_machine, thr, ncpu,
+                                                  log=(lambda m: None) if args.quiet else print)
             if not ok:
                 raise BenchError(f"the machine stayed busy for {args.quiet_machine:.0f} s: other processes took "
-                                 f"{share * 100:.0f} % of the CPU time (threshold {thr * 100:.0f} %); "
-                                 "nothing was run", EXIT_BUSY)
+                                 f"{share * 100:.0f} % of the CPU time (threshold {thr * 100:.0f} %), "
+                                 f"1-minute load average {load:.2f} on {ncpu} CPUs; nothing was run", EXIT_BUSY)
         if not args.resume:
             if os.path.exists(run_dir):
                 raise BenchError(f"run {plan['run_id']} exists at {run_dir}; resume it with --resume {plan['run_id']}")

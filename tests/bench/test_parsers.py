@@ -139,5 +139,31 @@ class Stats(unittest.TestCase):
         self.assertEqual(t[-1], [2499, 2499])
 
 
+class QuietMachine(unittest.TestCase):
+    """wait_quiet waits for the load average as well as for an idle window (the window here is
+    this idle test process's own 10 ms, so only the load decides)."""
+
+    def test_waits_for_the_load_average_to_fall(self):
+        loads = iter([3.6, 1.4, 0.8, 0.2])
+        said = []
+        ok, share, load = benchlib.wait_quiet(60, 1.0, 2, window=0.01, log=said.append,
+                                              loadavg=lambda: (next(loads), 0, 0))
+        self.assertTrue(ok)
+        self.assertEqual(load, 0.8)
+        self.assertEqual(len(said), 2)
+        self.assertIn("load average 3.60", said[0])
+
+    def test_refuses_when_it_stays_high(self):
+        ok, share, load = benchlib.wait_quiet(0.05, 1.0, 2, window=0.01, log=lambda m: None,
+                                              loadavg=lambda: (2.5, 0, 0))
+        self.assertFalse(ok)
+        self.assertEqual(load, 2.5)
+
+    def test_bound_follows_the_cpus(self):
+        ok, _, _ = benchlib.wait_quiet(0, 1.0, 8, window=0.01, log=lambda m: None,
+                                       loadavg=lambda: (3.9, 0, 0))
+        self.assertTrue(ok)  # 3.9 on 8 CPUs is under half of them
+
+
 if __name__ == "__main__":
     unittest.main()
