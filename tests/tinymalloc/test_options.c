@@ -1,11 +1,13 @@
 /* Configuration (options.c) and statistics output (stats.c): the test runs itself again with
  * TINYMALLOC_CONF set, because options are read once at start-up. */
 #include "tm_test.h"
+#include "tinymalloc.h"
 
 #include <malloc.h>
 #include <fcntl.h>
 
 static void *(*volatile vmalloc)(size_t) = malloc;
+static void (*volatile vfree)(void *) = free; /* the fills before a free are not dead stores */
 
 /* Child mode: print usable sizes of a few requests. */
 static int child(void) {
@@ -38,6 +40,40 @@ static int child_medium(size_t n) {
     printf("medium %zu: %s\n", n, bad ? "CORRUPT" : "intact");
     for (int i = 0; i < 8; i++) free(ps[i]);
     return bad != 0;
+}
+
+static long lazyfree_kb(void) {
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "LazyFree: %ld kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb;
+}
+
+/* Child mode "purge": frees a heap block and arena blocks under purging at once, then checks
+ * what must hold whichever way the pages went back: calloc still returns zeros over pages
+ * MADV_FREE may have left as they were, and the arena chunks released and taken again (the
+ * chunk layer counts on released chunks reading zero) give intact, disjoint blocks. Prints
+ * the kernel's LazyFree figure after the frees. */
+static int child_purge(void) {
+    size_t big = 4u << 20;
+    unsigned char *p = vmalloc(big);
+    memset(p, 0xff, big);
+    vfree(p); /* its span goes back to the chunk layer (heap_retain:0), for the arena to take */
+    void *small[64];
+    for (int i = 0; i < 64; i++) memset(small[i] = vmalloc(100000), 0xcd, 100000);
+    fflush(stdout);
+    tinymalloc_stats_print(1, 0); /* the arena's chunks, while the blocks live */
+    for (int i = 0; i < 64; i++) vfree(small[i]);
+    printf("lazyfree %ld\n", lazyfree_kb());
+    unsigned char *z = calloc(1, big);
+    size_t nonzero = 0;
+    for (size_t i = 0; i < big; i++) nonzero += z[i] != 0;
+    printf("calloc nonzero %zu\n", nonzero);
+    free(z);
+    return child_medium(100000);
 }
 
 /* Runs this program in child mode with conf; returns its stdout+stderr. */
@@ -162,8 +198,43 @@ static void medium_max_fits_one_chunk(void) {
     CHECK(strstr(out, "ignoring 'medium_max:4m' (16k to 4084k: one arena chunk at arena_unit 4k)"));
 }
 
+/* purge_lazy:1 purges with MADV_FREE (the kernel counts the pages as LazyFree until it takes
+ * them); the default, MADV_DONTNEED, leaves none. Either way nothing reads stale bytes. With
+ * heap_retain:64m the freed heap block is purged in place (lazily when asked); with 0 its span
+ * goes back to the chunk layer, which always zeroes, and the arena builds chunks on it. */
+static void purge_lazy(void) {
+    char out[4096];
+    long lazy[2] = {-2, -2};
+    for (int l = 0; l < 2; l++) {
+        for (int retain = 0; retain < 2; retain++) {
+            char conf[160];
+            snprintf(conf, sizeof conf,
+                     "purge_lazy:%d,heap_retain:%s,heap_purge_delay:0,arena_purge_delay:0,"
+                     "arena_dirty:0,arena_retain:0,medium_cache:0",
+                     l, retain ? "64m" : "0");
+            run_mode(conf, "purge", NULL, out, sizeof out);
+            const char *lf = strstr(out, "lazyfree ");
+            if (retain) lazy[l] = lf ? strtol(lf + 9, NULL, 10) : -2;
+            printf("  purge_lazy:%d heap_retain:%s: lazyfree %ld kB\n", l, retain ? "64m" : "0",
+                   lf ? strtol(lf + 9, NULL, 10) : -2);
+            CHECK(strstr(out, "calloc nonzero 0\n") != NULL);
+            CHECK(strstr(out, "medium 100000: intact\n") != NULL);
+            CHECK(strstr(out, "tinymalloc:") == NULL);
+            /* 64 blocks of 25 units fill two chunks of 1019. A released chunk that kept its
+             * old bytes would give the arena stale metadata (a chunk marked in use or
+             * purging), and the arena would take more. */
+            const char *ar = strstr(out, " arena: ");
+            const char *ch = ar ? strstr(ar, " chunks ") : NULL;
+            CHECK(ch && strtol(ch + 8, NULL, 10) == 2);
+        }
+    }
+    CHECK(lazy[0] == 0);
+    CHECK(lazy[1] >= 1024); /* most of the heap block's 4 MiB, in kB */
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "child") == 0) return child();
+    if (argc > 1 && strcmp(argv[1], "purge") == 0) return child_purge();
     if (argc > 2 && strcmp(argv[1], "medium") == 0) return child_medium(strtoul(argv[2], NULL, 10));
     RUN(defaults);
     RUN(bad_tokens_are_named_and_defaults_stand);
@@ -171,5 +242,6 @@ int main(int argc, char **argv) {
     RUN(small_max_and_tiny_max);
     RUN(stats_table_and_json);
     RUN(medium_max_fits_one_chunk);
+    RUN(purge_lazy);
     TEST_EXIT();
 }

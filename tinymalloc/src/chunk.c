@@ -209,7 +209,7 @@ void tm_chunk_release(void *p, size_t size) {
     }
     /* Purged before it is listed: a chunk on the list is all zero but for its link word, as
      * a fresh one is, which the tiers' chunk set-up relies on. */
-    tm_os_purge(p, size);
+    tm_os_purge_zero(p, size);
     tm_lock(&tm_chunk_lock);
     for (uintptr_t c = (uintptr_t)p; c < (uintptr_t)p + size; c += TM_CHUNK_SIZE)
         free_push_locked((void *)c);

@@ -69,6 +69,9 @@ static const optdef_t optdefs[] = {
         "ms an empty slab page past slab_retain stays unused before it is purged; 0: at once"),
     SIZE(reserve, OF_POW2, GiB, TM_CHUNK_SIZE, 1024 * GiB,
          "address space reserved at a time; halves on failure"),
+    BOOL(purge_lazy, 0,
+         "1: purge with MADV_FREE: the kernel takes the pages only when it needs memory, a page "
+         "written before that costs no fault, and RSS falls only then"),
     {"stats", OT_STATS, 0, FIELD(stats), 0, 0, 2, NULL, NULL,
      "1 or table: a table on stderr at exit; json: JSON to stats_file"},
     {"stats_file", OT_PATH, 0, FIELD(stats_file), 0, 0, 0, "none", NULL,

@@ -58,13 +58,23 @@ void *tm_os_map_aligned(size_t size, size_t align) {
     return (void *)start;
 }
 
-void tm_os_purge(void *p, size_t size) {
+/* MADV_DONTNEED drops the pages at once, and the next touch of each faults in a zeroed one.
+ * MADV_FREE (purge_lazy) leaves them mapped until the kernel is short of memory, so a block
+ * reused soon costs no faults, but until then they keep their contents: only the tiers' own
+ * purges, which never count on zeroed pages, may be lazy. Where the kernel lacks MADV_FREE
+ * (before 4.5), DONTNEED does. */
+static void purge(void *p, size_t size, bool lazy) {
     int saved = errno;
     atomic_fetch_add_explicit(&tm_os_stats.madvise_calls, 1, memory_order_relaxed);
-    if (madvise(p, size, MADV_DONTNEED) == 0)
-        atomic_fetch_add_explicit(&tm_os_stats.purged_bytes, size, memory_order_relaxed);
+    int r = lazy ? madvise(p, size, MADV_FREE) : -1;
+    if (r != 0) r = madvise(p, size, MADV_DONTNEED);
+    if (r == 0) atomic_fetch_add_explicit(&tm_os_stats.purged_bytes, size, memory_order_relaxed);
     errno = saved;
 }
+
+void tm_os_purge(void *p, size_t size) { purge(p, size, tm_opt.purge_lazy); }
+
+void tm_os_purge_zero(void *p, size_t size) { purge(p, size, false); }
 
 void tm_os_populate(void *p, size_t size) {
     int saved = errno;

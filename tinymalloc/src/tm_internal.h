@@ -79,7 +79,8 @@ extern tm_os_stats_t tm_os_stats;
 void *tm_os_map(size_t size);                       /* read-write, lazily committed */
 void *tm_os_map_aligned(size_t size, size_t align); /* align: power of two >= page */
 void tm_os_unmap(void *p, size_t size);
-void tm_os_purge(void *p, size_t size); /* give pages back, keep the range */
+void tm_os_purge(void *p, size_t size);      /* give pages back, keep the range */
+void tm_os_purge_zero(void *p, size_t size); /* same, and the range reads zero after */
 void tm_os_populate(void *p, size_t size);
 void *tm_os_remap(void *p, size_t old_size, size_t new_size, void *fixed);
 

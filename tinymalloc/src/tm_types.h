@@ -108,6 +108,7 @@ typedef struct {
     size_t huge_threshold;        /* initial: requests of this size or more get own mappings */
     size_t huge_threshold_max;    /* the adaptive threshold never rises past this */
     bool huge_dynamic;            /* raise the threshold when huge blocks are freed */
+    bool purge_lazy;              /* purge with MADV_FREE instead of MADV_DONTNEED */
 
     /* Derived at start-up from the above. */
     uint32_t nclasses;
