@@ -14,7 +14,8 @@ VERSION       := 0.1.0
 TM_CFLAGS := -std=gnu11 -O2 -g -fPIC -Wall -Wextra -Werror -fvisibility=hidden \
              -ftls-model=initial-exec -fno-builtin -fno-stack-protector \
              -fno-semantic-interposition -D_GNU_SOURCE -Itinymalloc/include $(EXTRA_CFLAGS)
-TM_LDFLAGS := -shared -Wl,-soname,libtinymalloc.so.$(VERSION_MAJOR) -Wl,-z,now -Wl,-z,relro -pthread
+# nodelete: the purger thread (purger.c) runs this library's code, so it is never unloaded
+TM_LDFLAGS := -shared -Wl,-soname,libtinymalloc.so.$(VERSION_MAJOR) -Wl,-z,now -Wl,-z,relro -Wl,-z,nodelete -pthread
 
 TM_SRCS := $(wildcard tinymalloc/src/*.c)
 TM_HDRS := $(wildcard tinymalloc/src/*.h) tinymalloc/include/tinymalloc.h

@@ -46,7 +46,9 @@ static tm_noinline void *malloc_profiled(size_t n, size_t align) {
 
 static tm_noinline void *malloc_large(size_t n, size_t align) {
     if (tm_unlikely(tm_profiling)) return malloc_profiled(n, align);
-    return alloc_any(n, align);
+    void *p = alloc_any(n, align);
+    tm_purger_poll();
+    return p;
 }
 
 static inline void *tm_malloc(size_t n) {
@@ -75,6 +77,7 @@ static tm_noinline void free_other(void *p, unsigned kind, const char *func) {
         tm_huge_free(p, func);
     else if (p != NULL)
         tm_fatal(func, "invalid pointer", p);
+    tm_purger_poll();
 }
 
 /* Frees p, whatever its tier; func names the API call in error messages. */

@@ -298,7 +298,9 @@ static bool is_start(const tm_achunk_t *c, unsigned i) {
     return (tm_rload(c->start[i / 64]) >> (i % 64)) & 1;
 }
 
-void tm_arena_free(void *p, const char *func) {
+void tm_arena_free(void *p, const char *func) { tm_arena_free_since(p, func, 0); }
+
+void tm_arena_free_since(void *p, const char *func, uint64_t since) {
     unsigned i;
     tm_achunk_t *c = chunk_of(p, &i, func);
     tm_arena_t *a = &arenas[c->arena];
@@ -321,7 +323,8 @@ void tm_arena_free(void *p, const char *func) {
     d.n = 0;
     if (chunk_empty(c)) {
         now = tm_now_ms();
-        c->empty_since = now ? now : 1;
+        if (since == 0 || since > now) since = now ? now : 1;
+        c->empty_since = since;
         a->nempty++;
         a->ndirty++;
         /* Past the share of committed free chunks the arena may keep, this one goes back at
@@ -329,8 +332,8 @@ void tm_arena_free(void *p, const char *func) {
          * gone idle, a phase ended) nothing else may come by to purge them. */
         if (a->ndirty > 1 + (uint64_t)(a->nchunks - a->nempty) * tm_opt.arena_dirty / 100)
             purge_chunk(a, c, &d);
-        else if (a->sh.due_ms == 0)
-            tm_clock_set(&arena_clock, &a->sh, now + tm_opt.arena_purge_delay);
+        else if (a->sh.due_ms == 0 || since + tm_opt.arena_purge_delay < a->sh.due_ms)
+            tm_clock_set(&arena_clock, &a->sh, since + tm_opt.arena_purge_delay);
     }
     tm_clock_tick(&arena_clock, &a->sh, now, &d);
     tm_unlock(&a->sh.lock);
@@ -402,6 +405,8 @@ void tm_arena_init(void) {
 
 /* malloc_trim: purges every wholly free chunk now, whatever its age. */
 void tm_arena_trim(void) { tm_clock_trim(&arena_clock); }
+uint64_t tm_arena_background(uint64_t now) { return tm_clock_run(&arena_clock, now); }
+uint64_t tm_arena_due(void) { return tm_clock_due(&arena_clock); }
 
 void tm_arena_locks(tm_lock_fn fn) {
     for (unsigned i = 0; i < narenas; i++) fn(&arenas[i].sh.lock);

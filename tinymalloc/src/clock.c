@@ -11,6 +11,7 @@ static void publish(tm_clock_t *c, uint64_t t) {
            !atomic_compare_exchange_weak_explicit(&c->due_ms, &cur, t, memory_order_relaxed,
                                                   memory_order_relaxed)) {
     }
+    if (t && cur == 0) tm_purger_wanted = true; /* work is due where none was */
 }
 
 void tm_clock_set(tm_clock_t *c, tm_shard_t *s, uint64_t due) {
@@ -56,6 +57,39 @@ void tm_defer_run(tm_clock_t *c, tm_defer_t *d) {
         tm_unlock(&s->lock);
     }
     d->n = 0;
+}
+
+/* The purger's pass: every shard's maintenance due at now, each shard locked in turn (the
+ * purger may wait), a batch at a time. Like tm_clock_others, it takes the due time with one
+ * CAS and publishes again the time of every shard it leaves waiting. Returns the clock's next
+ * due time (0: none). */
+uint64_t tm_clock_run(tm_clock_t *c, uint64_t now) {
+    uint64_t due = atomic_load_explicit(&c->due_ms, memory_order_relaxed);
+    if (due == 0 || now < due ||
+        !atomic_compare_exchange_strong_explicit(&c->due_ms, &due, 0, memory_order_relaxed,
+                                                 memory_order_relaxed))
+        return atomic_load_explicit(&c->due_ms, memory_order_relaxed);
+    for (unsigned i = 0; i < c->n; i++) {
+        tm_shard_t *s = (tm_shard_t *)((char *)c->first + i * c->stride);
+        bool more;
+        do {
+            tm_defer_t d;
+            d.n = 0;
+            tm_lock(&s->lock);
+            if (s->due_ms && now >= s->due_ms)
+                c->maintain(s, now, &d);
+            else
+                tm_clock_set(c, s, s->due_ms);
+            tm_unlock(&s->lock);
+            more = tm_defer_full(&d);
+            tm_defer_run(c, &d);
+        } while (more);
+    }
+    return atomic_load_explicit(&c->due_ms, memory_order_relaxed);
+}
+
+uint64_t tm_clock_due(const tm_clock_t *c) {
+    return atomic_load_explicit(&c->due_ms, memory_order_relaxed);
 }
 
 /* malloc_trim: every shard's maintenance as if all its delays were past, a batch at a time. */

@@ -654,6 +654,8 @@ void tm_heap_init(void) {
 
 /* malloc_trim: purges every free block now, whatever its age. */
 void tm_heap_trim(void) { tm_clock_trim(&heap_clock); }
+uint64_t tm_heap_background(uint64_t now) { return tm_clock_run(&heap_clock, now); }
+uint64_t tm_heap_due(void) { return tm_clock_due(&heap_clock); }
 
 void tm_heap_locks(tm_lock_fn fn) {
     for (unsigned i = 0; i < nheaps; i++) fn(&heaps[i].sh.lock);

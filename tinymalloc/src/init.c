@@ -51,6 +51,8 @@ static void fork_parent(void) {
 static void fork_child(void) {
     for (size_t i = NOWNERS; i-- > 0;) lock_owners[i](reset_fn);
     tm_profile_fork_child();
+    tm_purger_fork_child();
+    tm_tcache_fork_child();
     tm_lock_reset(&init_lock);
 }
 

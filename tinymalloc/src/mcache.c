@@ -79,7 +79,10 @@ static inline void due_lower(uint64_t t) {
            !atomic_compare_exchange_weak_explicit(&decay_due, &cur, t, memory_order_relaxed,
                                                   memory_order_relaxed)) {
     }
+    if (cur == 0) tm_purger_wanted = true; /* the first block cached since the last decay */
 }
+
+uint64_t tm_mcache_due(void) { return atomic_load_explicit(&decay_due, memory_order_relaxed); }
 
 /* Under tc's mlock: gives back the credit beyond mcache_bytes + keep. */
 static void credit_return(tm_tcache_t *tc, size_t keep) {
@@ -192,12 +195,14 @@ static uint64_t take_old(tm_tcache_t *tc, uint64_t before, tm_block_t **out) {
     return oldest;
 }
 
-/* Gives blocks taken out of caches back to their arenas; no cache lock held. */
+/* Gives blocks taken out of caches back to their arenas, as freed when they were cached; no
+ * cache lock held. */
 static void give_back(tm_block_t *b) {
     while (b) {
         tm_block_t *next = b->next;
+        uint64_t since = cached_ms(b);
         b->check = 0;
-        tm_arena_free(b, "free");
+        tm_arena_free_since(b, "free", since);
         b = next;
     }
 }

@@ -69,6 +69,9 @@ static const optdef_t optdefs[] = {
         "ms an empty slab page past slab_retain stays unused before it is purged; 0: at once"),
     SIZE(reserve, OF_POW2, GiB, TM_CHUNK_SIZE, 1024 * GiB,
          "address space reserved at a time; halves on failure"),
+    BOOL(purge_thread, 1,
+         "1: a background thread, started once the process has two threads, runs the purges "
+         "and the medium cache's decay that fall due while no thread calls the allocator"),
     BOOL(purge_lazy, 0,
          "1: purge with MADV_FREE: the kernel takes the pages only when it needs memory, a page "
          "written before that costs no fault, and RSS falls only then"),

@@ -216,6 +216,18 @@ static tm_page_t *page_fresh(unsigned cls) {
     return pg;
 }
 
+/* The purger's pass: the decay tick, if due. Returns when the next one is (0: no page past
+ * slab_retain waits). */
+uint64_t tm_slab_background(uint64_t now) {
+    (void)now; /* decay_locked reads the clock under the lock */
+    tm_lock(&free_lock);
+    tm_page_t *list = decay_locked();
+    uint64_t next = free_committed > tm_opt.slab_retain ? next_decay_ms : 0;
+    tm_unlock(&free_lock);
+    purge_pages(list);
+    return next;
+}
+
 /* malloc_trim: purges every committed free page now (the class pools' preallocated clusters
  * stay, as they are kept on purpose). */
 void tm_slab_trim(void) {

@@ -30,8 +30,16 @@ static __thread int thread_state __attribute__((tls_model("initial-exec")));
 
 static pthread_key_t tcache_key;
 static tm_tcache_t *live_caches, *free_caches;
+static _Atomic unsigned nthreads;
 
 tm_tcache_t *tm_tcache_live_first(void) { return live_caches; }
+unsigned tm_tcache_threads(void) { return atomic_load_explicit(&nthreads, memory_order_relaxed); }
+
+/* A forked child has the forking thread only: it counts as single-threaded until it starts
+ * another (a child that unshares its user namespace, say, must stay so). */
+void tm_tcache_fork_child(void) {
+    atomic_store_explicit(&nthreads, thread_state == TM_THREAD_LIVE, memory_order_relaxed);
+}
 
 static void tcache_destroy(void *arg) {
     tm_tcache_t *tc = arg;
@@ -50,6 +58,7 @@ static void tcache_destroy(void *arg) {
     tc->next_free = free_caches;
     free_caches = tc;
     tm_unlock(&tm_tcache_lock);
+    tm_purger_poll(); /* its cached blocks went back: a purge may be due */
 }
 
 tm_tcache_t *tm_tcache_get_slow(void) {
@@ -78,6 +87,9 @@ tm_tcache_t *tm_tcache_get_slow(void) {
     tm_unlock(&tm_tcache_lock);
     tm_tc = tc;
     thread_state = TM_THREAD_LIVE;
+    /* The second thread: work already due would wake no purger (only a due time set from
+     * none does), so this thread's next call that may make work due starts it. */
+    if (atomic_fetch_add_explicit(&nthreads, 1, memory_order_relaxed) == 1) tm_purger_wanted = true;
     /* May allocate (glibc's second-level key storage): tm_tc is already usable. */
     pthread_setspecific(tcache_key, tc);
     return tc;

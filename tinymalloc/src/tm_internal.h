@@ -161,6 +161,7 @@ void tm_slab_free_remote(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b);
 void tm_slab_free_keyed(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b);
 void tm_slab_abandon_all(tm_tcache_t *tc);
 int tm_slab_aligned_class(size_t n, size_t align); /* -1 when no class fits */
+uint64_t tm_slab_background(uint64_t now);         /* the purger's pass; -> next due (0: none) */
 void tm_slab_trim(void);                           /* malloc_trim's part in each tier */
 
 static inline void *tm_slab_alloc(tm_tcache_t *tc, size_t cls) {
@@ -205,6 +206,8 @@ static inline void tm_slab_free(tm_page_t *pg, tm_block_t *b) {
 tm_tcache_t *tm_tcache_get_slow(void); /* a usable cache for this thread, creating it */
 void tm_tcache_init(void);
 tm_tcache_t *tm_tcache_live_first(void);
+unsigned tm_tcache_threads(void); /* threads that have had a cache, this one included */
+void tm_tcache_fork_child(void);
 extern tm_lock_t tm_tcache_lock;
 extern tm_tcache_t tm_tcache_fallback;
 extern tm_lock_t tm_fallback_lock;
@@ -270,12 +273,31 @@ static inline void tm_defer_add(tm_defer_t *d, tm_shard_t *s, unsigned op, void 
 void tm_defer_run(tm_clock_t *c, tm_defer_t *d);
 /* malloc_trim of a tier: all its due-later work now. No lock held. */
 void tm_clock_trim(tm_clock_t *c);
+uint64_t tm_clock_run(tm_clock_t *c, uint64_t now); /* the purger's pass; -> next due */
+uint64_t tm_clock_due(const tm_clock_t *c);
+
+/* ---- the purger (purger.c): a background thread for the purges that fall due -------------
+ * A tier that makes work due where none was sets tm_purger_wanted; the thread, once out of
+ * every lock, polls it (tm_purger_poll) and starts or wakes the purger. */
+extern __thread bool tm_purger_wanted __attribute__((tls_model("initial-exec")));
+void tm_purger_wake(void);
+static inline void tm_purger_poll(void) {
+    if (tm_unlikely(tm_purger_wanted)) tm_purger_wake();
+}
+bool tm_purger_running(void);
+uint64_t tm_purger_passes(void);
+void tm_purger_fork_child(void);
 
 /* ---- arena tier (arena.c) --------------------------------------------------------------- */
 void tm_arena_init(void);
 size_t tm_arena_capacity(size_t unit); /* the largest block one chunk holds at this unit */
 void *tm_arena_alloc(size_t n);        /* unit aligned; NULL (errno ENOMEM) on failure */
 void tm_arena_free(void *p, const char *func);
+/* The same, for a block the program freed at `since` (ms) and a cache held until now: a chunk
+ * it empties counts as free since then. */
+void tm_arena_free_since(void *p, const char *func, uint64_t since);
+uint64_t tm_arena_background(uint64_t now); /* the purger's pass; -> next due (0: none) */
+uint64_t tm_arena_due(void);
 size_t tm_arena_usable(const void *p, const char *func);
 bool tm_arena_resize(void *p, size_t n); /* in place, or false */
 void tm_arena_trim(void);
@@ -292,6 +314,7 @@ void tm_mcache_flush(tm_tcache_t *tc);
  * is due (now UINT64_MAX: of every block, at once: malloc_trim). No lock held. */
 void tm_mcache_drain(uint64_t now);
 size_t tm_mcache_total(void); /* bytes in all threads' caches */
+uint64_t tm_mcache_due(void); /* when the oldest cached block decays (0: none cached) */
 void tm_mcache_locks(tm_lock_fn fn);
 
 /* ---- heap tier (heap.c): large blocks, and the huge threshold --------------------------- */
@@ -301,6 +324,8 @@ void tm_heap_free(void *p, const char *func);
 size_t tm_heap_usable(const void *p, const char *func);
 void *tm_heap_realloc(void *p, size_t n); /* in place or NULL; the block stays valid */
 void tm_heap_trim(void);
+uint64_t tm_heap_background(uint64_t now); /* the purger's pass; -> next due (0: none) */
+uint64_t tm_heap_due(void);
 void tm_huge_freed(size_t size); /* huge.c tells the adaptive threshold */
 extern _Atomic size_t tm_huge_threshold;
 void tm_heap_totals(tm_heap_totals_t *t);

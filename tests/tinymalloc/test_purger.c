@@ -1,0 +1,178 @@
+/* The purger (purger.c): threads that free their medium blocks and then stay alive, idle, get
+ * their memory back to the OS within the delays although no thread calls the allocator
+ * again; with purge_thread:0 (a re-run) it stays resident, which shows that the purger did
+ * it. A single-threaded process starts no purger; a forked child starts its own. */
+#include "tm_test.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/wait.h>
+#include <time.h>
+
+static void *(*volatile vmalloc)(size_t) = malloc;
+static void (*volatile vfree)(void *) = free;
+
+#define NTHREADS 16
+#define PER_THREAD (4u << 20)
+
+/* RSS in kB, read with system calls only: the idle window must make no allocator call. */
+static long rss_kb(void) {
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    buf[n] = 0;
+    char *p = strchr(buf, ' ');
+    return p ? strtol(p + 1, NULL, 10) * (sysconf(_SC_PAGESIZE) / 1024) : -1;
+}
+
+static bool has_purger_thread(void) {
+    DIR *d = opendir("/proc/self/task");
+    bool found = false;
+    struct dirent *e;
+    while (d && !found && (e = readdir(d)) != NULL) {
+        char path[300], name[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        int fd = open(path, O_RDONLY);
+        if (fd < 0) continue;
+        ssize_t n = read(fd, name, sizeof name - 1);
+        close(fd);
+        found = n > 0 && strncmp(name, "tm-purger", 9) == 0;
+    }
+    if (d) closedir(d);
+    return found;
+}
+
+static pthread_barrier_t idle, done;
+
+/* Takes and frees PER_THREAD bytes of 64-90 KiB blocks (arena tier and medium cache), then
+ * waits, alive and quiet, until the main thread has measured. */
+static void *worker(void *arg) {
+    unsigned seed = (unsigned)(uintptr_t)arg * 2654435761u;
+    void *ps[64];
+    size_t held = 0;
+    int n = 0;
+    while (held < PER_THREAD && n < 64) {
+        seed = seed * 1103515245u + 12345u;
+        size_t sz = (64u << 10) + (seed >> 8) % (26u << 10);
+        ps[n] = vmalloc(sz);
+        memset(ps[n++], 1, sz);
+        held += sz;
+    }
+    for (int i = 0; i < n; i++) vfree(ps[i]);
+    pthread_barrier_wait(&idle);
+    pthread_barrier_wait(&done);
+    return NULL;
+}
+
+/* Returns the RSS above `before` after the threads have been idle for up to `wait_ms`, or as
+ * soon as it is below `enough` kB. */
+static long idle_rss_above(long before, long enough, int wait_ms, long *peak, int *ms_taken) {
+    pthread_t t[NTHREADS];
+    pthread_barrier_init(&idle, NULL, NTHREADS + 1);
+    pthread_barrier_init(&done, NULL, NTHREADS + 1);
+    for (int i = 0; i < NTHREADS; i++) pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)i);
+    pthread_barrier_wait(&idle);
+    *peak = rss_kb() - before;
+    long above = *peak;
+    struct timespec step = {0, 50 * 1000 * 1000};
+    int ms = 0;
+    for (; ms < wait_ms && above >= enough; ms += 50) {
+        nanosleep(&step, NULL);
+        above = rss_kb() - before;
+    }
+    *ms_taken = ms;
+    pthread_barrier_wait(&done);
+    for (int i = 0; i < NTHREADS; i++) pthread_join(t[i], NULL);
+    return above;
+}
+
+/* Default delays are 1 s (cache decay, arena purge): within 3 s the memory is back. */
+static void idle_threads_memory_goes_back(void) {
+    long before = rss_kb(), peak;
+    int ms;
+    long above = idle_rss_above(before, 8 << 10, 3000, &peak, &ms);
+    printf("  %d threads idle: %ld kB above the start at first, %ld kB after %d ms\n", NTHREADS,
+           peak, above, ms);
+    CHECK(peak > 16 << 10); /* the blocks were resident (the caches held some) */
+    CHECK(above < 8 << 10);
+    CHECK(has_purger_thread());
+}
+
+/* The same with purge_thread:0: nothing purges while every thread is quiet. */
+static void without_the_purger_it_stays(void) {
+    long before = rss_kb(), peak;
+    int ms;
+    long above = idle_rss_above(before, 8 << 10, 3000, &peak, &ms);
+    printf("  purge_thread:0: %ld kB above the start at first, %ld kB after %d ms\n", peak, above,
+           ms);
+    CHECK(above >= 8 << 10);
+    CHECK(!has_purger_thread());
+}
+
+/* Child mode: one thread only; medium frees start no purger. */
+static int single_threaded(void) {
+    for (int i = 0; i < 100; i++) vfree(vmalloc(100000));
+    struct timespec t = {0, 200 * 1000 * 1000};
+    nanosleep(&t, NULL);
+    for (int i = 0; i < 100; i++) vfree(vmalloc(100000));
+    return has_purger_thread() ? 3 : 0;
+}
+
+static int run_child(char *self, const char *mode) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *argv[] = {self, (char *)mode, NULL};
+        execv("/proc/self/exe", argv);
+        _exit(127);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static char *self_name;
+
+static void single_threaded_process_has_none(void) { CHECK(run_child(self_name, "single") == 0); }
+
+/* After the purger started, a forked child (which has only the forking thread) starts its own
+ * and gets idle memory back the same way. */
+static void forked_child_gets_its_own(void) {
+    CHECK(has_purger_thread());
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        bool none_at_first = !has_purger_thread();
+        long before = rss_kb(), peak;
+        int ms;
+        long above = idle_rss_above(before, 8 << 10, 3000, &peak, &ms);
+        _exit(none_at_first && above < (8 << 10) && has_purger_thread() ? 0 : 1);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+int main(int argc, char **argv) {
+    self_name = argv[0];
+    if (argc > 1 && strcmp(argv[1], "single") == 0) return single_threaded();
+    const char *conf = getenv("TINYMALLOC_CONF");
+    if (conf && strcmp(conf, "purge_thread:0") == 0) {
+        RUN_RSS(without_the_purger_it_stays);
+        TEST_EXIT();
+    }
+    RUN(single_threaded_process_has_none);
+    RUN_RSS(idle_threads_memory_goes_back);
+    RUN_RSS(forked_child_gets_its_own);
+    if (tm_test_failed_cases) return 1;
+    fflush(stdout);
+    setenv("TINYMALLOC_CONF", "purge_thread:0", 1);
+    execv("/proc/self/exe", argv);
+    printf("FAIL: cannot re-run with purge_thread:0\n");
+    return 1;
+}
