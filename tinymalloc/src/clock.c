@@ -59,16 +59,10 @@ void tm_defer_run(tm_clock_t *c, tm_defer_t *d) {
     d->n = 0;
 }
 
-/* The purger's pass: every shard's maintenance due at now, each shard locked in turn (the
- * purger may wait), a batch at a time. Like tm_clock_others, it takes the due time with one
- * CAS and publishes again the time of every shard it leaves waiting. Returns the clock's next
- * due time (0: none). */
-uint64_t tm_clock_run(tm_clock_t *c, uint64_t now) {
-    uint64_t due = atomic_load_explicit(&c->due_ms, memory_order_relaxed);
-    if (due == 0 || now < due ||
-        !atomic_compare_exchange_strong_explicit(&c->due_ms, &due, 0, memory_order_relaxed,
-                                                 memory_order_relaxed))
-        return atomic_load_explicit(&c->due_ms, memory_order_relaxed);
+/* Every shard's maintenance due at now (now UINT64_MAX: all of it, as if every delay were
+ * past), each shard locked in turn (the caller may wait), a batch of system calls at a time. A
+ * shard with nothing due gets its time published again. */
+static void run_shards(tm_clock_t *c, uint64_t now) {
     for (unsigned i = 0; i < c->n; i++) {
         tm_shard_t *s = (tm_shard_t *)((char *)c->first + i * c->stride);
         bool more;
@@ -76,7 +70,7 @@ uint64_t tm_clock_run(tm_clock_t *c, uint64_t now) {
             tm_defer_t d;
             d.n = 0;
             tm_lock(&s->lock);
-            if (s->due_ms && now >= s->due_ms)
+            if (now == UINT64_MAX || (s->due_ms && now >= s->due_ms))
                 c->maintain(s, now, &d);
             else
                 tm_clock_set(c, s, s->due_ms);
@@ -85,6 +79,16 @@ uint64_t tm_clock_run(tm_clock_t *c, uint64_t now) {
             tm_defer_run(c, &d);
         } while (more);
     }
+}
+
+/* The purger's pass. Like tm_clock_others, it takes the due time with one CAS (every shard's
+ * time is published again as it goes). Returns the clock's next due time (0: none). */
+uint64_t tm_clock_run(tm_clock_t *c, uint64_t now) {
+    uint64_t due = atomic_load_explicit(&c->due_ms, memory_order_relaxed);
+    if (due && now >= due &&
+        atomic_compare_exchange_strong_explicit(&c->due_ms, &due, 0, memory_order_relaxed,
+                                                memory_order_relaxed))
+        run_shards(c, now);
     return atomic_load_explicit(&c->due_ms, memory_order_relaxed);
 }
 
@@ -92,19 +96,5 @@ uint64_t tm_clock_due(const tm_clock_t *c) {
     return atomic_load_explicit(&c->due_ms, memory_order_relaxed);
 }
 
-/* malloc_trim: every shard's maintenance as if all its delays were past, a batch at a time. */
-void tm_clock_trim(tm_clock_t *c) {
-    for (unsigned i = 0; i < c->n; i++) {
-        tm_shard_t *s = (tm_shard_t *)((char *)c->first + i * c->stride);
-        bool more;
-        do {
-            tm_defer_t d;
-            d.n = 0;
-            tm_lock(&s->lock);
-            c->maintain(s, UINT64_MAX, &d);
-            tm_unlock(&s->lock);
-            more = tm_defer_full(&d);
-            tm_defer_run(c, &d);
-        } while (more);
-    }
-}
+/* malloc_trim: every shard's maintenance as if all its delays were past. */
+void tm_clock_trim(tm_clock_t *c) { run_shards(c, UINT64_MAX); }

@@ -562,7 +562,7 @@ void tm_heap_free(void *p, const char *func) {
     if (tm_opt.heap_purge_delay == 0) {
         /* Purge at once: b, which maintenance (at delay 0) purges too, or returns whole. The
          * neighbours it merged with were purged when they were freed, so only the part just
-         * freed needs the madvise (on oversub-purge, 5.1 GB purged instead of 12.9). */
+         * freed needs the madvise, not the whole merged block again. */
         if (h->free_bytes > tm_opt.heap_retain)
             heap_maintain(&h->sh, now, &d);
         else if (rest_purged)
