@@ -1,7 +1,8 @@
 /* The purger (purger.c): threads that free their medium blocks and then stay alive, idle, get
  * their memory back to the OS within the delays although no thread calls the allocator
  * again; with purge_thread:0 (a re-run) it stays resident, which shows that the purger did
- * it. A single-threaded process starts no purger; a forked child starts its own. */
+ * it. Slab pages that an exiting thread left with blocks out go back once those are freed. A
+ * single-threaded process starts no purger; a forked child starts its own. */
 #include "tm_test.h"
 
 #include <dirent.h>
@@ -123,10 +124,42 @@ static int single_threaded(void) {
     return has_purger_thread() ? 3 : 0;
 }
 
-static int run_child(char *self, const char *mode) {
+#define NBLK 4096
+
+static void *alloc_many(void *arg) {
+    void **ps = arg;
+    for (int i = 0; i < NBLK; i++) memset(ps[i] = vmalloc(1000), 7, 1000);
+    return NULL;
+}
+
+/* Child mode: a thread allocates 4 MB of 1000-byte blocks and exits, leaving its slab pages
+ * in the class pool with every block out; this thread frees them all and never allocates
+ * that class again. Exit status 0 when RSS fell back (under 1 MiB above the start) within
+ * 5 s, 1 when it did not. */
+static int abandoned_child(void) {
+    static void *ps[NBLK];
+    long before = rss_kb();
+    pthread_t t;
+    pthread_create(&t, NULL, alloc_many, ps);
+    pthread_join(t, NULL);
+    for (int i = 0; i < NBLK; i++) vfree(ps[i]);
+    long peak = rss_kb() - before, above = peak;
+    struct timespec step = {0, 50 * 1000 * 1000};
+    int ms = 0;
+    for (; ms < 5000 && above >= 1024; ms += 50) {
+        nanosleep(&step, NULL);
+        above = rss_kb() - before;
+    }
+    printf("  %s: %ld kB above the start after the frees, %ld kB after %d ms\n",
+           getenv("TINYMALLOC_CONF"), peak, above, ms);
+    return peak > 2048 && above < 1024 ? 0 : 1;
+}
+
+static int run_child_with(char *self, const char *mode, const char *conf) {
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
+        if (conf) setenv("TINYMALLOC_CONF", conf, 1);
         char *argv[] = {self, (char *)mode, NULL};
         execv("/proc/self/exe", argv);
         _exit(127);
@@ -136,7 +169,15 @@ static int run_child(char *self, const char *mode) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+static int run_child(char *self, const char *mode) { return run_child_with(self, mode, NULL); }
+
 static char *self_name;
+
+/* slab_retain:0, so that the pages go on from the free-page pool to the OS. */
+static void abandoned_pages_go_back(void) {
+    CHECK(run_child_with(self_name, "abandon", "slab_retain:0") == 0);
+    CHECK(run_child_with(self_name, "abandon", "slab_retain:0,purge_thread:0") == 1);
+}
 
 static void single_threaded_process_has_none(void) { CHECK(run_child(self_name, "single") == 0); }
 
@@ -161,6 +202,7 @@ static void forked_child_gets_its_own(void) {
 int main(int argc, char **argv) {
     self_name = argv[0];
     if (argc > 1 && strcmp(argv[1], "single") == 0) return single_threaded();
+    if (argc > 1 && strcmp(argv[1], "abandon") == 0) return abandoned_child();
     const char *conf = getenv("TINYMALLOC_CONF");
     if (conf && strcmp(conf, "purge_thread:0") == 0) {
         RUN_RSS(without_the_purger_it_stays);
@@ -169,6 +211,7 @@ int main(int argc, char **argv) {
     RUN(single_threaded_process_has_none);
     RUN_RSS(idle_threads_memory_goes_back);
     RUN_RSS(forked_child_gets_its_own);
+    RUN_RSS(abandoned_pages_go_back);
     if (tm_test_failed_cases) return 1;
     fflush(stdout);
     setenv("TINYMALLOC_CONF", "purge_thread:0", 1);

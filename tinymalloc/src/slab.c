@@ -216,27 +216,6 @@ static tm_page_t *page_fresh(unsigned cls) {
     return pg;
 }
 
-/* The purger's pass: the decay tick, if due. Returns when the next one is (0: no page past
- * slab_retain waits). */
-uint64_t tm_slab_background(uint64_t now) {
-    (void)now; /* decay_locked reads the clock under the lock */
-    tm_lock(&free_lock);
-    tm_page_t *list = decay_locked();
-    uint64_t next = free_committed > tm_opt.slab_retain ? next_decay_ms : 0;
-    tm_unlock(&free_lock);
-    purge_pages(list);
-    return next;
-}
-
-/* malloc_trim: purges every committed free page now (the class pools' preallocated clusters
- * stay, as they are kept on purpose). */
-void tm_slab_trim(void) {
-    tm_lock(&free_lock);
-    tm_page_t *purge = take_oldest_locked(free_committed);
-    tm_unlock(&free_lock);
-    purge_pages(purge);
-}
-
 /* Returns an empty page to the top of the committed stack. */
 static void page_release(tm_page_t *pg) {
     atomic_fetch_sub_explicit(&tm_class_stats[pg->cls].pages, 1, memory_order_relaxed);
@@ -291,6 +270,85 @@ static tm_page_t *pool_take(unsigned cls) {
         pg->next = pg->prev = NULL;
     }
     return pg;
+}
+
+/* ---- giving memory back ------------------------------------------------------------------
+ * Pages that exiting threads leave in the class pools with blocks still out: the frees of
+ * those blocks only go onto the page's thread_free, and nothing takes the page again unless
+ * some thread allocates its class, so the page would stay resident. pools_reclaim collects
+ * them. `abandoned` says a pool may hold such a page: abandon() sets it after the push, and
+ * pools_reclaim clears it before it looks, so no page is missed. */
+static _Atomic bool abandoned;
+static uint64_t reclaim_due, reclaim_gap; /* the purger's alone */
+
+/* No lock held. Pages of the class pools past their targets whose blocks have all been freed
+ * go to the free-page pool (and, past slab_retain, back to the OS). Returns how many did. */
+static unsigned pools_reclaim(void) {
+    if (!atomic_exchange_explicit(&abandoned, false, memory_order_relaxed)) return 0;
+    unsigned moved = 0;
+    bool still = false;
+    for (unsigned c = 0; c < tm_opt.nclasses; c++) {
+        tm_pool_t *pool = &class_pool[c];
+        if (tm_rload(pool->pages) == NULL) continue;
+        tm_page_t *empty = NULL, *prev = NULL;
+        tm_lock(&pool->lock);
+        for (tm_page_t *pg = pool->pages, *next; pg; pg = next) {
+            next = pg->next;
+            page_collect(pg); /* a page in a pool is its lock's */
+            if (pg->used == 0 && pool->count > pool->target) {
+                if (prev)
+                    prev->next = next;
+                else
+                    tm_rstore(pool->pages, next);
+                pool->count--;
+                pg->next = empty;
+                empty = pg;
+            } else {
+                still |= pg->used != 0;
+                prev = pg;
+            }
+        }
+        tm_unlock(&pool->lock);
+        for (tm_page_t *next; empty; empty = next, moved++) {
+            next = empty->next;
+            page_release(empty);
+        }
+    }
+    if (still) atomic_store_explicit(&abandoned, true, memory_order_relaxed);
+    return moved;
+}
+
+/* The purger's pass: abandoned pages whose blocks were freed (looked for again after
+ * slab_purge_delay, backing off to 64 times that while none turns up), and the decay tick.
+ * Returns when the next is due (0: nothing waits). */
+uint64_t tm_slab_background(uint64_t now) {
+    uint64_t base = tm_opt.slab_purge_delay ? tm_opt.slab_purge_delay : 100, next = 0;
+    if (atomic_load_explicit(&abandoned, memory_order_relaxed)) {
+        if (now >= reclaim_due) {
+            reclaim_gap = pools_reclaim() || reclaim_gap == 0 ? base
+                          : reclaim_gap < 64 * base           ? reclaim_gap * 2
+                                                              : reclaim_gap;
+            reclaim_due = now + reclaim_gap;
+        }
+        if (atomic_load_explicit(&abandoned, memory_order_relaxed)) next = reclaim_due;
+    }
+    tm_lock(&free_lock);
+    tm_page_t *list = decay_locked();
+    uint64_t tick = free_committed > tm_opt.slab_retain ? next_decay_ms : 0;
+    tm_unlock(&free_lock);
+    purge_pages(list);
+    return !next ? tick : !tick || next < tick ? next : tick;
+}
+
+/* malloc_trim: collects the abandoned pages whose blocks were freed, then purges every
+ * committed free page now (the class pools' preallocated clusters stay, as they are kept on
+ * purpose). */
+void tm_slab_trim(void) {
+    pools_reclaim();
+    tm_lock(&free_lock);
+    tm_page_t *purge = take_oldest_locked(free_committed);
+    tm_unlock(&free_lock);
+    purge_pages(purge);
 }
 
 /* ---- allocation slow path ------------------------------------------------------------- */
@@ -454,6 +512,8 @@ static void abandon(tm_page_t *pg) {
     tm_lock(&pool->lock);
     pool_push_locked(pool, pg);
     tm_unlock(&pool->lock);
+    atomic_store_explicit(&abandoned, true, memory_order_relaxed);
+    tm_purger_wanted = true; /* the exiting thread polls once its cache is gone */
 }
 
 static void abandon_list(tm_page_t *pg) {
