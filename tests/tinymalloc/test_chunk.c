@@ -4,7 +4,8 @@
  * chunk layer holds unused (the rest of a reservation, released chunks) is given back before a
  * mapping of its own fails, so blocks of each tier fill most of the limit. Each size runs in
  * a fresh process (this program again), started under the limit as a shell's ulimit starts
- * one. */
+ * one. With commit_chunks:1 the limits hold the same, and the reservation is inaccessible
+ * (PROT_NONE) but for the chunks in use. */
 #include "tm_test.h"
 
 #include <errno.h>
@@ -48,10 +49,11 @@ static int fill_the_limit(size_t size, size_t least) {
 
 static char *self;
 
-static void run_in_child(size_t size, size_t least) {
+static void run_in_child_conf(size_t size, size_t least, const char *conf) {
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
+        if (conf) setenv("TINYMALLOC_CONF", conf, 1);
         struct rlimit r = {LIMIT, LIMIT};
         char a[32], b[32];
         snprintf(a, sizeof a, "%zu", size);
@@ -69,20 +71,96 @@ static void run_in_child(size_t size, size_t least) {
 
 /* Arena, heap and own-mapping sizes; the least each must reach leaves room for the program,
  * its libraries and the chunk map's 32 MiB of .bss. */
+static void run_in_child(size_t size, size_t least) { run_in_child_conf(size, least, NULL); }
+
 static void arena_blocks_fill_the_limit(void) { run_in_child(100000, 150UL << 20); }
 static void heap_blocks_fill_the_limit(void) { run_in_child(1000000, 150UL << 20); }
 static void huge_blocks_fill_the_limit(void) { run_in_child(40000000, 120UL << 20); }
+
+/* commit_chunks:1: the same limits, with the address space reserved inaccessible. */
+static void committed_per_chunk_fills_the_limit(void) {
+    run_in_child_conf(100000, 150UL << 20, "commit_chunks:1");
+    run_in_child_conf(1000000, 150UL << 20, "commit_chunks:1");
+}
+
+/* The largest inaccessible private anonymous mapping, in MiB. */
+static unsigned long largest_reserved_mib(void) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512];
+    unsigned long best = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        char perms[8];
+        int n = 0;
+        if (sscanf(line, "%lx-%lx %7s %*s %*s %*s%n", &lo, &hi, perms, &n) < 3) continue;
+        while (line[n] == ' ') n++; /* no path: anonymous */
+        if (strcmp(perms, "---p") == 0 && line[n] == '\n' && (hi - lo) >> 20 > best)
+            best = (hi - lo) >> 20;
+    }
+    if (f) fclose(f);
+    return best;
+}
+
+/* Child mode: blocks of every tier work (contents kept), then the largest reserved range. */
+static int reserve_mode(void) {
+    static const size_t sizes[] = {100, 100000, 5000000, 40000000};
+    unsigned char *p[4][8];
+    for (int s = 0; s < 4; s++)
+        for (int i = 0; i < 8; i++) memset(p[s][i] = vmalloc(sizes[s]), s * 8 + i, sizes[s]);
+    for (int s = 0; s < 4; s++)
+        for (int i = 0; i < 8; i++)
+            if (p[s][i][0] != s * 8 + i || p[s][i][sizes[s] - 1] != s * 8 + i) return 2;
+    printf("%lu\n", largest_reserved_mib());
+    for (int s = 0; s < 4; s++)
+        for (int i = 0; i < 8; i++) vfree(p[s][i]);
+    return 0;
+}
+
+static unsigned long reserved_with(const char *conf) {
+    int fd[2];
+    if (pipe(fd)) return 0;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fd[1], 1);
+        setenv("TINYMALLOC_CONF", conf, 1);
+        char *argv[] = {self, "reserve", NULL};
+        execv("/proc/self/exe", argv);
+        _exit(1);
+    }
+    close(fd[1]);
+    char buf[64] = "";
+    ssize_t n = read(fd[0], buf, sizeof buf - 1);
+    close(fd[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECK(n > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    return n > 0 ? strtoul(buf, NULL, 10) : 0;
+}
+
+/* With commit_chunks:1 the reservation is inaccessible but for the chunks in use, so under
+ * vm.overcommit_memory=2 (which this test cannot set) only those are charged; with 0 it is
+ * read-write throughout. */
+static void reservation_is_inaccessible_when_asked(void) {
+    unsigned long on = reserved_with("commit_chunks:1"), off = reserved_with("commit_chunks:0");
+    printf("  largest inaccessible range: %lu MiB with commit_chunks:1, %lu MiB with 0\n", on, off);
+    CHECK(on >= 512);
+    CHECK(off < 64);
+}
 
 int main(int argc, char **argv) {
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
     puts("SKIP: address-space limits (the sanitizer's shadow memory needs the address space)");
     return 0;
 #endif
+    if (argc == 2 && strcmp(argv[1], "reserve") == 0) return reserve_mode();
     if (argc == 4 && strcmp(argv[1], "fill") == 0)
         return fill_the_limit(strtoul(argv[2], NULL, 10), strtoul(argv[3], NULL, 10));
     self = argv[0];
     RUN(arena_blocks_fill_the_limit);
     RUN(heap_blocks_fill_the_limit);
     RUN(huge_blocks_fill_the_limit);
+    RUN(committed_per_chunk_fills_the_limit);
+    RUN(reservation_is_inaccessible_when_asked);
     TEST_EXIT();
 }

@@ -11,6 +11,11 @@ uint8_t tm_chunk_map[TM_CHUNK_MAP_SIZE];
 
 static tm_lock_t tm_chunk_lock;
 
+typedef struct {
+    void *p;
+    size_t size;
+} tm_range_t;
+
 void tm_chunk_locks(tm_lock_fn fn) { fn(&tm_chunk_lock); }
 
 /* Invariant (under tm_chunk_lock): [region_next, region_end) is reserved, unused, chunk
@@ -44,10 +49,13 @@ static bool in_map_range(void *p, size_t size) {
 }
 
 /* Reserves address space for a new region, halving the request down to one chunk when the
- * address space is limited (RLIMIT_AS). Without the lock: it maps. */
+ * address space is limited (RLIMIT_AS). With commit_chunks the region is inaccessible, and
+ * each chunk or span is committed when it leaves it (commit_taken); chunks on the free list
+ * have been committed. Without the lock: it maps. */
 static bool region_reserve(uintptr_t *start, size_t *size) {
     for (size_t s = tm_opt.reserve; s >= TM_CHUNK_SIZE; s /= 2) {
-        void *p = tm_os_map_aligned(s, TM_CHUNK_SIZE);
+        void *p = tm_opt.commit_chunks ? tm_os_reserve_aligned(s, TM_CHUNK_SIZE)
+                                       : tm_os_map_aligned(s, TM_CHUNK_SIZE);
         if (p && !in_map_range(p, s)) return false;
         if (p) {
             *start = (uintptr_t)p;
@@ -65,19 +73,27 @@ static void free_push_locked(void *c) {
     free_count++;
 }
 
-/* Puts the unused rest of the current region on the free list, so a span that does not fit
- * there can start a new region without losing it. Called with tm_chunk_lock held. */
-static void region_retire_locked(void) {
-    for (; region_next < region_end; region_next += TM_CHUNK_SIZE)
-        free_push_locked((void *)region_next);
-}
-
 /* A region reserved without the lock becomes the current one (another thread may have
- * installed one meanwhile: its rest goes to the free list, nothing is lost). */
-static void region_install_locked(uintptr_t start, size_t size) {
-    region_retire_locked();
+ * installed one meanwhile). The unused rest of the one it replaces goes on the free list, so a
+ * span that did not fit there loses nothing; under commit_chunks that rest is inaccessible
+ * (the free list's links live in the chunks), so it is handed back in *rest for the caller
+ * to unmap once the lock is let go of. */
+static void region_install_locked(uintptr_t start, size_t size, tm_range_t *rest) {
+    rest->p = NULL;
+    rest->size = 0;
+    if (tm_opt.commit_chunks && region_next < region_end) {
+        rest->p = (void *)region_next;
+        rest->size = region_end - region_next;
+    } else {
+        for (; region_next < region_end; region_next += TM_CHUNK_SIZE)
+            free_push_locked((void *)region_next);
+    }
     region_next = start;
     region_end = start + size;
+}
+
+static void unmap_rest(tm_range_t rest) {
+    if (rest.size) tm_os_unmap(rest.p, rest.size);
 }
 
 /* One chunk from the free list or the current region; NULL when both are empty. */
@@ -95,18 +111,31 @@ static void *chunk_take_locked(void) {
     return c;
 }
 
+/* Without the lock: a chunk or span just taken from a region is made usable, under
+ * commit_chunks. When the commit limit refuses it, its address space is unmapped (it cannot
+ * go on the free list, whose links live in the chunks) and the caller gets NULL, ENOMEM. */
+static void *commit_taken(void *c, size_t size, bool from_region) {
+    if (c == NULL || !from_region || !tm_opt.commit_chunks || tm_os_commit(c, size)) return c;
+    tm_os_unmap(c, size);
+    return NULL;
+}
+
 static void *chunk_take(void) {
     tm_lock(&tm_chunk_lock);
+    bool listed = free_chunks != NULL;
     void *c = chunk_take_locked();
     tm_unlock(&tm_chunk_lock);
     uintptr_t start = 0;
     size_t size = 0;
-    if (c || !region_reserve(&start, &size)) return c;
+    if (c || !region_reserve(&start, &size)) return commit_taken(c, TM_CHUNK_SIZE, !listed);
+    tm_range_t rest;
     tm_lock(&tm_chunk_lock);
-    region_install_locked(start, size);
+    region_install_locked(start, size, &rest);
+    listed = free_chunks != NULL;
     c = chunk_take_locked();
     tm_unlock(&tm_chunk_lock);
-    return c;
+    unmap_rest(rest);
+    return commit_taken(c, TM_CHUNK_SIZE, !listed);
 }
 
 void *tm_chunk_alloc(unsigned kind) {
@@ -184,11 +213,14 @@ void *tm_chunk_alloc_span(size_t size, unsigned kind) {
     uintptr_t start = 0;
     size_t rsize = 0;
     if (c == NULL && size <= tm_opt.reserve / 2 && region_reserve(&start, &rsize)) {
+        tm_range_t rest;
         tm_lock(&tm_chunk_lock);
-        region_install_locked(start, rsize);
+        region_install_locked(start, rsize, &rest);
         c = span_take_locked(size);
         tm_unlock(&tm_chunk_lock);
+        unmap_rest(rest);
     }
+    c = commit_taken(c, size, true);
     if (c == NULL) c = tm_chunk_map_aligned(size, TM_CHUNK_SIZE);
     if (c) tm_chunk_mark((uintptr_t)c, size, kind);
     return c;

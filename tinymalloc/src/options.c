@@ -69,6 +69,10 @@ static const optdef_t optdefs[] = {
         "ms an empty slab page past slab_retain stays unused before it is purged; 0: at once"),
     SIZE(reserve, OF_POW2, GiB, TM_CHUNK_SIZE, 1024 * GiB,
          "address space reserved at a time; halves on failure"),
+    NUM(commit_chunks, 2, 0, 2,
+        "1: reserve address space inaccessible and commit it a chunk at a time, so that "
+        "vm.overcommit_memory=2 charges only chunks in use; 0: reserve it read-write; 2: 1 "
+        "when vm.overcommit_memory is 2"),
     BOOL(purge_thread, 1,
          "1: a background thread, started once the process has two threads, runs the purges "
          "and the medium cache's decay that fall due while no thread calls the allocator"),
@@ -466,4 +470,5 @@ void tm_options_init(void) {
     check_dependent();
     derive_classes();
     if (help) print_help();
+    if (tm_opt.commit_chunks == 2) tm_opt.commit_chunks = tm_os_overcommit_strict();
 }

@@ -3,7 +3,9 @@
 #include "tm_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -15,14 +17,16 @@ static void tm_os_count_mapped(int64_t delta) {
     tm_gauge_add(&tm_os_stats.mapped_bytes, &tm_os_stats.mapped_peak, delta);
 }
 
-/* Anonymous, read-write and MAP_NORESERVE: the kernel commits a page on its first touch, so a
- * large reservation costs address space, not memory. errno is left as the caller had it,
- * except that a failure leaves ENOMEM for malloc to report. */
-void *tm_os_map(size_t size) {
+/* Anonymous and MAP_NORESERVE, read-write or (prot 0) inaccessible: the kernel commits a page
+ * on its first touch, so a large reservation costs address space, not memory. Under
+ * vm.overcommit_memory=2 the kernel ignores MAP_NORESERVE and charges a writable private
+ * mapping in full at once; an inaccessible one it charges only when tm_os_commit makes it
+ * writable. errno is left as the caller had it, except that a failure leaves ENOMEM for
+ * malloc to report. */
+static void *map(size_t size, int prot) {
     int saved = errno;
     atomic_fetch_add_explicit(&tm_os_stats.mmap_calls, 1, memory_order_relaxed);
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
+    void *p = mmap(NULL, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) {
         atomic_fetch_add_explicit(&tm_os_stats.mmap_failures, 1, memory_order_relaxed);
         errno = ENOMEM;
@@ -33,6 +37,8 @@ void *tm_os_map(size_t size) {
     return p;
 }
 
+void *tm_os_map(size_t size) { return map(size, PROT_READ | PROT_WRITE); }
+
 void tm_os_unmap(void *p, size_t size) {
     int saved = errno;
     atomic_fetch_add_explicit(&tm_os_stats.munmap_calls, 1, memory_order_relaxed);
@@ -42,13 +48,13 @@ void tm_os_unmap(void *p, size_t size) {
 
 /* Maps size bytes at an address aligned to align: first plainly (the kernel often hands out
  * aligned ranges when asked for aligned sizes), else over-map and trim the ends. */
-void *tm_os_map_aligned(size_t size, size_t align) {
-    void *p = tm_os_map(size);
+static void *map_aligned(size_t size, size_t align, int prot) {
+    void *p = map(size, prot);
     if (p == NULL) return NULL;
     if (((uintptr_t)p & (align - 1)) == 0) return p;
     tm_os_unmap(p, size);
     if (size + align < size) return NULL;
-    char *raw = tm_os_map(size + align);
+    char *raw = map(size + align, prot);
     if (raw == NULL) return NULL;
     uintptr_t start = tm_align_up((uintptr_t)raw, align);
     size_t head = start - (uintptr_t)raw;
@@ -56,6 +62,36 @@ void *tm_os_map_aligned(size_t size, size_t align) {
     if (head) tm_os_unmap(raw, head);
     if (tail) tm_os_unmap((char *)start + size, tail);
     return (void *)start;
+}
+
+void *tm_os_map_aligned(size_t size, size_t align) {
+    return map_aligned(size, align, PROT_READ | PROT_WRITE);
+}
+
+void *tm_os_reserve_aligned(size_t size, size_t align) { return map_aligned(size, align, 0); }
+
+/* Makes a reserved range usable; false (ENOMEM) when the commit limit refuses it. */
+bool tm_os_commit(void *p, size_t size) {
+    int saved = errno;
+    if (mprotect(p, size, PROT_READ | PROT_WRITE) != 0) {
+        errno = ENOMEM;
+        return false;
+    }
+    errno = saved;
+    return true;
+}
+
+/* vm.overcommit_memory is 2: the kernel charges writable private memory when it is mapped. */
+bool tm_os_overcommit_strict(void) {
+    int saved = errno;
+    char c = 0;
+    int fd = open("/proc/sys/vm/overcommit_memory", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (read(fd, &c, 1) != 1) c = 0;
+        close(fd);
+    }
+    errno = saved;
+    return c == '2';
 }
 
 /* MADV_DONTNEED drops the pages at once, and the next touch of each faults in a zeroed one.

@@ -76,8 +76,11 @@ __attribute__((noreturn)) void tm_fatal(const char *func, const char *what, cons
 /* ---- OS layer (os.c): the only place that calls mmap/munmap/madvise/mremap --------------- */
 extern tm_os_stats_t tm_os_stats;
 
-void *tm_os_map(size_t size);                       /* read-write, lazily committed */
-void *tm_os_map_aligned(size_t size, size_t align); /* align: power of two >= page */
+void *tm_os_map(size_t size);                           /* read-write, lazily committed */
+void *tm_os_map_aligned(size_t size, size_t align);     /* align: power of two >= page */
+void *tm_os_reserve_aligned(size_t size, size_t align); /* inaccessible until committed */
+bool tm_os_commit(void *p, size_t size);                /* reserved -> read-write */
+bool tm_os_overcommit_strict(void);                     /* vm.overcommit_memory is 2 */
 void tm_os_unmap(void *p, size_t size);
 void tm_os_purge(void *p, size_t size);      /* give pages back, keep the range */
 void tm_os_purge_zero(void *p, size_t size); /* same, and the range reads zero after */

@@ -109,6 +109,7 @@ typedef struct {
     size_t huge_threshold_max;    /* the adaptive threshold never rises past this */
     bool huge_dynamic;            /* raise the threshold when huge blocks are freed */
     bool purge_lazy;              /* purge with MADV_FREE instead of MADV_DONTNEED */
+    uint32_t commit_chunks;       /* reservations inaccessible, committed per chunk (2: auto) */
     bool purge_thread;            /* a background thread runs the purges that fall due */
 
     /* Derived at start-up from the above. */
