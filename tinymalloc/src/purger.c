@@ -29,7 +29,6 @@ __thread bool tm_purger_wanted __attribute__((tls_model("initial-exec")));
 static _Atomic int state;
 static _Atomic int sleeping;      /* 1: the purger waits with no deadline */
 static _Atomic uint32_t wake_seq; /* the futex word: bumped to wake the purger */
-static _Atomic uint64_t passes;
 
 static void futex_wait(uint32_t seen, uint64_t ms) {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
@@ -44,9 +43,7 @@ static uint64_t run_due(uint64_t now) {
     uint64_t next = tm_arena_background(now);
     next = earliest(next, tm_heap_background(now));
     next = earliest(next, tm_slab_background(now));
-    next = earliest(next, tm_mcache_due());
-    atomic_fetch_add_explicit(&passes, 1, memory_order_relaxed);
-    return next;
+    return earliest(next, tm_mcache_due());
 }
 
 static void *purger_main(void *arg) {
@@ -111,12 +108,6 @@ void tm_purger_wake(void) {
         syscall(SYS_futex, (uint32_t *)&wake_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
     }
 }
-
-bool tm_purger_running(void) {
-    return atomic_load_explicit(&state, memory_order_relaxed) == TM_PURGER_RUNNING;
-}
-
-uint64_t tm_purger_passes(void) { return atomic_load_explicit(&passes, memory_order_relaxed); }
 
 /* The purger does not exist in a forked child: the child starts its own when it needs one. */
 void tm_purger_fork_child(void) {

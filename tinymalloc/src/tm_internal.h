@@ -287,8 +287,6 @@ void tm_purger_wake(void);
 static inline void tm_purger_poll(void) {
     if (tm_unlikely(tm_purger_wanted)) tm_purger_wake();
 }
-bool tm_purger_running(void);
-uint64_t tm_purger_passes(void);
 void tm_purger_fork_child(void);
 
 /* ---- arena tier (arena.c) --------------------------------------------------------------- */
