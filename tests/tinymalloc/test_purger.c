@@ -175,7 +175,7 @@ static char *self_name;
 
 /* slab_retain:0, so that the pages go on from the free-page pool to the OS. */
 static void abandoned_pages_go_back(void) {
-    CHECK(run_child_with(self_name, "abandon", "slab_retain:0") == 0);
+    CHECK(run_child_with(self_name, "abandon", "slab_retain:0,purge_thread:1") == 0);
     CHECK(run_child_with(self_name, "abandon", "slab_retain:0,purge_thread:0") == 1);
 }
 
@@ -203,6 +203,7 @@ int main(int argc, char **argv) {
     self_name = argv[0];
     if (argc > 1 && strcmp(argv[1], "single") == 0) return single_threaded();
     if (argc > 1 && strcmp(argv[1], "abandon") == 0) return abandoned_child();
+    if (tm_test_rerun_with_conf(argv, "purge_thread:1")) return 1; /* off by default */
     const char *conf = getenv("TINYMALLOC_CONF");
     if (conf && strcmp(conf, "purge_thread:0") == 0) {
         RUN_RSS(without_the_purger_it_stays);
