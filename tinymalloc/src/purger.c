@@ -35,15 +35,13 @@ static void futex_wait(uint32_t seen, uint64_t ms) {
     syscall(SYS_futex, (uint32_t *)&wake_seq, FUTEX_WAIT_PRIVATE, seen, ms ? &ts : NULL, NULL, 0);
 }
 
-static uint64_t earliest(uint64_t a, uint64_t b) { return !a ? b : !b ? a : a < b ? a : b; }
-
 /* One pass: everything due at now. Returns when the next work falls due (0: none waits). */
 static uint64_t run_due(uint64_t now) {
     tm_mcache_drain(now); /* first: the blocks it returns may empty chunks due at once */
     uint64_t next = tm_arena_background(now);
-    next = earliest(next, tm_heap_background(now));
-    next = earliest(next, tm_slab_background(now));
-    return earliest(next, tm_mcache_due());
+    next = tm_earliest(next, tm_heap_background(now));
+    next = tm_earliest(next, tm_slab_background(now));
+    return tm_earliest(next, tm_mcache_due());
 }
 
 static void *purger_main(void *arg) {

@@ -337,7 +337,7 @@ uint64_t tm_slab_background(uint64_t now) {
     uint64_t tick = free_committed > tm_opt.slab_retain ? next_decay_ms : 0;
     tm_unlock(&free_lock);
     purge_pages(list);
-    return !next ? tick : !tick || next < tick ? next : tick;
+    return tm_earliest(next, tick);
 }
 
 /* malloc_trim: collects the abandoned pages whose blocks were freed, then purges every

@@ -10,6 +10,10 @@
 #pragma GCC visibility push(hidden)
 
 static inline size_t tm_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
+/* The earlier of two due times, where 0 means none. */
+static inline uint64_t tm_earliest(uint64_t a, uint64_t b) {
+    return !a ? b : !b ? a : a < b ? a : b;
+}
 
 /* ---- locks (lock.c): spin a little, then sleep on a futex; held only on slow paths, and
  * never across a system call (tm_defer_t) ----------------------------------------------------- */
