@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -155,6 +156,99 @@ static int abandoned_child(void) {
     return peak > 2048 && above < 1024 ? 0 : 1;
 }
 
+/* The process's exit status says that exit(0) ran the atexit handlers; it is 20 + where they
+ * ran: 0 on a program thread, 1 on the purger. */
+static void at_exit(void) {
+    char name[32] = "";
+    int fd = open("/proc/thread-self/comm", O_RDONLY);
+    if (fd >= 0 && read(fd, name, sizeof name - 1) < 0) name[0] = 0;
+    if (fd >= 0) close(fd);
+    _exit(20 + (strncmp(name, "tm-purger", 9) == 0));
+}
+
+static void *churn(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 200; i++) vfree(vmalloc(70000 + i * 64));
+    return NULL;
+}
+
+static void start_purger_with_threads(void) {
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, churn, NULL);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    vfree(vmalloc(100000)); /* this thread's call starts it */
+}
+
+/* Child mode: other threads start the purger and end; then the main thread calls pthread_exit.
+ * glibc ends the process when its last thread ends, so the purger must not stay. */
+static int main_thread_exits_last(void) {
+    atexit(at_exit);
+    start_purger_with_threads();
+    if (!has_purger_thread()) return 3;
+    pthread_exit(NULL);
+}
+
+static void *fork_and_return(void *arg) {
+    (void)arg;
+    pid_t pid = fork();
+    if (pid != 0) {
+        int st;
+        waitpid(pid, &st, 0);
+        _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+    }
+    start_purger_with_threads(); /* in the child: the forking thread is its only one */
+    return NULL;                 /* ends the child's last program thread */
+}
+
+/* Child mode: CPython's test_3_join_in_forked_from_thread. A worker forks; in the child, the
+ * forking thread starts threads (and so a purger) and returns. */
+static int forked_worker_returns(void) {
+    atexit(at_exit);
+    start_purger_with_threads();
+    pthread_t t;
+    pthread_create(&t, NULL, fork_and_return, NULL);
+    pthread_join(t, NULL);
+    return 4; /* not reached: the worker _exits with the child's status */
+}
+
+/* Runs a child mode under a deadline: -1 when it had to be killed after 10 s, with every
+ * process it forked (its own process group), which would hold the test's output open. */
+static int run_child_within(char *self, const char *mode, const char *conf) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0);
+        if (conf) setenv("TINYMALLOC_CONF", conf, 1);
+        char *argv[] = {self, (char *)mode, NULL};
+        execv("/proc/self/exe", argv);
+        _exit(127);
+    }
+    int st;
+    for (int ms = 0; waitpid(pid, &st, WNOHANG) == 0; ms += 20) {
+        if (ms >= 10000) {
+            kill(-pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            return -1;
+        }
+        struct timespec step = {0, 20 * 1000 * 1000};
+        nanosleep(&step, NULL);
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static char *self_name;
+
+/* A process whose program threads have all ended ends, with a purger running, and its
+ * atexit handlers run on a program thread: the last one waits for the purger to leave. */
+static void process_ends_with_its_last_thread(void) {
+    int st = run_child_within(self_name, "mainexit", NULL);
+    printf("  main thread's pthread_exit: exit status %d\n", st);
+    CHECK(st == 20);
+    st = run_child_within(self_name, "forkworker", NULL);
+    printf("  forked worker returns: exit status %d\n", st);
+    CHECK(st == 20);
+}
+
 static int run_child_with(char *self, const char *mode, const char *conf) {
     fflush(stdout);
     pid_t pid = fork();
@@ -170,8 +264,6 @@ static int run_child_with(char *self, const char *mode, const char *conf) {
 }
 
 static int run_child(char *self, const char *mode) { return run_child_with(self, mode, NULL); }
-
-static char *self_name;
 
 /* slab_retain:0, so that the pages go on from the free-page pool to the OS. */
 static void abandoned_pages_go_back(void) {
@@ -203,6 +295,8 @@ int main(int argc, char **argv) {
     self_name = argv[0];
     if (argc > 1 && strcmp(argv[1], "single") == 0) return single_threaded();
     if (argc > 1 && strcmp(argv[1], "abandon") == 0) return abandoned_child();
+    if (argc > 1 && strcmp(argv[1], "mainexit") == 0) return main_thread_exits_last();
+    if (argc > 1 && strcmp(argv[1], "forkworker") == 0) return forked_worker_returns();
     if (tm_test_rerun_with_conf(argv, "purge_thread:1")) return 1; /* off by default */
     const char *conf = getenv("TINYMALLOC_CONF");
     if (conf && strcmp(conf, "purge_thread:0") == 0) {
@@ -213,6 +307,13 @@ int main(int argc, char **argv) {
     RUN_RSS(idle_threads_memory_goes_back);
     RUN_RSS(forked_child_gets_its_own);
     RUN_RSS(abandoned_pages_go_back);
+#ifdef __SANITIZE_THREAD__
+    (void)process_ends_with_its_last_thread;
+    printf("SKIP: process_ends_with_its_last_thread (ThreadSanitizer's own background thread "
+           "keeps such a process alive)\n");
+#else
+    RUN(process_ends_with_its_last_thread);
+#endif
     if (tm_test_failed_cases) return 1;
     fflush(stdout);
     setenv("TINYMALLOC_CONF", "purge_thread:0", 1);

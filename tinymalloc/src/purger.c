@@ -13,22 +13,47 @@
  * against a lost wake-up: the purger sets `sleeping` before its last look at the due times and
  * the waker publishes its due time before it looks at `sleeping`, each with a full fence
  * between, so one of them sees the other.
+ *
+ * Leaving. Once no thread with a cache is left (the main thread called pthread_exit after the
+ * others ended, as a forked child of a worker thread does in CPython), the purger returns:
+ * glibc ends a process when its last thread does, and a purger still asleep would keep the
+ * process alive for ever. A thread that comes later starts a new one. Invariant: the purger
+ * reads wake_seq before it looks at the live count, and the last thread drops the count
+ * before it bumps wake_seq, so the purger either sees the count at 0 or is woken from its
+ * sleep.
  */
 #include "tm_internal.h"
 
 #include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-enum { TM_PURGER_NONE = 0, TM_PURGER_STARTING, TM_PURGER_RUNNING, TM_PURGER_FAILED };
+enum { TM_PURGER_NONE = 0, TM_PURGER_RUNNING, TM_PURGER_FAILED };
 
 __thread bool tm_purger_wanted __attribute__((tls_model("initial-exec")));
 static _Atomic int state;
 static _Atomic int sleeping;      /* 1: the purger waits with no deadline */
 static _Atomic uint32_t wake_seq; /* the futex word: bumped to wake the purger */
+static _Atomic uint32_t left_seq; /* bumped by a purger as it leaves */
+
+/* A purger that left is joined, by the thread that kicked it out or by the next start():
+ * joining is how a thread knows the purger has ended (glibc's count of threads included).
+ * reap_lock guards the two; one left purger at most waits to be joined. */
+static tm_lock_t reap_lock;
+static pthread_t left_handle;
+static bool left_pending;
+
+/* Joins a purger that has left. It takes no lock on its way out, so the join is short. */
+static void reap(void) {
+    tm_lock(&reap_lock);
+    if (left_pending) pthread_join(left_handle, NULL);
+    left_pending = false;
+    tm_unlock(&reap_lock);
+}
 
 static void futex_wait(uint32_t seen, uint64_t ms) {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
@@ -44,12 +69,35 @@ static uint64_t run_due(uint64_t now) {
     return tm_earliest(next, tm_mcache_due());
 }
 
+/* True when the purger should return: no thread with a cache is left, and no thread started
+ * meanwhile to keep it (a thread whose cache comes after the state went to NONE starts a new
+ * purger itself). */
+static bool leave(void) {
+    if (tm_tcache_live() != 0) return false;
+    int running = TM_PURGER_RUNNING;
+    if (!atomic_compare_exchange_strong(&state, &running, TM_PURGER_NONE)) return true;
+    if (tm_tcache_live() == 0) return true;
+    int none = TM_PURGER_NONE;
+    return !atomic_compare_exchange_strong(&state, &none, TM_PURGER_RUNNING);
+}
+
 static void *purger_main(void *arg) {
     (void)arg;
+    prctl(PR_SET_NAME, "tm-purger"); /* here: it may have left before start() could name it */
     for (;;) {
+        uint32_t seen = atomic_load(&wake_seq);
+        if (leave()) {
+            reap(); /* a predecessor not yet joined */
+            tm_lock(&reap_lock);
+            left_handle = pthread_self();
+            left_pending = true;
+            tm_unlock(&reap_lock);
+            atomic_fetch_add(&left_seq, 1);
+            syscall(SYS_futex, (uint32_t *)&left_seq, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+            return NULL;
+        }
         uint64_t now = tm_now_ms();
         uint64_t next = run_due(now);
-        uint32_t seen = atomic_load_explicit(&wake_seq, memory_order_relaxed);
         if (next) {
             /* A due time already past (a busy shard, a full batch) is retried shortly. */
             futex_wait(seen, next > now ? next - now : 10);
@@ -71,13 +119,14 @@ static void *purger_main(void *arg) {
  * so none of the program's handlers ever runs on it. */
 static void start(void) {
     int none = TM_PURGER_NONE;
-    if (!atomic_compare_exchange_strong(&state, &none, TM_PURGER_STARTING)) return;
+    /* RUNNING before the thread exists, so that the purger's leave() always finds it so. */
+    if (!atomic_compare_exchange_strong(&state, &none, TM_PURGER_RUNNING)) return;
+    reap();
     pthread_attr_t attr;
     sigset_t all, old;
     pthread_t t;
     int ok = pthread_attr_init(&attr) == 0;
     if (ok) {
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         pthread_attr_setstacksize(&attr, 256 << 10);
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -85,16 +134,15 @@ static void start(void) {
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         pthread_attr_destroy(&attr);
     }
-    if (ok) pthread_setname_np(t, "tm-purger");
-    atomic_store(&state, ok ? TM_PURGER_RUNNING : TM_PURGER_FAILED);
+    if (!ok) atomic_store(&state, TM_PURGER_FAILED);
 }
 
 void tm_purger_wake(void) {
     tm_purger_wanted = false;
     if (!tm_opt.purge_thread) return;
-    int s = atomic_load_explicit(&state, memory_order_relaxed);
+    int s = atomic_load(&state);
     if (s == TM_PURGER_NONE) {
-        if (tm_tcache_threads() >= 2) start();
+        if (tm_tcache_threads() >= 2 && tm_tcache_live() > 0) start();
         return;
     }
     if (s != TM_PURGER_RUNNING) return;
@@ -107,9 +155,28 @@ void tm_purger_wake(void) {
     }
 }
 
+/* Called by the last thread with a cache as it ends. It waits for the purger to leave (a
+ * bounded wait: a purger that stays because a thread came meanwhile is not waited for) and
+ * joins it, so that this thread is the process's last and the one glibc's exit(0) runs the
+ * atexit handlers on: not the purger, with its small stack and every signal blocked. */
+void tm_purger_kick(void) {
+    if (atomic_load(&state) != TM_PURGER_RUNNING) return;
+    uint32_t left = atomic_load(&left_seq);
+    atomic_fetch_add(&wake_seq, 1);
+    syscall(SYS_futex, (uint32_t *)&wake_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    /* In 10 ms slices, up to 1 s (a pass under way finishes first); a thread that comes
+     * meanwhile keeps the purger, and ends the wait: this one is not the last any more. */
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    for (int i = 0; i < 100 && atomic_load(&left_seq) == left && tm_tcache_live() == 0; i++)
+        syscall(SYS_futex, (uint32_t *)&left_seq, FUTEX_WAIT_PRIVATE, left, &ts, NULL, 0);
+    if (atomic_load(&left_seq) != left) reap();
+}
+
 /* The purger does not exist in a forked child: the child starts its own when it needs one. */
 void tm_purger_fork_child(void) {
     atomic_store_explicit(&state, TM_PURGER_NONE, memory_order_relaxed);
     atomic_store_explicit(&sleeping, 0, memory_order_relaxed);
     tm_purger_wanted = false;
+    tm_lock_reset(&reap_lock);
+    left_pending = false; /* that thread was the parent's */
 }

@@ -30,15 +30,18 @@ static __thread int thread_state __attribute__((tls_model("initial-exec")));
 
 static pthread_key_t tcache_key;
 static tm_tcache_t *live_caches, *free_caches;
-static _Atomic unsigned nthreads;
+static _Atomic unsigned nthreads; /* threads that have had a cache (never decreases) */
+static _Atomic unsigned nlive;    /* threads whose cache is live (LIVE state) */
 
 tm_tcache_t *tm_tcache_live_first(void) { return live_caches; }
 unsigned tm_tcache_threads(void) { return atomic_load_explicit(&nthreads, memory_order_relaxed); }
+unsigned tm_tcache_live(void) { return atomic_load(&nlive); }
 
 /* A forked child has the forking thread only: it counts as single-threaded until it starts
  * another (a child that unshares its user namespace, say, must stay so). */
 void tm_tcache_fork_child(void) {
     atomic_store_explicit(&nthreads, thread_state == TM_THREAD_LIVE, memory_order_relaxed);
+    atomic_store(&nlive, thread_state == TM_THREAD_LIVE);
 }
 
 static void tcache_destroy(void *arg) {
@@ -58,6 +61,10 @@ static void tcache_destroy(void *arg) {
     tc->next_free = free_caches;
     free_caches = tc;
     tm_unlock(&tm_tcache_lock);
+    /* The last thread with a cache is gone (the main thread may have called pthread_exit):
+     * the purger must leave too, or it would keep the process alive after the program's
+     * last thread ended. */
+    if (atomic_fetch_sub(&nlive, 1) == 1) tm_purger_kick();
     tm_purger_poll(); /* its cached blocks went back: a purge may be due */
 }
 
@@ -87,9 +94,12 @@ tm_tcache_t *tm_tcache_get_slow(void) {
     tm_unlock(&tm_tcache_lock);
     tm_tc = tc;
     thread_state = TM_THREAD_LIVE;
-    /* The second thread: work already due would wake no purger (only a due time set from
-     * none does), so this thread's next call that may make work due starts it. */
-    if (atomic_fetch_add_explicit(&nthreads, 1, memory_order_relaxed) == 1) tm_purger_wanted = true;
+    /* The second thread, or the first after the purger left with the last one: work already
+     * due would wake no purger (only a due time set from none does), so this thread's next
+     * call that may make work due starts it. */
+    bool first_live = atomic_fetch_add(&nlive, 1) == 0;
+    if (atomic_fetch_add_explicit(&nthreads, 1, memory_order_relaxed) == 1 || first_live)
+        tm_purger_wanted = true;
     /* May allocate (glibc's second-level key storage): tm_tc is already usable. */
     pthread_setspecific(tcache_key, tc);
     return tc;

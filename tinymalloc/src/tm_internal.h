@@ -214,6 +214,7 @@ tm_tcache_t *tm_tcache_get_slow(void); /* a usable cache for this thread, creati
 void tm_tcache_init(void);
 tm_tcache_t *tm_tcache_live_first(void);
 unsigned tm_tcache_threads(void); /* threads that have had a cache, this one included */
+unsigned tm_tcache_live(void);    /* threads whose cache is live now */
 void tm_tcache_fork_child(void);
 extern tm_lock_t tm_tcache_lock;
 extern tm_tcache_t tm_tcache_fallback;
@@ -288,6 +289,7 @@ uint64_t tm_clock_due(const tm_clock_t *c);
  * every lock, polls it (tm_purger_poll) and starts or wakes the purger. */
 extern __thread bool tm_purger_wanted __attribute__((tls_model("initial-exec")));
 void tm_purger_wake(void);
+void tm_purger_kick(void); /* no thread with a cache is left: the purger leaves */
 static inline void tm_purger_poll(void) {
     if (tm_unlikely(tm_purger_wanted)) tm_purger_wake();
 }
