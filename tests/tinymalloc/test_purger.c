@@ -267,7 +267,7 @@ static int run_child(char *self, const char *mode) { return run_child_with(self,
 
 /* slab_retain:0, so that the pages go on from the free-page pool to the OS. */
 static void abandoned_pages_go_back(void) {
-    CHECK(run_child_with(self_name, "abandon", "slab_retain:0,purge_thread:1") == 0);
+    CHECK(run_child_with(self_name, "abandon", "slab_retain:0") == 0);
     CHECK(run_child_with(self_name, "abandon", "slab_retain:0,purge_thread:0") == 1);
 }
 
@@ -297,7 +297,6 @@ int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "abandon") == 0) return abandoned_child();
     if (argc > 1 && strcmp(argv[1], "mainexit") == 0) return main_thread_exits_last();
     if (argc > 1 && strcmp(argv[1], "forkworker") == 0) return forked_worker_returns();
-    if (tm_test_rerun_with_conf(argv, "purge_thread:1")) return 1; /* off by default */
     const char *conf = getenv("TINYMALLOC_CONF");
     if (conf && strcmp(conf, "purge_thread:0") == 0) {
         RUN_RSS(without_the_purger_it_stays);

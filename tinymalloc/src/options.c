@@ -73,7 +73,7 @@ static const optdef_t optdefs[] = {
         "1: reserve address space inaccessible and commit it a chunk at a time, so that "
         "vm.overcommit_memory=2 charges only chunks in use; 0: reserve it read-write; 2: 1 "
         "when vm.overcommit_memory is 2"),
-    BOOL(purge_thread, 0,
+    BOOL(purge_thread, 1,
          "1: a background thread, started once the process has two threads, runs the purges "
          "and the medium cache's decay that fall due while no thread calls the allocator"),
     BOOL(purge_lazy, 0,
