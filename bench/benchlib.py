@@ -507,6 +507,58 @@ def wait_quiet(limit_s, threshold, ncpu, window=2.0, log=print, loadavg=os.getlo
             f"1-minute load average {load:.2f} (at most {max_load:.2f})")
 
 
+# ---------------------------------------------------------------------------------------
+# speed: the machine's own speed, timed around every step
+
+SPEED_LOOPS = 400_000   # about 15 ms of pure interpreter work on a 2020s x86 core
+SLOW_FACTOR = 1.3       # a step is slow when both its probes took this much longer than the run's best
+
+
+def speed_probe(reps=3, cpu=None):
+    """Seconds a fixed CPU-bound loop takes, the best of `reps`, on `cpu` when given (the CPU a
+    pinned workload runs on). The loop touches no file and makes no system call, so it
+    measures only how fast the machine runs code now. A virtual machine can run at a fraction
+    of its speed for minutes with no steal time and no other process to show for it; timed
+    around every step and set against the run's fastest probe, it marks the steps measured
+    while the machine ran slow."""
+    old = None
+    if cpu is not None:
+        try:
+            old = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, {cpu})
+        except OSError:
+            old = None
+    try:
+        best = None
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            x = 0
+            for i in range(SPEED_LOOPS):
+                x = (x * 31 + i) & 0xFFFF
+            dt = time.perf_counter() - t0
+            best = dt if best is None else min(best, dt)
+        return best
+    finally:
+        if old is not None:
+            os.sched_setaffinity(0, old)
+
+
+def slow_steps(recs, factor=SLOW_FACTOR):
+    """The run's reference (its fastest probe over every record) and, for each record, how much
+    slower than that the faster of its two probes was: a slow phase lasts minutes and slows
+    both, while one probe alone varies by up to 1.15x on a quiet machine.
+    -> (reference_s, [factor or None per record])."""
+    probes = [v for r in recs for v in (r.get("speed") or {}).values() if isinstance(v, (int, float)) and v > 0]
+    if not probes:
+        return None, [None] * len(recs)
+    ref = min(probes)
+    out = []
+    for r in recs:
+        vs = [v for v in (r.get("speed") or {}).values() if isinstance(v, (int, float)) and v > 0]
+        out.append(min(vs) / ref if vs else None)
+    return ref, out
+
+
 def usable_cpus():
     try:
         return sorted(os.sched_getaffinity(0))

@@ -30,7 +30,10 @@ own and its children's (rusage); what neither it nor its children took was taken
 processes (or stolen by the hypervisor). A step where that is over --busy-threshold of the
 machine's CPU time is marked busy, and so is its cell in the report. --quiet-machine waits
 for a quiet machine before starting (other processes under the busy threshold, and a 1-minute
-load average of at most half the CPUs) and refuses to start on one that stays busy. --pin runs
+load average of at most half the CPUs) and refuses to start on one that stays busy. A virtual
+machine can also run slower for minutes with neither: so before and after every step the
+harness times a fixed CPU-bound loop (on the pinned CPU with --pin), and a cell with a step
+whose loop took over 1.3x the run's fastest both before and after it is marked slow in the report. --pin runs
 the workloads the manifest marks single-threaded (`"threads": 1`) on one CPU (taskset).
 
 Exit status: 0 the matrix ran to the end (FAIL cells are results: they are in the report and
@@ -183,6 +186,7 @@ class Runner:
         cpus = benchlib.usable_cpus()
         self.ncpu = len(cpus)
         self.pin_cpu = cpus[-1] if self.opts.get("pin") else None
+        self.best_speed = None  # the fastest speed probe so far (seconds): the live [slow] mark
 
     # paths
     def raw(self, *parts):
@@ -442,6 +446,7 @@ class Runner:
                       f"{label:<10} elapsed {fmt_dur(elapsed)}  eta {fmt_dur(eta)}")
             if not self.quiet:
                 print(prefix, end="", flush=True)
+            speed_before = benchlib.speed_probe(cpu=self.pin_cpu)
             t0 = time.monotonic()
             clock = benchlib.CpuClock()
             if reason:
@@ -461,6 +466,9 @@ class Runner:
             if res["status"] != "skipped" and not reason:
                 res["noise"] = benchlib.cpu_noise(clock, benchlib.CpuClock(), self.ncpu,
                                                   self.opts.get("busy_threshold", BUSY_THRESHOLD))
+                res["speed"] = {"before_s": round(speed_before, 6),
+                                "after_s": round(benchlib.speed_probe(cpu=self.pin_cpu), 6)}
+                self.best_speed = min(self.best_speed or speed_before, *res["speed"].values())
             res.update({"step": st["id"], "kind": st["kind"], "workload": st["workload"],
                         "allocator": st["allocator"], "round": st.get("round"), "duration_s": round(dt, 3),
                         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
@@ -471,8 +479,11 @@ class Runner:
                 durations.append((st["workload"], st["kind"], dt))
             if not self.quiet:
                 busy = (res.get("noise") or {}).get("busy")
+                slow = min(res["speed"].values()) / self.best_speed if res.get("speed") else 1.0
                 print("  " + step_result(res) +
-                      (f"  [busy: others took {res['noise']['other_share'] * 100:.0f} % of the CPU]" if busy else ""),
+                      (f"  [busy: others took {res['noise']['other_share'] * 100:.0f} % of the CPU]" if busy else "") +
+                      (f"  [slow: the machine ran at 1/{slow:.2f} of its best speed in this run]"
+                       if slow > benchlib.SLOW_FACTOR else ""),
                       flush=True)
         return len(self.failed_cells)
 

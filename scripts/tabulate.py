@@ -47,8 +47,9 @@ def _med(xs):
     return median(xs) if xs else None
 
 
-def cell_from_records(w, a, recs, missing):
-    """w, a: plan entries; recs: step records of the cell in plan order; missing: steps not run."""
+def cell_from_records(w, a, recs, missing, slow=None):
+    """w, a: plan entries; recs: step records of the cell in plan order; missing: steps not run;
+    slow: per record, how much slower than the run's best the machine ran (benchlib.slow_steps)."""
     c = {"workload": w["name"], "group": w.get("group", ""), "allocator": a["name"], "version": a.get("version"),
          "status": "ok", "reason": None}
     fails = [r for r in recs if r.get("status") == "fail"]
@@ -62,6 +63,11 @@ def cell_from_records(w, a, recs, missing):
     if noisy:
         c["busy"] = True
         c["busy_other_share"] = max(n.get("other_share") or 0 for n in noisy)
+    slowed = [f for r, f in zip(recs, slow or [None] * len(recs))
+              if r.get("kind") in ("time", "mem") and f is not None and f > benchlib.SLOW_FACTOR]
+    if slowed:
+        c["slow"] = True
+        c["slow_factor"] = round(max(slowed), 2)
     if times:
         c["times"] = times
         m = median(times)
@@ -111,7 +117,7 @@ def collect(run_dir):
     by_cell = {}
     for st in plan["steps"]:
         by_cell.setdefault((st["workload"], st["allocator"]), []).append(st)
-    cells = []
+    per_cell = []
     for w in plan["workloads"]:
         for a in plan["allocators"]:
             recs, missing = [], 0
@@ -121,10 +127,17 @@ def collect(run_dir):
                     recs.append(benchlib.read_json(p))
                 else:
                     missing += 1
-            c = cell_from_records(w, a, recs, missing)
-            c.update(host=host, run_id=plan["run_id"])
-            cells.append(c)
+            per_cell.append((w, a, recs, missing))
+    # The machine's speed is judged against its best over the whole run, known only now.
+    speed_ref, factors = benchlib.slow_steps([r for _, _, recs, _ in per_cell for r in recs])
+    cells, k = [], 0
+    for w, a, recs, missing in per_cell:
+        c = cell_from_records(w, a, recs, missing, factors[k:k + len(recs)])
+        k += len(recs)
+        c.update(host=host, run_id=plan["run_id"])
+        cells.append(c)
     meta = {"run_id": plan["run_id"], "host": host, "env": env, "options": plan["options"],
+            "speed_ref_s": speed_ref,
             "env_end": benchlib.read_json(env_end) if os.path.exists(env_end) else None,
             "workloads": [{k: w.get(k) for k in ("name", "group", "description", "argv", "manifest", "cwd")}
                           for w in plan["workloads"]],
@@ -328,6 +341,12 @@ def warnings(cells, metas):
                    "processes took more than " + (f"{thr * 100:.0f} % of" if thr else "a share of") +
                    " the CPU time during a timed or memory run "
                    "(marked *busy* below). Re-run them on a quiet machine before trusting them.")
+    slow = [c for c in cells if c.get("slow")]
+    if slow:
+        out.append(f"**{len(slow)} of {len(cells)} cells were measured while the machine ran slow**: a fixed "
+                   f"CPU-bound loop timed before and after their timed or memory runs took both times over {benchlib.SLOW_FACTOR}x "
+                   "as long as its fastest in the run (marked *slow* below, with the factor). Re-run them "
+                   "before trusting them.")
     few = sorted({m["options"].get("runs") for m in metas if (m["options"].get("runs") or 0) < 5})
     if few:
         out.append(f"Only {', '.join(map(str, few))} timed run(s) per cell: the intervals are wide or absent, "
@@ -373,6 +392,9 @@ def render_report(cells, summary, metas, plots, title):
         else "not recorded (run made before noise recording)",
         f"waited for a quiet machine ({x['quiet_machine']:.0f} s limit)" if x.get("quiet_machine") else None,
         "single-threaded workloads pinned to one CPU" if x.get("pin") else None])) for x in o]])
+    rows.append(["speed probe", *[f"fastest {m['speed_ref_s'] * 1000:.1f} ms; a step is slow above "
+                                  f"{benchlib.SLOW_FACTOR}x that" if m.get("speed_ref_s")
+                                  else "not recorded (run made before speed probes)" for m in metas]])
     L.append(md_table(hdr, rows))
     L.append("")
     L.append("Allocators:")
@@ -485,6 +507,8 @@ def render_report(cells, summary, metas, plots, title):
                 tm += " (incomplete)"
             if c.get("busy"):
                 tm += f" *busy* ({c['busy_other_share'] * 100:.0f} %)"
+            if c.get("slow"):
+                tm += f" *slow* ({c['slow_factor']:.2f}x)"
             if c.get("time_verdict"):
                 tm = f"**{tm}**" if c["time_verdict"] == "clear" else f"{tm} (tie)"
             rss = f_kb(c.get("rss_max_kb"))
@@ -564,7 +588,7 @@ def clean_json(x):
 
 def write_outputs(out_dir, cells, metas, plots=True, title=None):
     verdicts = add_ratios(cells)
-    summ = {"runs": [{k: m[k] for k in ("run_id", "host", "env", "options", "allocators", "workloads")}
+    summ = {"runs": [{k: m[k] for k in ("run_id", "host", "env", "options", "speed_ref_s", "allocators", "workloads")}
                      for m in metas],
             "allocators": summarize(cells), "verdicts": verdicts, "cells": cells}
     plot_files = {}

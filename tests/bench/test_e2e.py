@@ -103,6 +103,11 @@ class EndToEnd(unittest.TestCase):
             self.assertGreater(n["wall_s"], 0)
             self.assertGreaterEqual(n["other_share"], 0)
             self.assertIn(n["busy"], (True, False))
+            with open(os.path.join(self.dir, "raw", "fix", "glibc", name)) as f:
+                sp = json.load(f)["speed"]
+            self.assertGreater(sp["before_s"], 0)
+            self.assertGreater(sp["after_s"], 0)
+        self.assertGreater(self.summary["runs"][0]["speed_ref_s"], 0)
         for k in ("cpu_governor", "cpu_boost"):
             self.assertTrue(self.summary["runs"][0]["env"][k])
 

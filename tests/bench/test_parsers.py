@@ -165,5 +165,26 @@ class QuietMachine(unittest.TestCase):
         self.assertTrue(ok)  # 3.9 on 8 CPUs is under half of them
 
 
+class SpeedProbe(unittest.TestCase):
+    def test_probe_times_the_loop_and_restores_the_affinity(self):
+        cpus = benchlib.usable_cpus()
+        before = os.sched_getaffinity(0)
+        t = benchlib.speed_probe(reps=2, cpu=cpus[-1])
+        self.assertGreater(t, 0)
+        self.assertLess(t, 5)
+        self.assertEqual(os.sched_getaffinity(0), before)
+
+    def test_slow_steps_against_the_runs_best(self):
+        recs = [{"speed": {"before_s": 0.010, "after_s": 0.011}}, {"speed": {"before_s": 0.030, "after_s": 0.027}},
+                {"kind": "build"}, {"speed": {"before_s": 0.012, "after_s": 0.030}}]
+        ref, f = benchlib.slow_steps(recs)
+        self.assertEqual(ref, 0.010)
+        self.assertAlmostEqual(f[0], 1.0)
+        self.assertAlmostEqual(f[1], 2.7)
+        self.assertIsNone(f[2])
+        self.assertAlmostEqual(f[3], 1.2)  # one slow probe alone is noise
+        self.assertEqual(benchlib.slow_steps([{"kind": "time"}]), (None, [None]))
+
+
 if __name__ == "__main__":
     unittest.main()

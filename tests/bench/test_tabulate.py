@@ -160,6 +160,23 @@ class Tabulate(unittest.TestCase):
         self.assertIn("*busy* (30 %)", rep)
         self.assertIn("**Built from a tree with uncommitted changes**", rep)  # the sample's commit is -dirty
 
+    def test_slow_cells_are_flagged(self):
+        for alloc in ("glibc", "jemalloc"):
+            for r in (1, 2):
+                self.rewrite("fix", alloc, f"time-{r}.json", speed={"before_s": 0.010, "after_s": 0.011})
+        self.rewrite("fix", "jemalloc", "time-2.json", speed={"before_s": 0.029, "after_s": 0.027})
+        self.rewrite("fix", "glibc", "time-2.json", speed={"before_s": 0.011, "after_s": 0.030})
+        s = tab.tabulate(self.run, plots=False)
+        c = self.cells(s)
+        self.assertTrue(c[("fix", "jemalloc")]["slow"])
+        self.assertEqual(c[("fix", "jemalloc")]["slow_factor"], 2.7)
+        self.assertNotIn("slow", c[("fix", "glibc")])  # one slow probe of two: noise
+        self.assertEqual(s["runs"][0]["speed_ref_s"], 0.010)
+        rep = read(os.path.join(self.run, "report.md"))
+        self.assertIn("**1 of 10 cells were measured while the machine ran slow**", rep)
+        self.assertIn("*slow* (2.70x)", rep)
+        self.assertIn("| speed probe | fastest 10.0 ms;", rep)
+
     def test_plots(self):
         try:
             import matplotlib  # noqa: F401
