@@ -32,7 +32,7 @@ machine's CPU time is marked busy, and so is its cell in the report. --quiet-mac
 for a quiet machine before starting (other processes under the busy threshold, and a 1-minute
 load average of at most half the CPUs) and refuses to start on one that stays busy. A virtual
 machine can also run slower for minutes with neither: so before and after every step the
-harness times a fixed CPU-bound loop (on the pinned CPU with --pin), and a cell with a step
+harness times a fixed CPU-bound loop (on the pinned CPU with --pin), and a cell with a timed step
 whose loop took over 1.3x the run's fastest both before and after it is marked slow in the report. --pin runs
 the workloads the manifest marks single-threaded (`"threads": 1`) on one CPU (taskset).
 

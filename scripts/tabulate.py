@@ -63,8 +63,10 @@ def cell_from_records(w, a, recs, missing, slow=None):
     if noisy:
         c["busy"] = True
         c["busy_other_share"] = max(n.get("other_share") or 0 for n in noisy)
+    # Only timed steps: a machine running slow changes how long a program takes, not how much
+    # memory it holds.
     slowed = [f for r, f in zip(recs, slow or [None] * len(recs))
-              if r.get("kind") in ("time", "mem") and f is not None and f > benchlib.SLOW_FACTOR]
+              if r.get("kind") == "time" and f is not None and f > benchlib.SLOW_FACTOR]
     if slowed:
         c["slow"] = True
         c["slow_factor"] = round(max(slowed), 2)
@@ -344,7 +346,7 @@ def warnings(cells, metas):
     slow = [c for c in cells if c.get("slow")]
     if slow:
         out.append(f"**{len(slow)} of {len(cells)} cells were measured while the machine ran slow**: a fixed "
-                   f"CPU-bound loop timed before and after their timed or memory runs took both times over {benchlib.SLOW_FACTOR}x "
+                   f"CPU-bound loop timed before and after their timed runs took both times over {benchlib.SLOW_FACTOR}x "
                    "as long as its fastest in the run (marked *slow* below, with the factor). Re-run them "
                    "before trusting them.")
     few = sorted({m["options"].get("runs") for m in metas if (m["options"].get("runs") or 0) < 5})
