@@ -4,8 +4,8 @@
  * chunk layer holds unused (the rest of a reservation, released chunks) is given back before a
  * mapping of its own fails, so blocks of each tier fill most of the limit. Each size runs in
  * a fresh process (this program again), started under the limit as a shell's ulimit starts
- * one. With commit_chunks:1 the limits hold the same, and the reservation is inaccessible
- * (PROT_NONE) but for the chunks in use. */
+ * one. With commit_chunks:1 the limits hold the same, the reservation is inaccessible
+ * (PROT_NONE) but for the chunks in use, and the chunk map read-only but for its pages in use. */
 #include "tm_test.h"
 
 #include <errno.h>
@@ -83,8 +83,8 @@ static void committed_per_chunk_fills_the_limit(void) {
     run_in_child_conf(1000000, 150UL << 20, "commit_chunks:1");
 }
 
-/* The largest inaccessible private anonymous mapping, in MiB. */
-static unsigned long largest_reserved_mib(void) {
+/* The largest private anonymous mapping with permissions `want`, in MiB. */
+static unsigned long largest_anon_mib(const char *want) {
     FILE *f = fopen("/proc/self/maps", "r");
     char line[512];
     unsigned long best = 0;
@@ -94,14 +94,15 @@ static unsigned long largest_reserved_mib(void) {
         int n = 0;
         if (sscanf(line, "%lx-%lx %7s %*s %*s %*s%n", &lo, &hi, perms, &n) < 3) continue;
         while (line[n] == ' ') n++; /* no path: anonymous */
-        if (strcmp(perms, "---p") == 0 && line[n] == '\n' && (hi - lo) >> 20 > best)
+        if (strcmp(perms, want) == 0 && line[n] == '\n' && (hi - lo) >> 20 > best)
             best = (hi - lo) >> 20;
     }
     if (f) fclose(f);
     return best;
 }
 
-/* Child mode: blocks of every tier work (contents kept), then the largest reserved range. */
+/* Child mode: blocks of every tier work (contents kept), then the largest reserved range and
+ * the largest read-only one (the chunk map, but for the pages it uses). */
 static int reserve_mode(void) {
     static const size_t sizes[] = {100, 100000, 5000000, 40000000};
     unsigned char *p[4][8];
@@ -110,13 +111,13 @@ static int reserve_mode(void) {
     for (int s = 0; s < 4; s++)
         for (int i = 0; i < 8; i++)
             if (p[s][i][0] != s * 8 + i || p[s][i][sizes[s] - 1] != s * 8 + i) return 2;
-    printf("%lu\n", largest_reserved_mib());
+    printf("%lu %lu\n", largest_anon_mib("---p"), largest_anon_mib("r--p"));
     for (int s = 0; s < 4; s++)
         for (int i = 0; i < 8; i++) vfree(p[s][i]);
     return 0;
 }
 
-static unsigned long reserved_with(const char *conf) {
+static unsigned long reserved_with(const char *conf, unsigned long *read_only) {
     int fd[2];
     if (pipe(fd)) return 0;
     fflush(stdout);
@@ -135,17 +136,27 @@ static unsigned long reserved_with(const char *conf) {
     int st = 0;
     waitpid(pid, &st, 0);
     CHECK(n > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    return n > 0 ? strtoul(buf, NULL, 10) : 0;
+    char *end = buf;
+    unsigned long r = n > 0 ? strtoul(buf, &end, 10) : 0;
+    *read_only = n > 0 ? strtoul(end, NULL, 10) : 0;
+    return r;
 }
 
-/* With commit_chunks:1 the reservation is inaccessible but for the chunks in use, so under
- * vm.overcommit_memory=2 (which this test cannot set) only those are charged; with 0 it is
- * read-write throughout. */
+/* With commit_chunks:1 the reservation is inaccessible but for the chunks in use, and the
+ * chunk map's 32 MiB read-only but for the pages that map them, so under
+ * vm.overcommit_memory=2 (a system-wide setting a test must not change) only those are
+ * charged; with 0 both are read-write throughout. */
 static void reservation_is_inaccessible_when_asked(void) {
-    unsigned long on = reserved_with("commit_chunks:1"), off = reserved_with("commit_chunks:0");
+    unsigned long ro_on, ro_off;
+    unsigned long on = reserved_with("commit_chunks:1", &ro_on);
+    unsigned long off = reserved_with("commit_chunks:0", &ro_off);
     printf("  largest inaccessible range: %lu MiB with commit_chunks:1, %lu MiB with 0\n", on, off);
+    printf("  largest read-only anonymous range: %lu MiB with commit_chunks:1, %lu MiB with 0\n",
+           ro_on, ro_off);
     CHECK(on >= 512);
     CHECK(off < 64);
+    CHECK(ro_on >= 16); /* 32 MiB less the pages written, at most two 16 GiB stretches apart */
+    CHECK(ro_off == 0);
 }
 
 int main(int argc, char **argv) {

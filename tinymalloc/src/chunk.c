@@ -4,10 +4,40 @@
 #include "tm_internal.h"
 
 #include <errno.h>
+#include <unistd.h>
+
+#define TM_MAP_PAGE 4096UL
+#define TM_MAP_PAGES (TM_CHUNK_MAP_SIZE / TM_MAP_PAGE)
 
 /* One byte per 4 MiB of the 47-bit address space: 32 MiB of zero-filled .bss, of which only
- * the pages covering our chunks are ever touched. */
-uint8_t tm_chunk_map[TM_CHUNK_MAP_SIZE];
+ * the pages covering our chunks are ever touched. But vm.overcommit_memory=2 charges a
+ * writable .bss in full, touched or not; so under commit_chunks, tm_chunk_init remaps it
+ * read-only (it reads zero: every lookup still works) and the pages covering a range are made
+ * writable when the range enters the map (in_map_range, tm_chunk_map_commit).
+ * Invariant: a range is marked only after its map pages are writable. */
+uint8_t tm_chunk_map[TM_CHUNK_MAP_SIZE] __attribute__((aligned(TM_MAP_PAGE)));
+static bool map_lazy; /* the map was remapped read-only */
+static _Atomic uint64_t map_writable[TM_MAP_PAGES / 64];
+
+void tm_chunk_init(void) {
+    if (tm_opt.commit_chunks && sysconf(_SC_PAGESIZE) == (long)TM_MAP_PAGE)
+        map_lazy = tm_os_read_only_zero(tm_chunk_map, sizeof tm_chunk_map);
+}
+
+/* Two threads may commit one page together: mprotect is idempotent, and a page's bit is set
+ * only once it is writable. */
+bool tm_chunk_map_commit(uintptr_t start, size_t size) {
+    if (!map_lazy || size == 0) return true;
+    uintptr_t first = (start >> TM_CHUNK_SHIFT) / TM_MAP_PAGE;
+    uintptr_t last = ((start + size - 1) >> TM_CHUNK_SHIFT) / TM_MAP_PAGE;
+    for (uintptr_t pg = first; pg <= last && pg < TM_MAP_PAGES; pg++) {
+        uint64_t bit = 1ULL << (pg % 64);
+        if (atomic_load_explicit(&map_writable[pg / 64], memory_order_acquire) & bit) continue;
+        if (!tm_os_commit(tm_chunk_map + pg * TM_MAP_PAGE, TM_MAP_PAGE)) return false;
+        atomic_fetch_or_explicit(&map_writable[pg / 64], bit, memory_order_release);
+    }
+    return true;
+}
 
 static tm_lock_t tm_chunk_lock;
 
@@ -39,7 +69,12 @@ void tm_chunk_mark(uintptr_t start, size_t size, unsigned kind) {
  * allocation fails with ENOMEM. */
 static bool in_map_range(void *p, size_t size) {
     static _Atomic int told;
-    if ((uintptr_t)p + size <= (uintptr_t)TM_CHUNK_MAP_SIZE << TM_CHUNK_SHIFT) return true;
+    if ((uintptr_t)p + size <= (uintptr_t)TM_CHUNK_MAP_SIZE << TM_CHUNK_SHIFT) {
+        if (tm_chunk_map_commit((uintptr_t)p, size)) return true;
+        tm_os_unmap(p, size); /* the commit limit refused the map's page */
+        errno = ENOMEM;
+        return false;
+    }
     tm_os_unmap(p, size);
     if (!atomic_exchange_explicit(&told, 1, memory_order_relaxed))
         tm_message("the kernel mapped memory above the 47-bit range of the chunk map; ",

@@ -98,7 +98,8 @@ void *tm_huge_realloc(void *p, size_t n) {
     if (want < old) {
         tm_chunk_mark(base + want, old - want, TM_KIND_NONE);
         tm_os_unmap((void *)(base + want), old - want);
-    } else if (tm_os_remap((void *)base, old, want, NULL) != NULL) {
+    } else if (tm_chunk_map_commit(base, want) &&
+               tm_os_remap((void *)base, old, want, NULL) != NULL) {
         tm_chunk_mark(base, want, TM_KIND_HUGE);
     } else {
         /* Reserve an aligned range and move the pages there. Only huge blocks with the

@@ -61,6 +61,7 @@ void tm_init_slow(void) {
     if (!atomic_load_explicit(&tm_initialized, memory_order_relaxed)) {
         tm_secret = make_secret();
         tm_options_init();
+        tm_chunk_init();                          /* before any chunk is marked */
         if (tm_opt.profile[0]) tm_profile_init(); /* before any chunk is marked */
         tm_tcache_init();
         tm_arena_init();

@@ -81,6 +81,16 @@ bool tm_os_commit(void *p, size_t size) {
     return true;
 }
 
+/* Replaces [p, p + size) (page aligned) with pages that read zero and cannot be written, so
+ * that nothing in it is charged against the commit limit until tm_os_commit. */
+bool tm_os_read_only_zero(void *p, size_t size) {
+    int saved = errno;
+    void *q =
+        mmap(p, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+    errno = saved;
+    return q == p;
+}
+
 /* vm.overcommit_memory is 2: the kernel charges writable private memory when it is mapped. */
 bool tm_os_overcommit_strict(void) {
     int saved = errno;

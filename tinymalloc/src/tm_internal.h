@@ -84,6 +84,7 @@ void *tm_os_map(size_t size);                           /* read-write, lazily co
 void *tm_os_map_aligned(size_t size, size_t align);     /* align: power of two >= page */
 void *tm_os_reserve_aligned(size_t size, size_t align); /* inaccessible until committed */
 bool tm_os_commit(void *p, size_t size);                /* reserved -> read-write */
+bool tm_os_read_only_zero(void *p, size_t size); /* -> zeros, read-only, charged to nobody */
 bool tm_os_overcommit_strict(void);                     /* vm.overcommit_memory is 2 */
 void tm_os_unmap(void *p, size_t size);
 void tm_os_purge(void *p, size_t size);      /* give pages back, keep the range */
@@ -107,6 +108,8 @@ static inline unsigned tm_chunk_kind_raw(uintptr_t a) {
 static inline unsigned tm_chunk_kind(uintptr_t a) {
     return tm_chunk_kind_raw(a) & ~TM_KIND_PROFILED;
 }
+void tm_chunk_init(void);
+bool tm_chunk_map_commit(uintptr_t start, size_t size); /* before marking a range (commit_chunks) */
 void tm_chunk_mark(uintptr_t start, size_t size, unsigned kind);
 void *tm_chunk_alloc(unsigned kind); /* one chunk from the reserved region, or NULL */
 void *tm_meta_alloc(size_t size);    /* zeroed metadata that is never freed (thread caches) */
