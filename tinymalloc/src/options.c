@@ -71,8 +71,8 @@ static const optdef_t optdefs[] = {
          "address space reserved at a time; halves on failure"),
     NUM(commit_chunks, 2, 0, 2,
         "1: reserve address space inaccessible and commit it a chunk at a time, so that "
-        "vm.overcommit_memory=2 charges only chunks in use; 0: reserve it read-write; 2: 1 "
-        "when vm.overcommit_memory is 2"),
+        "vm.overcommit_memory=2 charges only chunks in use (and of the chunk map, its pages in "
+        "use); 0: reserve it read-write; 2: 1 when vm.overcommit_memory is 2"),
     BOOL(purge_thread, 1,
          "1: a background thread, started once the process has two threads, runs the purges "
          "and the medium cache's decay that fall due while no thread calls the allocator"),

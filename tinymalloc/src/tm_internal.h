@@ -84,7 +84,7 @@ void *tm_os_map(size_t size);                           /* read-write, lazily co
 void *tm_os_map_aligned(size_t size, size_t align);     /* align: power of two >= page */
 void *tm_os_reserve_aligned(size_t size, size_t align); /* inaccessible until committed */
 bool tm_os_commit(void *p, size_t size);                /* reserved -> read-write */
-bool tm_os_read_only_zero(void *p, size_t size); /* -> zeros, read-only, charged to nobody */
+bool tm_os_read_only_zero(void *p, size_t size);        /* -> zeros, read-only, charged to nobody */
 bool tm_os_overcommit_strict(void);                     /* vm.overcommit_memory is 2 */
 void tm_os_unmap(void *p, size_t size);
 void tm_os_purge(void *p, size_t size);      /* give pages back, keep the range */
