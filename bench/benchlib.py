@@ -511,7 +511,7 @@ def wait_quiet(limit_s, threshold, ncpu, window=2.0, log=print, loadavg=os.getlo
 # speed: the machine's own speed, timed around every step
 
 SPEED_LOOPS = 400_000   # about 15 ms of pure interpreter work on a 2020s x86 core
-SLOW_FACTOR = 1.3       # a step is slow when both its probes took this much longer than the run's best
+SLOW_FACTOR = 1.3       # a step is slow when a probe around it took this much longer than the run's best
 
 
 def speed_probe(reps=3, cpu=None):
@@ -545,8 +545,9 @@ def speed_probe(reps=3, cpu=None):
 
 def slow_steps(recs, factor=SLOW_FACTOR):
     """The run's reference (its fastest probe over every record) and, for each record, how much
-    slower than that the faster of its two probes was: a slow phase lasts minutes and slows
-    both, while one probe alone varies by up to 1.15x on a quiet machine.
+    slower than that the slower of its two probes was. A slow phase can begin or end within a
+    step: one slow probe at either end is reason enough to distrust it, and a probe varies
+    by less than the factor on a quiet machine.
     -> (reference_s, [factor or None per record])."""
     probes = [v for r in recs for v in (r.get("speed") or {}).values() if isinstance(v, (int, float)) and v > 0]
     if not probes:
@@ -555,7 +556,7 @@ def slow_steps(recs, factor=SLOW_FACTOR):
     out = []
     for r in recs:
         vs = [v for v in (r.get("speed") or {}).values() if isinstance(v, (int, float)) and v > 0]
-        out.append(min(vs) / ref if vs else None)
+        out.append(max(vs) / ref if vs else None)
     return ref, out
 
 

@@ -28,6 +28,15 @@ def _label(c, multi):
     return f"{c['workload']}@{c['host']}" if multi else c["workload"]
 
 
+def whisker(c, key):
+    """(below, above) the bar's ratio: its own 95 % interval, the one the verdicts use, not the
+    spread of the runs, so two bars whose whiskers overlap are a tie. (0, 0) without one."""
+    ci = c.get(key + "_ci")
+    if not ci or len(ci) != 2 or ci[0] is None or ci[1] is None or not c.get(key):
+        return 0.0, 0.0
+    return max(0.0, c[key] - ci[0]), max(0.0, ci[1] - c[key])
+
+
 def ratio_plot(plt, cells, allocs, key_glibc, key_best, ylabel, title, path, multi):
     groups = []
     for c in cells:
@@ -57,13 +66,9 @@ def ratio_plot(plt, cells, allocs, key_glibc, key_best, ylabel, title, path, mul
             elif c.get(key):
                 xs.append(x)
                 ys.append(c[key])
-                m, q1, q3 = c.get("time_median_s"), c.get("time_q1_s"), c.get("time_q3_s")
-                if key.startswith("ratio") and m and q1 is not None and q3 is not None:
-                    lo.append(c[key] * (1 - q1 / m))
-                    hi.append(c[key] * (q3 / m - 1))
-                else:
-                    lo.append(0)
-                    hi.append(0)
+                w = whisker(c, key)
+                lo.append(w[0])
+                hi.append(w[1])
         ax.bar(xs, [y - 1.0 for y in ys], width, bottom=1.0, label=a, color=cmap(i % 10))
         if any(lo) or any(hi):
             ax.errorbar(xs, ys, yerr=[lo, hi], fmt="none", ecolor="black", capsize=2, linewidth=0.8)
@@ -76,8 +81,8 @@ def ratio_plot(plt, cells, allocs, key_glibc, key_best, ylabel, title, path, mul
     ax.set_xticklabels(groups, rotation=30 if len(groups) > 3 else 0, ha="right" if len(groups) > 3 else "center",
                        fontsize=8)
     ax.set_ylabel(f"{ylabel} relative to {ref}")
-    ax.set_title(f"{title} (lower is better; log scale)" +
-                 ("; whiskers: interquartile range" if key.startswith("ratio") else ""), fontsize=10)
+    ax.set_title(f"{title} (lower is better; log scale; whiskers: 95 % interval of the ratio)",
+                 fontsize=10)
     ax.legend(fontsize=8, ncol=min(n, 5))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()

@@ -346,7 +346,7 @@ def warnings(cells, metas):
     slow = [c for c in cells if c.get("slow")]
     if slow:
         out.append(f"**{len(slow)} of {len(cells)} cells were measured while the machine ran slow**: a fixed "
-                   f"CPU-bound loop timed before and after their timed runs took both times over {benchlib.SLOW_FACTOR}x "
+                   f"CPU-bound loop timed before or after their timed runs took over {benchlib.SLOW_FACTOR}x "
                    "as long as its fastest in the run (marked *slow* below, with the factor). Re-run them "
                    "before trusting them.")
     few = sorted({m["options"].get("runs") for m in metas if (m["options"].get("runs") or 0) < 5})

@@ -164,13 +164,13 @@ class Tabulate(unittest.TestCase):
         for alloc in ("glibc", "jemalloc"):
             for r in (1, 2):
                 self.rewrite("fix", alloc, f"time-{r}.json", speed={"before_s": 0.010, "after_s": 0.011})
-        self.rewrite("fix", "jemalloc", "time-2.json", speed={"before_s": 0.029, "after_s": 0.027})
-        self.rewrite("fix", "glibc", "time-2.json", speed={"before_s": 0.011, "after_s": 0.030})
+        self.rewrite("fix", "jemalloc", "time-2.json", speed={"before_s": 0.011, "after_s": 0.027})
+        self.rewrite("fix", "glibc", "mem-1.json", speed={"before_s": 0.030, "after_s": 0.030})
         s = tab.tabulate(self.run, plots=False)
         c = self.cells(s)
         self.assertTrue(c[("fix", "jemalloc")]["slow"])
         self.assertEqual(c[("fix", "jemalloc")]["slow_factor"], 2.7)
-        self.assertNotIn("slow", c[("fix", "glibc")])  # one slow probe of two: noise
+        self.assertNotIn("slow", c[("fix", "glibc")])  # 1.1x on its timed steps; memory ones do not count
         self.assertEqual(s["runs"][0]["speed_ref_s"], 0.010)
         rep = read(os.path.join(self.run, "report.md"))
         self.assertIn("**1 of 10 cells were measured while the machine ran slow**", rep)
@@ -188,6 +188,16 @@ class Tabulate(unittest.TestCase):
             self.assertIn(f"(plots/{png})", rep)
             with open(os.path.join(self.run, "plots", png), "rb") as f:
                 self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+
+    def test_plot_whiskers_are_the_ratio_interval(self):
+        plots = load("scripts/plots.py", "tm_plots")
+        s = tab.tabulate(self.run, plots=False)
+        c = self.cells(s)[("fix", "jemalloc")]
+        lo, hi = c["ratio_glibc_ci"]
+        below, above = plots.whisker(c, "ratio_glibc")
+        self.assertAlmostEqual(c["ratio_glibc"] - below, lo)
+        self.assertAlmostEqual(c["ratio_glibc"] + above, hi)
+        self.assertEqual(plots.whisker({"ratio_glibc": 1.2}, "ratio_glibc"), (0.0, 0.0))
 
     def test_incomplete_run(self):
         os.unlink(os.path.join(self.run, "raw", "fix", "glibc", "time-2.json"))
