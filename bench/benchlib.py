@@ -511,7 +511,8 @@ def wait_quiet(limit_s, threshold, ncpu, window=2.0, log=print, loadavg=os.getlo
 # speed: the machine's own speed, timed around every step
 
 SPEED_LOOPS = 400_000   # about 15 ms of pure interpreter work on a 2020s x86 core
-SLOW_FACTOR = 1.3       # a step is slow when a probe around it took this much longer than the run's best
+SLOW_FACTOR = 1.3       # a step is slow when both probes around it took this much longer than the run's best
+BLOCK_SPREAD = 1.25     # a cell is unstable when its blocks' medians differ by more than this factor
 
 
 def speed_probe(reps=3, cpu=None):
@@ -545,9 +546,11 @@ def speed_probe(reps=3, cpu=None):
 
 def slow_steps(recs, factor=SLOW_FACTOR):
     """The run's reference (its fastest probe over every record) and, for each record, how much
-    slower than that the slower of its two probes was. A slow phase can begin or end within a
-    step: one slow probe at either end is reason enough to distrust it, and a probe varies
-    by less than the factor on a quiet machine.
+    slower than that the faster of its two probes was: slow on both sides of a step, the
+    machine ran slow through it. One probe alone also catches the few seconds after a step
+    that filled and freed a lot of memory (on idle-threads, five cells whose blocks agreed
+    within 1.12x), so it is not enough; a phase that begins or ends within a step shows in the
+    blocks' disagreement instead (block_spread).
     -> (reference_s, [factor or None per record])."""
     probes = [v for r in recs for v in (r.get("speed") or {}).values() if isinstance(v, (int, float)) and v > 0]
     if not probes:
@@ -556,8 +559,16 @@ def slow_steps(recs, factor=SLOW_FACTOR):
     out = []
     for r in recs:
         vs = [v for v in (r.get("speed") or {}).values() if isinstance(v, (int, float)) and v > 0]
-        out.append(max(vs) / ref if vs else None)
+        out.append(min(vs) / ref if vs else None)
     return ref, out
+
+
+def block_spread(recs):
+    """The largest over the smallest median of a cell's timed blocks (None with fewer than 2).
+    Blocks run minutes apart in shuffled order, so blocks that disagree mean the machine's
+    speed changed under the cell, whatever the probes saw."""
+    meds = [median(r["times"]) for r in recs if r.get("kind") == "time" and r.get("times")]
+    return max(meds) / min(meds) if len(meds) >= 2 and min(meds) > 0 else None
 
 
 def usable_cpus():

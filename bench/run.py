@@ -33,7 +33,8 @@ for a quiet machine before starting (other processes under the busy threshold, a
 load average of at most half the CPUs) and refuses to start on one that stays busy. A virtual
 machine can also run slower for minutes with neither: so before and after every step the
 harness times a fixed CPU-bound loop (on the pinned CPU with --pin), and a cell with a timed step
-whose loop took over 1.3x the run's fastest before or after it is marked slow in the report. --pin runs
+whose loop took over 1.3x the run's fastest both before and after it is marked slow in the report;
+a cell whose blocks' medians differ by over 1.25x is marked unstable. --pin runs
 the workloads the manifest marks single-threaded (`"threads": 1`) on one CPU (taskset).
 
 Exit status: 0 the matrix ran to the end (FAIL cells are results: they are in the report and
@@ -479,7 +480,7 @@ class Runner:
                 durations.append((st["workload"], st["kind"], dt))
             if not self.quiet:
                 busy = (res.get("noise") or {}).get("busy")
-                slow = max(res["speed"].values()) / self.best_speed if res.get("speed") else 1.0
+                slow = min(res["speed"].values()) / self.best_speed if res.get("speed") else 1.0
                 print("  " + step_result(res) +
                       (f"  [busy: others took {res['noise']['other_share'] * 100:.0f} % of the CPU]" if busy else "") +
                       (f"  [slow: the machine ran at 1/{slow:.2f} of its best speed in this run]"

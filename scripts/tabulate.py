@@ -70,6 +70,9 @@ def cell_from_records(w, a, recs, missing, slow=None):
     if slowed:
         c["slow"] = True
         c["slow_factor"] = round(max(slowed), 2)
+    spread = benchlib.block_spread(recs)
+    if spread is not None and spread > benchlib.BLOCK_SPREAD:
+        c["unstable"] = round(spread, 2)
     if times:
         c["times"] = times
         m = median(times)
@@ -346,9 +349,14 @@ def warnings(cells, metas):
     slow = [c for c in cells if c.get("slow")]
     if slow:
         out.append(f"**{len(slow)} of {len(cells)} cells were measured while the machine ran slow**: a fixed "
-                   f"CPU-bound loop timed before or after their timed runs took over {benchlib.SLOW_FACTOR}x "
+                   f"CPU-bound loop timed before and after their timed runs took both times over {benchlib.SLOW_FACTOR}x "
                    "as long as its fastest in the run (marked *slow* below, with the factor). Re-run them "
                    "before trusting them.")
+    unstable = [c for c in cells if c.get("unstable")]
+    if unstable:
+        out.append(f"**{len(unstable)} of {len(cells)} cells are unstable**: the medians of their timed blocks "
+                   f"differ by over {benchlib.BLOCK_SPREAD}x (marked *unstable* below, with the factor): the "
+                   "machine's speed changed under them. Their intervals are wide; re-run them before trusting them.")
     few = sorted({m["options"].get("runs") for m in metas if (m["options"].get("runs") or 0) < 5})
     if few:
         out.append(f"Only {', '.join(map(str, few))} timed run(s) per cell: the intervals are wide or absent, "
@@ -511,6 +519,8 @@ def render_report(cells, summary, metas, plots, title):
                 tm += f" *busy* ({c['busy_other_share'] * 100:.0f} %)"
             if c.get("slow"):
                 tm += f" *slow* ({c['slow_factor']:.2f}x)"
+            if c.get("unstable"):
+                tm += f" *unstable* ({c['unstable']:.2f}x)"
             if c.get("time_verdict"):
                 tm = f"**{tm}**" if c["time_verdict"] == "clear" else f"{tm} (tie)"
             rss = f_kb(c.get("rss_max_kb"))

@@ -179,11 +179,16 @@ class SpeedProbe(unittest.TestCase):
                 {"kind": "build"}, {"speed": {"before_s": 0.012, "after_s": 0.030}}]
         ref, f = benchlib.slow_steps(recs)
         self.assertEqual(ref, 0.010)
-        self.assertAlmostEqual(f[0], 1.1)
-        self.assertAlmostEqual(f[1], 3.0)
+        self.assertAlmostEqual(f[0], 1.0)
+        self.assertAlmostEqual(f[1], 2.7)
         self.assertIsNone(f[2])
-        self.assertAlmostEqual(f[3], 3.0)  # slow at one end: the phase began or ended within
+        self.assertAlmostEqual(f[3], 1.2)  # slow at one end only
         self.assertEqual(benchlib.slow_steps([{"kind": "time"}]), (None, [None]))
+
+    def test_block_spread(self):
+        recs = [{"kind": "time", "times": [9.0, 9.4, 9.5]}, {"kind": "mem"}, {"kind": "time", "times": [14.0, 14.1]}]
+        self.assertAlmostEqual(benchlib.block_spread(recs), 14.05 / 9.4)
+        self.assertIsNone(benchlib.block_spread(recs[:2]))
 
 
 if __name__ == "__main__":

@@ -164,18 +164,31 @@ class Tabulate(unittest.TestCase):
         for alloc in ("glibc", "jemalloc"):
             for r in (1, 2):
                 self.rewrite("fix", alloc, f"time-{r}.json", speed={"before_s": 0.010, "after_s": 0.011})
-        self.rewrite("fix", "jemalloc", "time-2.json", speed={"before_s": 0.011, "after_s": 0.027})
+        self.rewrite("fix", "jemalloc", "time-2.json", speed={"before_s": 0.029, "after_s": 0.027})
+        self.rewrite("fix", "glibc", "time-2.json", speed={"before_s": 0.011, "after_s": 0.030})
         self.rewrite("fix", "glibc", "mem-1.json", speed={"before_s": 0.030, "after_s": 0.030})
         s = tab.tabulate(self.run, plots=False)
         c = self.cells(s)
         self.assertTrue(c[("fix", "jemalloc")]["slow"])
         self.assertEqual(c[("fix", "jemalloc")]["slow_factor"], 2.7)
-        self.assertNotIn("slow", c[("fix", "glibc")])  # 1.1x on its timed steps; memory ones do not count
+        self.assertNotIn("slow", c[("fix", "glibc")])  # slow after one timed step only; memory steps do not count
         self.assertEqual(s["runs"][0]["speed_ref_s"], 0.010)
         rep = read(os.path.join(self.run, "report.md"))
         self.assertIn("**1 of 10 cells were measured while the machine ran slow**", rep)
         self.assertIn("*slow* (2.70x)", rep)
         self.assertIn("| speed probe | fastest 10.0 ms;", rep)
+
+    def test_unstable_cells_are_flagged(self):
+        self.rewrite("fix", "jemalloc", "time-1.json", times=[0.010, 0.011, 0.010])
+        self.rewrite("fix", "jemalloc", "time-2.json", times=[0.015, 0.016, 0.015])
+        self.set_times("fix", "glibc", 0.020, 0.05)  # blocks within 1.25x of each other
+        s = tab.tabulate(self.run, plots=False)
+        c = self.cells(s)
+        self.assertEqual(c[("fix", "jemalloc")]["unstable"], 1.5)
+        self.assertNotIn("unstable", c[("fix", "glibc")])
+        rep = read(os.path.join(self.run, "report.md"))
+        self.assertIn("cells are unstable**", rep)
+        self.assertIn("*unstable* (1.50x)", rep)
 
     def test_plots(self):
         try:
