@@ -339,24 +339,23 @@ def warnings(cells, metas):
         if commit.endswith("-dirty"):
             out.append(f"**Built from a tree with uncommitted changes** ({m['run_id']}: commit {commit}): "
                        "the figures cannot be reproduced from any commit.")
-    busy = [c for c in cells if c.get("busy")]
-    if busy:
-        thr = max((m["options"].get("busy_threshold") or 0) for m in metas)
-        out.append(f"**{len(busy)} of {len(cells)} cells were measured while the machine was busy**: other "
-                   "processes took more than " + (f"{thr * 100:.0f} % of" if thr else "a share of") +
-                   " the CPU time during a timed or memory run "
-                   "(marked *busy* below). Re-run them on a quiet machine before trusting them.")
-    slow = [c for c in cells if c.get("slow")]
-    if slow:
-        out.append(f"**{len(slow)} of {len(cells)} cells were measured while the machine ran slow**: a fixed "
-                   f"CPU-bound loop timed before and after their timed runs took both times over {benchlib.SLOW_FACTOR}x "
-                   "as long as its fastest in the run (marked *slow* below, with the factor). Re-run them "
-                   "before trusting them.")
-    unstable = [c for c in cells if c.get("unstable")]
-    if unstable:
-        out.append(f"**{len(unstable)} of {len(cells)} cells are unstable**: the medians of their timed blocks "
-                   f"differ by over {benchlib.BLOCK_SPREAD}x (marked *unstable* below, with the factor): the "
-                   "machine's speed changed under them. Their intervals are wide; re-run them before trusting them.")
+    thr = max((m["options"].get("busy_threshold") or 0) for m in metas)
+    marks = (("busy", "were measured while the machine was busy",
+              "other processes took more than " + (f"{thr * 100:.0f} % of" if thr else "a share of") +
+              " the CPU time during a timed or memory run (marked *busy* below). Re-run them on a quiet "
+              "machine before trusting them."),
+             ("slow", "were measured while the machine ran slow",
+              f"a fixed CPU-bound loop timed before and after their timed runs took both times over "
+              f"{benchlib.SLOW_FACTOR}x as long as its fastest in the run (marked *slow* below, with the factor). "
+              "Re-run them before trusting them."),
+             ("unstable", "are unstable",
+              f"the medians of their timed blocks differ by over {benchlib.BLOCK_SPREAD}x (marked *unstable* below, "
+              "with the factor): the machine's speed changed under them. Their intervals are wide; re-run them "
+              "before trusting them."))
+    for key, what, why in marks:
+        n = sum(1 for c in cells if c.get(key))
+        if n:
+            out.append(f"**{n} of {len(cells)} cells {what}**: {why}")
     few = sorted({m["options"].get("runs") for m in metas if (m["options"].get("runs") or 0) < 5})
     if few:
         out.append(f"Only {', '.join(map(str, few))} timed run(s) per cell: the intervals are wide or absent, "
