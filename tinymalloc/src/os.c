@@ -81,14 +81,17 @@ bool tm_os_commit(void *p, size_t size) {
     return true;
 }
 
-/* Replaces [p, p + size) (page aligned) with pages that read zero and cannot be written, so
- * that nothing in it is charged against the commit limit until tm_os_commit. */
+/* Replaces [p, p + size) (page aligned, all zero) with pages that read zero and cannot be
+ * written, so that nothing in it is charged against the commit limit until tm_os_commit. A
+ * MAP_FIXED mapping that fails may have unmapped the range already: it is mapped read-write
+ * again then, and the caller keeps to it. */
 bool tm_os_read_only_zero(void *p, size_t size) {
     int saved = errno;
-    void *q =
-        mmap(p, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE;
+    bool ok = mmap(p, size, PROT_READ, flags, -1, 0) == p;
+    if (!ok) mmap(p, size, PROT_READ | PROT_WRITE, flags, -1, 0);
     errno = saved;
-    return q == p;
+    return ok;
 }
 
 /* vm.overcommit_memory is 2: the kernel charges writable private memory when it is mapped. */
