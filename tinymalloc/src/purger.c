@@ -55,9 +55,16 @@ static void reap(void) {
     tm_unlock(&reap_lock);
 }
 
-static void futex_wait(uint32_t seen, uint64_t ms) {
+/* Sleeps while *w is still `seen`, up to ms milliseconds (0: no limit). */
+static void futex_wait(_Atomic uint32_t *w, uint32_t seen, uint64_t ms) {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    syscall(SYS_futex, (uint32_t *)&wake_seq, FUTEX_WAIT_PRIVATE, seen, ms ? &ts : NULL, NULL, 0);
+    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT_PRIVATE, seen, ms ? &ts : NULL, NULL, 0);
+}
+
+/* Bumps *w, then wakes up to n of the threads asleep on it. */
+static void futex_bump(_Atomic uint32_t *w, int n) {
+    atomic_fetch_add(w, 1);
+    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
 
 /* One pass: everything due at now. Returns when the next work falls due (0: none waits). */
@@ -92,15 +99,14 @@ static void *purger_main(void *arg) {
             left_handle = pthread_self();
             left_pending = true;
             tm_unlock(&reap_lock);
-            atomic_fetch_add(&left_seq, 1);
-            syscall(SYS_futex, (uint32_t *)&left_seq, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+            futex_bump(&left_seq, INT32_MAX);
             return NULL;
         }
         uint64_t now = tm_now_ms();
         uint64_t next = run_due(now);
         if (next) {
             /* A due time already past (a busy shard, a full batch) is retried shortly. */
-            futex_wait(seen, next > now ? next - now : 10);
+            futex_wait(&wake_seq, seen, next > now ? next - now : 10);
             continue;
         }
         atomic_store_explicit(&sleeping, 1, memory_order_relaxed);
@@ -109,7 +115,7 @@ static void *purger_main(void *arg) {
             atomic_store_explicit(&sleeping, 0, memory_order_relaxed);
             continue;
         }
-        futex_wait(seen, 0);
+        futex_wait(&wake_seq, seen, 0);
         atomic_store_explicit(&sleeping, 0, memory_order_relaxed);
     }
     return NULL;
@@ -150,8 +156,7 @@ void tm_purger_wake(void) {
     int one = 1;
     if (atomic_load_explicit(&sleeping, memory_order_relaxed) &&
         atomic_compare_exchange_strong(&sleeping, &one, 0)) {
-        atomic_fetch_add_explicit(&wake_seq, 1, memory_order_relaxed);
-        syscall(SYS_futex, (uint32_t *)&wake_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+        futex_bump(&wake_seq, 1);
     }
 }
 
@@ -162,13 +167,11 @@ void tm_purger_wake(void) {
 void tm_purger_kick(void) {
     if (atomic_load(&state) != TM_PURGER_RUNNING) return;
     uint32_t left = atomic_load(&left_seq);
-    atomic_fetch_add(&wake_seq, 1);
-    syscall(SYS_futex, (uint32_t *)&wake_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    futex_bump(&wake_seq, 1);
     /* In 10 ms slices, up to 1 s (a pass under way finishes first); a thread that comes
      * meanwhile keeps the purger, and ends the wait: this one is not the last any more. */
-    struct timespec ts = {0, 10 * 1000 * 1000};
     for (int i = 0; i < 100 && atomic_load(&left_seq) == left && tm_tcache_live() == 0; i++)
-        syscall(SYS_futex, (uint32_t *)&left_seq, FUTEX_WAIT_PRIVATE, left, &ts, NULL, 0);
+        futex_wait(&left_seq, left, 10);
     if (atomic_load(&left_seq) != left) reap();
 }
 
