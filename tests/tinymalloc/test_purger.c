@@ -188,13 +188,15 @@ static int main_thread_exits_last(void) {
     pthread_exit(NULL);
 }
 
+static int status_of(int st) { return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st); }
+
 static void *fork_and_return(void *arg) {
     (void)arg;
     pid_t pid = fork();
     if (pid != 0) {
         int st;
         waitpid(pid, &st, 0);
-        _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+        _exit(status_of(st));
     }
     start_purger_with_threads(); /* in the child: the forking thread is its only one */
     return NULL;                 /* ends the child's last program thread */
@@ -211,9 +213,9 @@ static int forked_worker_returns(void) {
     return 4; /* not reached: the worker _exits with the child's status */
 }
 
-/* Runs a child mode under a deadline: -1 when it had to be killed after 10 s, with every
- * process it forked (its own process group), which would hold the test's output open. */
-static int run_child_within(char *self, const char *mode, const char *conf) {
+/* Starts this program again in child mode `mode`, in a process group of its own (so that a
+ * deadline can kill whatever it forked, which would hold the test's output open). */
+static pid_t spawn_child(char *self, const char *mode, const char *conf) {
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
@@ -223,6 +225,12 @@ static int run_child_within(char *self, const char *mode, const char *conf) {
         execv("/proc/self/exe", argv);
         _exit(127);
     }
+    return pid;
+}
+
+/* Runs a child mode under a deadline: -1 when it had to be killed after 10 s. */
+static int run_child_within(char *self, const char *mode, const char *conf) {
+    pid_t pid = spawn_child(self, mode, conf);
     int st;
     for (int ms = 0; waitpid(pid, &st, WNOHANG) == 0; ms += 20) {
         if (ms >= 10000) {
@@ -233,7 +241,7 @@ static int run_child_within(char *self, const char *mode, const char *conf) {
         struct timespec step = {0, 20 * 1000 * 1000};
         nanosleep(&step, NULL);
     }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return status_of(st);
 }
 
 static char *self_name;
@@ -250,17 +258,9 @@ static void process_ends_with_its_last_thread(void) {
 }
 
 static int run_child_with(char *self, const char *mode, const char *conf) {
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (conf) setenv("TINYMALLOC_CONF", conf, 1);
-        char *argv[] = {self, (char *)mode, NULL};
-        execv("/proc/self/exe", argv);
-        _exit(127);
-    }
     int st;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    waitpid(spawn_child(self, mode, conf), &st, 0);
+    return status_of(st);
 }
 
 static int run_child(char *self, const char *mode) { return run_child_with(self, mode, NULL); }
