@@ -544,23 +544,24 @@ def speed_probe(reps=3, cpu=None):
             os.sched_setaffinity(0, old)
 
 
-def slow_steps(recs, factor=SLOW_FACTOR):
-    """The run's reference (its fastest probe over every record) and, for each record, how much
-    slower than that the faster of its two probes was: slow on both sides of a step, the
-    machine ran slow through it. One probe alone also catches the few seconds after a step
-    that filled and freed a lot of memory (on idle-threads, five cells whose blocks agreed
-    within 1.12x), so it is not enough; a phase that begins or ends within a step shows in the
-    blocks' disagreement instead (block_spread).
-    -> (reference_s, [factor or None per record])."""
-    probes = [v for r in recs for v in (r.get("speed") or {}).values() if isinstance(v, (int, float)) and v > 0]
-    if not probes:
-        return None, [None] * len(recs)
-    ref = min(probes)
-    out = []
-    for r in recs:
-        vs = [v for v in (r.get("speed") or {}).values() if isinstance(v, (int, float)) and v > 0]
-        out.append(min(vs) / ref if vs else None)
-    return ref, out
+def _probes(rec):
+    return [v for v in (rec.get("speed") or {}).values() if isinstance(v, (int, float)) and v > 0]
+
+
+def speed_ref(recs):
+    """A run's reference speed: its fastest probe over every record (None without probes)."""
+    probes = [v for r in recs for v in _probes(r)]
+    return min(probes) if probes else None
+
+
+def slowness(rec, ref):
+    """How much slower than `ref` the faster of a step's two probes was: slow on both sides of
+    a step, the machine ran slow through it. One probe alone also catches the few seconds after
+    a step that filled and freed a lot of memory (on idle-threads, five cells whose blocks
+    agreed within 1.12x), so it is not enough; a phase that begins or ends within a step shows
+    in the blocks' disagreement instead (block_spread). None without probes."""
+    vs = _probes(rec)
+    return min(vs) / ref if vs and ref else None
 
 
 def block_spread(recs):

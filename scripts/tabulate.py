@@ -47,9 +47,9 @@ def _med(xs):
     return median(xs) if xs else None
 
 
-def cell_from_records(w, a, recs, missing, slow=None):
+def cell_from_records(w, a, recs, missing, speed_ref=None):
     """w, a: plan entries; recs: step records of the cell in plan order; missing: steps not run;
-    slow: per record, how much slower than the run's best the machine ran (benchlib.slow_steps)."""
+    speed_ref: the run's fastest speed probe (benchlib.speed_ref), which slow steps are set against."""
     c = {"workload": w["name"], "group": w.get("group", ""), "allocator": a["name"], "version": a.get("version"),
          "status": "ok", "reason": None}
     fails = [r for r in recs if r.get("status") == "fail"]
@@ -65,8 +65,8 @@ def cell_from_records(w, a, recs, missing, slow=None):
         c["busy_other_share"] = max(n.get("other_share") or 0 for n in noisy)
     # Only timed steps: a machine running slow changes how long a program takes, not how much
     # memory it holds.
-    slowed = [f for r, f in zip(recs, slow or [None] * len(recs))
-              if r.get("kind") == "time" and f is not None and f > benchlib.SLOW_FACTOR]
+    slowed = [f for f in (benchlib.slowness(r, speed_ref) for r in recs if r.get("kind") == "time")
+              if f is not None and f > benchlib.SLOW_FACTOR]
     if slowed:
         c["slow"] = True
         c["slow_factor"] = round(max(slowed), 2)
@@ -134,11 +134,10 @@ def collect(run_dir):
                     missing += 1
             per_cell.append((w, a, recs, missing))
     # The machine's speed is judged against its best over the whole run, known only now.
-    speed_ref, factors = benchlib.slow_steps([r for _, _, recs, _ in per_cell for r in recs])
-    cells, k = [], 0
+    speed_ref = benchlib.speed_ref([r for _, _, recs, _ in per_cell for r in recs])
+    cells = []
     for w, a, recs, missing in per_cell:
-        c = cell_from_records(w, a, recs, missing, factors[k:k + len(recs)])
-        k += len(recs)
+        c = cell_from_records(w, a, recs, missing, speed_ref)
         c.update(host=host, run_id=plan["run_id"])
         cells.append(c)
     meta = {"run_id": plan["run_id"], "host": host, "env": env, "options": plan["options"],
