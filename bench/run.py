@@ -480,7 +480,7 @@ class Runner:
                 durations.append((st["workload"], st["kind"], dt))
             if not self.quiet:
                 busy = (res.get("noise") or {}).get("busy")
-                slow = min(res["speed"].values()) / self.best_speed if res.get("speed") else 1.0
+                slow = benchlib.slowness(res, self.best_speed) or 1.0
                 print("  " + step_result(res) +
                       (f"  [busy: others took {res['noise']['other_share'] * 100:.0f} % of the CPU]" if busy else "") +
                       (f"  [slow: the machine ran at 1/{slow:.2f} of its best speed in this run]"
