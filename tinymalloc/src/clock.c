@@ -1,22 +1,12 @@
 /* The purge clock of a sharded tier (tm_clock_t in tm_types.h): the earliest due time of all
- * shards, published with one CAS, so that an operation on any CPU notices when some shard's
+ * shards, lowered with one CAS, so that an operation on any CPU notices when some shard's
  * delayed purge is past due, and runs it; and the system calls that purge, made after the
  * shard's lock is released (tm_defer_t). */
 #include "tm_internal.h"
 
-/* Lowers the clock's due time to t, unless it is already earlier (0 counts as never). */
-static void publish(tm_clock_t *c, uint64_t t) {
-    uint64_t cur = atomic_load_explicit(&c->due_ms, memory_order_relaxed);
-    while (t && (cur == 0 || t < cur) &&
-           !atomic_compare_exchange_weak_explicit(&c->due_ms, &cur, t, memory_order_relaxed,
-                                                  memory_order_relaxed)) {
-    }
-    if (t && cur == 0) tm_purger_wanted = true; /* work is due where none was */
-}
-
 void tm_clock_set(tm_clock_t *c, tm_shard_t *s, uint64_t due) {
     s->due_ms = due;
-    publish(c, due);
+    if (due) tm_due_lower(&c->due_ms, due);
 }
 
 /* Runs the other shards' due maintenance; s is locked by the caller, the others are only
@@ -33,7 +23,7 @@ tm_noinline void tm_clock_others(tm_clock_t *c, tm_shard_t *s, uint64_t due, uin
         tm_shard_t *o = (tm_shard_t *)((char *)c->first + i * c->stride);
         if (o == s) continue;
         if (!tm_trylock(&o->lock)) {
-            publish(c, now + *c->delay_ms / 2);
+            tm_due_lower(&c->due_ms, now + *c->delay_ms / 2);
             continue;
         }
         if (o->due_ms && now >= o->due_ms)

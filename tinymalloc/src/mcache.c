@@ -72,16 +72,6 @@ static inline unsigned mclass_of(size_t n) {
     return mclass_of_units[(n + (1UL << unit_shift) - 1) >> unit_shift];
 }
 
-/* Lowers decay_due to t (0 counts as never): one load when it is already earlier. */
-static inline void due_lower(uint64_t t) {
-    uint64_t cur = atomic_load_explicit(&decay_due, memory_order_relaxed);
-    while ((cur == 0 || t < cur) &&
-           !atomic_compare_exchange_weak_explicit(&decay_due, &cur, t, memory_order_relaxed,
-                                                  memory_order_relaxed)) {
-    }
-    if (cur == 0) tm_purger_wanted = true; /* the first block cached since the last decay */
-}
-
 uint64_t tm_mcache_due(void) { return atomic_load_explicit(&decay_due, memory_order_relaxed); }
 
 /* Under tc's mlock: gives back the credit beyond mcache_bytes + keep. */
@@ -161,7 +151,7 @@ void tm_mcache_free(void *p, const char *func) {
     bin->count++;
     tc->mcache_bytes += size;
     tm_unlock(&tc->mlock);
-    due_lower(now + tm_opt.medium_cache_decay);
+    tm_due_lower(&decay_due, now + tm_opt.medium_cache_decay);
 }
 
 static uint64_t cached_ms(const tm_block_t *b) { return ((const tm_mblock_t *)b)->cached_ms; }
@@ -229,7 +219,7 @@ void tm_mcache_drain(uint64_t now) {
     }
     tm_unlock(&tm_tcache_lock);
     give_back(out);
-    if (oldest) due_lower(oldest + decay);
+    if (oldest) tm_due_lower(&decay_due, oldest + decay);
 }
 
 /* A dying thread's cached blocks go back to their arenas. */

@@ -296,6 +296,15 @@ void tm_purger_kick(void); /* no thread with a cache is left: the purger leaves 
 static inline void tm_purger_poll(void) {
     if (tm_unlikely(tm_purger_wanted)) tm_purger_wake();
 }
+/* Lowers the due time *due to t (not 0; a *due of 0 counts as never): one load when it is
+ * already earlier. Work due where none was wants the purger. */
+static inline void tm_due_lower(_Atomic uint64_t *due, uint64_t t) {
+    uint64_t cur = atomic_load_explicit(due, memory_order_relaxed);
+    while ((cur == 0 || t < cur) && !atomic_compare_exchange_weak_explicit(
+                                        due, &cur, t, memory_order_relaxed, memory_order_relaxed)) {
+    }
+    if (cur == 0) tm_purger_wanted = true;
+}
 void tm_purger_fork_child(void);
 
 /* ---- arena tier (arena.c) --------------------------------------------------------------- */
