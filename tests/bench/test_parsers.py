@@ -1,6 +1,7 @@
 # Parsers and checks of bench/benchlib.py on recorded samples (tests/bench/samples/).
 import os
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -86,9 +87,18 @@ class Probe(unittest.TestCase):
         recs = benchlib.parse_probe(sample("probe_jemalloc.txt"))
         self.assertEqual(len(recs), 5)
         self.assertEqual(sum(1 for r in recs if r[2] == "fini"), 2)
-        if os.path.exists(JEMALLOC["lib"]):
-            self.assertIsNone(benchlib.check_probe(recs, JEMALLOC, 3))
-            self.assertIn("only 3 of 4", benchlib.check_probe(recs, JEMALLOC, 4))
+        # The library is compared by file identity, so it must exist: a stand-in file takes
+        # jemalloc's place, and the case runs whether jemalloc is installed or not.
+        with tempfile.TemporaryDirectory() as tmp:
+            lib = os.path.join(tmp, "libjemalloc.so.2")
+            open(lib, "w").close()
+            recs = [(pid, lib if path == JEMALLOC["lib"] else path, tag) for pid, path, tag in recs]
+            alloc = dict(JEMALLOC, lib=lib)
+            self.assertIsNone(benchlib.check_probe(recs, alloc, 3))
+            self.assertIn("only 3 of 4", benchlib.check_probe(recs, alloc, 4))
+            other = os.path.join(tmp, "libother.so")
+            open(other, "w").close()
+            self.assertIn("served by", benchlib.check_probe(recs, dict(JEMALLOC, lib=other)) or "")
 
     def test_wrong_library_is_a_failure(self):
         recs = benchlib.parse_probe(sample("probe_glibc.txt"))
