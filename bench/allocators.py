@@ -1,12 +1,15 @@
 #!/usr/bin/python3
 """The allocator registry of the bench harness.
 
-Built-in names (default matrix: glibc tinymalloc jemalloc mimalloc tcmalloc):
+Built-in names (default matrix: glibc tinymalloc jemalloc mimalloc tcmalloc tbbmalloc):
   glibc             the system malloc: nothing preloaded, malloc must resolve to libc
   tinymalloc        build/libtinymalloc.so of this tree (`make lib`); version = git commit
   jemalloc          Debian libjemalloc2
   mimalloc          Debian libmimalloc2.0
   tcmalloc          Debian libgoogle-perftools4 (libtcmalloc.so.4)
+  tbbmalloc         oneTBB's scalable allocator, Debian libtbbmalloc2, preloaded through its
+                    proxy (libtbbmalloc_proxy.so.2), which puts malloc and the rest of the API
+                    on libtbbmalloc.so.2
   tcmalloc-minimal  Debian libtcmalloc-minimal4 (not in the default matrix)
 
 Library paths of the packaged allocators come from `dpkg -L PACKAGE` (then `ldconfig -p`),
@@ -46,10 +49,12 @@ BUILTIN = {
                  "soname": "libmimalloc.so.2"},
     "tcmalloc": {"kind": "package", "package": "libgoogle-perftools4", "pattern": r"/libtcmalloc\.so\.4$",
                  "soname": "libtcmalloc.so.4"},
+    "tbbmalloc": {"kind": "package", "package": "libtbbmalloc2", "pattern": r"/libtbbmalloc_proxy\.so\.2$",
+                  "soname": "libtbbmalloc_proxy.so.2"},
     "tcmalloc-minimal": {"kind": "package", "package": "libtcmalloc-minimal4",
                          "pattern": r"/libtcmalloc_minimal\.so\.4$", "soname": "libtcmalloc_minimal.so.4"},
 }
-DEFAULT = ["glibc", "tinymalloc", "jemalloc", "mimalloc", "tcmalloc"]
+DEFAULT = ["glibc", "tinymalloc", "jemalloc", "mimalloc", "tcmalloc", "tbbmalloc"]
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 

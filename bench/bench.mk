@@ -4,6 +4,7 @@
 #   make bench-merge MERGE="results/A results/B"
 #   make bench-compare RUN_A=results/A RUN_B=results/B     (does every ranking of A hold in B?)
 #   STRICT=1 (a FAIL cell exits 1)  PIN=1 (single-threaded workloads on one CPU)
+#   THREADS=1,2,8 (thread counts of the sweeping workloads; default 1, CPUs, 4x CPUs)
 #   QUIET=SECONDS (wait for a quiet machine first; refuse to start when it stays busy)
 
 BENCH_PROBE := $(BUILD)/bench/tm-probe.so
@@ -14,7 +15,7 @@ bench_opts = $(if $(WORKLOADS),--workloads '$(WORKLOADS)') \
              $(if $(ALLOCATORS_FILE),--allocators-file '$(ALLOCATORS_FILE)') \
              $(if $(RUNS),--runs $(RUNS)) $(if $(SHARD),--shard $(SHARD)) \
              $(if $(filter-out 0,$(STRICT)),--strict) $(if $(filter-out 0,$(PIN)),--pin) \
-             $(if $(QUIET),--quiet-machine $(QUIET))
+             $(if $(QUIET),--quiet-machine $(QUIET)) $(if $(THREADS),--threads '$(THREADS)')
 # tinymalloc is built when it is in the matrix: no ALLOCATORS (the default matrix) or named in it.
 bench_wants_tm = $(if $(strip $(ALLOCATORS)),$(filter tinymalloc,$(subst $(comma), ,$(ALLOCATORS))),yes)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Load and check the workload manifest (bench/manifest/*.json; schema in its README.md).
 
-Usage: bench/manifest.py [--manifest PATH ...] [--scale NAME] [--json]
+Usage: bench/manifest.py [--manifest PATH ...] [--scale NAME] [--threads LIST] [--json]
 lists the workloads (name, group, scales, command at the scale).
 Exit status: 0 ok, 2 a manifest file or workload is malformed (the message names it; an
 unknown key is an error, with the closest known key suggested).
@@ -9,6 +9,13 @@ unknown key is an error, with the closest known key suggested).
 Placeholders replaced in cmd, scale/latency args, env values, cwd, build, prepare and
 check.cmd: {root} the repository root, {build} its build/ folder, {cache} build/bench/cache/NAME
 (a folder kept between runs for what `prepare` makes).
+
+Thread sweeps: a workload whose cmd or scale arguments hold {threads} runs once per thread
+count, as separate workloads NAME@T (T replacing {threads}; `threads` = T times the
+workload's `threads_factor`, default 1, for a program whose --threads N starts more than N
+threads). The counts are --threads (THREADS= in make), by default 1, the number of usable
+CPUs and 4 times that: one thread, one per CPU, and oversubscribed. A name in a selection
+picks every count of its sweep; NAME@T picks one. Workloads without {threads} run once.
 """
 import argparse
 import difflib
@@ -25,7 +32,9 @@ from benchlib import BenchError  # noqa: E402
 DEFAULT_DIR = os.path.join(benchlib.ROOT, "bench", "manifest")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 KNOWN_KEYS = {"name", "group", "description", "build", "prepare", "cmd", "scales", "latency_args", "timeout",
-              "check", "env", "cwd", "threads", "notes"}
+              "check", "env", "cwd", "threads", "threads_factor", "notes"}
+THREADS = "{threads}"
+MAX_THREADS = 1024
 CHECK_KEYS = {"exit", "stdout_regex", "cmd", "timeout"}
 
 
@@ -87,6 +96,16 @@ def check_workload(w, where):
     if th is not None and (not isinstance(th, int) or isinstance(th, bool) or th < 1):
         raise BenchError(f"{where}: `threads` must be a positive integer or null, not {th!r}")
     out["threads"] = th
+    sweeps = any(THREADS in x for x in out["cmd"] + [a for v in out["scales"].values() for a in v])
+    tf = w.get("threads_factor")
+    if tf is not None and (not sweeps or not isinstance(tf, int) or isinstance(tf, bool) or tf < 1):
+        raise BenchError(f"{where}: `threads_factor` must be a positive integer, and only in a workload "
+                         f"whose cmd holds {THREADS}")
+    if sweeps and th is not None:
+        raise BenchError(f"{where}: `threads` is set by the sweep ({THREADS} in cmd); use `threads_factor` "
+                         "when the program starts more threads than it is given")
+    out["threads_factor"] = tf or 1
+    out["sweeps"] = sweeps
     notes = w.get("notes")
     if notes is not None and not isinstance(notes, str):
         raise BenchError(f"{where}: `notes` must be a string")
@@ -112,8 +131,46 @@ def check_workload(w, where):
     return out
 
 
-def load(paths=None):
-    """-> list of workload dicts (with `manifest` = file), in file order. Raises BenchError."""
+def default_thread_counts(ncpu=None):
+    """1, the number of usable CPUs, and 4 times that."""
+    n = ncpu or len(benchlib.usable_cpus()) or 1
+    return sorted({1, n, 4 * n})
+
+
+def parse_threads(spec):
+    """'1,2,8' -> [1, 2, 8] (sorted, each once); BenchError names a bad token."""
+    out = set()
+    for tok in str(spec).replace(" ", ",").split(","):
+        if not tok:
+            continue
+        if not tok.isdigit() or not 1 <= int(tok) <= MAX_THREADS:
+            raise BenchError(f"bad thread count {tok!r} in {spec!r} (whole numbers 1 to {MAX_THREADS})")
+        out.add(int(tok))
+    if not out:
+        raise BenchError(f"no thread count in {spec!r}")
+    return sorted(out)
+
+
+def expand_threads(workloads, counts):
+    """Each workload that sweeps becomes one per count (NAME@T, with `sweep` = {base, threads});
+    the others are kept as they are."""
+    out = []
+    for w in workloads:
+        if not w.get("sweeps"):
+            out.append(w)
+            continue
+        for t in counts:
+            sub = lambda xs: [x.replace(THREADS, str(t)) for x in xs]  # noqa: E731
+            e = dict(w, name=f"{w['name']}@{t}", cmd=sub(w["cmd"]), threads=t * w["threads_factor"],
+                     scales={k: sub(v) for k, v in w["scales"].items()},
+                     sweep={"base": w["name"], "threads": t})
+            out.append(e)
+    return out
+
+
+def load(paths=None, threads=None):
+    """-> list of workload dicts (with `manifest` = file), in file order, sweeps expanded to
+    the thread counts `threads` (default_thread_counts() when None). Raises BenchError."""
     if not paths:
         paths = [DEFAULT_DIR]
     files = []
@@ -142,7 +199,7 @@ def load(paths=None):
             seen[w["name"]] = rel
             w["manifest"] = rel
             out.append(w)
-    return out
+    return expand_threads(out, default_thread_counts() if threads is None else threads)
 
 
 def _subst(s, w, root):
@@ -182,6 +239,10 @@ def select(workloads, spec):
     if not spec or not spec.strip():
         return list(workloads)
     by_name = {w["name"]: w for w in workloads}
+    by_base = {}
+    for w in workloads:
+        if w.get("sweep"):
+            by_base.setdefault(w["sweep"]["base"], []).append(w)
     out = []
     for tok in spec.replace(" ", ",").split(","):
         tok = tok.strip()
@@ -192,11 +253,10 @@ def select(workloads, spec):
             if not g:
                 raise BenchError(f"no workload in group {tok[6:]!r}")
             out.extend(w for w in g if w not in out)
-        elif tok in by_name:
-            if by_name[tok] not in out:
-                out.append(by_name[tok])
+        elif tok in by_name or tok in by_base:
+            out.extend(w for w in by_base.get(tok, [by_name.get(tok)]) if w not in out)
         else:
-            known = ", ".join(sorted(by_name)) or "(none: the manifest is empty)"
+            known = ", ".join(sorted(set(by_name) | set(by_base))) or "(none: the manifest is empty)"
             raise BenchError(f"unknown workload {tok!r} (known: {known})")
     return out
 
@@ -205,10 +265,11 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--manifest", action="append", metavar="PATH", help="file or folder (default bench/manifest)")
     ap.add_argument("--scale", default="default")
+    ap.add_argument("--threads", metavar="LIST", help="thread counts of the sweeps (default: 1, CPUs, 4x CPUs)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     try:
-        ws = load(args.manifest)
+        ws = load(args.manifest, parse_threads(args.threads) if args.threads else None)
         rs = [resolve(w, args.scale) for w in ws]
     except BenchError as e:
         print(f"manifest: {e}", file=sys.stderr)

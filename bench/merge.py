@@ -18,22 +18,14 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "bench"))
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
+import tabulate  # noqa: E402
 from benchlib import BenchError  # noqa: E402
 
 
-def _tabulate():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("tm_tabulate", os.path.join(ROOT, "scripts", "tabulate.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def merge(run_dirs, out_dir, plots=True):
-    tab = _tabulate()
+    tab = tabulate
     if len(run_dirs) < 2:
         raise BenchError("give at least two run folders to merge")
     cells, metas, seen = [], [], {}
@@ -79,7 +71,7 @@ def main(argv=None):
         tmp = f"{link}.tmp{os.getpid()}"
         os.symlink(os.path.basename(os.path.abspath(out)), tmp)
         os.replace(tmp, link)
-    for line in _tabulate().summary_lines(s):
+    for line in tabulate.summary_lines(s):
         print(line)
     print(f"wrote {os.path.join(out, 'report.md')}")
     return 0

@@ -8,6 +8,8 @@ Usage: scripts/plots.py RUN_DIR        (reads RUN_DIR/summary.json, writes RUN_D
   plots/rss_ratio.png    peak RSS (largest process) likewise
   plots/mem_NAME.png     RSS over time of workload NAME, one line per allocator, when the
                          program printed rss_kb_samples in its TMBENCH line
+  plots/scaling_BASE.png the rate of a workload that sweeps its thread count, against the
+                         count, one line per allocator
 
 Exit status: 0 ok, 2 RUN_DIR has no summary.json (run scripts/tabulate.py), 3 matplotlib missing.
 """
@@ -112,6 +114,27 @@ def mem_plot(plt, wl, cells, path):
     plt.close(fig)
 
 
+def scaling_plot(plt, base, rows, path):
+    """rows: the summary's scaling entries of one workload (and host)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    counts = sorted({t for r in rows for t, _ in r["points"]})
+    for r in rows:
+        pts = [(t, v / 1e6) for t, v in r["points"] if v]
+        if pts:
+            ax.plot([t for t, _ in pts], [v for _, v in pts], marker="o", linewidth=1.2, label=r["allocator"])
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(counts)
+    ax.set_xticklabels([str(t) for t in counts])
+    ax.set_xlabel("threads")
+    ax.set_ylabel("M operations / s (higher is better)")
+    ax.set_title(f"{base}: thread scaling")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def make_plots(summary, out_dir):
     """-> {"time_ratio": relpath, "rss_ratio": relpath, "mem_NAME": relpath, ...}; raises ImportError
     without matplotlib."""
@@ -142,6 +165,13 @@ def make_plots(summary, out_dir):
         fn = f"mem_{wl}.png"
         mem_plot(plt, wl, cs, os.path.join(pdir, fn))
         out[f"mem_{wl}"] = f"plots/{fn}"
+    groups = {}
+    for r in summary.get("scaling") or []:
+        groups.setdefault((r["host"], r["base"]), []).append(r)
+    for (host, base), rows in groups.items():
+        key = f"scaling_{base}" + (f"_{host}" if multi else "")
+        scaling_plot(plt, base + (f" on {host}" if multi else ""), rows, os.path.join(pdir, key + ".png"))
+        out[key] = f"plots/{key}.png"
     return out
 
 

@@ -4,6 +4,9 @@
   bench/run.py [--scale default|quick|tiny] [--workloads LIST] [--allocators LIST] [--runs N]
   bench/run.py --resume RUN_ID          finish an interrupted run (same matrix, same order)
   bench/run.py --shard 2/3 ...          run the 2nd of 3 shares (by workload) of the matrix
+  bench/run.py --threads 1,2,8 ...      thread counts of the workloads that sweep them: each
+                                        count is a cell of its own, NAME@T (bench/manifest.py);
+                                        the report adds a thread-scaling section
 
 What one cell (workload x allocator) gets, in this order:
   * per round (--blocks rounds, default 3): one untimed "mem" run under a wait4 wrapper
@@ -44,7 +47,6 @@ cc, taskset, an allocator library); 4 the machine stayed busy past --quiet-machi
 130 interrupted (resumable).
 """
 import argparse
-import importlib.util
 import os
 import random
 import re
@@ -60,6 +62,7 @@ sys.path.insert(0, HERE)
 import allocators as registry  # noqa: E402
 import benchlib  # noqa: E402
 import manifest as mf  # noqa: E402
+import tabulate  # noqa: E402
 from benchlib import BenchError, EXIT_BUSY, EXIT_MISSING, EXIT_USAGE  # noqa: E402
 
 ROOT = benchlib.ROOT
@@ -68,14 +71,6 @@ PROBE_SO = os.path.join(ROOT, "build", "bench", "tm-probe.so")
 STDOUT_KEEP = 1 << 20
 BUSY_THRESHOLD = 0.05      # share of the machine's CPU time others may take before a step is busy
 QUIET_LIMIT = 300          # seconds --quiet-machine waits by default
-
-
-def load_script(name):
-    path = os.path.join(ROOT, "scripts", f"{name}.py")
-    spec = importlib.util.spec_from_file_location(f"tm_{name}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 # ---------------------------------------------------------------------------------------
@@ -540,6 +535,9 @@ def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", default="default", help="scale of every workload (default, quick, tiny)")
     ap.add_argument("--workloads", metavar="LIST", help="comma list of workload names or group:NAME (default all)")
+    ap.add_argument("--threads", metavar="LIST",
+                    help="thread counts for the workloads that sweep them ({threads} in their cmd), each a "
+                         "cell of its own (default: 1, the usable CPUs, 4x that)")
     ap.add_argument("--allocators", metavar="LIST",
                     help="comma list of names and NAME=/path/lib.so (default glibc,tinymalloc,jemalloc,mimalloc,"
                          "tcmalloc + those of --allocators-file)")
@@ -595,7 +593,8 @@ def new_plan(args):
     if args.run_id is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", args.run_id):
         raise BenchError(f"bad --run-id {args.run_id!r} (letters, digits, _.+- only)")
     shard = parse_shard(args.shard) if args.shard else (1, 1)
-    workloads = mf.select(mf.load(args.manifest), args.workloads)
+    counts = mf.parse_threads(args.threads) if args.threads else mf.default_thread_counts()
+    workloads = mf.select(mf.load(args.manifest, counts), args.workloads)
     workloads = [mf.resolve(w, args.scale) for w in workloads]
     if shard != (1, 1):
         workloads = shard_workloads(workloads, *shard)
@@ -607,7 +606,7 @@ def new_plan(args):
     opts = {"scale": args.scale, "runs": runs, "blocks": blocks, "warmup": warmup, "seed": seed,
             "shard": f"{shard[0]}/{shard[1]}", "strace": not args.no_strace, "latency": not args.no_latency,
             "no_build": args.no_build, "sample_ms": args.sample_ms, "busy_threshold": args.busy_threshold,
-            "pin": args.pin, "quiet_machine": args.quiet_machine}
+            "pin": args.pin, "quiet_machine": args.quiet_machine, "threads": counts}
     run_id = args.run_id or time.strftime("%Y%m%d-%H%M%S") + f"-{args.scale}" + \
         (f"-s{shard[0]}of{shard[1]}" if shard != (1, 1) else "")
     return {"run_id": run_id, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -629,7 +628,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         if args.resume:
-            for opt in ("workloads", "allocators", "runs", "blocks", "warmup", "seed", "shard", "run_id"):
+            for opt in ("workloads", "allocators", "runs", "blocks", "warmup", "seed", "shard", "run_id", "threads"):
                 if getattr(args, opt) is not None:
                     raise BenchError(f"--{opt.replace('_', '-')} cannot be changed when resuming: "
                                      "a resumed run keeps its matrix")
@@ -687,7 +686,7 @@ def main(argv=None):
               f"  {len(plan['workloads'])} workloads x {len(plan['allocators'])} allocators "
               f"({', '.join(a['name'] for a in plan['allocators'])}), scale {o['scale']}, "
               f"{o['runs']} runs in {o['blocks']} blocks, seed {o['seed']}", flush=True)
-    tab = load_script("tabulate")
+    tab = tabulate
     try:
         nfail = runner.run()
     except KeyboardInterrupt:

@@ -24,7 +24,7 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "bench"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
 import stats  # noqa: E402
 from benchlib import geomean, median, quantile  # noqa: E402
@@ -52,6 +52,8 @@ def cell_from_records(w, a, recs, missing, speed_ref=None):
     speed_ref: the run's fastest speed probe (benchlib.speed_ref), which slow steps are set against."""
     c = {"workload": w["name"], "group": w.get("group", ""), "allocator": a["name"], "version": a.get("version"),
          "status": "ok", "reason": None}
+    if w.get("sweep"):
+        c["sweep_base"], c["sweep_threads"] = w["sweep"]["base"], w["sweep"]["threads"]
     fails = [r for r in recs if r.get("status") == "fail"]
     if fails:
         c["status"], c["reason"] = "FAIL", f"{fails[0].get('kind')}: {fails[0].get('reason')}"
@@ -91,6 +93,7 @@ def cell_from_records(w, a, recs, missing, speed_ref=None):
                  user_s=_med([r.get("user_s") for r in runs]), sys_s=_med([r.get("sys_s") for r in runs]))
         tms = [r.get("tmbench") or {} for r in mems]
         c["ops_per_sec"] = _med([t.get("ops_per_sec") for t in tms])
+        c["ops"] = _med([t.get("ops") for t in tms])
         c["tm_peak_rss_kb"] = _med([t.get("peak_rss_kb") for t in tms])
         samples = next((t["rss_kb_samples"] for t in tms if isinstance(t.get("rss_kb_samples"), list)), None)
         if samples:
@@ -143,7 +146,7 @@ def collect(run_dir):
     meta = {"run_id": plan["run_id"], "host": host, "env": env, "options": plan["options"],
             "speed_ref_s": speed_ref,
             "env_end": benchlib.read_json(env_end) if os.path.exists(env_end) else None,
-            "workloads": [{k: w.get(k) for k in ("name", "group", "description", "argv", "manifest", "cwd")}
+            "workloads": [{k: w.get(k) for k in ("name", "group", "description", "argv", "manifest", "cwd", "sweep")}
                           for w in plan["workloads"]],
             "allocators": plan["allocators"], "steps": len(plan["steps"])}
     return cells, meta
@@ -187,6 +190,27 @@ def add_ratios(cells):
                     c[vkey] = "tie"
         verdicts.append(v)
     return verdicts
+
+
+def scaling(cells):
+    """The thread sweeps run at two or more counts: [{host, base, allocator, points: [[threads,
+    rate], ...]}]. The rate is the program's operations (its TMBENCH `ops`, fixed for a cell)
+    per second of the timed runs' median wall time; None for a cell that did not pass."""
+    by = {}
+    for c in cells:
+        if not c.get("sweep_base"):
+            continue
+        ok = c["status"] == "ok" and c.get("ops") and c.get("time_median_s")
+        rate = c["ops"] / c["time_median_s"] if ok else None
+        by.setdefault((c["host"], c["sweep_base"]), {}).setdefault(c["allocator"], []).append(
+            [c["sweep_threads"], rate])
+    out = []
+    for (host, base), per in by.items():
+        if len({t for pts in per.values() for t, _ in pts}) < 2:
+            continue
+        for alloc, pts in per.items():
+            out.append({"host": host, "base": base, "allocator": alloc, "points": sorted(pts)})
+    return out
 
 
 def summarize(cells):
@@ -362,6 +386,40 @@ def warnings(cells, metas):
     return out
 
 
+def render_scaling(rows, plots, multi):
+    """The thread-scaling section: per swept workload, each allocator's rate at each count and
+    its gain from one thread to the most."""
+    if not rows:
+        return []
+    L = ["## Thread scaling", "",
+         "Workloads that sweep their thread count (`--threads`, `THREADS=`; each count is a cell of "
+         "its own, NAME@T, with its intervals in its section below). A rate here is the program's "
+         "operations per second of wall time, from the median of the timed runs; higher is better. "
+         "*most vs 1* is the rate at the most threads over the rate at one.", ""]
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["host"], r["base"]), []).append(r)
+    for (host, base), rs in groups.items():
+        counts = sorted({t for r in rs for t, _ in r["points"]})
+        L.append(f"### {base}" + (f" on {host}" if multi else ""))
+        L.append("")
+        trows = []
+        for r in rs:
+            rate = dict((t, v) for t, v in r["points"])
+            lo, hi = rate.get(counts[0]), rate.get(counts[-1])
+            gain = f"{hi / lo:.2f}x" if lo and hi and counts[0] == 1 else "-"
+            trows.append([r["allocator"]] + [f_rate(rate.get(t)) if rate.get(t) else
+                                             ("FAIL" if t in rate else "-") for t in counts] + [gain])
+        L.append(md_table(["allocator"] + [f"{t} thread{'s' if t > 1 else ''}" for t in counts] +
+                          ["most vs 1"], trows))
+        L.append("")
+        key = f"scaling_{base}" + (f"_{host}" if multi else "")
+        if key in plots:
+            L.append(f"![thread scaling: {base}]({plots[key]})")
+            L.append("")
+    return L
+
+
 def render_report(cells, summary, metas, plots, title):
     multi = len({m["host"] for m in metas}) > 1
     L = [f"# {title}", ""]
@@ -482,6 +540,7 @@ def render_report(cells, summary, metas, plots, title):
     if "error" in plots:
         L.append(f"(No plots: {plots['error']}.)")
         L.append("")
+    L.extend(render_scaling(summary.get("scaling") or [], plots, multi))
     # per workload
     wls = []
     for c in cells:
@@ -600,14 +659,11 @@ def write_outputs(out_dir, cells, metas, plots=True, title=None):
     verdicts = add_ratios(cells)
     summ = {"runs": [{k: m[k] for k in ("run_id", "host", "env", "options", "speed_ref_s", "allocators", "workloads")}
                      for m in metas],
-            "allocators": summarize(cells), "verdicts": verdicts, "cells": cells}
+            "allocators": summarize(cells), "verdicts": verdicts, "scaling": scaling(cells), "cells": cells}
     plot_files = {}
     if plots:
         try:
-            import importlib.util
-            spec = importlib.util.spec_from_file_location("tm_plots", os.path.join(ROOT, "scripts", "plots.py"))
-            mod = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(mod)
+            import plots as mod
             plot_files = mod.make_plots(summ, out_dir)
         except ImportError as e:
             plot_files = {"error": f"matplotlib is missing ({e}); install python3-matplotlib"}

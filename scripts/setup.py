@@ -4,7 +4,7 @@
 Usage: scripts/setup.py [--check] [--dry-run]
 
 Packages: the allocators compared (libjemalloc2, libmimalloc2.0, libgoogle-perftools4 for
-tcmalloc), the measuring tools (hyperfine, strace, time = GNU time), python3 with
+tcmalloc, libtbbmalloc2 for oneTBB's allocator), the measuring tools (hyperfine, strace, time = GNU time), python3 with
 python3-matplotlib for the plots, and gcc, libc6-dev, make, git to build the probe,
 tinymalloc and the workloads.
 
@@ -29,6 +29,7 @@ PACKAGES = [
     ("libjemalloc2", "jemalloc"),
     ("libmimalloc2.0", "mimalloc"),
     ("libgoogle-perftools4", "tcmalloc"),
+    ("libtbbmalloc2", "tbbmalloc (oneTBB)"),
     ("hyperfine", "timing"),
     ("strace", "syscall counts"),
     ("time", "GNU time: rusage of each run"),

@@ -2,14 +2,15 @@
 #   make micro         build build/bench/micro/pairs
 #   make bench-micro   run scripts/micro_bench.py; table -> results/micro/<date>-<commit>.md,
 #                      raw data -> the .json beside it.
-#   MICRO_ALLOCATORS=glibc,jemalloc,...  pick allocators (tinymalloc needs `make lib`)
+#   MICRO_ALLOCATORS=glibc,jemalloc,...  pick allocators from the bench's registry (default: its
+#                                        default matrix; tinymalloc needs `make lib`)
 #   MICRO_ARGS=...                       extra arguments for the script (e.g. --reps 11, or
 #                                        --tinymalloc PATH to measure another build of the library)
 
 MICRO_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
                 -fno-builtin-malloc -fno-builtin-free $(EXTRA_CFLAGS)
 MICRO_BIN := $(BUILD)/bench/micro/pairs
-MICRO_ALLOCATORS ?= tinymalloc,glibc,jemalloc,mimalloc,tcmalloc
+MICRO_ALLOCATORS ?=
 MICRO_ARGS ?=
 
 micro: $(MICRO_BIN)
@@ -19,10 +20,11 @@ $(MICRO_BIN): bench/micro/pairs.c bench/micro/micro.mk
 	$(CC) $(MICRO_CFLAGS) $< -o $@ -ldl
 
 # `make lib` only when the run uses build/libtinymalloc.so (not MICRO_ARGS=--tinymalloc PATH).
-bench-micro: micro $(if $(findstring tinymalloc,$(MICRO_ALLOCATORS)),$(if $(findstring --tinymalloc,$(MICRO_ARGS)),,lib))
+micro_wants_lib = $(if $(MICRO_ALLOCATORS),$(findstring tinymalloc,$(MICRO_ALLOCATORS)),yes)
+bench-micro: micro $(if $(micro_wants_lib),$(if $(findstring --tinymalloc,$(MICRO_ARGS)),,lib))
 	@mkdir -p results/micro
 	@stem=results/micro/$$(date -u +%Y%m%d-%H%M%S)-$$(git rev-parse --short HEAD 2>/dev/null || echo nogit); \
-	$(PYTHON) scripts/micro_bench.py --allocators $(MICRO_ALLOCATORS) $(MICRO_ARGS) \
+	$(PYTHON) scripts/micro_bench.py $(if $(MICRO_ALLOCATORS),--allocators $(MICRO_ALLOCATORS)) $(MICRO_ARGS) \
 	    --output $$stem.md --json $$stem.json
 
 # tests/micro/test_micro.sh runs the binary.

@@ -9,9 +9,8 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import SAMPLES, load  # noqa: E402
-
-compare = load("scripts/compare.py", "tm_compare")
+from common import SAMPLES  # noqa: E402
+import compare  # noqa: E402
 
 
 class Compare(unittest.TestCase):

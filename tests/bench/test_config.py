@@ -214,6 +214,43 @@ class Manifest(unittest.TestCase):
         self.assertIn("no scale 'quick'", str(cm.exception))
         self.assertEqual(manifest.resolve(ws[1], "quick")["argv"], ["y"])
 
+    def test_thread_sweeps(self):
+        obj = {"workloads": [
+            {"name": "pc", "group": "g", "cmd": ["x", "--threads", "{threads}"], "threads_factor": 2,
+             "scales": {"default": [], "quick": ["--n", "{threads}0"]}},
+            {"name": "one", "cmd": ["y", "--threads", "1"], "threads": 1}]}
+        ws = manifest.load([self.write(obj)], threads=[1, 4])
+        self.assertEqual([w["name"] for w in ws], ["pc@1", "pc@4", "one"])
+        pc4 = ws[1]
+        self.assertEqual(pc4["cmd"], ["x", "--threads", "4"])
+        self.assertEqual(pc4["scales"]["quick"], ["--n", "40"])
+        self.assertEqual(pc4["threads"], 8)  # threads_factor 2: T producers and T consumers
+        self.assertEqual(pc4["sweep"], {"base": "pc", "threads": 4})
+        self.assertEqual(ws[0]["threads"], 2)
+        self.assertEqual(manifest.resolve(pc4, "quick")["argv"], ["x", "--threads", "4", "--n", "40"])
+        self.assertNotIn("sweep", ws[2])
+        # the plain name takes every count, NAME@T one; unknown counts are unknown names
+        self.assertEqual([w["name"] for w in manifest.select(ws, "pc")], ["pc@1", "pc@4"])
+        self.assertEqual([w["name"] for w in manifest.select(ws, "pc@4,one")], ["pc@4", "one"])
+        self.assertEqual([w["name"] for w in manifest.select(ws, "group:g")], ["pc@1", "pc@4"])
+        with self.assertRaises(BenchError) as cm:
+            manifest.select(ws, "pc@2")
+        self.assertIn("'pc@2'", str(cm.exception))
+        # the default counts: 1, the CPUs, 4x the CPUs
+        self.assertEqual(manifest.default_thread_counts(2), [1, 2, 8])
+        self.assertEqual(manifest.default_thread_counts(1), [1, 4])
+        self.assertEqual(manifest.parse_threads("8, 1,2,2"), [1, 2, 8])
+        for bad in ("0", "x", "1,,-2", "", "2000"):
+            with self.assertRaises(BenchError) as cm:
+                manifest.parse_threads(bad)
+            self.assertEqual(cm.exception.code, 2)
+        # `threads` comes from the sweep; `threads_factor` only belongs in one
+        self.assertIn("set by the sweep",
+                      self.load_error({"name": "a", "cmd": ["x", "{threads}"], "threads": 2}))
+        self.assertIn("`threads_factor`", self.load_error({"name": "a", "cmd": ["x"], "threads_factor": 2}))
+        self.assertIn("`threads_factor`",
+                      self.load_error({"name": "a", "cmd": ["x", "{threads}"], "threads_factor": 0}))
+
     def test_project_manifests_load(self):
         # whatever the workload engineers have committed must satisfy the schema
         ws = manifest.load()
@@ -224,7 +261,7 @@ class Manifest(unittest.TestCase):
         # `threads` counts the threads really running: at least the --threads N a program is
         # given (prodcons runs N producers and N consumers)
         for w in manifest.load():
-            if w["group"] == "synthetic":
+            if w["group"] in ("synthetic", "classic"):
                 n = int(w["cmd"][w["cmd"].index("--threads") + 1])
                 self.assertIsNotNone(w["threads"], w["name"])
                 self.assertGreaterEqual(w["threads"], n, w["name"])

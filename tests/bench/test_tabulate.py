@@ -11,9 +11,9 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import SAMPLES, load  # noqa: E402
+from common import SAMPLES  # noqa: E402
 
-tab = load("scripts/tabulate.py", "tm_tabulate")
+import tabulate as tab  # noqa: E402
 
 
 def read(path):
@@ -25,7 +25,7 @@ def quiet(fn, *args):
     # the scripts explain errors on stderr; keep that out of unittest's verbose lines
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
         return fn(*args)
-merge = load("scripts/merge.py", "tm_merge")
+import merge  # noqa: E402
 
 
 class Tabulate(unittest.TestCase):
@@ -203,7 +203,7 @@ class Tabulate(unittest.TestCase):
                 self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
 
     def test_plot_whiskers_are_the_ratio_interval(self):
-        plots = load("scripts/plots.py", "tm_plots")
+        import plots
         s = tab.tabulate(self.run, plots=False)
         c = self.cells(s)[("fix", "jemalloc")]
         lo, hi = c["ratio_glibc_ci"]
@@ -211,6 +211,39 @@ class Tabulate(unittest.TestCase):
         self.assertAlmostEqual(c["ratio_glibc"] - below, lo)
         self.assertAlmostEqual(c["ratio_glibc"] + above, hi)
         self.assertEqual(plots.whisker({"ratio_glibc": 1.2}, "ratio_glibc"), (0.0, 0.0))
+
+    def test_thread_scaling(self):
+        # cells of a sweep (NAME@T): the rate is ops over the median wall time
+        def cell(alloc, t, secs, status="ok"):
+            return {"host": "h", "workload": f"wl@{t}", "allocator": alloc, "status": status,
+                    "sweep_base": "wl", "sweep_threads": t, "ops": 1000000, "time_median_s": secs}
+        cells = [cell("glibc", 1, 1.0), cell("glibc", 2, 0.5), cell("glibc", 8, 0.8),
+                 cell("tinymalloc", 1, 0.5), cell("tinymalloc", 2, 0.25), cell("tinymalloc", 8, 2.0, "FAIL"),
+                 {"host": "h", "workload": "other", "allocator": "glibc", "status": "ok", "ops": 5,
+                  "time_median_s": 1.0},
+                 {"host": "h", "workload": "lone@2", "allocator": "glibc", "status": "ok", "ops": 5,
+                  "time_median_s": 1.0, "sweep_base": "lone", "sweep_threads": 2}]
+        rows = tab.scaling(cells)
+        self.assertEqual({r["base"] for r in rows}, {"wl"})  # one count is no sweep
+        g = next(r for r in rows if r["allocator"] == "glibc")
+        self.assertEqual(g["points"], [[1, 1e6], [2, 2e6], [8, 1.25e6]])
+        t = next(r for r in rows if r["allocator"] == "tinymalloc")
+        self.assertEqual(t["points"][-1], [8, None])
+        text = "\n".join(tab.render_scaling(rows, {"scaling_wl": "plots/scaling_wl.png"}, False))
+        self.assertIn("## Thread scaling", text)
+        self.assertIn("| allocator | 1 thread | 2 threads | 8 threads | most vs 1 |", text)
+        self.assertIn("| glibc | 1.00 M/s | 2.00 M/s | 1.25 M/s | 1.25x |", text)
+        self.assertIn("| tinymalloc | 2.00 M/s | 4.00 M/s | FAIL | - |", text)
+        self.assertIn("(plots/scaling_wl.png)", text)
+        self.assertEqual(tab.render_scaling([], {}, False), [])
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            return
+        import plots
+        out = plots.make_plots({"cells": [], "scaling": rows}, self.tmp)
+        with open(os.path.join(self.tmp, out["scaling_wl"]), "rb") as f:
+            self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
 
     def test_incomplete_run(self):
         os.unlink(os.path.join(self.run, "raw", "fix", "glibc", "time-2.json"))

@@ -1,24 +1,29 @@
-"""tinymalloc under ThreadSanitizer beyond the unit tests: every synthetic workload, built
-against the prefixed tsan library (make workloads-tsan), runs at the tiny scale, and the
-threaded ones at the quick scale too; each must exit 0 with no ThreadSanitizer report. A
-deliberately racy program on a tinymalloc block must be reported, so a pass means something.
+"""tinymalloc under ThreadSanitizer beyond the unit tests: every synthetic and classic
+workload, built against the prefixed tsan library (make workloads-tsan), runs at the tiny
+scale, and the threaded ones at the quick scale too; each must exit 0 with no
+ThreadSanitizer report. A deliberately racy program on a tinymalloc block must be reported,
+so a pass means something.
 """
-import json
 import os
 import subprocess
+import sys
 import tempfile
 import unittest
 
 ROOT = os.environ.get("TM_ROOT") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, "build", "tsan", "workloads")
 LIB = os.path.join(ROOT, "build", "tsan")
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import manifest  # noqa: E402
+
 ENV = dict(os.environ, TSAN_OPTIONS="exitcode=66 halt_on_error=0")
 ENV.pop("LD_PRELOAD", None)
 
 
 def workloads():
-    with open(os.path.join(ROOT, "bench", "manifest", "synthetic.json")) as f:
-        return json.load(f)["workloads"]
+    """The programs of workloads/synthetic, thread sweeps at 2 threads."""
+    paths = [os.path.join(ROOT, "bench", "manifest", f"{g}.json") for g in ("synthetic", "classic")]
+    return manifest.load(paths, threads=[2])
 
 
 def run(cmd, timeout=300):
@@ -40,12 +45,11 @@ class TsanWorkloads(unittest.TestCase):
 
 
 def threaded(w):
-    i = w["cmd"].index("--threads")
-    return int(w["cmd"][i + 1]) > 1
+    return (w.get("threads") or 1) > 1
 
 
 for _w in workloads():
-    _name = _w["name"].replace("-", "_")
+    _name = _w["name"].replace("-", "_").replace("@", "_at_")
     setattr(TsanWorkloads, f"test_{_name}_tiny", lambda self, w=_w: self.check(w, "tiny"))
     if threaded(_w):
         setattr(TsanWorkloads, f"test_{_name}_quick", lambda self, w=_w: self.check(w, "quick"))

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Run every workload of bench/manifest/synthetic.json at the `tiny` scale under the system
-malloc and under build/libtinymalloc.so (LD_PRELOAD), and check the contract of
+"""Run every workload of bench/manifest/synthetic.json and classic.json at the `tiny` scale
+under the system malloc and under build/libtinymalloc.so (LD_PRELOAD), and check the contract of
 bench/manifest/README.md: exit 0, one valid `TMBENCH {json}` line whose malloc_from names
 the allocator that really served malloc. Also: --latency output, --help, a bad option
 (exit 2), and that a broken allocator (tests/workloads/broken_malloc.c) makes a workload
@@ -13,7 +13,10 @@ import sys
 import tempfile
 
 ROOT = os.environ.get("TM_ROOT") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MANIFEST = os.path.join(ROOT, "bench", "manifest", "synthetic.json")
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import manifest  # noqa: E402
+# The programs of workloads/synthetic: the synthetic group and the classic benchmarks.
+MANIFESTS = {g: os.path.join(ROOT, "bench", "manifest", f"{g}.json") for g in ("synthetic", "classic")}
 LIB = os.path.join(ROOT, "build", "libtinymalloc.so")
 TIMEOUT = 30
 REQUIRED = {"workload": str, "ops": int, "seconds": (int, float), "ops_per_sec": (int, float),
@@ -70,20 +73,23 @@ def check_run(w, tag, preload, lib_re, args=()):
 
 
 def main():
-    with open(MANIFEST) as f:
-        workloads = json.load(f)["workloads"]
+    workloads = []
+    for group, path in MANIFESTS.items():
+        # Thread sweeps at 1 and 2 threads: every program runs single- and multi-threaded.
+        ws = manifest.load([path], threads=[1, 2])
+        report(all(w["group"] == group for w in ws), f"manifest-group:{group}", f"a workload of {path} is not in {group}")
+        workloads += ws
     build = subprocess.run(["make", "-s", "workloads"], cwd=ROOT, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)
     report(build.returncode == 0, "build", build.stdout[-500:])
     if build.returncode:
         return 1
     names = [w["name"] for w in workloads]
-    report(len(set(names)) == len(names) and all(w["group"] == "synthetic" for w in workloads),
-           "manifest", "duplicate names or wrong group")
+    report(len(set(names)) == len(names), "manifest", "duplicate names")
 
     for w in workloads:
         check_run(w, "glibc", None, r"^libc[.-]")
-        if "latency_args" in w:
+        if w.get("latency_args"):
             r = check_run(w, "latency", None, r"^libc[.-]", w["latency_args"])
             lat = r and r.get("latency_ns")
             ok = isinstance(lat, dict) and all(
