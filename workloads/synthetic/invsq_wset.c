@@ -4,8 +4,6 @@
  * ops = allocations. */
 #include "wl.h"
 
-#include <math.h>
-
 static const struct wl_spec spec = {
     .name = "invsq-wset",
     .summary = "working set with random free+malloc, 4 B-32 KiB sizes with 1/size^2 density",
@@ -16,29 +14,13 @@ static const struct wl_spec spec = {
 };
 
 #define SET 100000
-#define MIN 4.0
-#define MAX 32768.0
+#define MIN 4
+#define MAX 32768
 
-/* Inverse of the CDF of a 1/x^2 density on [MIN, MAX]. */
-static size_t invsq_size(struct wl_rng *r) {
-    double u = wl_unit(r);
-    size_t n = (size_t)(1.0 / (1.0 / MIN - u * (1.0 / MIN - 1.0 / MAX)));
-    return n < (size_t)MIN ? (size_t)MIN : n > (size_t)MAX ? (size_t)MAX : n;
-}
+static size_t invsq(struct wl_ctx *c) { return wl_invsq(&c->rng, MIN, MAX); }
 
 static void *run(void *arg) {
-    struct wl_worker *w = arg;
-    struct wl_ctx *c = &w->c;
-    struct wl_block *set = calloc(SET, sizeof *set);
-    if (!set) wl_oom("calloc", SET * sizeof *set);
-    for (int i = 0; i < SET; i++) wl_block_take(c, &set[i], invsq_size(&c->rng));
-    while (c->ops < w->allocs) {
-        struct wl_block *b = &set[wl_below(&c->rng, SET)];
-        wl_block_drop(c, b);
-        wl_block_take(c, b, invsq_size(&c->rng));
-    }
-    for (int i = 0; i < SET; i++) wl_block_drop(c, &set[i]);
-    free(set);
+    wl_wset(arg, SET, invsq);
     return NULL;
 }
 

@@ -18,23 +18,10 @@ static const struct wl_spec spec = {
     .max_size = 256 << 10,
 };
 
-static void take(struct wl_ctx *c, struct wl_block *b) {
-    wl_block_take(c, b, wl_log_uniform(&c->rng, wl.min_size, wl.max_size));
-}
+static size_t size(struct wl_ctx *c) { return wl_log_uniform(&c->rng, wl.min_size, wl.max_size); }
 
 static void *run(void *arg) {
-    struct wl_worker *w = arg;
-    struct wl_ctx *c = &w->c;
-    struct wl_block *set = calloc((size_t)wl.set, sizeof *set);
-    if (set == NULL) wl_oom("calloc", (size_t)wl.set * sizeof *set);
-    for (int i = 0; i < wl.set; i++) take(c, &set[i]);
-    while (c->ops < w->allocs) {
-        struct wl_block *b = &set[wl_below(&c->rng, (uint64_t)wl.set)];
-        wl_block_drop(c, b);
-        take(c, b);
-    }
-    for (int i = 0; i < wl.set; i++) wl_block_drop(c, &set[i]);
-    free(set);
+    wl_wset(arg, (size_t)wl.set, size);
     return NULL;
 }
 

@@ -141,6 +141,13 @@ size_t wl_log_uniform(struct wl_rng *r, size_t lo, size_t hi) {
     return n < lo ? lo : n > hi ? hi : n;
 }
 
+/* The inverse of the distribution function 1/lo - 1/x, scaled to [0, 1). */
+size_t wl_invsq(struct wl_rng *r, size_t lo, size_t hi) {
+    double a = 1.0 / (double)lo, b = 1.0 / (double)hi;
+    size_t n = (size_t)(1.0 / (a - wl_unit(r) * (a - b)));
+    return n < lo ? lo : n > hi ? hi : n;
+}
+
 double wl_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -357,6 +364,20 @@ double wl_run_workers(void *(*fn)(void *), uint64_t allocs_total, void *shared, 
     double secs = wl_now() - t0;
     for (int i = 0; i < n; i++) *ops += w[i].c.ops;
     return secs;
+}
+
+void wl_wset(struct wl_worker *w, size_t n, size_t (*size)(struct wl_ctx *c)) {
+    struct wl_ctx *c = &w->c;
+    struct wl_block *set = calloc(n, sizeof *set);
+    if (!set) wl_oom("calloc", n * sizeof *set);
+    for (size_t i = 0; i < n; i++) wl_block_take(c, &set[i], size(c));
+    while (c->ops < w->allocs) {
+        struct wl_block *b = &set[wl_below(&c->rng, n)];
+        wl_block_drop(c, b);
+        wl_block_take(c, b, size(c));
+    }
+    for (size_t i = 0; i < n; i++) wl_block_drop(c, &set[i]);
+    free(set);
 }
 
 /* ---- shared block table -------------------------------------------------------------- */

@@ -87,6 +87,10 @@ static inline double wl_unit(struct wl_rng *r) { return (double)(wl_next(r) >> 1
 /* Log-uniform in [lo, hi]: as many blocks per doubling, as allocation sizes tend to be. */
 size_t wl_log_uniform(struct wl_rng *r, size_t lo, size_t hi);
 
+/* Density falling as 1/size^2 in [lo, hi]: most blocks small, a long tail of big ones, as
+ * object sizes in many programs are (and as glibc's malloc benchtests draw them). */
+size_t wl_invsq(struct wl_rng *r, size_t lo, size_t hi);
+
 /* ---- per-thread context: PRNG, allocation counter, optional latency recorder ---------- */
 
 struct wl_lat;
@@ -177,6 +181,10 @@ static inline void wl_block_drop(struct wl_ctx *c, struct wl_block *b) {
     wl_check_block(b->p, b->n);
     wl_free(c, b->p);
 }
+/* The working-set loop of several workloads: fills n slots with blocks of size(c) bytes,
+ * replaces random ones until the worker has made its allocations, then frees them all. */
+void wl_wset(struct wl_worker *w, size_t n, size_t (*size)(struct wl_ctx *c));
+
 struct wl_xtable;
 struct wl_xtable *wl_xtable_new(size_t slots);
 struct wl_block wl_xtable_swap(struct wl_xtable *t, size_t slot, struct wl_block b);
