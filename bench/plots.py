@@ -92,6 +92,18 @@ def ratio_plot(plt, cells, allocs, key_glibc, key_best, ylabel, title, path, mul
     plt.close(fig)
 
 
+def _finish(plt, fig, ax, xlabel, ylabel, title, path):
+    """Labels, legend and grid of a line plot, written to path."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def mem_plot(plt, wl, cells, path):
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     for c in cells:
@@ -104,14 +116,7 @@ def mem_plot(plt, wl, cells, path):
         except (TypeError, ValueError, IndexError):
             continue
         ax.plot(xs, ys, label=c["allocator"] + (f"@{c['host']}" if c.get("_multi") else ""), linewidth=1.2)
-    ax.set_xlabel("seconds")
-    ax.set_ylabel("RSS (MiB)")
-    ax.set_title(f"{wl}: RSS over time (from the program's samples)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _finish(plt, fig, ax, "seconds", "RSS (MiB)", f"{wl}: RSS over time (from the program's samples)", path)
 
 
 def scaling_plot(plt, base, rows, path):
@@ -125,14 +130,7 @@ def scaling_plot(plt, base, rows, path):
     ax.set_xscale("log", base=2)
     ax.set_xticks(counts)
     ax.set_xticklabels([str(t) for t in counts])
-    ax.set_xlabel("threads")
-    ax.set_ylabel("M operations / s (higher is better)")
-    ax.set_title(f"{base}: thread scaling")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _finish(plt, fig, ax, "threads", "M operations / s (higher is better)", f"{base}: thread scaling", path)
 
 
 def make_plots(summary, out_dir):

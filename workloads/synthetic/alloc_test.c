@@ -26,15 +26,10 @@ static size_t pareto(struct wl_ctx *c) {
     return x >= (double)wl.max_size ? wl.max_size : (size_t)x;
 }
 
-static void *run(void *arg) {
-    wl_wset(arg, (size_t)wl.set, pareto);
-    return NULL;
-}
-
 int main(int argc, char **argv) {
     wl_init(&spec, argc, argv);
     uint64_t ops = 0;
-    double secs = wl_run_workers(run, wl_scaled(30e6, 1), NULL, &ops);
+    double secs = wl_run_wset((size_t)wl.set, pareto, wl_scaled(30e6, 1), &ops);
     wl_report(ops, secs);
     return 0;
 }

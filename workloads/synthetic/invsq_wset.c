@@ -19,15 +19,10 @@ static const struct wl_spec spec = {
 
 static size_t invsq(struct wl_ctx *c) { return wl_invsq(&c->rng, MIN, MAX); }
 
-static void *run(void *arg) {
-    wl_wset(arg, SET, invsq);
-    return NULL;
-}
-
 int main(int argc, char **argv) {
     wl_init(&spec, argc, argv);
     uint64_t ops = 0;
-    double secs = wl_run_workers(run, wl_scaled(30e6, 1), NULL, &ops);
+    double secs = wl_run_wset(SET, invsq, wl_scaled(30e6, 1), &ops);
     wl_report(ops, secs);
     return 0;
 }

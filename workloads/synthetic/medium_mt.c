@@ -20,15 +20,10 @@ static const struct wl_spec spec = {
 
 static size_t size(struct wl_ctx *c) { return wl_log_uniform(&c->rng, wl.min_size, wl.max_size); }
 
-static void *run(void *arg) {
-    wl_wset(arg, (size_t)wl.set, size);
-    return NULL;
-}
-
 int main(int argc, char **argv) {
     wl_init(&spec, argc, argv);
     uint64_t ops = 0;
-    double secs = wl_run_workers(run, wl_scaled(5e6, 1), NULL, &ops);
+    double secs = wl_run_wset((size_t)wl.set, size, wl_scaled(5e6, 1), &ops);
     wl_set_rss(wl_peak_rss_kb(), wl_rss_kb());
     wl_report(ops, secs);
     return 0;

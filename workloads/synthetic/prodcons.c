@@ -111,18 +111,8 @@ int main(int argc, char **argv) {
     if (!pool) wl_oom("calloc", (size_t)DEPTH * (size_t)n * sizeof *pool);
     for (int i = 0; i < DEPTH * n; i++) push(&sh.empty, &pool[i]);
 
-    uint64_t allocs = wl_scaled(16e6, 1000) / (uint64_t)n;
-    struct wl_worker w[2 * n];
-    for (int i = 0; i < 2 * n; i++) {
-        w[i].allocs = i < n ? allocs : 0;
-        w[i].shared = &sh;
-        wl_ctx_init(&w[i].c, i, allocs);
-    }
-    double t0 = wl_now();
-    wl_run_threads(2 * n, run, w, sizeof w[0]);
-    double secs = wl_now() - t0;
     uint64_t ops = 0;
-    for (int i = 0; i < n; i++) ops += w[i].c.ops;
+    double secs = wl_run_pairs(run, wl_scaled(16e6, 1000) / (uint64_t)n, &sh, &ops);
     wl_extra("producers", n);
     wl_extra("consumers", n);
     wl_report(ops, secs);

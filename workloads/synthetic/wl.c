@@ -366,18 +366,50 @@ double wl_run_workers(void *(*fn)(void *), uint64_t allocs_total, void *shared, 
     return secs;
 }
 
-void wl_wset(struct wl_worker *w, size_t n, size_t (*size)(struct wl_ctx *c)) {
+struct wset {
+    size_t n;
+    size_t (*size)(struct wl_ctx *c);
+};
+
+static void *wset_run(void *arg) {
+    struct wl_worker *w = arg;
+    const struct wset *ws = w->shared;
+    size_t n = ws->n;
     struct wl_ctx *c = &w->c;
     struct wl_block *set = calloc(n, sizeof *set);
     if (!set) wl_oom("calloc", n * sizeof *set);
-    for (size_t i = 0; i < n; i++) wl_block_take(c, &set[i], size(c));
+    for (size_t i = 0; i < n; i++) wl_block_take(c, &set[i], ws->size(c));
     while (c->ops < w->allocs) {
         struct wl_block *b = &set[wl_below(&c->rng, n)];
         wl_block_drop(c, b);
-        wl_block_take(c, b, size(c));
+        wl_block_take(c, b, ws->size(c));
     }
     for (size_t i = 0; i < n; i++) wl_block_drop(c, &set[i]);
     free(set);
+    return NULL;
+}
+
+double wl_run_wset(size_t n, size_t (*size)(struct wl_ctx *c), uint64_t allocs_total,
+                   uint64_t *ops) {
+    struct wset ws = {n, size};
+    return wl_run_workers(wset_run, allocs_total, &ws, ops);
+}
+
+double wl_run_pairs(void *(*fn)(void *), uint64_t allocs, void *shared, uint64_t *ops) {
+    int n = wl.threads;
+    struct wl_worker *w = calloc(2 * (size_t)n, sizeof *w);
+    if (!w) wl_oom("calloc", 2 * (size_t)n * sizeof *w);
+    for (int i = 0; i < 2 * n; i++) {
+        w[i].allocs = i < n ? allocs : 0;
+        w[i].shared = shared;
+        wl_ctx_init(&w[i].c, i, allocs);
+    }
+    double t0 = wl_now();
+    wl_run_threads(2 * n, fn, w, sizeof w[0]);
+    double secs = wl_now() - t0;
+    for (int i = 0; i < n; i++) *ops += w[i].c.ops;
+    free(w);
+    return secs;
 }
 
 /* ---- shared block table -------------------------------------------------------------- */

@@ -181,9 +181,16 @@ static inline void wl_block_drop(struct wl_ctx *c, struct wl_block *b) {
     wl_check_block(b->p, b->n);
     wl_free(c, b->p);
 }
-/* The working-set loop of several workloads: fills n slots with blocks of size(c) bytes,
- * replaces random ones until the worker has made its allocations, then frees them all. */
-void wl_wset(struct wl_worker *w, size_t n, size_t (*size)(struct wl_ctx *c));
+/* The working-set shape of several workloads: wl.threads workers share allocs_total; each
+ * fills n slots with blocks of size(c) bytes, replaces random ones until it has made its
+ * allocations, then frees them all. Returns the wall time and adds the allocations to *ops. */
+double wl_run_wset(size_t n, size_t (*size)(struct wl_ctx *c), uint64_t allocs_total,
+                   uint64_t *ops);
+
+/* The producer/consumer shape: 2 x wl.threads workers, 0..N-1 given `allocs` allocations each,
+ * N..2N-1 none (they only free). Returns the wall time and adds the first N's allocations to
+ * *ops. */
+double wl_run_pairs(void *(*fn)(void *), uint64_t allocs, void *shared, uint64_t *ops);
 
 struct wl_xtable;
 struct wl_xtable *wl_xtable_new(size_t slots);

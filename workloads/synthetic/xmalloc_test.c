@@ -93,20 +93,8 @@ int main(int argc, char **argv) {
     pthread_mutex_init(&q.m, NULL);
     pthread_cond_init(&q.not_empty, NULL);
     pthread_cond_init(&q.not_full, NULL);
-    uint64_t per = wl_scaled(16e6, BATCH) / (uint64_t)n;
-    struct wl_worker *w = calloc(2 * (size_t)n, sizeof *w);
-    if (!w) wl_oom("calloc", 2 * (size_t)n * sizeof *w);
-    for (int i = 0; i < 2 * n; i++) {
-        w[i].allocs = i < n ? per : 0;
-        w[i].shared = &q;
-        wl_ctx_init(&w[i].c, i, per);
-    }
-    double t0 = wl_now();
-    wl_run_threads(2 * n, run, w, sizeof w[0]);
-    double secs = wl_now() - t0;
     uint64_t ops = 0;
-    for (int i = 0; i < n; i++) ops += w[i].c.ops;
-    free(w);
+    double secs = wl_run_pairs(run, wl_scaled(16e6, BATCH) / (uint64_t)n, &q, &ops);
     wl_extra("allocating_threads", n);
     wl_extra("freeing_threads", n);
     wl_report(ops, secs);
