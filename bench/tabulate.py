@@ -163,12 +163,14 @@ def add_ratios(cells):
     allocator, with 95 % intervals (bench/stats.py), and the workload's verdicts: who is lowest,
     and whether its interval clears every other allocator's (`clear`) or it ties.
     -> [{run_id, host, workload, time: ranking, rss: ranking}]"""
+    # The host is part of the key: two machines may share a run id (--run-id), and a time is
+    # never divided by one from another machine.
     groups = {}
     for c in cells:
-        groups.setdefault((c["run_id"], c["workload"]), []).append(c)
+        groups.setdefault((c["host"], c["run_id"], c["workload"]), []).append(c)
     verdicts = []
-    for (run_id, wl), grp in groups.items():
-        v = {"run_id": run_id, "host": grp[0]["host"], "workload": wl}
+    for (host, run_id, wl), grp in groups.items():
+        v = {"run_id": run_id, "host": host, "workload": wl}
         ok = [c for c in grp if c["status"] != "FAIL"]
         for runs, key, out, vkey, name in METRICS:
             vals = [c for c in ok if c.get(key)]
@@ -195,21 +197,24 @@ def add_ratios(cells):
 def scaling(cells):
     """The thread sweeps run at two or more counts: [{host, base, allocator, points: [[threads,
     rate], ...]}]. The rate is the program's operations (its TMBENCH `ops`, fixed for a cell)
-    per second of the timed runs' median wall time; None for a cell that did not pass."""
+    per second of the timed runs' median wall time; None for a cell without one, whose status
+    (FAIL, incomplete, or ok without a TMBENCH `ops`) is in `missing`: [[threads, status]]."""
     by = {}
     for c in cells:
         if not c.get("sweep_base"):
             continue
         ok = c["status"] == "ok" and c.get("ops") and c.get("time_median_s")
-        rate = c["ops"] / c["time_median_s"] if ok else None
-        by.setdefault((c["host"], c["sweep_base"]), {}).setdefault(c["allocator"], []).append(
-            [c["sweep_threads"], rate])
+        row = by.setdefault((c["host"], c["sweep_base"]), {}).setdefault(c["allocator"], {"points": [], "missing": []})
+        row["points"].append([c["sweep_threads"], c["ops"] / c["time_median_s"] if ok else None])
+        if not ok:
+            row["missing"].append([c["sweep_threads"], c["status"] if c["status"] != "ok" else "no ops"])
     out = []
     for (host, base), per in by.items():
-        if len({t for pts in per.values() for t, _ in pts}) < 2:
+        if len({t for row in per.values() for t, _ in row["points"]}) < 2:
             continue
-        for alloc, pts in per.items():
-            out.append({"host": host, "base": base, "allocator": alloc, "points": sorted(pts)})
+        for alloc, row in per.items():
+            out.append({"host": host, "base": base, "allocator": alloc, "points": sorted(row["points"]),
+                        "missing": sorted(row["missing"])})
     return out
 
 
@@ -408,8 +413,9 @@ def render_scaling(rows, plots, multi):
             rate = dict((t, v) for t, v in r["points"])
             lo, hi = rate.get(counts[0]), rate.get(counts[-1])
             gain = f"{hi / lo:.2f}x" if lo and hi and counts[0] == 1 else "-"
-            trows.append([r["allocator"]] + [f_rate(rate.get(t)) if rate.get(t) else
-                                             ("FAIL" if t in rate else "-") for t in counts] + [gain])
+            why = dict((t, st) for t, st in r.get("missing") or [])
+            trows.append([r["allocator"]] + [f_rate(rate.get(t)) if rate.get(t) else why.get(t, "-")
+                                             for t in counts] + [gain])
         L.append(md_table(["allocator"] + [f"{t} thread{'s' if t > 1 else ''}" for t in counts] +
                           ["most vs 1"], trows))
         L.append("")
@@ -461,6 +467,8 @@ def render_report(cells, summary, metas, plots, title):
     rows.append(["speed probe", *[f"fastest {m['speed_ref_s'] * 1000:.1f} ms; a step is slow above "
                                   f"{benchlib.SLOW_FACTOR}x that" if m.get("speed_ref_s")
                                   else "not recorded (run made before speed probes)" for m in metas]])
+    if any(m.get("dropped") for m in metas):
+        rows.append(["left out of this merge", *[", ".join(m.get("dropped") or []) or "-" for m in metas]])
     L.append(md_table(hdr, rows))
     L.append("")
     L.append("Allocators:")

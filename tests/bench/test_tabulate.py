@@ -102,17 +102,17 @@ class Tabulate(unittest.TestCase):
                      "Latency (ns", "time vs glibc (geomean, 95 % CI)", "THP enabled", "5.3.0-1"):
             self.assertIn(part, rep)
 
-    def rewrite(self, wl, alloc, name, **fields):
-        path = os.path.join(self.run, "raw", wl, alloc, name)
+    def rewrite(self, wl, alloc, name, run=None, **fields):
+        path = os.path.join(run or self.run, "raw", wl, alloc, name)
         with open(path) as f:
             rec = json.load(f)
         rec.update(fields)
         with open(path, "w") as f:
             json.dump(rec, f)
 
-    def set_times(self, wl, alloc, centre, spread):
+    def set_times(self, wl, alloc, centre, spread, run=None):
         for r in (1, 2):
-            self.rewrite(wl, alloc, f"time-{r}.json",
+            self.rewrite(wl, alloc, f"time-{r}.json", run=run,
                          times=[centre * (1 + spread * k) for k in ((-1, 1) if r == 1 else (-0.5, 0.5))])
 
     def test_clear_win_and_tie(self):
@@ -219,6 +219,7 @@ class Tabulate(unittest.TestCase):
                     "sweep_base": "wl", "sweep_threads": t, "ops": 1000000, "time_median_s": secs}
         cells = [cell("glibc", 1, 1.0), cell("glibc", 2, 0.5), cell("glibc", 8, 0.8),
                  cell("tinymalloc", 1, 0.5), cell("tinymalloc", 2, 0.25), cell("tinymalloc", 8, 2.0, "FAIL"),
+                 cell("jemalloc", 1, 0.5), cell("jemalloc", 2, None, "incomplete"),
                  {"host": "h", "workload": "other", "allocator": "glibc", "status": "ok", "ops": 5,
                   "time_median_s": 1.0},
                  {"host": "h", "workload": "lone@2", "allocator": "glibc", "status": "ok", "ops": 5,
@@ -229,11 +230,14 @@ class Tabulate(unittest.TestCase):
         self.assertEqual(g["points"], [[1, 1e6], [2, 2e6], [8, 1.25e6]])
         t = next(r for r in rows if r["allocator"] == "tinymalloc")
         self.assertEqual(t["points"][-1], [8, None])
+        self.assertEqual(t["missing"], [[8, "FAIL"]])
         text = "\n".join(tab.render_scaling(rows, {"scaling_wl": "plots/scaling_wl.png"}, False))
         self.assertIn("## Thread scaling", text)
         self.assertIn("| allocator | 1 thread | 2 threads | 8 threads | most vs 1 |", text)
         self.assertIn("| glibc | 1.00 M/s | 2.00 M/s | 1.25 M/s | 1.25x |", text)
         self.assertIn("| tinymalloc | 2.00 M/s | 4.00 M/s | FAIL | - |", text)
+        # a cell that has not run yet is not a failure
+        self.assertIn("| jemalloc | 2.00 M/s | incomplete | - | - |", text)
         self.assertIn("(plots/scaling_wl.png)", text)
         self.assertEqual(tab.render_scaling([], {}, False), [])
         try:
@@ -272,8 +276,59 @@ class Tabulate(unittest.TestCase):
         self.assertIn("| host | allocator |", rep)
         self.assertIn("second-host", rep)
 
+    def test_merge_never_divides_across_hosts(self):
+        """Two machines that recorded the same run id: every ratio, verdict and geomean stays
+        within its own host, although the cells share run id and workload."""
+        self.set_times("fix", "glibc", 0.020, 0.01)
+        self.set_times("fix", "jemalloc", 0.010, 0.01)
+        other = os.path.join(self.tmp, "run-other")
+        shutil.copytree(self.run, other)
+        env = json.loads(read(os.path.join(other, "env.json")))
+        env["host"] = "slow-host"
+        with open(os.path.join(other, "env.json"), "w") as f:
+            json.dump(env, f)
+        # on the second machine glibc takes 0.080 s and jemalloc 0.040 s: 0.5x, as on the first;
+        # a ratio across machines would read 0.125x or 2x
+        self.set_times("fix", "glibc", 0.080, 0.01, run=other)
+        self.set_times("fix", "jemalloc", 0.040, 0.01, run=other)
+        s = merge.merge([self.run, other], os.path.join(self.tmp, "merged"), plots=False)
+        fix = {c["host"]: c for c in s["cells"] if c["workload"] == "fix" and c["allocator"] == "jemalloc"}
+        for host in ("vm", "slow-host"):
+            self.assertAlmostEqual(fix[host]["ratio_glibc"], 0.5, places=6)
+            self.assertAlmostEqual(fix[host]["ratio_best"], 1.0, places=6)
+            lo, hi = fix[host]["ratio_glibc_ci"]
+            self.assertTrue(0.45 < lo <= 0.5 <= hi < 0.55, (host, lo, hi))
+        self.assertEqual(sorted(v["host"] for v in s["verdicts"] if v["workload"] == "fix"), ["slow-host", "vm"])
+        geo = {a["host"]: a["geomean_ratio_glibc"] for a in s["allocators"] if a["allocator"] == "jemalloc"}
+        self.assertEqual(set(geo), {"vm", "slow-host"})
+        self.assertAlmostEqual(geo["vm"], geo["slow-host"], places=6)
+
     def test_merge_refuses_duplicates(self):
         self.assertEqual(quiet(merge.main, [self.run, self.run, "--out", os.path.join(self.tmp, "m"), "--no-latest"]), 2)
+
+    def test_merge_drops_a_workload_recorded_again(self):
+        again = os.path.join(self.tmp, "run-again")
+        shutil.copytree(self.run, again)
+        plan = json.loads(read(os.path.join(again, "plan.json")))
+        plan["run_id"] = "again"
+        with open(os.path.join(again, "plan.json"), "w") as f:
+            json.dump(plan, f)
+        out = os.path.join(self.tmp, "m")
+        drops = ["--drop", "sample-mixed:fix", "--drop", "sample-mixed:multi"] + \
+            [x for w in ("failing", "crash", "static") for x in ("--drop", f"again:{w}")]
+        self.assertEqual(quiet(merge.main, [self.run, again, "--out", out, "--no-latest", "--no-plots"] + drops), 0)
+        s = json.loads(read(os.path.join(out, "summary.json")))
+        self.assertEqual(len(s["cells"]), 10)
+        self.assertEqual({c["run_id"] for c in s["cells"] if c["workload"] in ("fix", "multi")}, {"again"})
+        self.assertEqual({c["run_id"] for c in s["cells"] if c["workload"] == "crash"}, {"sample-mixed"})
+        src = {r["run_id"]: r["dropped"] for r in json.loads(read(os.path.join(out, "sources.json")))["runs"]}
+        self.assertEqual(src, {"sample-mixed": ["fix", "multi"], "again": ["crash", "failing", "static"]})
+        self.assertIn("| left out of this merge | fix, multi | crash, failing, static |", read(os.path.join(out, "report.md")))
+        # a drop that matches nothing, or a token without a workload, is a usage error
+        for bad in (["--drop", "again:nosuch"], ["--drop", "again"]):
+            self.assertEqual(quiet(merge.main, [self.run, again, "--out", os.path.join(self.tmp, "m2"),
+                                                "--no-latest", "--no-plots"] + drops + bad), 2, bad)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "m2")))
 
 
 if __name__ == "__main__":
