@@ -18,6 +18,8 @@ What one cell (workload x allocator) gets, in this order:
   * one untimed `strace -f -c` run counting mmap, munmap, mremap, brk, madvise (and the
     rest of strace's %memory class);
   * one untimed latency run with the workload's `latency_args`, when it has them.
+  With --runs 0 a cell gets only its mem run (checked, probed, its output kept): for
+  programs whose output is the result, such as the heap-error probes (make bench-probes).
 Every run preloads build/bench/tm-probe.so after the allocator; it records which library
 served malloc in each process. No record, or another library, is a FAIL. So are a crash, a
 timeout, an exit status other than check.exit, output not matching check.stdout_regex, a
@@ -543,7 +545,8 @@ def parse_args(argv):
                          "tcmalloc + those of --allocators-file)")
     ap.add_argument("--allocators-file", action="append", default=[], metavar="FILE",
                     help="lines `name = /path/lib.so [version]` (see bench/allocators.py --help)")
-    ap.add_argument("--runs", type=int, help="timed runs per cell (default 10; 2 at the quick and tiny scales)")
+    ap.add_argument("--runs", type=int, help="timed runs per cell (default 10; 2 at the quick and tiny scales; "
+                                             "0: none, only the checked mem run of each block)")
     ap.add_argument("--warmup", type=int, help="hyperfine warm-up runs per block (default 1; 0 at quick/tiny)")
     ap.add_argument("--blocks", type=int,
                     help="rounds the runs are split into; each round shuffles the allocators "
@@ -576,16 +579,18 @@ def parse_args(argv):
 
 
 def new_plan(args):
-    if args.runs is not None and args.runs < 1:
-        raise BenchError(f"--runs must be at least 1, not {args.runs}")
+    if args.runs is not None and args.runs < 0:
+        raise BenchError(f"--runs must be 0 or more, not {args.runs}")
     small = args.scale in ("quick", "tiny")   # a smoke run: fewer runs, one round
     warmup = args.warmup if args.warmup is not None else (0 if small else 1)
     if warmup < 0:
         raise BenchError(f"--warmup must be 0 or more, not {warmup}")
     runs = args.runs if args.runs is not None else (2 if small else 10)
-    blocks = args.blocks if args.blocks is not None else (1 if small else min(3, runs))
-    if not 1 <= blocks <= runs:
-        raise BenchError(f"--blocks must be between 1 and --runs ({runs}), not {blocks}")
+    # --runs 0: no timed runs, one checked mem run per cell (output, preload probe, memory):
+    # for programs whose output is the result, such as the heap-error probes
+    blocks = args.blocks if args.blocks is not None else (1 if small or not runs else min(3, runs))
+    if not 1 <= blocks <= max(runs, 1):
+        raise BenchError(f"--blocks must be between 1 and --runs ({max(runs, 1)}), not {blocks}")
     if args.sample_ms < 0:
         raise BenchError("--sample-ms must be 0 (off) or more")
     if not 0 < args.busy_threshold < 1:
@@ -648,7 +653,8 @@ def main(argv=None):
             print("workloads: " + " ".join(w["name"] for w in plan["workloads"]))
             print("allocators: " + " ".join(f"{a['name']}({a.get('version')})" for a in plan["allocators"]))
             return 0
-        need_tool("hyperfine", "times every run")
+        if plan["options"]["runs"]:
+            need_tool("hyperfine", "times every run")
         plan["time_bin"] = gnu_time()
         if plan["options"]["strace"]:
             need_tool("strace", "counts the memory system calls; or give --no-strace")

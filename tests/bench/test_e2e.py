@@ -274,7 +274,8 @@ class EndToEnd(unittest.TestCase):
             (["--allocators", "glibc,nosuchalloc"], 2, "nosuchalloc"),
             (["--allocators", "glibc,x=/nonexistent/libx.so"], 3, "/nonexistent/libx.so"),
             (["--shard", "3/2"], 2, "--shard"),
-            (["--runs", "0"], 2, "--runs"),
+            (["--runs", "-1"], 2, "--runs"),
+            (["--runs", "0", "--blocks", "2"], 2, "--blocks"),
             (["--scale", "huge", "--workloads", "quick"], 0, ""),
         ]
         for args, code, word in cases:
