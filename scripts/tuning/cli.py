@@ -8,16 +8,20 @@ import time
 from . import classes as C
 from . import profile as P
 from . import report as R
+from . import search as S
 from . import verify as V
 
 DESCRIPTION = """\
 Fit tinymalloc's slab classes and preallocated counts to one program, print the
-TINYMALLOC_CONF string, and (with --verify) measure it against the default configuration.
+TINYMALLOC_CONF string, and (with --verify) measure it and its neighbours against the default
+configuration: the answer is a measured gain, or "keep the defaults".
 
   scripts/tune-slabs PROFILE...                 recommend from profile files (files, folders, globs)
   scripts/tune-slabs --workload NAME            profile a registered workload (bench/manifest), recommend
-  scripts/tune-slabs --workload NAME --verify   ... then measure default vs tuned, write
+  scripts/tune-slabs --workload NAME --verify   ... then measure the candidates against the default, write
                                                 results/tuning/NAME.md (what `make tune WORKLOAD=NAME` does)
+  scripts/tune-slabs --workloads A,B --verify   one configuration for a mix (group:NAME works too):
+                                                no worse on any, better on their geometric mean
 
 Profiles come from TINYMALLOC_CONF=profile:PATH (%p = pid; one JSON file per process, format
 tinymalloc-profile-1). Several files (a build's processes) are merged: counts summed, peak
@@ -67,16 +71,23 @@ THE RECOMMENDATION (exact, not a heuristic)
   class), and the output says CAPPED.
 
 VERIFICATION (--verify)
-  Runs the workload as the bench harness does (bench/manifest.py, bench/benchlib.py: same
-  commands, checks, GNU time rusage, RSS sampling, `strace -f -c -e trace=%memory`) under
-  build/libtinymalloc.so with the default and the tuned TINYMALLOC_CONF, --runs repetitions
-  each, the two alternating in a shuffled order, then one strace run each (with stats:json
-  for tinymalloc's own counts). The report gives medians, min-max and paired ratios
-  tuned/default; a ratio range that straddles 1 is read as no consistent difference.
+  One bench run (bench/run.py) of the workload(s) under variants of one copy of
+  build/libtinymalloc.so: tm-default and a tm-NAME per candidate (scripts/tuning/search.py:
+  tuned, classes-only, fewer, more, small-8k, retain-more, retain-less), --runs timed runs
+  each (hyperfine) in up to 5 shuffled blocks, a mem run per block (GNU time rusage, RSS
+  sampling), one `strace -f -c -e trace=%memory` run each, the workloads' output checks and
+  the preload probe. The profile before it is such a run too, with no timed runs.
+  --objective time (default), rss or syscalls: a candidate wins only when its objective's
+  ratio to the default has an interval below 1 (widened for the number of candidates) and no
+  other objective is higher beyond its interval; the lowest ratio of those wins, RSS breaking
+  ties. Otherwise, and without measuring when the profile has under 1000 slab-tier requests,
+  the answer is "keep the defaults", with every candidate's figures. The report
+  (results/tuning/NAME.md) links the run folder beside it; NAME.allocators holds the winner as
+  `tinymalloc-tuned = tinymalloc TINYMALLOC_CONF=...` for `make bench ALLOCATORS_FILE=...`.
 
 PROFILE MODE COST (--profile-overhead LIST)
-  Runs each listed workload under tinymalloc with profiling off and on (--runs each, interleaved)
-  and writes results/tuning/profile-overhead.md with the paired wall-time ratios.
+  A bench run per listed workload under tinymalloc with profiling off and on (--runs each)
+  and results/tuning/profile-overhead.md with the wall-time ratios and their intervals.
 
 EXIT STATUS
   0 ok; 1 a measured run (profiling or verification) failed; 2 usage error (bad option,
@@ -108,6 +119,12 @@ def parse_args(argv):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("profiles", nargs="*", metavar="PROFILE", help="profile files, folders or globs")
     ap.add_argument("--workload", metavar="NAME", help="profile this workload of bench/manifest/*.json")
+    ap.add_argument("--workloads", metavar="LIST", help="profile these workloads (comma list, group:NAME): one "
+                                                        "configuration for the mix")
+    ap.add_argument("--manifest", action="append", metavar="PATH", help="manifest file or folder (default "
+                                                                         "bench/manifest)")
+    ap.add_argument("--objective", choices=S.OBJECTIVES, default="time",
+                    help="what --verify minimises (default time; RSS breaks ties)")
     ap.add_argument("--scale", default="quick", help="workload scale: default, quick (default), tiny")
     ap.add_argument("--exe", metavar="REGEX", help="use only the profiles of processes whose exe matches")
     ap.add_argument("--classes", type=int, metavar="K", help="at most K classes (default 32, max 64)")
@@ -121,8 +138,9 @@ def parse_args(argv):
     ap.add_argument("--no-prealloc", action="store_true",
                     help="propose classes only (prealloc stays one page per class), to separate the effects")
     ap.add_argument("--json", action="store_true", help="print the recommendation as JSON")
-    ap.add_argument("--verify", action="store_true", help="measure default vs tuned (needs --workload)")
-    ap.add_argument("--runs", type=int, default=5, help="repetitions per configuration (default 5)")
+    ap.add_argument("--verify", action="store_true", help="measure the candidates against the default "
+                                                          "(needs --workload or --workloads)")
+    ap.add_argument("--runs", type=int, default=5, help="timed runs per configuration (default 5)")
     ap.add_argument("--seed", type=int, help="seed of the run order (default: from the clock; recorded)")
     ap.add_argument("--no-strace", action="store_true", help="skip the strace runs")
     ap.add_argument("--no-build", action="store_true", help="do not run the workload's build command")
@@ -134,15 +152,13 @@ def parse_args(argv):
                          "group:NAME), off vs on, and write results/tuning/profile-overhead.md")
     args = ap.parse_args(argv)
     if args.profile_overhead:
-        if args.profiles or args.workload:
-            ap.error("--profile-overhead takes no PROFILE or --workload")
+        if args.profiles or args.workload or args.workloads:
+            ap.error("--profile-overhead takes no PROFILE, --workload or --workloads")
         return args
-    if not args.profiles and not args.workload:
-        ap.error("give PROFILE files or --workload NAME")
-    if args.profiles and args.workload:
-        ap.error("PROFILE files and --workload exclude each other")
-    if args.verify and not args.workload:
-        ap.error("--verify needs --workload")
+    if sum(map(bool, (args.profiles, args.workload, args.workloads))) != 1:
+        ap.error("give one of: PROFILE files, --workload NAME, --workloads LIST")
+    if args.verify and args.profiles:
+        ap.error("--verify needs --workload or --workloads")
     if args.classes is not None and not 1 <= args.classes <= C.MAX_CLASSES:
         ap.error("--classes: 1 to 64")
     if args.runs < 1:
@@ -185,14 +201,13 @@ def main(argv=None):
 def run(args):
     if args.profile_overhead:
         return run_overhead(args)
-    w = None
-    if args.workload:
-        w = V.resolve_workload(args.workload, args.scale)
-        workdir = args.workdir or os.path.join(V.ROOT, "build", "tuning", w["name"])
-        os.makedirs(workdir, exist_ok=True)
-        V.make_ready(w, workdir, args.no_build)
-        files, prof_rec = V.profile_workload(w, workdir)
-        paths = files
+    ws = None
+    if args.workload or args.workloads:
+        ws = V.resolve_workloads(args.workload or args.workloads, args.scale, args.manifest, one=bool(args.workload))
+        label = ws[0]["name"] if args.workload else "mix-" + args.workloads.replace(":", "-").replace(",", "+")
+        workdir = args.workdir or os.path.join(V.ROOT, "build", "tuning", label)
+        V.freeze_lib(workdir)
+        paths = V.profile_workloads(ws, workdir, args.no_build, args.manifest)
     else:
         paths = args.profiles
     prof, files = P.load(paths, args.exe)
@@ -209,29 +224,60 @@ def run(args):
     if not args.verify:
         return 0
 
-    seed = args.seed if args.seed is not None else int(time.time())
-    env = V.benchlib.collect_env()
-    V.log(f"verify {w['name']}: {args.runs} repetitions of default and tuned, interleaved (seed {seed})")
-    meas = V.measure(w, [("default", ""), ("tuned", rec["conf"])], workdir, args.runs, seed,
-                     strace=not args.no_strace)
+    seed = args.seed = args.seed if args.seed is not None else int(time.time())
     suffix = "-classes-only" if args.no_prealloc else ""
-    out = args.out or os.path.join(V.ROOT, "results", "tuning", f"{w['name']}{suffix}.md")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
+    out = args.out or os.path.join(V.ROOT, "results", "tuning", f"{label}{suffix}.md")
+    stem = os.path.splitext(out)[0]
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    run_rel, decision = None, {"choice": None, "declined": S.too_few_requests(rec), "objective": args.objective}
+    if not decision["declined"]:
+        def fit(**kw):
+            p = {"budget": args.classes, "weight": args.weight, "small_max": args.small_max,
+                 "max_ratio": args.max_ratio, "prealloc_budget": args.prealloc_budget, "prealloc": not args.no_prealloc}
+            p.update(kw)
+            try:
+                return C.recommend(prof, **p)["conf"]
+            except C.Infeasible:
+                return None
+        cands = [(f"tm-{n}", c) for n, c in S.candidates(prof, rec, fit)]
+        V.log(f"verify {label}: tm-default and {len(cands)} candidates, {args.runs} timed runs each (seed {seed})")
+        run_dir = V.bench(ws, [(S.DEFAULT, "")] + cands, os.path.dirname(os.path.abspath(out)),
+                          f"{os.path.basename(stem)}-{time.strftime('%Y%m%d-%H%M%S')}", args.runs, seed,
+                          strace=not args.no_strace, no_build=args.no_build, manifest=args.manifest)
+        run_rel = os.path.relpath(run_dir, os.path.dirname(os.path.abspath(out)))
+        decision.update(S.decide(V.cells(run_dir), cands, args.objective))
+        env = V.benchlib.read_json(os.path.join(run_dir, "env.json"))
+    else:
+        env = V.benchlib.collect_env()
     cmdline = "scripts/tune-slabs " + " ".join(sys.argv[1:]) if argv_is_cli() else None
-    text = write_report(w, args, rec, prof, files, meas, env, cmdline)
     with open(out, "w") as f:
-        f.write(text)
-    raw = os.path.splitext(out)[0] + ".json"
-    with open(raw, "w") as f:
-        json.dump({"workload": w["name"], "scale": w["scale"], "environment": env, "library": V.RUN_LIB, "args": vars(args),
-                   "profile_files": len(files), "recommendation": jsonable(rec), "measurement": meas}, f, indent=1)
+        f.write(write_report(ws, args, rec, prof, files, decision, env, cmdline, run_rel))
+    with open(stem + ".json", "w") as f:
+        json.dump({"workloads": [w["name"] for w in ws], "scale": args.scale, "library": V.RUN_LIB,
+                   "args": vars(args), "run": run_rel, "profile_files": len(files), "recommendation": jsonable(rec),
+                   "decision": {k: v for k, v in decision.items() if k != "assessed"},
+                   "candidates": [{"name": n, "conf": c, "assessment": a, "why_not": why}
+                                  for n, c, a, why in decision.get("assessed", [])]}, f, indent=1)
         f.write("\n")
-    with open(os.path.splitext(out)[0] + ".profile.json", "w") as f:
+    with open(stem + ".profile.json", "w") as f:
         json.dump(prof.to_json(), f)
         f.write("\n")
-    print(f"\nwrote {os.path.relpath(out, V.ROOT)} (raw: {os.path.relpath(raw, V.ROOT)})")
-    if meas["failures"]:
-        print("tune-slabs: measured runs failed:\n  " + "\n  ".join(meas["failures"]), file=sys.stderr)
+    variant = stem + ".allocators"
+    if decision["choice"]:
+        # the winner as a variant of the bench registry (bench/allocators.py)
+        with open(variant, "w") as f:
+            f.write(f"# tune-slabs {label} ({args.scale} scale, objective {args.objective}): {decision['choice'][0]}\n"
+                    f"tinymalloc-tuned = tinymalloc TINYMALLOC_CONF={decision['choice'][1]}\n")
+        print(f"\nmeasured: {decision['choice'][0]} wins on {args.objective}\nTINYMALLOC_CONF={decision['choice'][1]}")
+    else:
+        if os.path.exists(variant):
+            os.unlink(variant)
+        why = decision["declined"] or "no candidate beat the default beyond its interval"
+        print(f"\nmeasured: keep the defaults ({why})")
+    print(f"wrote {os.path.relpath(out, V.ROOT)}" + (f" (run: {run_rel})" if run_rel else ""))
+    failed = [f for _, _, a, _ in decision.get("assessed", []) for f in a.get("failures") or []]
+    if failed:
+        print("tune-slabs: measured runs failed:\n  " + "\n  ".join(sorted(set(failed))), file=sys.stderr)
         return 1
     return 0
 
@@ -240,19 +286,23 @@ def argv_is_cli():
     return os.path.basename(sys.argv[0]) == "tune-slabs"
 
 
-def write_report(w, args, rec, prof, files, meas, env, cmdline):
-    L = [f"# Slab tuning: {w['name']} ({w['scale']} scale)", ""]
+def write_report(ws, args, rec, prof, files, decision, env, cmdline, run_rel):
+    names = ", ".join(w["name"] for w in ws)
+    L = [f"# Slab tuning: {names} ({args.scale} scale, objective {args.objective})", ""]
     L.append(f"Recorded {env.get('date')} on {env.get('host')} ({env.get('cpu_model')}, "
              f"{env.get('cpus_usable')} usable CPUs, load average at start {' '.join((env.get('loadavg') or '').split(' ')[:3])}), "
              f"kernel {env.get('kernel')}, {env.get('glibc')}, tinymalloc at {env.get('project_commit')} "
              f"(library copied at the start, sha256 {(V.RUN_LIB['sha256'] or '?')[:16]}).")
     if cmdline:
         L.append(f"Command: `{cmdline}`.")
-    L.append(f"Workload: {w.get('description', '')} (`{' '.join(os.path.relpath(a, V.ROOT) if a.startswith(V.ROOT) else a for a in w['argv'])}`).")
-    L += ["", "## Profile (one run with `TINYMALLOC_CONF=profile:...`)", ""]
+    for w in ws:
+        argv = " ".join(os.path.relpath(a, V.ROOT) if a.startswith(V.ROOT) else a for a in w["argv"])
+        L.append(f"Workload {w['name']}: {w.get('description', '')} (`{argv}`).")
+    L += ["", "## Decision", ""] + R.decision_text(decision)
+    L += ["", "## Profile (one run of each workload with `TINYMALLOC_CONF=profile:...`)", ""]
     L += R.profile_summary(prof, files)
     L += ["", "Most requested sizes:", ""] + R.top_sizes(prof)
-    L += ["", "## Recommendation", ""]
+    L += ["", "## The model's recommendation", ""]
     L.append(f"Weight `{rec['weight']}`, at most {rec['budget']} classes, consecutive classes within "
              + (f"a factor {rec['max_ratio']:g}" if rec["max_ratio"] > 0 else "any ratio")
              + f", small_max {rec['small_max']}, preallocation budget {R.kib(rec['prealloc_budget'])}"
@@ -264,77 +314,59 @@ def write_report(w, args, rec, prof, files, meas, env, cmdline):
     L += ["", "Fragmentation figures are computed from the profile (exact for the requests it saw); the "
           "page-level row models committed slab memory at the peak with blocks packed densely.", ""]
     L += ["<details><summary>Tuned classes</summary>", ""] + R.class_table(rec) + ["", "</details>", ""]
-    L += [f"## Measured: tinymalloc default vs tuned, {args.runs} interleaved repetitions (seed {meas['seed']})", ""]
-    tbl, summ = R.measured_table(meas)
-    L += tbl
-    if meas["failures"]:
-        L += ["", "FAILED runs:", ""] + [f"- {f}" for f in meas["failures"]]
-    L += ["", "## Reading", ""] + reading(rec, summ, meas)
+    if decision.get("assessed"):
+        L += [f"## Measured: tm-default and {len(decision['assessed'])} candidates, {args.runs} timed runs each "
+              f"(seed {args.seed})", "",
+              f"One bench run of every variant ([{run_rel}/]({run_rel}/report.md): its plan, environment, raw records "
+              f"and the runner's own report). Ratios are candidate / default over "
+              f"{'the workload' if len(ws) == 1 else 'the workloads (geometric mean)'}, with "
+              f"{decision['level'] * 100:.1f} % bootstrap intervals (95 % widened for {len(decision['assessed'])} "
+              "candidates); *lower* or *higher* only when the interval clears 1.", ""]
+        L += R.candidates_table(decision)
+        if len(ws) > 1:
+            L += ["", f"Per workload, {args.objective}:", ""] + R.per_workload_table(decision, [w["name"] for w in ws])
     return "\n".join(L) + "\n"
 
 
-def reading(rec, summ, meas):
-    d, t = rec["default"], rec["tuned"]
-    out = []
-    out.append(f"- Internal fragmentation by count {R.pct(d['frag_count'])} -> {R.pct(t['frag_count'])}, "
-               f"by peak live {R.pct(d['frag_peak'])} -> {R.pct(t['frag_peak'])} (from the profile).")
-    for key, name in (("wall_s", "Time"), ("max_rss_kb", "Peak RSS of the largest process"),
-                      ("tree_peak_sum_kb", "Summed peak RSS")):
-        r = summ[key]["ratio"]
-        if r["median"] is not None:
-            out.append(f"- {name}: tuned/default {r['median']:.3f} (paired, {r['n']} repetitions, range "
-                       f"{r['min']:.3f} - {r['max']:.3f}): {V.verdict(r)}.")
-    st = meas.get("strace") or {}
-    if st.get("default", {}).get("oscalls") and st.get("tuned", {}).get("oscalls"):
-        a, b = st["default"]["oscalls"], st["tuned"]["oscalls"]
-        keys = ("mmap", "munmap", "madvise", "mremap")
-        sa, sb = sum(a.get(k, 0) for k in keys), sum(b.get(k, 0) for k in keys)
-        out.append(f"- OS calls (mmap+munmap+madvise+mremap, strace): {sa} -> {sb}.")
-    return out
-
-
 def run_overhead(args):
-    import statistics
     try:
         names = [w["name"] for w in V.mf.select(V.mf.load(), args.profile_overhead)]
     except V.benchlib.BenchError as e:
         raise V.TuneError(str(e), 2)
     seed = args.seed if args.seed is not None else int(time.time())
-    env = V.benchlib.collect_env()
-    res = V.profile_overhead(names, args.scale, args.runs, seed, args.no_build)
+    out = args.out or os.path.join(V.ROOT, "results", "tuning", "profile-overhead.md")
+    res = V.profile_overhead(names, args.scale, args.runs, seed, os.path.dirname(os.path.abspath(out)), args.no_build)
+    env = next((V.benchlib.read_json(os.path.join(d, "env.json")) for _, d, _, _ in res if d), {})
     L = ["# Cost of the profile mode (`TINYMALLOC_CONF=profile:PATH`)", "",
          f"Recorded {env.get('date')} on {env.get('host')} ({env.get('cpu_model')}, {env.get('cpus_usable')} usable "
          f"CPUs, load average at start {' '.join((env.get('loadavg') or '').split(' ')[:3])}), tinymalloc at "
-         f"{env.get('project_commit')}. Scale {args.scale}, {args.runs} repetitions per configuration, off and on "
-         f"alternating in a shuffled order (seed {seed}). Command: `scripts/tune-slabs "
-         + " ".join(sys.argv[1:]) + "`.", "",
-         "| workload | off: wall s, median [min - max] | profile: wall s, median [min - max] | profile / off, paired: median [min - max] |",
-         "|---|---:|---:|---:|"]
-    meds, failed = [], []
-    for name, summ, fails in res:
-        if fails or summ is None:
+         f"{env.get('project_commit')}. Scale {args.scale}, {args.runs} timed runs per configuration, one bench run "
+         f"per workload (seed {seed}). Command: `scripts/tune-slabs " + " ".join(sys.argv[1:]) + "`.", "",
+         "| workload | profile / off, wall time (95 % interval) | reading | run |", "|---|---:|---|---|"]
+    ratios, failed, saved = [], [], []
+    for name, run_dir, by_wl, fails in res:
+        rel = os.path.relpath(run_dir, os.path.dirname(out)) if run_dir else None
+        link = f"[{rel}]({rel}/report.md)" if rel else "-"
+        if fails:
             failed.append(f"{name}: {'; '.join(fails)}")
-            L.append(f"| {name} | FAIL | FAIL | - |")
+            L.append(f"| {name} | FAIL | - | {link} |")
             continue
-        s = summ["wall_s"]
-        a, b, r = s["off"], s["profile"], s["ratio"]
-        L.append(f"| {name} | {a['median']:.3f} [{a['min']:.3f} - {a['max']:.3f}] | {b['median']:.3f} "
-                 f"[{b['min']:.3f} - {b['max']:.3f}] | {r['median']:.3f} [{r['min']:.3f} - {r['max']:.3f}] |")
-        meds.append((r["median"], name))
-    if meds:
-        import math
-        gm = math.exp(sum(math.log(x) for x, _ in meds) / len(meds))
-        worst = max(meds)
-        L += ["", f"Geometric mean of the median ratios over {len(meds)} workloads: {gm:.3f}; median "
-              f"{statistics.median(x for x, _ in meds):.3f}; largest {worst[0]:.3f} ({worst[1]})."]
+        t = S.assess(by_wl, "tm-profile", S.stats.CONFIDENCE)["time"]
+        ci = f" ({t['ci'][0]:.3f}-{t['ci'][1]:.3f})" if t["ci"] else ""
+        L.append(f"| {name} | {t['ratio']:.3f}{ci} | {t['reading']} | {link} |")
+        ratios.append((t["ratio"], name))
+        saved.append({"workload": name, "run": rel, "time": t})
+    if ratios:
+        worst = max(ratios)
+        L += ["", f"Geometric mean of the ratios over {len(ratios)} workloads: "
+              f"{V.benchlib.geomean([x for x, _ in ratios]):.3f}; largest {worst[0]:.3f} ({worst[1]})."]
     if failed:
         L += ["", "Failed:", ""] + [f"- {f}" for f in failed]
-    out = args.out or os.path.join(V.ROOT, "results", "tuning", "profile-overhead.md")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:
         f.write("\n".join(L) + "\n")
     with open(os.path.splitext(out)[0] + ".json", "w") as f:
-        json.dump({"environment": env, "seed": seed, "scale": args.scale, "runs": args.runs,
-                   "results": [{"workload": n, "summary": s, "failures": fl} for n, s, fl in res]}, f, indent=1)
+        json.dump({"seed": seed, "scale": args.scale, "runs": args.runs, "results": saved, "failed": failed}, f,
+                  indent=1)
     print("\n".join(L))
     return 1 if failed else 0

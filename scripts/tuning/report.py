@@ -1,6 +1,5 @@
 """Text output of tune-slabs: the recommendation (terminal) and results/tuning/<workload>.md."""
 from . import classes as C
-from . import verify as V
 
 
 def pct(x):
@@ -85,51 +84,52 @@ def recommendation_text(rec, prof, files):
     return "\n".join(out)
 
 
-def fmt(v, key):
-    if v is None:
+def _ratio(o):
+    if not o or o.get("ratio") is None:
         return "-"
-    if key in ("wall_s", "user_s", "sys_s"):
-        return f"{v:.3f}"
-    return f"{v:.0f}"
+    ci = o.get("ci")
+    return f"{o['ratio']:.3f}" + (f" ({ci[0]:.3f}-{ci[1]:.3f})" if ci else "")
 
 
-LABELS = {
-    "wall_s": "time, wall (s, monotonic clock around the run)",
-    "user_s": "time, user CPU (s, GNU time: 10 ms steps)",
-    "sys_s": "time, system CPU (s, GNU time: 10 ms steps)",
-    "max_rss_kb": "peak RSS, largest process (KiB)",
-    "tree_peak_sum_kb": "peak RSS, sum over processes (KiB, sampled 50 ms)",
-    "minflt": "minor page faults",
-}
+def decision_text(d):
+    """The answer of --verify in words (search.decide's result, or a decline before measuring)."""
+    if d.get("declined"):
+        return ["**Keep the defaults**: " + d["declined"] + ". Nothing was measured."]
+    if d.get("choice"):
+        name, conf = d["choice"]
+        a = next(a for n, _, a, _ in d["assessed"] if n == name)
+        o = a[d["objective"]]
+        return [f"**{name}** lowers {d['objective']} to {_ratio(o)} of the default's, and no other objective is "
+                "higher beyond its interval:", "", "```", f"TINYMALLOC_CONF={conf}", "```"]
+    return [f"**Keep the defaults**: none of the {len(d['assessed'])} candidates lowered {d['objective']} beyond "
+            "its interval without raising another objective; each one's reason is in the table below."]
 
 
-def measured_table(meas):
-    summ = V.summarise(meas)
-    out = ["| measured | default: median [min - max] | tuned: median [min - max] | tuned / default, paired: median [min - max] | reading |",
-           "|---|---:|---:|---:|---|"]
-    for key in ("wall_s", "user_s", "sys_s", "max_rss_kb", "tree_peak_sum_kb", "minflt"):
-        s = summ[key]
-        a, b, r = s["default"], s["tuned"], s["ratio"]
-        if a["median"] is None and b["median"] is None:
+def candidates_table(d):
+    out = ["| candidate | time | peak RSS | OS calls (strace) | verdict | TINYMALLOC_CONF |", "|---|---:|---:|---:|---|---|"]
+    for name, conf, a, why in d["assessed"]:
+        if a.get("failures"):
+            out.append(f"| {name} | FAIL | FAIL | FAIL | {'; '.join(a['failures'])} | `{conf}` |")
             continue
-        rr = "-" if r["median"] is None else f"{r['median']:.3f} [{r['min']:.3f} - {r['max']:.3f}]"
-        out.append(f"| {LABELS[key]} | {fmt(a['median'], key)} [{fmt(a['min'], key)} - {fmt(a['max'], key)}] | "
-                   f"{fmt(b['median'], key)} [{fmt(b['min'], key)} - {fmt(b['max'], key)}] | {rr} | "
-                   f"{V.verdict(r)} |")
-    st = meas.get("strace") or {}
-    if st:
-        out.append("")
-        out.append("| OS calls, one run each | default | tuned |")
-        out.append("|---|---:|---:|")
-        for k in ("mmap", "munmap", "madvise", "mremap", "brk"):
-            out.append(f"| {k} (strace -f -c, whole program) | {st.get('default', {}).get('oscalls', {}).get(k, '-')} | "
-                       f"{st.get('tuned', {}).get('oscalls', {}).get(k, '-')} |")
-        for k in ("mmap", "munmap", "madvise", "mremap"):
-            out.append(f"| {k} (tinymalloc's own count, stats) | "
-                       f"{st.get('default', {}).get('stats', {}).get('os', {}).get(k, '-')} | "
-                       f"{st.get('tuned', {}).get('stats', {}).get('os', {}).get(k, '-')} |")
-        for k, lab in (("slab_allocs", "slab allocations (stats)"), ("huge_allocs", "huge allocations (stats)"),
-                       ("slab_peak_bytes", "sum of class peak bytes over classes and processes (stats)")):
-            out.append(f"| {lab} | {st.get('default', {}).get('stats', {}).get(k, '-')} | "
-                       f"{st.get('tuned', {}).get('stats', {}).get(k, '-')} |")
-    return out, summ
+        cells = [f"{_ratio(a.get(m))} {(a.get(m) or {}).get('reading', '')}".strip() for m in ("time", "rss", "syscalls")]
+        verdict = ("**chosen**" if d.get("choice") and d["choice"][0] == name else "qualifies") if why is None else why
+        out.append(f"| {name} | " + " | ".join(cells) + f" | {verdict} | `{conf}` |")
+    return out
+
+
+def per_workload_table(d, workloads):
+    m = d["objective"]
+    out = ["| candidate | " + " | ".join(workloads) + " |", "|---|" + "---:|" * len(workloads)]
+    for name, _, a, _ in d["assessed"]:
+        per = (a.get(m) or {}).get("per") or {}
+        row = []
+        for w in workloads:
+            v = per.get(w)
+            if not v or v[0] is None:
+                row.append("-")
+            elif m == "syscalls":
+                row.append(f"{v[0]:.3f} ({v[1]} -> {v[2]})")
+            else:
+                row.append(f"{v[0]:.3f}" + (f" ({v[1][0]:.3f}-{v[1][1]:.3f})" if v[1] else ""))
+        out.append(f"| {name} | " + " | ".join(row) + " |")
+    return out
