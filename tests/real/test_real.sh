@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Tests of the real workloads at tiny scale: for lua, python and sqlite, the prepare step
+# Tests of the real workloads at tiny scale: for lua, python, sqlite, ruby and perl, the prepare step
 # (workloads/real/prepare.py, idempotent), the run step and the check exactly as the manifest
 # (bench/manifest/real.json) states them, under glibc and under build/libtinymalloc.so when it
 # is built; plus the prepare entry point's usage errors.
-# Prints PASS:/FAIL:/SKIP: lines. Needs the Debian packages lua5.4 and sqlite3
+# Prints PASS:/FAIL:/SKIP: lines. Needs the Debian packages lua5.4, sqlite3, ruby3.1 and perl
 # (scripts/packages-test.txt); without them and without root to install them: SKIP.
 set -u
 cd "$(dirname "$0")/../.."
@@ -48,7 +48,7 @@ matches() {  # matches REGEX FILE: the harness's test (re.search with re.M)
 TM=$ROOT/build/libtinymalloc.so
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-for w in lua python sqlite; do
+for w in lua python sqlite ruby perl; do
     eval "prep=($(field $w prepare))"
     no_install=()
     [ "$(id -u)" = 0 ] || no_install=(--no-install)
@@ -91,6 +91,34 @@ done
 # ---- a wrong answer is caught -----------------------------------------------------------
 /usr/bin/lua5.4 workloads/real/lua/churn.lua --scale huge > /dev/null 2>&1
 [ $? = 2 ] && pass "lua rejects an unknown scale" || fail "lua rejects an unknown scale"
+# the interpreter scripts compare their checksum with the scale's expected one: a wrong one fails
+for w in ruby perl; do
+    eval "argv=($(field $w argv))"
+    [ -x "${argv[0]}" ] || { skip "$w check catches a wrong result" "${argv[0]} not installed"; continue; }
+    "${argv[@]}" --expect 000000000000 > "$out/$w.bad.out" 2> "$out/$w.bad.err"
+    st=$?
+    [ $st = 1 ] && grep -q "!= expected 000000000000" "$out/$w.bad.err" && ! grep -q "check: ok" "$out/$w.bad.out" \
+        && pass "$w check catches a wrong result" || fail "$w check catches a wrong result" "exit $st"
+    "${argv[0]}" "${argv[1]}" --scale huge > /dev/null 2>&1
+    [ $? = 2 ] && pass "$w rejects an unknown scale" || fail "$w rejects an unknown scale"
+done
+# clang-tu (and neovim-tu): an object that is not ELF, or a missing one, fails the check
+mkdir -p "$out/tucache/clang"
+touch "$out/tucache/clang/.prepared"
+printf 'cd /\nprintf x > "$OUT"/a.o\n' > "$out/tucache/clang/tu-tiny.sh"
+TM_REAL_CACHE=$out/tucache bash workloads/real/neovim/tu.sh --clang --scale tiny > "$out/tu.out" 2> "$out/tu.err"
+st=$?
+[ $st = 1 ] && grep -q "is not an ELF object" "$out/tu.err" && ! grep -q "check: ok" "$out/tu.out" \
+    && pass "clang-tu check catches a bad object" || fail "clang-tu check catches a bad object" "exit $st"
+printf 'cd /\nprintf "\\177ELF" > "$OUT"/a.o\ncd /\ntrue\n' > "$out/tucache/clang/tu-tiny.sh"
+TM_REAL_CACHE=$out/tucache bash workloads/real/neovim/tu.sh --clang --scale tiny > "$out/tu.out" 2> "$out/tu.err"
+st=$?
+[ $st = 1 ] && grep -q "1 objects, expected 2" "$out/tu.err" \
+    && pass "clang-tu check catches a missing object" || fail "clang-tu check catches a missing object" "exit $st"
+printf 'cd /\nprintf "\\177ELF" > "$OUT"/a.o\n' > "$out/tucache/clang/tu-tiny.sh"
+TM_REAL_CACHE=$out/tucache bash workloads/real/neovim/tu.sh --clang --scale tiny > "$out/tu.out" 2> "$out/tu.err"
+[ $? = 0 ] && grep -q "^check: ok$" "$out/tu.out" && grep -q '^TMBENCH {"ops": 1,' "$out/tu.out" \
+    && pass "clang-tu check passes one good object" || fail "clang-tu check passes one good object" "$(cat "$out/tu.err")"
 bash workloads/real/sqlite/run.sh --scale huge > /dev/null 2>&1
 [ $? = 2 ] && pass "sqlite run rejects an unknown scale" || fail "sqlite run rejects an unknown scale"
 if [ -e cache/real/sqlite/tiny.sql ]; then

@@ -3,12 +3,18 @@
 # size; default the 10 largest, quick the largest, tiny the median one), compiled one after another with the exact
 # commands of compile_commands.json from the prepared build-tu tree (objects go to a scratch
 # directory). The environment is kept: the harness's LD_PRELOAD reaches cc, cc1 and as.
+# With --clang first ("clang-tu"): the same units and commands, compiled by Debian's clang
+# (prepared into cache/real/clang/ by `prepare.py clang-tu`).
 # Check: every compiler run exits 0 and leaves an ELF object. ops = translation units.
-WL=neovim-tu PREP=neovim-tu
+WL=neovim-tu PREP=neovim-tu STEP=neovim
+if [ "${1:-}" = --clang ]; then
+    WL=clang-tu PREP=clang-tu STEP=clang
+    shift
+fi
 source "$(dirname "$0")/../lib.sh"
 parse_scale "$@"
-script=$CACHE/neovim/tu-$SCALE.sh
-need "$script" "$CACHE/neovim/.prepared"
+script=$CACHE/$STEP/tu-$SCALE.sh
+need "$script" "$CACHE/$STEP/.prepared"
 mktmp
 t0=$EPOCHREALTIME
 OUT=$TMP bash -e "$script" > "$TMP/log" 2>&1 || { tail -30 "$TMP/log" >&2; fail "a compiler run failed"; }
