@@ -258,13 +258,18 @@ class Tabulate(unittest.TestCase):
     def test_not_a_run(self):
         self.assertEqual(quiet(tab.main, [self.tmp]), 2)
 
+    def copy_run(self, name, fname, **fields):
+        """A copy of the sample run with fields of one of its JSON files changed."""
+        dst = os.path.join(self.tmp, name)
+        shutil.copytree(self.run, dst)
+        obj = json.loads(read(os.path.join(dst, fname)))
+        obj.update(fields)
+        with open(os.path.join(dst, fname), "w") as f:
+            json.dump(obj, f)
+        return dst
+
     def test_merge_hosts(self):
-        other = os.path.join(self.tmp, "run-other")
-        shutil.copytree(self.run, other)
-        env = json.loads(read(os.path.join(other, "env.json")))
-        env["host"] = "second-host"
-        with open(os.path.join(other, "env.json"), "w") as f:
-            json.dump(env, f)
+        other = self.copy_run("run-other", "env.json", host="second-host")
         out = os.path.join(self.tmp, "merged")
         s = merge.merge([self.run, other], out, plots=False)
         self.assertEqual({c["host"] for c in s["cells"]}, {"vm", "second-host"})
@@ -281,12 +286,7 @@ class Tabulate(unittest.TestCase):
         within its own host, although the cells share run id and workload."""
         self.set_times("fix", "glibc", 0.020, 0.01)
         self.set_times("fix", "jemalloc", 0.010, 0.01)
-        other = os.path.join(self.tmp, "run-other")
-        shutil.copytree(self.run, other)
-        env = json.loads(read(os.path.join(other, "env.json")))
-        env["host"] = "slow-host"
-        with open(os.path.join(other, "env.json"), "w") as f:
-            json.dump(env, f)
+        other = self.copy_run("run-other", "env.json", host="slow-host")
         # on the second machine glibc takes 0.080 s and jemalloc 0.040 s: 0.5x, as on the first;
         # a ratio across machines would read 0.125x or 2x
         self.set_times("fix", "glibc", 0.080, 0.01, run=other)
@@ -307,12 +307,7 @@ class Tabulate(unittest.TestCase):
         self.assertEqual(quiet(merge.main, [self.run, self.run, "--out", os.path.join(self.tmp, "m"), "--no-latest"]), 2)
 
     def test_merge_drops_a_workload_recorded_again(self):
-        again = os.path.join(self.tmp, "run-again")
-        shutil.copytree(self.run, again)
-        plan = json.loads(read(os.path.join(again, "plan.json")))
-        plan["run_id"] = "again"
-        with open(os.path.join(again, "plan.json"), "w") as f:
-            json.dump(plan, f)
+        again = self.copy_run("run-again", "plan.json", run_id="again")
         out = os.path.join(self.tmp, "m")
         drops = ["--drop", "sample-mixed:fix", "--drop", "sample-mixed:multi"] + \
             [x for w in ("failing", "crash", "static") for x in ("--drop", f"again:{w}")]
