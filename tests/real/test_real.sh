@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Tests of the real workloads at tiny scale: for lua, python, sqlite, ruby and perl, the prepare step
+# Tests of the real workloads at tiny scale: for lua, python, sqlite, ruby, perl and rocksdb, the prepare step
 # (workloads/real/prepare.py, idempotent), the run step and the check exactly as the manifest
 # (bench/manifest/real.json) states them, under glibc and under build/libtinymalloc.so when it
 # is built; plus the prepare entry point's usage errors.
-# Prints PASS:/FAIL:/SKIP: lines. Needs the Debian packages lua5.4, sqlite3, ruby3.1 and perl
+# Prints PASS:/FAIL:/SKIP: lines. Needs the Debian packages lua5.4, sqlite3, ruby3.1, perl and rocksdb-tools
 # (scripts/packages-test.txt); without them and without root to install them: SKIP.
 set -u
 cd "$(dirname "$0")/../.."
@@ -48,7 +48,7 @@ matches() {  # matches REGEX FILE: the harness's test (re.search with re.M)
 TM=$ROOT/build/libtinymalloc.so
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-for w in lua python sqlite ruby perl; do
+for w in lua python sqlite ruby perl rocksdb; do
     eval "prep=($(field $w prepare))"
     no_install=()
     [ "$(id -u)" = 0 ] || no_install=(--no-install)
@@ -102,6 +102,15 @@ for w in ruby perl; do
     "${argv[0]}" "${argv[1]}" --scale huge > /dev/null 2>&1
     [ $? = 2 ] && pass "$w rejects an unknown scale" || fail "$w rejects an unknown scale"
 done
+# rocksdb: readrandom must find the keys the fixed seed wrote
+if [ -x /usr/bin/db_bench ] && [ -e cache/real/rocksdb/.prepared ]; then
+    bash workloads/real/rocksdb/run.sh --scale tiny --expect-found 1 > "$out/rdb.out" 2> "$out/rdb.err"
+    st=$?
+    [ $st = 1 ] && grep -q "expected 1" "$out/rdb.err" && ! grep -q "check: ok" "$out/rdb.out" \
+        && pass "rocksdb check catches a wrong result" || fail "rocksdb check catches a wrong result" "exit $st"
+else
+    skip "rocksdb check catches a wrong result" "rocksdb not prepared"
+fi
 # clang-tu (and neovim-tu): an object that is not ELF, or a missing one, fails the check
 mkdir -p "$out/tucache/clang"
 touch "$out/tucache/clang/.prepared"

@@ -345,6 +345,15 @@ class RubyStep(ScriptStep):
     interpreter, script = "/usr/bin/ruby3.1", "ruby/churn.rb"
 
 
+class RocksdbStep(Step):
+    """Debian's db_bench (rocksdb-tools, linked to librocksdb without an allocator of its own)."""
+    name = "rocksdb"
+    packages = ["rocksdb-tools"]
+
+    def outputs_ok(self):
+        return os.access("/usr/bin/db_bench", os.X_OK)
+
+
 class PerlStep(ScriptStep):
     name = "perl"
     packages = ["perl"]
@@ -352,7 +361,7 @@ class PerlStep(ScriptStep):
 
 
 STEPS = {c.name: c for c in (LuaStep, PythonStep, SqliteStep, GhostscriptStep, Z3Step, RedisStep,
-                             NeovimStep, ClangStep, RubyStep, PerlStep)}
+                             NeovimStep, ClangStep, RubyStep, PerlStep, RocksdbStep)}
 # workload name (bench/manifest/real.json) -> preparation step
 WORKLOADS = {
     "lua": "lua",
@@ -366,6 +375,7 @@ WORKLOADS = {
     "clang-tu": "clang",
     "ruby": "ruby",
     "perl": "perl",
+    "rocksdb": "rocksdb",
 }
 
 
