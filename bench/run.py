@@ -65,7 +65,7 @@ import allocators as registry  # noqa: E402
 import benchlib  # noqa: E402
 import manifest as mf  # noqa: E402
 import tabulate  # noqa: E402
-from benchlib import BenchError, EXIT_BUSY, EXIT_MISSING, EXIT_USAGE  # noqa: E402
+from benchlib import BenchError, EXIT_BUSY, EXIT_MISSING  # noqa: E402
 
 ROOT = benchlib.ROOT
 PROBE_SRC = os.path.join(ROOT, "bench", "probe.c")

@@ -18,7 +18,6 @@ dependency (matplotlib is optional: without it the report has no plots and says 
 """
 import argparse
 import csv
-import json
 import math
 import os
 import sys
@@ -429,7 +428,9 @@ def render_scaling(rows, plots, multi):
 def render_report(cells, summary, metas, plots, title):
     multi = len({m["host"] for m in metas}) > 1
     L = [f"# {title}", ""]
-    L.append("Every figure below comes from the raw records in `raw/` of this folder "
+    where = "`raw/` of this folder" if len(metas) == 1 else \
+        "`raw/` of the runs merged here (`sources.json` lists their folders)"
+    L.append(f"Every figure below comes from the raw records in {where} "
              "(hyperfine JSON, GNU time rusage, `strace -f -c`, the programs' TMBENCH lines). "
              "Ratios compare allocators within one run on one host; lower is better.")
     L.append("")

@@ -318,7 +318,9 @@ class Tabulate(unittest.TestCase):
         self.assertEqual({c["run_id"] for c in s["cells"] if c["workload"] == "crash"}, {"sample-mixed"})
         src = {r["run_id"]: r["dropped"] for r in json.loads(read(os.path.join(out, "sources.json")))["runs"]}
         self.assertEqual(src, {"sample-mixed": ["fix", "multi"], "again": ["crash", "failing", "static"]})
-        self.assertIn("| left out of this merge | fix, multi | crash, failing, static |", read(os.path.join(out, "report.md")))
+        rep = read(os.path.join(out, "report.md"))
+        self.assertIn("| left out of this merge | fix, multi | crash, failing, static |", rep)
+        self.assertIn("`raw/` of the runs merged here", rep)
         # a drop that matches nothing, or a token without a workload, is a usage error
         for bad in (["--drop", "again:nosuch"], ["--drop", "again"]):
             self.assertEqual(quiet(merge.main, [self.run, again, "--out", os.path.join(self.tmp, "m2"),
