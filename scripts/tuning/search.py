@@ -113,7 +113,7 @@ def assess(by_wl, name, level):
     if any(r is None for r in rs):
         out["syscalls"] = {"ratio": None, "per": per, "reading": "not measured"}
     else:
-        g = math.exp(sum(math.log(max(r, 1e-9)) for r in rs) / len(rs)) if math.inf not in rs else math.inf
+        g = benchlib.geomean([max(r, 1e-9) for r in rs])   # an infinite ratio (0 -> some calls) stays infinite
         out["syscalls"] = {"ratio": g, "per": per, "worse_on": [w for w, (r, _, _) in per.items() if r > 1 / SYSCALL_MARGIN],
                            "reading": "lower" if g <= SYSCALL_MARGIN else "higher" if g >= 1 / SYSCALL_MARGIN else "tie"}
     out["failures"] = []
