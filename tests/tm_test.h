@@ -41,6 +41,15 @@ static int tm_test_case_failed;
 #define RUN_RSS(fn) RUN(fn)
 #endif
 
+/* Run a case that exhausts a capped address space (tm_test_capped); skipped under
+ * ThreadSanitizer, whose runtime maps memory of its own as it goes and dies when it cannot. */
+#ifdef __SANITIZE_THREAD__
+#define RUN_CAPPED(fn)                                                                             \
+    ((void)fn, printf("SKIP: %s (ThreadSanitizer's own mappings fail under the cap)\n", #fn))
+#else
+#define RUN_CAPPED(fn) RUN(fn)
+#endif
+
 /* Runs this test program again with TINYMALLOC_CONF=conf, unless it is set already (then 0:
  * go on). Returns only when the re-run could not start (1, after a FAIL line). */
 static inline int tm_test_rerun_with_conf(char **argv, const char *conf) {
@@ -102,6 +111,54 @@ __attribute__((unused)) static int tm_expect_abort(void (*fn)(void), const char 
     int ok = WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT && strstr(buf, expect) != NULL;
     if (!ok) printf("  expected abort with '%s'; status %d, stderr: %s\n", expect, st, buf);
     return ok;
+}
+
+/* Out-of-memory tests. In a forked child, fn runs with the address space (RLIMIT_AS) capped
+ * at what the process has mapped then, reservations included, plus `extra` bytes; its return
+ * value is the child's exit status. Returns 1 when the child exited with 0, else prints how it
+ * ended. */
+#include <sys/resource.h>
+__attribute__((unused)) static int tm_test_capped(int (*fn)(void), size_t extra) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        unsigned long vm_pages = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        if (!f || fscanf(f, "%lu", &vm_pages) != 1) _exit(100);
+        fclose(f);
+        rlim_t lim = vm_pages * (rlim_t)sysconf(_SC_PAGESIZE) + extra;
+        struct rlimit rl = {lim, lim};
+        if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(101);
+        int code = fn();
+        fflush(stdout);
+        _exit(code);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    int ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    if (!ok) printf("  capped child: status %#x\n", st);
+    return ok;
+}
+
+/* For the per-CPU tiers, run capped: blocks of tm_test_oom_size bytes are taken on the first
+ * CPU until none fits, all freed, and as many taken again on the second, where they must be
+ * found in the first CPU's arena or heap. 0 when they were. */
+static size_t tm_test_oom_size;
+__attribute__((unused)) static int tm_test_refill_elsewhere(void) {
+    enum { MAX = 65536 }; /* more blocks than the cap and the reservations it counts hold */
+    static void *ps[MAX];
+    void *(*volatile take)(size_t) = malloc;
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || !tm_test_pin_to(0, &allowed))
+        return 3;
+    int n = 0, again = 0;
+    while (n < MAX && (ps[n] = take(tm_test_oom_size)) != NULL) n++;
+    for (int i = 0; i < n; i++) free(ps[i]);
+    if (!tm_test_pin_to(1, &allowed)) return 3;
+    while (again < n && (ps[again] = take(tm_test_oom_size)) != NULL) again++;
+    printf("  %d blocks of %zu KiB on the first CPU, %d again on the second\n", n,
+           tm_test_oom_size >> 10, again);
+    return n == 0 || n == MAX ? 4 : again < n ? 5 : 0;
 }
 
 #endif

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <malloc.h>
 #include <stdint.h>
-#include <sys/resource.h>
 
 void cfree(void *p);
 
@@ -197,44 +196,34 @@ static void blocks_do_not_overlap(void) {
     }
 }
 
+/* 512 MiB above what the process already has mapped (reservations included). The chunk
+ * layer gives the unused part of its reservation back before a mapping of its own fails, so a
+ * little under 1.5 GiB can be had at most. */
+static int oom_child(void) {
+    int bad = 0;
+    errno = 0;
+    void *big = vmalloc(2u << 30);
+    bad |= (big != NULL || errno != ENOMEM) << 1;
+    void *keep[64];
+    int n = 0;
+    while (n < 64 && (keep[n] = vmalloc(32u << 20)) != NULL) n++;
+    bad |= (n == 64 || n == 0) << 2; /* 2 GiB cannot fit */
+    errno = 0;
+    void *more = vmalloc(32u << 20);
+    bad |= (more != NULL || errno != ENOMEM) << 3;
+    void *pm = (void *)1;
+    bad |= (posix_memalign(&pm, 64, 64u << 20) != ENOMEM || pm != (void *)1) << 4;
+    for (int i = 0; i < n; i++) free(keep[i]);
+    void *again = vmalloc(32u << 20); /* works again once memory is freed */
+    bad |= (again == NULL) << 5;
+    for (int i = 0; i < 1000; i++) free(vmalloc(100)); /* small sizes still work */
+    free(again);
+    if (bad) printf("  %d blocks of 32 MiB; failed checks %#x\n", n, bad);
+    return bad;
+}
+
 static void out_of_memory_returns_enomem_then_recovers(void) {
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        /* 512 MiB above what the process already has mapped (reservations included). The
-         * chunk layer gives the unused part of its reservation back before a mapping of its
-         * own fails, so a little under 1.5 GiB can be had at most. */
-        unsigned long vm_pages = 0;
-        FILE *f = fopen("/proc/self/statm", "r");
-        if (!f || fscanf(f, "%lu", &vm_pages) != 1) _exit(2);
-        fclose(f);
-        rlim_t lim = vm_pages * 4096 + (512u << 20);
-        struct rlimit rl = {lim, lim};
-        setrlimit(RLIMIT_AS, &rl);
-        int bad = 0;
-        errno = 0;
-        void *big = vmalloc(2u << 30);
-        bad |= (big != NULL || errno != ENOMEM) << 1;
-        void *keep[64];
-        int n = 0;
-        while (n < 64 && (keep[n] = vmalloc(32u << 20)) != NULL) n++;
-        bad |= (n == 64 || n == 0) << 2; /* 2 GiB cannot fit */
-        errno = 0;
-        void *more = vmalloc(32u << 20);
-        bad |= (more != NULL || errno != ENOMEM) << 3;
-        void *pm = (void *)1;
-        bad |= (posix_memalign(&pm, 64, 64u << 20) != ENOMEM || pm != (void *)1) << 4;
-        for (int i = 0; i < n; i++) free(keep[i]);
-        void *again = vmalloc(32u << 20); /* works again once memory is freed */
-        bad |= (again == NULL) << 5;
-        for (int i = 0; i < 1000; i++) free(vmalloc(100)); /* small sizes still work */
-        free(again);
-        _exit(bad);
-    }
-    int st;
-    waitpid(pid, &st, 0);
-    if (!WIFEXITED(st) || WEXITSTATUS(st)) printf("  child status %#x\n", st);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(tm_test_capped(oom_child, 512u << 20));
 }
 
 static void statistics_count_calls(void) {
@@ -273,7 +262,7 @@ int main(void) {
     RUN(memalign_rounds_odd_alignment);
     RUN(valloc_and_pvalloc);
     RUN(blocks_do_not_overlap);
-    RUN(out_of_memory_returns_enomem_then_recovers);
+    RUN_CAPPED(out_of_memory_returns_enomem_then_recovers);
     RUN(statistics_count_calls);
     TEST_EXIT();
 }

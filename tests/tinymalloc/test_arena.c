@@ -335,6 +335,19 @@ static void chunks_past_the_dirty_share_are_purged_at_once(void) {
 
 #define DELAY_CONF "medium_cache:0,arena_dirty:1000"
 
+/* As in the heap: a run freed into one arena is found by a request from another CPU before
+ * it fails for want of address space (arenas are per CPU, and so is a thread's choice). */
+static void oom_finds_other_arenas_free_runs(void) {
+    cpu_set_t cpus;
+    CHECK(sched_getaffinity(0, sizeof cpus, &cpus) == 0);
+    if (CPU_COUNT(&cpus) < 2) {
+        printf("  one CPU: one arena, nothing to find elsewhere\n");
+        return;
+    }
+    tm_test_oom_size = 128 << 10;
+    CHECK(tm_test_capped(tm_test_refill_elsewhere, 256u << 20));
+}
+
 int main(int argc, char **argv) {
     /* These cases count the arenas' own allocations and frees: run without the per-thread
      * medium cache in front of them (test_mcache.c tests that). The delayed purge runs last,
@@ -352,6 +365,7 @@ int main(int argc, char **argv) {
     RUN(arena_per_cpu);
     RUN(stress_all_tiers);
     RUN_RSS(chunks_past_the_dirty_share_are_purged_at_once);
+    RUN_CAPPED(oom_finds_other_arenas_free_runs);
     RUN(invalid_frees_abort);
     if (tm_test_failed_cases) return 1;
     fflush(stdout);

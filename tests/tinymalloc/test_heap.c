@@ -279,6 +279,20 @@ static void invalid_frees_abort(void) {
     CHECK(tm_expect_abort(die_overflow, "free(): heap block header corrupted at 0x"));
 }
 
+/* Memory freed into one heap is found by a request that lands on another (heaps are per CPU,
+ * and a thread follows the CPU it runs on) before it fails for want of address space. CI saw
+ * ENOMEM while the heap of the other CPU held every block freed. */
+static void oom_finds_other_heaps_free_blocks(void) {
+    cpu_set_t cpus;
+    CHECK(sched_getaffinity(0, sizeof cpus, &cpus) == 0);
+    if (CPU_COUNT(&cpus) < 2) {
+        printf("  one CPU: one heap, nothing to find elsewhere\n");
+        return;
+    }
+    tm_test_oom_size = 8 * MiB;
+    CHECK(tm_test_capped(tm_test_refill_elsewhere, 256 * MiB));
+}
+
 int main(void) {
     RUN(statistics_invariants);
     RUN(fragmentation_pattern);
@@ -288,6 +302,7 @@ int main(void) {
     RUN(huge_threshold_adapts);
     RUN(alignment);
     RUN_RSS(rss_falls);
+    RUN_CAPPED(oom_finds_other_heaps_free_blocks);
     RUN(invalid_frees_abort);
     TEST_EXIT();
 }

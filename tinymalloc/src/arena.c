@@ -238,29 +238,19 @@ static tm_arena_t *arena_acquire(void) {
     return a;
 }
 
-void *tm_arena_alloc(size_t n) {
-    unsigned need = (unsigned)((n + (1UL << unit_shift) - 1) >> unit_shift);
-    if (need == 0) need = 1;
-    tm_arena_t *a = arena_acquire();
-    tm_achunk_t *c;
-    unsigned i = nunits;
-    for (c = a->chunks; c; c = c->next) {
+/* Under a's lock: a chunk of a with a free run of need units, which starts at *unit; NULL when
+ * none has one. */
+static tm_achunk_t *find_in(tm_arena_t *a, unsigned need, unsigned *unit) {
+    for (tm_achunk_t *c = a->chunks; c; c = c->next) {
         if (c->free_units < need || (c->fail_need && need >= c->fail_need) || c->purging) continue;
-        if ((i = find_run(c, need)) != nunits) break;
+        if ((*unit = find_run(c, need)) != nunits) return c;
         c->fail_need = need; /* no run this long until something is freed here */
     }
-    if (c == NULL) {
-        /* A new chunk may take a new reservation (mmap): not under the arena's lock. */
-        tm_unlock(&a->sh.lock);
-        tm_achunk_t *fresh = tm_chunk_alloc(TM_KIND_ARENA);
-        if (fresh == NULL) {
-            errno = ENOMEM;
-            return NULL;
-        }
-        tm_lock(&a->sh.lock);
-        c = chunk_new(a, fresh);
-        i = c->first;
-    }
+    return NULL;
+}
+
+/* Under a's lock, which it lets go of: the run of need units at unit i of c becomes a block. */
+static void *take_run(tm_arena_t *a, tm_achunk_t *c, unsigned i, unsigned need) {
     set_range(c->used, i, need, true);
     tm_rstore(c->start[i / 64], c->start[i / 64] | 1ULL << (i % 64));
     tm_rstore(c->len[i], (uint16_t)need);
@@ -280,6 +270,40 @@ void *tm_arena_alloc(size_t n) {
     tm_unlock(&a->sh.lock);
     if (tm_unlikely(d.n)) tm_defer_run(&arena_clock, &d);
     return (char *)c + ((size_t)i << unit_shift);
+}
+
+/* No chunk could be had (the address space is exhausted): a run freed into any arena will do,
+ * as glibc retries in another arena. Arenas are per CPU and a thread follows its CPU, so the
+ * blocks it freed may all sit in an arena it no longer uses. */
+static tm_noinline void *alloc_elsewhere(unsigned home, unsigned need) {
+    for (unsigned k = 0; k < narenas; k++) {
+        tm_arena_t *a = &arenas[(home + k) % narenas];
+        unsigned i;
+        tm_lock(&a->sh.lock);
+        tm_achunk_t *c = find_in(a, need, &i);
+        if (c) return take_run(a, c, i, need);
+        tm_unlock(&a->sh.lock);
+    }
+    errno = ENOMEM;
+    return NULL;
+}
+
+void *tm_arena_alloc(size_t n) {
+    unsigned need = (unsigned)((n + (1UL << unit_shift) - 1) >> unit_shift);
+    if (need == 0) need = 1;
+    tm_arena_t *a = arena_acquire();
+    unsigned i = nunits;
+    tm_achunk_t *c = find_in(a, need, &i);
+    if (c == NULL) {
+        /* A new chunk may take a new reservation (mmap): not under the arena's lock. */
+        tm_unlock(&a->sh.lock);
+        tm_achunk_t *fresh = tm_chunk_alloc(TM_KIND_ARENA);
+        if (fresh == NULL) return alloc_elsewhere(a->idx, need);
+        tm_lock(&a->sh.lock);
+        c = chunk_new(a, fresh);
+        i = c->first;
+    }
+    return take_run(a, c, i, need);
 }
 
 /* The chunk and unit of an arena pointer; fatal unless p is the start of a unit. */

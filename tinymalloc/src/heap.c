@@ -483,18 +483,30 @@ static void *carve(tm_heap_t *h, tm_hblock_t *b, size_t n, size_t size, size_t a
     return (char *)b + TM_HEAP_HDR;
 }
 
+/* A request's block size (n plus the header, rounded to the grain) and the free size that
+ * holds it at the alignment; false when they overflow. */
+static bool block_sizes(size_t n, size_t align, size_t *size, size_t *search) {
+    *size = tm_align_up(n + TM_HEAP_HDR, TM_HEAP_GRAIN);
+    *search = align > TM_HEAP_HDR ? *size + align : *size;
+    return *size >= n && *search >= *size;
+}
+
+/* Under h's lock: a free block of h that fits, carved (a hit), or NULL. */
+static void *take_fit(tm_heap_t *h, size_t n, size_t align, size_t size, size_t search) {
+    tm_hblock_t *b = find_fit(h, search);
+    if (b == NULL) return NULL;
+    h->consecutive_misses = 0;
+    h->hits++;
+    h->ahead -= h->ahead / 100 * tm_opt.heap_decay;
+    return carve(h, b, n, size, align);
+}
+
 /* Under h's lock, which it releases while the chunk layer makes a span (that may map). */
 static void *heap_alloc_in(tm_heap_t *h, size_t n, size_t align) {
-    size_t size = tm_align_up(n + TM_HEAP_HDR, TM_HEAP_GRAIN);
-    size_t search = align > TM_HEAP_HDR ? size + align : size;
-    if (size < n || search < size) return NULL;
-    tm_hblock_t *b = find_fit(h, search);
-    if (b) {
-        h->consecutive_misses = 0;
-        h->hits++;
-        h->ahead -= h->ahead / 100 * tm_opt.heap_decay;
-        return carve(h, b, n, size, align);
-    }
+    size_t size, search;
+    if (!block_sizes(n, align, &size, &search)) return NULL;
+    void *p = take_fit(h, n, align, size, search);
+    if (p) return p;
     size_t least = 0, span = grow_size(h, search, &least);
     if (span == 0) return NULL;
     tm_unlock(&h->sh.lock);
@@ -504,6 +516,23 @@ static void *heap_alloc_in(tm_heap_t *h, size_t n, size_t align) {
     tm_lock(&h->sh.lock);
     if (base == NULL) return NULL;
     return carve(h, add_span(h, base, span), n, size, align);
+}
+
+/* Neither a span nor a mapping could be had (the address space is exhausted): a block freed
+ * into any heap will do, as glibc retries in another arena. Heaps are per CPU and a thread
+ * follows its CPU until it meets contention, so the blocks it freed may all sit in a heap it
+ * no longer uses. errno stays ENOMEM when none fits. */
+static tm_noinline void *alloc_elsewhere(unsigned home, size_t n, size_t align) {
+    size_t size, search;
+    if (!block_sizes(n, align, &size, &search)) return NULL;
+    for (unsigned k = 0; k < nheaps; k++) {
+        tm_heap_t *h = &heaps[(home + k) % nheaps];
+        tm_lock(&h->sh.lock);
+        void *p = take_fit(h, n, align, size, search);
+        tm_unlock(&h->sh.lock);
+        if (p) return p;
+    }
+    return NULL;
 }
 
 void *tm_heap_alloc(size_t n, size_t align) {
@@ -518,7 +547,8 @@ void *tm_heap_alloc(size_t n, size_t align) {
     void *p = heap_alloc_in(h, n, align);
     tm_unlock(&h->sh.lock);
     if (tm_unlikely(d.n)) tm_defer_run(&heap_clock, &d);
-    if (p == NULL) return tm_huge_alloc(n, align); /* heap_max, or no room for a span */
+    if (p == NULL) p = tm_huge_alloc(n, align); /* heap_max, or no room for a span */
+    if (p == NULL) p = alloc_elsewhere(h->idx, n, align);
     return p;
 }
 
