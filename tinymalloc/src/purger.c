@@ -127,6 +127,17 @@ static void start(void) {
     int none = TM_PURGER_NONE;
     /* RUNNING before the thread exists, so that the purger's leave() always finds it so. */
     if (!atomic_compare_exchange_strong(&state, &none, TM_PURGER_RUNNING)) return;
+    /* The last thread with a cache may have ended since the caller looked: its kick found no
+     * purger, and one started now would leave at once with no one to join it (ThreadSanitizer
+     * saw that leak). Invariant: the ending thread drops the live count before it reads the
+     * state, and this one sets the state before it reads the count (both seq_cst), so either
+     * that kick waits for the purger made here and joins it, or this sees the count at 0. A
+     * kick that already waits is let go by the bump. */
+    if (tm_tcache_live() == 0) {
+        atomic_store(&state, TM_PURGER_NONE);
+        futex_bump(&left_seq, INT32_MAX);
+        return;
+    }
     reap();
     pthread_attr_t attr;
     sigset_t all, old;
@@ -165,8 +176,13 @@ void tm_purger_wake(void) {
  * joins it, so that this thread is the process's last and the one glibc's exit(0) runs the
  * atexit handlers on: not the purger, with its small stack and every signal blocked. */
 void tm_purger_kick(void) {
-    if (atomic_load(&state) != TM_PURGER_RUNNING) return;
+    /* left_seq before the state: a purger that leaves, or a start() that backs out, after the
+     * state was read bumps it after this read, so the wait below ends. */
     uint32_t left = atomic_load(&left_seq);
+    if (atomic_load(&state) != TM_PURGER_RUNNING) {
+        reap(); /* one that left on its own meanwhile */
+        return;
+    }
     futex_bump(&wake_seq, 1);
     /* In 10 ms slices, up to 1 s (a pass under way finishes first); a thread that comes
      * meanwhile keeps the purger, and ends the wait: this one is not the last any more. */
