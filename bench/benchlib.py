@@ -634,10 +634,13 @@ def dpkg_version(pkg):
 
 
 def git_commit(root=ROOT, paths=None):
+    """HEAD, with -dirty when tracked files differ. results/ does not count: the harness
+    itself rewrites results/latest, so a run started after another would always be dirty."""
     head = _cmd_out(["git", "rev-parse", "HEAD"], cwd=root)
     if not head:
         return None
-    dirty = _cmd_out(["git", "status", "--porcelain", "--untracked-files=no", "--"] + (paths or []), cwd=root)
+    dirty = _cmd_out(["git", "status", "--porcelain", "--untracked-files=no", "--"]
+                     + (paths or [".", ":(exclude)results"]), cwd=root)
     return head[:12] + ("-dirty" if dirty else "")
 
 
