@@ -161,4 +161,17 @@ __attribute__((unused)) static int tm_test_refill_elsewhere(void) {
     return n == 0 || n == MAX ? 4 : again < n ? 5 : 0;
 }
 
+/* The case of the per-CPU tiers: tm_test_refill_elsewhere for blocks of `size` bytes, run with
+ * `extra` bytes of address space to spare. 1 when it passed, or when there is only one CPU
+ * (one arena and one heap: nothing to find elsewhere). */
+__attribute__((unused)) static int tm_test_oom_elsewhere(size_t size, size_t extra) {
+    cpu_set_t cpus;
+    if (sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) < 2) {
+        printf("  one CPU: nothing to find elsewhere\n");
+        return 1;
+    }
+    tm_test_oom_size = size;
+    return tm_test_capped(tm_test_refill_elsewhere, extra);
+}
+
 #endif

@@ -338,14 +338,7 @@ static void chunks_past_the_dirty_share_are_purged_at_once(void) {
 /* As in the heap: a run freed into one arena is found by a request from another CPU before
  * it fails for want of address space (arenas are per CPU, and so is a thread's choice). */
 static void oom_finds_other_arenas_free_runs(void) {
-    cpu_set_t cpus;
-    CHECK(sched_getaffinity(0, sizeof cpus, &cpus) == 0);
-    if (CPU_COUNT(&cpus) < 2) {
-        printf("  one CPU: one arena, nothing to find elsewhere\n");
-        return;
-    }
-    tm_test_oom_size = 128 << 10;
-    CHECK(tm_test_capped(tm_test_refill_elsewhere, 256u << 20));
+    CHECK(tm_test_oom_elsewhere(128 << 10, 256u << 20));
 }
 
 int main(int argc, char **argv) {
