@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Turn the raw records of a bench run into summary.json, summary.csv, report.md and plots/.
 
-Usage: scripts/tabulate.py RUN_DIR [--no-plots]
+Usage: scripts/tabulate.py RUN_DIR [--no-plots] [--focus ALLOCATOR]
 (bench/run.py calls it at the end of a run; run it again by hand after changing it.)
 
 Per cell (workload x allocator): time = median of every timed run of every block, spread =
@@ -33,7 +33,9 @@ CSV_FIELDS = ["host", "run_id", "workload", "group", "allocator", "version", "st
               "runs", "time_median_s", "time_q1_s", "time_q3_s", "time_min_s", "time_max_s", "spread_pct",
               "ratio_glibc", "ratio_best", "rss_max_kb", "rss_sum_kb", "rss_ratio_glibc", "rss_ratio_best",
               "minflt", "majflt", "mmap", "munmap", "mremap", "brk", "madvise", "ops_per_sec", "mem_runs",
-              "user_s", "sys_s"]
+              "user_s", "sys_s", "peer", "ratio_peer", "rss_peer", "rss_ratio_peer"]
+# The allocator the report sets against its best peer in each workload (the project's own).
+FOCUS = "tinymalloc"
 
 
 def step_file(run_dir, st):
@@ -182,6 +184,14 @@ def add_ratios(cells):
                 c[f"{out}_best_ci"] = stats.ratio_ci(c.get(runs), best.get(runs))
                 c[f"{out}_glibc"] = c[key] / ref[key] if ref else None
                 c[f"{out}_glibc_ci"] = stats.ratio_ci(c.get(runs), ref.get(runs)) if ref else None
+                # Against the best *other* allocator: below 1 is a lead, which "vs best" (1.00x
+                # for the best itself) cannot show.
+                others = [o for o in vals if o is not c]
+                if others:
+                    peer = min(others, key=lambda o: (o[key], o["allocator"]))
+                    c[f"{name}_peer" if name == "rss" else "peer"] = peer["allocator"]
+                    c[f"{out}_peer"] = c[key] / peer[key]
+                    c[f"{out}_peer_ci"] = stats.ratio_ci(c.get(runs), peer.get(runs))
             rk = stats.ranking({c["allocator"]: c.get(runs) or [c[key]] for c in vals})
             v[name] = rk
             for c in vals:
@@ -425,7 +435,31 @@ def render_scaling(rows, plots, multi):
     return L
 
 
-def render_report(cells, summary, metas, plots, title):
+def render_focus(cells, focus, multi):
+    """Where `focus` stands against the best other allocator of each workload, for time and
+    peak RSS: the ratio of medians with its 95 % interval, and whether the interval clears 1."""
+    mine = [c for c in cells if c["allocator"] == focus and c["status"] != "FAIL" and
+            (c.get("ratio_peer") is not None or c.get("rss_ratio_peer") is not None)]
+    if not mine:
+        return []
+    word = {-1: "**ahead**", 1: "behind", 0: "tie"}
+
+    def part(c, out, peer):
+        if c.get(f"{out}_peer") is None:
+            return ["-", "-", "-"]
+        ci = c.get(f"{out}_peer_ci")
+        return [f_ci(c[f"{out}_peer"], ci), c[peer], word[stats.separated(ci)] if ci else "n/a"]
+
+    rows = [([c["host"]] if multi else []) + [c["workload"], *part(c, "ratio", "peer"),
+                                              *part(c, "rss_ratio", "rss_peer")] for c in mine]
+    return [f"{focus} against the best other allocator of each workload (its median over theirs; "
+            "*ahead* or *behind* when the 95 % interval clears 1.0, else a tie):", "",
+            md_table((["host"] if multi else []) +
+                     ["workload", "time vs best peer (95 % CI)", "peer", "time", "peak RSS vs best peer (95 % CI)",
+                      "peer", "peak RSS"], rows), ""]
+
+
+def render_report(cells, summary, metas, plots, title, focus=FOCUS):
     multi = len({m["host"] for m in metas}) > 1
     L = [f"# {title}", ""]
     where = "`raw/` of this folder" if len(metas) == 1 else \
@@ -542,6 +576,7 @@ def render_report(cells, summary, metas, plots, title):
         L.append("")
         L.append(md_table((["host"] if multi else []) + ["workload", "fastest", "lowest peak RSS"], vrows))
         L.append("")
+    L.extend(render_focus(cells, focus, multi))
     for key, alt in (("time_ratio", "relative time"), ("rss_ratio", "relative peak RSS")):
         if key in plots:
             L.append(f"![{alt}]({plots[key]})")
@@ -664,7 +699,7 @@ def clean_json(x):
     return x
 
 
-def write_outputs(out_dir, cells, metas, plots=True, title=None):
+def write_outputs(out_dir, cells, metas, plots=True, title=None, focus=FOCUS):
     verdicts = add_ratios(cells)
     summ = {"runs": [{k: m[k] for k in ("run_id", "host", "env", "options", "speed_ref_s", "allocators", "workloads")}
                      for m in metas],
@@ -685,22 +720,24 @@ def write_outputs(out_dir, cells, metas, plots=True, title=None):
                              (f"{c[k]:.6g}" if isinstance(c.get(k), float) else c[k])) for k in CSV_FIELDS})
     title = title or f"Bench run {', '.join(m['run_id'] for m in metas)}"
     with open(os.path.join(out_dir, "report.md"), "w") as f:
-        f.write(render_report(cells, summ, metas, plot_files, title) + "\n")
+        f.write(render_report(cells, summ, metas, plot_files, title, focus) + "\n")
     return summ
 
 
-def tabulate(run_dir, plots=True):
+def tabulate(run_dir, plots=True, focus=FOCUS):
     cells, meta = collect(run_dir)
-    return write_outputs(run_dir, cells, [meta], plots=plots)
+    return write_outputs(run_dir, cells, [meta], plots=plots, focus=focus)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir")
     ap.add_argument("--no-plots", action="store_true")
+    ap.add_argument("--focus", default=FOCUS, metavar="ALLOCATOR",
+                    help=f"the allocator set against its best peer per workload (default {FOCUS})")
     args = ap.parse_args(argv)
     try:
-        s = tabulate(args.run_dir, plots=not args.no_plots)
+        s = tabulate(args.run_dir, plots=not args.no_plots, focus=args.focus)
     except benchlib.BenchError as e:
         print(f"tabulate: {e}", file=sys.stderr)
         return e.code

@@ -32,6 +32,20 @@ static int tm_test_case_failed;
         tm_test_failed_cases += tm_test_case_failed;                                               \
     } while (0)
 
+/* Run a case that counts per-CPU heap or arena statistics, or expects blocks from one heap:
+ * the thread stays on the CPU it starts on, or a move under load would send its requests to
+ * another CPU's tier. Its CPU set is given back after. */
+#define RUN_HERE(fn)                                                                               \
+    do {                                                                                           \
+        cpu_set_t tm_allowed_, tm_here_;                                                           \
+        int tm_saved_ = sched_getaffinity(0, sizeof tm_allowed_, &tm_allowed_) == 0;               \
+        CPU_ZERO(&tm_here_);                                                                       \
+        CPU_SET(sched_getcpu(), &tm_here_);                                                        \
+        if (tm_saved_) sched_setaffinity(0, sizeof tm_here_, &tm_here_);                           \
+        RUN(fn);                                                                                   \
+        if (tm_saved_) sched_setaffinity(0, sizeof tm_allowed_, &tm_allowed_);                     \
+    } while (0)
+
 /* Run a case that measures resident memory; skipped under ThreadSanitizer, whose shadow
  * memory is resident too. */
 #ifdef __SANITIZE_THREAD__

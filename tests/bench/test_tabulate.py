@@ -132,6 +132,32 @@ class Tabulate(unittest.TestCase):
         self.assertIn("| fix | **jemalloc** |", rep)
         self.assertIn("| multi | tie: jemalloc, glibc |", rep)
 
+    def test_focus_against_best_peer(self):
+        self.set_times("fix", "glibc", 0.020, 0.01)
+        self.set_times("fix", "jemalloc", 0.010, 0.01)      # clearly ahead of its only peer
+        self.set_times("multi", "glibc", 0.020, 0.3)
+        self.set_times("multi", "jemalloc", 0.019, 0.3)     # within the noise
+        c = self.cells(tab.tabulate(self.run, plots=False, focus="jemalloc"))
+        fj, fg = c[("fix", "jemalloc")], c[("fix", "glibc")]
+        self.assertEqual((fj["peer"], fg["peer"]), ("glibc", "jemalloc"))
+        self.assertAlmostEqual(fj["ratio_peer"], 0.5)
+        self.assertAlmostEqual(fg["ratio_peer"], 2.0)
+        self.assertLess(fj["ratio_peer_ci"][1], 1.0)
+        self.assertAlmostEqual(fj["ratio_best"], 1.0)      # what the lead replaces
+        mj = c[("multi", "jemalloc")]
+        self.assertLess(mj["ratio_peer_ci"][0], 1.0)
+        self.assertGreater(mj["ratio_peer_ci"][1], 1.0)
+        rep = read(os.path.join(self.run, "report.md"))
+        self.assertIn("jemalloc against the best other allocator", rep)
+        self.assertRegex(rep, r"\| fix \| 0\.50x \([0-9.]+-[0-9.]+\) \| glibc \| \*\*ahead\*\* \|")
+        self.assertRegex(rep, r"\| multi \| 0\.95x \([0-9.]+-[0-9.]+\) \| glibc \| tie \|")
+        with open(os.path.join(self.run, "summary.csv")) as f:
+            row = next(r for r in csv.DictReader(f) if (r["workload"], r["allocator"]) == ("fix", "jemalloc"))
+        self.assertEqual((row["peer"], float(row["ratio_peer"])), ("glibc", 0.5))
+        # without the focus allocator in the run, no such section
+        tab.tabulate(self.run, plots=False, focus="tinymalloc")
+        self.assertNotIn("against the best other allocator", read(os.path.join(self.run, "report.md")))
+
     def test_geomeans_over_workloads_every_allocator_passed(self):
         self.rewrite("fix", "jemalloc", "time-2.json", status="fail", reason="output does not match")
         s = tab.tabulate(self.run, plots=False)

@@ -352,8 +352,8 @@ int main(int argc, char **argv) {
         TEST_EXIT();
     }
     RUN(medium_sizes_use_arenas);
-    RUN(first_fit_reuses_runs);
-    RUN(realloc_in_place);
+    RUN_HERE(first_fit_reuses_runs);
+    RUN_HERE(realloc_in_place);
     RUN(cross_thread_free);
     RUN(arena_per_cpu);
     RUN(stress_all_tiers);
