@@ -437,23 +437,27 @@ def render_scaling(rows, plots, multi):
 
 def render_focus(cells, focus, multi):
     """Where `focus` stands against the best other allocator of each workload, for time and
-    peak RSS: the ratio of medians with its 95 % interval, and whether the interval clears 1."""
+    peak RSS: the ratio of medians with its 95 % interval. *ahead* only for a clear win of the
+    workload (its interval clears every other allocator's, not only the best median's: a
+    noisier peer with a higher median may still tie), *behind* when the interval against the
+    best peer lies above 1, else a tie."""
     mine = [c for c in cells if c["allocator"] == focus and c["status"] != "FAIL" and
             (c.get("ratio_peer") is not None or c.get("rss_ratio_peer") is not None)]
     if not mine:
         return []
-    word = {-1: "**ahead**", 1: "behind", 0: "tie"}
-
-    def part(c, out, peer):
+    def part(c, out, peer, verdict):
         if c.get(f"{out}_peer") is None:
             return ["-", "-", "-"]
         ci = c.get(f"{out}_peer_ci")
-        return [f_ci(c[f"{out}_peer"], ci), c[peer], word[stats.separated(ci)] if ci else "n/a"]
+        word = ("n/a" if not ci else "**ahead**" if c.get(verdict) == "clear" else
+                "behind" if stats.separated(ci) > 0 else "tie")
+        return [f_ci(c[f"{out}_peer"], ci), c[peer], word]
 
-    rows = [([c["host"]] if multi else []) + [c["workload"], *part(c, "ratio", "peer"),
-                                              *part(c, "rss_ratio", "rss_peer")] for c in mine]
-    return [f"{focus} against the best other allocator of each workload (its median over theirs; "
-            "*ahead* or *behind* when the 95 % interval clears 1.0, else a tie):", "",
+    rows = [([c["host"]] if multi else []) + [c["workload"], *part(c, "ratio", "peer", "time_verdict"),
+                                              *part(c, "rss_ratio", "rss_peer", "rss_verdict")] for c in mine]
+    return [f"{focus} against the best other allocator of each workload (its median over theirs, "
+            "with the 95 % interval; *ahead*: a clear win of the workload, *behind*: the interval "
+            "against the best peer lies above 1.0, else a tie):", "",
             md_table((["host"] if multi else []) +
                      ["workload", "time vs best peer (95 % CI)", "peer", "time", "peak RSS vs best peer (95 % CI)",
                       "peer", "peak RSS"], rows), ""]

@@ -11,6 +11,7 @@ strace run. Each run folder keeps the runner's plan, environment, raw records an
 """
 import contextlib
 import os
+import re
 import shutil
 import sys
 import time
@@ -70,6 +71,9 @@ def bench(ws, variants, results_dir, run_id, runs, seed=None, strace=False, no_b
     for _, conf in variants:   # an allocators file cannot carry these (bench/allocators.py)
         if any(ch.isspace() or ch == "#" for ch in conf):
             raise TuneError(f"TINYMALLOC_CONF {conf!r} holds a space or '#'", EXIT_USAGE)
+    # A run id is a folder name the runner accepts ([A-Za-z0-9_.+-]); a swept workload's
+    # count (random-linear@1) becomes -t1.
+    run_id = re.sub(r"[^A-Za-z0-9_.+-]", "_", run_id.replace("@", "-t"))
     os.makedirs(results_dir, exist_ok=True)
     afile = os.path.join(results_dir, f"{run_id}.allocators")
     with open(afile, "w") as f:

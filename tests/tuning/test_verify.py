@@ -113,6 +113,20 @@ class Verify(unittest.TestCase):
         self.assertEqual(cm.exception.code, 2)
         self.assertIn("medium-mt@1", str(cm.exception))
 
+    def test_a_swept_count_runs(self):
+        # random-linear@1 once stopped every tuning and overhead run: '@' in the run id
+        if not os.path.exists(os.path.join(ROOT, "build", "workloads", "medium-mt")):
+            self.skipTest("missing: build/workloads/medium-mt")
+        out = os.path.join(self.tmp, "overhead", "overhead.md")
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as se:
+            rc = cli.main(["--profile-overhead", "medium-mt@1", "--scale", "tiny", "--runs", "2", "--seed", "7",
+                           "--no-build", "--out", out])
+        self.assertEqual(rc, 0, se.getvalue()[-2000:])
+        runs = [d for d in os.listdir(os.path.dirname(out)) if d.startswith("overhead-")]
+        self.assertEqual(len(runs), 1, runs)
+        self.assertTrue(runs[0].startswith("overhead-medium-mt-t1-"), runs)
+        self.assertRegex(read_text(out), r"\| medium-mt@1 \| [0-9.]+ \(")
+
 
 BIG_ONLY = r"""
 #include <stdio.h>
