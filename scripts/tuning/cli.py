@@ -229,7 +229,7 @@ def run(args):
     out = args.out or os.path.join(V.ROOT, "results", "tuning", f"{label}{suffix}.md")
     stem = os.path.splitext(out)[0]
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    run_rel, decision = None, {"choice": None, "declined": S.too_few_requests(rec), "objective": args.objective}
+    run_rel, run_dir, decision = None, None, {"choice": None, "declined": S.too_few_requests(rec), "objective": args.objective}
     if not decision["declined"]:
         def fit(**kw):
             p = {"budget": args.classes, "weight": args.weight, "small_max": args.small_max,
@@ -251,7 +251,7 @@ def run(args):
         env = V.benchlib.collect_env()
     cmdline = "scripts/tune-slabs " + " ".join(sys.argv[1:]) if argv_is_cli() else None
     with open(out, "w") as f:
-        f.write(write_report(ws, args, rec, prof, files, decision, env, cmdline, run_rel))
+        f.write(write_report(ws, args, rec, prof, files, decision, env, cmdline, run_rel, run_dir))
     with open(stem + ".json", "w") as f:
         json.dump({"workloads": [w["name"] for w in ws], "scale": args.scale, "library": V.RUN_LIB,
                    "args": vars(args), "run": run_rel, "profile_files": len(files), "recommendation": jsonable(rec),
@@ -286,7 +286,7 @@ def argv_is_cli():
     return os.path.basename(sys.argv[0]) == "tune-slabs"
 
 
-def write_report(ws, args, rec, prof, files, decision, env, cmdline, run_rel):
+def write_report(ws, args, rec, prof, files, decision, env, cmdline, run_rel, run_dir=None):
     names = ", ".join(w["name"] for w in ws)
     L = [f"# Slab tuning: {names} ({args.scale} scale, objective {args.objective})", ""]
     L.append(f"Recorded {env.get('date')} on {env.get('host')} ({env.get('cpu_model')}, "
@@ -325,6 +325,7 @@ def write_report(ws, args, rec, prof, files, decision, env, cmdline, run_rel):
         L += R.candidates_table(decision)
         if len(ws) > 1:
             L += ["", f"Per workload, {args.objective}:", ""] + R.per_workload_table(decision, [w["name"] for w in ws])
+        L += ["", "## The machine's noise in this run", ""] + V.noise_lines(run_dir)
     return "\n".join(L) + "\n"
 
 

@@ -109,6 +109,29 @@ def cells(run_dir):
     return out
 
 
+def noise_lines(run_dir, default="tm-default"):
+    """The machine's noise in a verification run, from its records: how far the default's own
+    timed runs and memory runs spread, and how many cells the runner marked busy, slow or
+    unstable. A gain smaller than the default's spread needs many runs to clear its interval."""
+    cs, meta = tabulate.collect(run_dir)
+    L = ["| workload | default's time: median, spread (IQR / median, n) | default's peak RSS: min-max over its memory runs |",
+         "|---|---|---|"]
+    for c in cs:
+        if c["allocator"] != default or c["status"] == "FAIL":
+            continue
+        rss = [x for x in c.get("rss_runs_kb") or [] if x]
+        L.append(f"| {c['workload']} | {c['time_median_s'] * 1000:.1f} ms, {c.get('spread_pct') or 0:.1f} % "
+                 f"(n={c.get('runs')}) | " + (f"{min(rss) / 1024:.1f}-{max(rss) / 1024:.1f} MiB ({len(rss)} runs)"
+                                             if rss else "-") + " |")
+    marks = {k: sum(1 for c in cs if c.get(k)) for k in ("busy", "slow", "unstable")}
+    ref = meta.get("speed_ref_s")
+    L += ["", f"Of {len(cs)} cells (workload x variant), {marks['busy']} were measured while another process "
+          f"took over 5 % of the CPU, {marks['slow']} while the machine ran slow (the speed probe, fastest "
+          + (f"{ref * 1000:.1f} ms" if ref else "not recorded") + f"), and {marks['unstable']} are unstable "
+          "(their blocks' medians over 1.25x apart); the run's report marks them."]
+    return L
+
+
 def profile_workloads(ws, workdir, no_build=False, manifest=None):
     """One run of each workload with TINYMALLOC_CONF=profile:... -> the profile files."""
     pdir = os.path.join(workdir, "profiles")

@@ -107,6 +107,12 @@ class Verify(unittest.TestCase):
             self.assertIn("measured: keep the defaults", self.stdout)
             self.assertFalse(os.path.exists(variant))
 
+    def test_report_gives_the_noise(self):
+        rep = read_text(self.out)
+        self.assertIn("## The machine's noise in this run", rep)
+        self.assertRegex(rep, r"\| size-classes \| [0-9.]+ ms, [0-9.]+ % \(n=3\) \| [0-9.]+-[0-9.]+ MiB \(\d+ runs\) \|")
+        self.assertRegex(rep, r"Of \d+ cells \(workload x variant\), \d+ were measured while")
+
     def test_a_sweep_needs_its_count(self):
         with self.assertRaises(verify.TuneError) as cm:
             verify.resolve_workloads("medium-mt", "tiny", one=True)
