@@ -125,9 +125,11 @@ def noise_lines(run_dir, default="tm-default"):
                                              if rss else "-") + " |")
     marks = {k: sum(1 for c in cs if c.get(k)) for k in ("busy", "slow", "unstable")}
     ref = meta.get("speed_ref_s")
-    L += ["", f"Of {len(cs)} cells (workload x variant), {marks['busy']} were measured while another process "
-          f"took over 5 % of the CPU, {marks['slow']} while the machine ran slow (the speed probe, fastest "
-          + (f"{ref * 1000:.1f} ms" if ref else "not recorded") + f"), and {marks['unstable']} are unstable "
+    verb = {1: ("was", "is")}
+    L += ["", f"Of {len(cs)} cells (workload x variant), {marks['busy']} {verb.get(marks['busy'], ('were',))[0]} "
+          f"measured while another process took over 5 % of the CPU, {marks['slow']} while the machine ran slow "
+          "(the speed probe, fastest " + (f"{ref * 1000:.1f} ms" if ref else "not recorded") +
+          f"), and {marks['unstable']} {verb.get(marks['unstable'], (None, 'are'))[1]} unstable "
           "(their blocks' medians over 1.25x apart); the run's report marks them."]
     return L
 
