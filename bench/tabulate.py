@@ -445,6 +445,7 @@ def render_focus(cells, focus, multi):
             (c.get("ratio_peer") is not None or c.get("rss_ratio_peer") is not None)]
     if not mine:
         return []
+
     def part(c, out, peer, verdict):
         if c.get(f"{out}_peer") is None:
             return ["-", "-", "-"]

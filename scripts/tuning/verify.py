@@ -117,20 +117,21 @@ def noise_lines(run_dir, default="tm-default"):
     L = ["| workload | default's time: median, spread (IQR / median, n) | default's peak RSS: min-max over its memory runs |",
          "|---|---|---|"]
     for c in cs:
-        if c["allocator"] != default or c["status"] == "FAIL":
-            continue
+        if c["allocator"] != default or c.get("time_median_s") is None:
+            continue   # FAIL or incomplete: no figures
         rss = [x for x in c.get("rss_runs_kb") or [] if x]
         L.append(f"| {c['workload']} | {c['time_median_s'] * 1000:.1f} ms, {c.get('spread_pct') or 0:.1f} % "
                  f"(n={c.get('runs')}) | " + (f"{min(rss) / 1024:.1f}-{max(rss) / 1024:.1f} MiB ({len(rss)} runs)"
                                              if rss else "-") + " |")
     marks = {k: sum(1 for c in cs if c.get(k)) for k in ("busy", "slow", "unstable")}
     ref = meta.get("speed_ref_s")
-    verb = {1: ("was", "is")}
-    L += ["", f"Of {len(cs)} cells (workload x variant), {marks['busy']} {verb.get(marks['busy'], ('were',))[0]} "
-          f"measured while another process took over 5 % of the CPU, {marks['slow']} while the machine ran slow "
-          "(the speed probe, fastest " + (f"{ref * 1000:.1f} ms" if ref else "not recorded") +
-          f"), and {marks['unstable']} {verb.get(marks['unstable'], (None, 'are'))[1]} unstable "
-          "(their blocks' medians over 1.25x apart); the run's report marks them."]
+
+    def count(k, one, many):
+        return f"{marks[k]} {one if marks[k] == 1 else many}"
+    L += ["", f"Of {len(cs)} cells (workload x variant), {count('busy', 'was', 'were')} measured while another "
+          f"process took over 5 % of the CPU, {marks['slow']} while the machine ran slow (the speed probe, fastest "
+          + (f"{ref * 1000:.1f} ms" if ref else "not recorded") + f"), and {count('unstable', 'is', 'are')} "
+          "unstable (their blocks' medians over 1.25x apart); the run's report marks them."]
     return L
 
 
