@@ -2,7 +2,8 @@
  * their memory back to the OS within the delays although no thread calls the allocator
  * again; with purge_thread:0 (a re-run) it stays resident, which shows that the purger did
  * it. Slab pages that an exiting thread left with blocks out go back once those are freed. A
- * single-threaded process starts no purger; a forked child starts its own. */
+ * single-threaded process starts no purger; a forked child starts its own; threads that use
+ * only the heap tier start it too. */
 #include "tm_test.h"
 
 #include <dirent.h>
@@ -49,10 +50,14 @@ static bool has_purger_thread(void) {
     return found;
 }
 
-static pthread_barrier_t idle, done;
+static pthread_barrier_t holding, idle, done;
+/* Block sizes: from block_min to block_min + block_span (the arena tier by default). */
+static size_t block_min = 64u << 10, block_span = 26u << 10;
 
-/* Takes and frees PER_THREAD bytes of 64-90 KiB blocks (arena tier and medium cache), then
- * waits, alive and quiet, until the main thread has measured. */
+/* Takes PER_THREAD bytes of blocks of block_min and up (64-90 KiB: the arena tier), holds them
+ * until every thread has taken its own (so that all are resident at once, whether freed blocks are
+ * cached or reused at once), frees them, then waits, alive and quiet, until the main thread has
+ * measured. */
 static void *worker(void *arg) {
     unsigned seed = (unsigned)(uintptr_t)arg * 2654435761u;
     void *ps[64];
@@ -60,11 +65,12 @@ static void *worker(void *arg) {
     int n = 0;
     while (held < PER_THREAD && n < 64) {
         seed = seed * 1103515245u + 12345u;
-        size_t sz = (64u << 10) + (seed >> 8) % (26u << 10);
+        size_t sz = block_min + (seed >> 8) % block_span;
         ps[n] = vmalloc(sz);
         memset(ps[n++], 1, sz);
         held += sz;
     }
+    pthread_barrier_wait(&holding);
     for (int i = 0; i < n; i++) vfree(ps[i]);
     pthread_barrier_wait(&idle);
     pthread_barrier_wait(&done);
@@ -72,15 +78,18 @@ static void *worker(void *arg) {
 }
 
 /* Returns the RSS above `before` after the threads have been idle for up to `wait_ms`, or as
- * soon as it is below `enough` kB. */
+ * soon as it is below `enough` kB; *peak is the RSS above `before` while they held their
+ * blocks. */
 static long idle_rss_above(long before, long enough, int wait_ms, long *peak, int *ms_taken) {
     pthread_t t[NTHREADS];
+    pthread_barrier_init(&holding, NULL, NTHREADS + 1);
     pthread_barrier_init(&idle, NULL, NTHREADS + 1);
     pthread_barrier_init(&done, NULL, NTHREADS + 1);
     for (int i = 0; i < NTHREADS; i++) pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)i);
-    pthread_barrier_wait(&idle);
+    pthread_barrier_wait(&holding);
     *peak = rss_kb() - before;
-    long above = *peak;
+    pthread_barrier_wait(&idle);
+    long above = rss_kb() - before;
     struct timespec step = {0, 50 * 1000 * 1000};
     int ms = 0;
     for (; ms < wait_ms && above >= enough; ms += 50) {
@@ -98,9 +107,10 @@ static void idle_threads_memory_goes_back(void) {
     long before = rss_kb(), peak;
     int ms;
     long above = idle_rss_above(before, 8 << 10, 3000, &peak, &ms);
-    printf("  %d threads idle: %ld kB above the start at first, %ld kB after %d ms\n", NTHREADS,
-           peak, above, ms);
-    CHECK(peak > 16 << 10); /* the blocks were resident (the caches held some) */
+    printf("  %d threads idle: %ld kB above the start while they held their blocks, %ld kB after "
+           "%d ms\n",
+           NTHREADS, peak, above, ms);
+    CHECK(peak > 32 << 10); /* the blocks were resident */
     CHECK(above < 8 << 10);
     CHECK(has_purger_thread());
 }
@@ -110,10 +120,24 @@ static void without_the_purger_it_stays(void) {
     long before = rss_kb(), peak;
     int ms;
     long above = idle_rss_above(before, 8 << 10, 3000, &peak, &ms);
-    printf("  purge_thread:0: %ld kB above the start at first, %ld kB after %d ms\n", peak, above,
+    printf("  purge_thread:0: %ld kB above the start while held, %ld kB after %d ms\n", peak, above,
            ms);
     CHECK(above >= 8 << 10);
     CHECK(!has_purger_thread());
+}
+
+/* Child mode: the threads take and free only large blocks (300-400 KiB: the heap tier), so
+ * that no thread ever reaches the slab or arena tier, which start the purger too. Exit status
+ * 0 when their memory went back within 3 s and a purger runs. */
+static int heap_only_child(void) {
+    block_min = 300u << 10;
+    block_span = 100u << 10;
+    long before = rss_kb(), peak;
+    int ms;
+    long above = idle_rss_above(before, 8 << 10, 3000, &peak, &ms);
+    printf("  large blocks only: %ld kB above the start while held, %ld kB after %d ms\n", peak,
+           above, ms);
+    return peak > 32 << 10 && above < 8 << 10 && has_purger_thread() ? 0 : 1;
 }
 
 /* Child mode: one thread only; medium frees start no purger. */
@@ -273,6 +297,10 @@ static void abandoned_pages_go_back(void) {
 
 static void single_threaded_process_has_none(void) { CHECK(run_child(self_name, "single") == 0); }
 
+static void idle_heap_only_threads_memory_goes_back(void) {
+    CHECK(run_child(self_name, "heaponly") == 0);
+}
+
 /* After the purger started, a forked child (which has only the forking thread) starts its own
  * and gets idle memory back the same way. */
 static void forked_child_gets_its_own(void) {
@@ -295,6 +323,7 @@ int main(int argc, char **argv) {
     self_name = argv[0];
     if (argc > 1 && strcmp(argv[1], "single") == 0) return single_threaded();
     if (argc > 1 && strcmp(argv[1], "abandon") == 0) return abandoned_child();
+    if (argc > 1 && strcmp(argv[1], "heaponly") == 0) return heap_only_child();
     if (argc > 1 && strcmp(argv[1], "mainexit") == 0) return main_thread_exits_last();
     if (argc > 1 && strcmp(argv[1], "forkworker") == 0) return forked_worker_returns();
     const char *conf = getenv("TINYMALLOC_CONF");
@@ -305,6 +334,7 @@ int main(int argc, char **argv) {
     RUN(single_threaded_process_has_none);
     RUN_RSS(idle_threads_memory_goes_back);
     RUN_RSS(forked_child_gets_its_own);
+    RUN_RSS(idle_heap_only_threads_memory_goes_back);
     RUN_RSS(abandoned_pages_go_back);
 #ifdef __SANITIZE_THREAD__
     (void)process_ends_with_its_last_thread;

@@ -28,6 +28,10 @@ static void *alloc_any(size_t n, size_t align) {
         int cls = tm_slab_aligned_class(n, align);
         if (cls >= 0) return tm_slab_alloc(tm_tc, (unsigned)cls);
     }
+    /* A thread that reaches the tiers above the slabs gets its thread state too (the slabs
+     * get it on their slow path): that state counts it among the process's threads, so that
+     * the purger starts for threads that free only medium or large blocks and go quiet. */
+    if (tm_unlikely(tm_tc == &tm_tcache_empty)) tm_tcache_get_slow();
     /* Medium sizes (and small ones with an alignment no class has) go to the arenas, whose
      * runs are aligned to a unit; everything else to the heap, which sends huge requests to
      * their own mappings. */
