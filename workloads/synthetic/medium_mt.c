@@ -3,7 +3,8 @@
  * path and the large/huge tier. --set, --min-size and --max-size change the set; the manifest's
  * oversub-purge runs it with 16 threads on 9 KiB-3 MiB blocks, sets of 16: more threads than
  * CPUs, each free reaching a lock of the arena or heap tier (and under an allocator that
- * purges at once, a system call). ops = allocations. */
+ * purges at once, a system call), and huge-blocks runs one thread on 32-128 MiB blocks in a set
+ * of 2, the sizes that glibc maps one by one. ops = allocations. */
 #include "wl.h"
 
 static const struct wl_spec spec = {
