@@ -1,5 +1,6 @@
 /* The heap tier (heap.c): best fit, coalescing, statistics and their invariants, growth,
- * realloc in place, purging (RSS falls), the adaptive huge threshold, and its death tests. */
+ * realloc in place, purging (RSS falls), calloc's known-zero parts, the adaptive huge
+ * threshold, and its death tests. */
 #include "tm_test.h"
 #include "tinymalloc.h"
 
@@ -8,6 +9,7 @@
 
 static void *(*volatile vmalloc)(size_t) = malloc;
 static void *(*volatile vrealloc)(void *, size_t) = realloc;
+static void *(*volatile vcalloc)(size_t, size_t) = calloc;
 static void (*volatile vfree)(void *) = free;
 
 #define MiB (1u << 20)
@@ -252,6 +254,111 @@ static void rss_falls(void) {
     CHECK(after < peak / 4);
 }
 
+/* calloc of a block from a fresh span clears only what the OS did not give zeroed, so the
+ * block stays uncommitted: before heap.c knew its zero parts, calloc's memset committed all
+ * of it. Runs early, while the heap has no free block that would fit. */
+static void calloc_keeps_fresh_pages_uncommitted(void) {
+    size_t n = 24 * MiB; /* a heap block: below the huge threshold (32 MiB) */
+    long before = tm_test_rss_kb();
+    unsigned char *p = vcalloc(1, n);
+    long after = tm_test_rss_kb();
+    CHECK(p != NULL);
+    if (p == NULL) return;
+    size_t nonzero = 0;
+    for (size_t i = 0; i < n; i += 4096) nonzero += p[i] != 0 || p[i + 4095] != 0;
+    printf("  calloc(1, %zu MiB): rss %ld -> %ld kB, %zu pages not zero\n", n / MiB, before, after,
+           nonzero);
+    CHECK(nonzero == 0);
+    CHECK(after - before < 4096); /* under 4 of its 24 MiB */
+    vfree(p);
+}
+
+static size_t first_nonzero(const unsigned char *p, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        if (w) break;
+    }
+    for (; i < n; i++)
+        if (p[i]) return i;
+    return n;
+}
+
+/* A block carved from a fresh span, written, freed between two live blocks (so it merges with
+ * nothing) and taken again by calloc, whole and then split: the free must end what the block
+ * knew of zero pages. Runs first, on a heap with fresh spans only; once blocks merge, no part
+ * is known to be zero and calloc clears everything, which hides such a bug. */
+static void calloc_zero_reused_fresh_block(void) {
+    unsigned char *a = vmalloc(2 * MiB), *b = vmalloc(2 * MiB), *c = vmalloc(2 * MiB);
+    memset(a, 0xa5, 2 * MiB);
+    memset(b, 0xa5, 2 * MiB);
+    memset(c, 0xa5, 2 * MiB);
+    vfree(b);
+    unsigned char *z = vcalloc(1, 2 * MiB);
+    size_t at = z ? first_nonzero(z, 2 * MiB) : 0;
+    printf("  calloc(1, 2 MiB) = %p (the freed block %p): first byte not zero: %zu of %zu\n",
+           (void *)z, (void *)b, at, (size_t)2 * MiB);
+    CHECK(at == 2 * MiB);
+    vfree(z);
+    z = vcalloc(1, MiB); /* split off the same block */
+    at = z ? first_nonzero(z, MiB) : 0;
+    CHECK(at == MiB);
+    vfree(a);
+    vfree(z);
+    vfree(c);
+}
+
+/* calloc of heap blocks that earlier blocks wrote: every byte is zero, through splits, merges,
+ * aligned carves, reallocs in place and moves. Every block is written whole while it lives. */
+static void calloc_zero_after_reuse(void) {
+    enum { N = 24, STEPS = 600 };
+    unsigned char *ps[N] = {0};
+    size_t ns[N] = {0};
+    uint64_t r = 42;
+    int callocs = 0, bad = 0;
+    for (int k = 0; k < STEPS && !bad; k++) {
+        r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+        int i = (int)((r >> 33) % N);
+        if (ps[i] && (r >> 20) % 3 != 0) {
+            vfree(ps[i]);
+            ps[i] = NULL;
+            continue;
+        }
+        size_t n = 300 * 1024 + (size_t)((r >> 40) % (6 * MiB));
+        if (ps[i]) { /* grow or shrink, in place or moved */
+            n = (r >> 10) % 2 ? ns[i] + n / 2 : ns[i] / 2 + 300 * 1024;
+            unsigned char *q = vrealloc(ps[i], n);
+            CHECK(q != NULL);
+            if (q == NULL) break;
+            ps[i] = q;
+        } else if ((r >> 12) % 4 == 0) {
+            void *q = NULL;
+            CHECK(posix_memalign(&q, (size_t)1 << (12 + (r >> 50) % 8), n) == 0);
+            ps[i] = q;
+        } else if ((r >> 12) % 4 == 1) {
+            ps[i] = vmalloc(n);
+        } else {
+            ps[i] = vcalloc(1, n);
+            callocs++;
+            size_t at = ps[i] ? first_nonzero(ps[i], n) : n;
+            if (at < n) {
+                printf("  calloc(1, %zu) = %p: byte %zu is 0x%02x\n", n, (void *)ps[i], at,
+                       ps[i][at]);
+                bad = 1;
+            }
+        }
+        CHECK(ps[i] != NULL);
+        if (ps[i] == NULL) break;
+        memset(ps[i], 0xa5, n);
+        ns[i] = n;
+    }
+    for (int i = 0; i < N; i++) vfree(ps[i]);
+    printf("  %d callocs checked\n", callocs);
+    CHECK(!bad);
+    CHECK(callocs > STEPS / 8);
+}
+
 /* The block is freed between two live ones of the same heap (one CPU): a free neighbour would
  * absorb its header, and the second free would then be reported as a plain invalid pointer. */
 static void die_double_free(void) {
@@ -287,6 +394,8 @@ static void oom_finds_other_heaps_free_blocks(void) {
 }
 
 int main(void) {
+    RUN_HERE(calloc_zero_reused_fresh_block);
+    RUN_RSS(calloc_keeps_fresh_pages_uncommitted);
     RUN(statistics_invariants);
     RUN_HERE(fragmentation_pattern);
     RUN_HERE(coalescing);
@@ -294,6 +403,7 @@ int main(void) {
     RUN_HERE(growth_policy);
     RUN_HERE(huge_threshold_adapts);
     RUN(alignment);
+    RUN_HERE(calloc_zero_after_reuse);
     RUN_RSS(rss_falls);
     RUN_CAPPED(oom_finds_other_heaps_free_blocks);
     RUN(invalid_frees_abort);

@@ -128,8 +128,14 @@ TM_EXPORT void *TM_API(calloc)(size_t count, size_t size) {
         return NULL;
     }
     void *p = tm_malloc(n);
-    /* Huge blocks are fresh mappings, already zero; blocks of the other tiers may be reused. */
-    if (p && tm_chunk_kind((uintptr_t)p) != TM_KIND_HUGE) memset(p, 0, n);
+    if (p == NULL) return NULL;
+    /* Huge blocks are fresh mappings, already zero; a heap block may be partly fresh; blocks
+     * of the other tiers may be reused. */
+    unsigned kind = tm_chunk_kind((uintptr_t)p);
+    if (kind == TM_KIND_HEAP)
+        tm_heap_clear(p, n);
+    else if (kind != TM_KIND_HUGE)
+        memset(p, 0, n);
     return p;
 }
 

@@ -70,8 +70,16 @@ typedef struct tm_hblock {
     uint32_t state;       /* TM_HB_* */
     size_t req;           /* used: bytes asked for; free: ms when freed */
     uintptr_t next, prev; /* free only: bin links, encoded */
-    uint64_t purged;      /* free only: its pages went back to the OS */
+    uint32_t purged;      /* free only: its pages went back to the OS */
+    uint32_t zero;        /* offset of the block's known-zero part; 0: none (see below) */
 } tm_hblock_t;
+
+/* Known-zero memory, so that calloc need not clear (and commit) pages the OS gave zeroed.
+ * Invariant: for a free block b with b->zero != 0, and for a used block from the moment it is
+ * carved until calloc has read it, every byte in [b + b->zero, page floor of b + b->size) is
+ * zero. Only fresh spans start such a part (the chunk layer hands out zeroed chunks); a split
+ * passes it on to the tail, a merge or a free ends it. A purge keeps it: a dropped page reads
+ * zero, and a lazily freed one keeps its contents, zero included. */
 
 typedef struct tm_hspan {
     uintptr_t seal;
@@ -208,6 +216,7 @@ static tm_hblock_t *merge_free(tm_heap_t *h, tm_hblock_t *b) {
         bin_remove(h, nx);
         b->size += nx->size;
         b->purged &= nx->purged;
+        b->zero = 0; /* nx's header and b's tail lie inside it now */
         if (nx->req > b->req) b->req = nx->req;
         h->blocks--;
         nx = checked(next_block(nx));
@@ -217,6 +226,7 @@ static tm_hblock_t *merge_free(tm_heap_t *h, tm_hblock_t *b) {
         bin_remove(h, pv);
         pv->size += b->size;
         pv->purged &= b->purged;
+        pv->zero = 0;
         if (b->req > pv->req) pv->req = b->req;
         b->seal = 0;
         b = pv;
@@ -320,6 +330,12 @@ static void stat_use(tm_heap_t *h, ssize_t delta) {
     if (h->in_use > h->peak_in_use) h->peak_in_use = h->in_use;
 }
 
+/* b->zero for a known-zero part that starts at `at` (0 when it does not fit the field). */
+static uint32_t zero_offset(const tm_hblock_t *b, uintptr_t at) {
+    uintptr_t off = at - (uintptr_t)b;
+    return at > (uintptr_t)b && off <= UINT32_MAX ? (uint32_t)off : 0;
+}
+
 static void init_block(tm_hblock_t *b, size_t size, size_t prev_size, uint32_t heap,
                        uint32_t state) {
     b->size = size;
@@ -379,6 +395,7 @@ static tm_hblock_t *add_span(tm_heap_t *h, char *base, size_t span) {
         }
         init_block(b, bsize, b == last ? last->prev_size : end->prev_size, h->idx, TM_HB_FREE);
         b->purged = 0;
+        b->zero = zero_offset(b, (uintptr_t)base); /* the new span is; the old sentinel not */
         b->req = tm_now_ms();
         tm_hblock_t *sent = next_block(b);
         init_block(sent, TM_HEAP_HDR, bsize, h->idx, TM_HB_END);
@@ -397,7 +414,8 @@ static tm_hblock_t *add_span(tm_heap_t *h, char *base, size_t span) {
     tm_hblock_t *b = (tm_hblock_t *)(base + TM_HEAP_HDR);
     size_t bsize = span - 2 * TM_HEAP_HDR;
     init_block(b, bsize, 0, h->idx, TM_HB_FREE);
-    b->purged = 1; /* fresh pages */
+    b->purged = 1;         /* fresh pages */
+    b->zero = TM_HEAP_HDR; /* all of it: the chunk layer hands out zeroed chunks */
     b->req = tm_now_ms();
     init_block(next_block(b), TM_HEAP_HDR, bsize, h->idx, TM_HB_END);
     h->blocks++;
@@ -425,8 +443,9 @@ static tm_heap_t *heap_acquire(void) {
 
 /* Splits the tail of b off as a free block when at least TM_HEAP_SPLIT is left over. purged:
  * the tail's pages were purged (it comes from a purged free block and nothing wrote it), so
- * a purge at once need not madvise them again. */
-static void split_tail(tm_heap_t *h, tm_hblock_t *b, size_t keep, uint64_t purged) {
+ * a purge at once need not madvise them again. zero: where the known-zero part of the block
+ * the tail comes from starts (0: none). */
+static void split_tail(tm_heap_t *h, tm_hblock_t *b, size_t keep, uint32_t purged, uintptr_t zero) {
     size_t rest = b->size - keep;
     if (rest < TM_HEAP_SPLIT) return;
     tm_hblock_t *r = (tm_hblock_t *)((char *)b + keep);
@@ -435,6 +454,7 @@ static void split_tail(tm_heap_t *h, tm_hblock_t *b, size_t keep, uint64_t purge
     seal(b);
     if (nx->state == TM_HB_FREE) { /* only after a shrink in place */
         purged = 0;
+        zero = 0;
         bin_remove(h, nx);
         rest += nx->size;
         h->blocks--;
@@ -442,6 +462,11 @@ static void split_tail(tm_heap_t *h, tm_hblock_t *b, size_t keep, uint64_t purge
     }
     init_block(r, rest, keep, h->idx, TM_HB_FREE);
     r->purged = purged;
+    /* r's own header sits in the part, so it starts past r's header page at the earliest */
+    r->zero = zero ? zero_offset(r, zero > tm_align_up((uintptr_t)r + TM_HEAP_HDR, TM_OS_PAGE)
+                                        ? zero
+                                        : tm_align_up((uintptr_t)r + TM_HEAP_HDR, TM_OS_PAGE))
+                   : 0;
     r->req = tm_now_ms();
     nx->prev_size = rest;
     seal(nx);
@@ -453,7 +478,8 @@ static void split_tail(tm_heap_t *h, tm_hblock_t *b, size_t keep, uint64_t purge
 /* Takes free block b (in its bin) for n bytes at the alignment; size is n plus the header,
  * rounded to the grain. */
 static void *carve(tm_heap_t *h, tm_hblock_t *b, size_t n, size_t size, size_t align) {
-    uint64_t purged = b->purged;
+    uint32_t purged = b->purged;
+    uintptr_t zero = b->zero ? (uintptr_t)b + b->zero : 0;
     bin_remove(h, b);
     if (align > TM_HEAP_HDR) {
         /* Move the start up to the alignment; the lead becomes a free block of its own (a free
@@ -464,6 +490,7 @@ static void *carve(tm_heap_t *h, tm_hblock_t *b, size_t n, size_t size, size_t a
             tm_hblock_t *a = (tm_hblock_t *)(user - TM_HEAP_HDR);
             tm_hblock_t *nx = next_block(b);
             init_block(a, b->size - lead, lead, h->idx, TM_HB_FREE);
+            a->zero = 0; /* aligned blocks are never calloc's */
             nx->prev_size = a->size;
             seal(nx);
             b->size = lead;
@@ -477,7 +504,7 @@ static void *carve(tm_heap_t *h, tm_hblock_t *b, size_t n, size_t size, size_t a
     b->state = TM_HB_USED;
     b->req = n;
     seal(b);
-    split_tail(h, b, size, purged);
+    split_tail(h, b, size, purged, zero);
     h->nalloc++;
     stat_use(h, (ssize_t)b->size);
     return (char *)b + TM_HEAP_HDR;
@@ -582,6 +609,7 @@ void tm_heap_free(void *p, const char *func) {
     uint64_t now = tm_now_ms();
     b->req = now;
     b->purged = 0; /* the part just freed is committed, whatever a merged neighbour was */
+    b->zero = 0;
     uintptr_t from = (uintptr_t)b, to = from + b->size;
     tm_hblock_t *nx = checked(next_block(b)), *pv = b->prev_size ? prev_block(b) : NULL;
     bool rest_purged = (nx->state != TM_HB_FREE || nx->purged) &&
@@ -608,6 +636,21 @@ void tm_heap_free(void *p, const char *func) {
     if (tm_unlikely(d.n)) tm_defer_run(&heap_clock, &d);
 }
 
+/* calloc's clearing of a block it has just been given: only what the block's known-zero part
+ * does not cover, so pages fresh from the OS stay untouched (and uncommitted). The block is
+ * the caller's, carved under the lock by this thread, so its header is read without it. */
+void tm_heap_clear(void *p, size_t n) {
+    const tm_hblock_t *b = (const tm_hblock_t *)((char *)p - TM_HEAP_HDR);
+    uintptr_t a = (uintptr_t)p, end = a + n;
+    uintptr_t lo = (uintptr_t)b + b->zero, hi = ((uintptr_t)b + b->size) & ~(TM_OS_PAGE - 1);
+    if (b->zero == 0 || lo >= hi || lo >= end) {
+        memset(p, 0, n);
+        return;
+    }
+    if (lo > a) memset(p, 0, lo - a);
+    if (end > hi) memset((void *)hi, 0, end - hi);
+}
+
 size_t tm_heap_usable(const void *p, const char *func) {
     tm_heap_t *h;
     tm_hblock_t *b = lock_block(p, func, &h);
@@ -630,12 +673,13 @@ void *tm_heap_realloc(void *p, size_t n) {
     void *q = NULL;
     size_t old = b->size;
     if (size <= old) {
-        split_tail(h, b, size, 0);
+        split_tail(h, b, size, 0, 0);
         q = p;
     } else {
         tm_hblock_t *nx = checked(next_block(b));
         if (nx->state == TM_HB_FREE && old + nx->size >= size) {
-            uint64_t purged = nx->purged;
+            uint32_t purged = nx->purged;
+            uintptr_t zero = nx->zero ? (uintptr_t)nx + nx->zero : 0;
             bin_remove(h, nx);
             h->blocks--;
             tm_hblock_t *after = checked(next_block(nx));
@@ -643,7 +687,7 @@ void *tm_heap_realloc(void *p, size_t n) {
             seal(b);
             after->prev_size = b->size;
             seal(after);
-            split_tail(h, b, size, purged);
+            split_tail(h, b, size, purged, zero);
             q = p;
         }
     }

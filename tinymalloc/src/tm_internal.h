@@ -341,6 +341,7 @@ void tm_heap_init(void);
 void *tm_heap_alloc(size_t n, size_t align); /* also decides large vs huge */
 void tm_heap_free(void *p, const char *func);
 size_t tm_heap_usable(const void *p, const char *func);
+void tm_heap_clear(void *p, size_t n);    /* calloc: zero a block just allocated, fresh pages not */
 void *tm_heap_realloc(void *p, size_t n); /* in place or NULL; the block stays valid */
 void tm_heap_trim(void);
 uint64_t tm_heap_background(uint64_t now); /* the purger's pass; -> next due (0: none) */
