@@ -463,10 +463,8 @@ static void split_tail(tm_heap_t *h, tm_hblock_t *b, size_t keep, uint32_t purge
     init_block(r, rest, keep, h->idx, TM_HB_FREE);
     r->purged = purged;
     /* r's own header sits in the part, so it starts past r's header page at the earliest */
-    r->zero = zero ? zero_offset(r, zero > tm_align_up((uintptr_t)r + TM_HEAP_HDR, TM_OS_PAGE)
-                                        ? zero
-                                        : tm_align_up((uintptr_t)r + TM_HEAP_HDR, TM_OS_PAGE))
-                   : 0;
+    uintptr_t past_header = tm_align_up((uintptr_t)r + TM_HEAP_HDR, TM_OS_PAGE);
+    r->zero = zero ? zero_offset(r, zero > past_header ? zero : past_header) : 0;
     r->req = tm_now_ms();
     nx->prev_size = rest;
     seal(nx);
