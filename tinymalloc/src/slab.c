@@ -432,6 +432,7 @@ void *tm_slab_alloc_slow(tm_tcache_t *tc, unsigned cls) {
     void *p;
     if (tc != &tm_tcache_empty) {
         p = refill(tc, cls);
+        if (!tc->is_fallback) tm_purger_inline(); /* not under tm_fallback_lock */
     } else if ((tc = tm_tcache_get_slow()) == NULL) {
         p = NULL;
     } else if (tc->is_fallback) {

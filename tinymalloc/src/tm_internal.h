@@ -293,6 +293,7 @@ uint64_t tm_clock_due(const tm_clock_t *c);
 extern __thread bool tm_purger_wanted __attribute__((tls_model("initial-exec")));
 void tm_purger_wake(void);
 void tm_purger_kick(void); /* no thread with a cache is left: the purger leaves */
+void tm_purger_inline(void); /* the passes past due, run by a caller: no purger runs */
 static inline void tm_purger_poll(void) {
     if (tm_unlikely(tm_purger_wanted)) tm_purger_wake();
 }
