@@ -193,23 +193,44 @@ static void growth_policy(void) {
     check_invariants();
 }
 
-static void huge_threshold_adapts(void) {
-    struct tinymalloc_heap_stats h0, h1;
+/* A huge block is a heap block, but goes back to the OS at its free, as an own mapping would,
+ * and raises the threshold past its size (glibc's rule); a huge request that then misses
+ * shows that the program churns them, and the threshold goes to its ceiling: the next free
+ * keeps the block. */
+static void huge_blocks_go_back_until_they_churn(void) {
+    struct tinymalloc_heap_stats h0, h1, h2, h3;
     struct tinymalloc_stats s0, s1;
     tinymalloc_heap_stats_get(&h0, sizeof h0);
     size_t n = h0.huge_threshold + 8 * MiB;
     tinymalloc_stats_get(&s0, sizeof s0);
-    void *p = vmalloc(n);
-    tinymalloc_stats_get(&s1, sizeof s1);
-    CHECK(s1.mapped_allocs == s0.mapped_allocs + 1); /* above the threshold: own mapping */
-    vfree(p);
-    tinymalloc_heap_stats_get(&h1, sizeof h1);
-    CHECK(h1.huge_threshold > n); /* a freed huge block raises it */
-    tinymalloc_stats_get(&s0, sizeof s0);
-    p = vmalloc(n);
+    char *p = vmalloc(n);
     tinymalloc_stats_get(&s1, sizeof s1);
     CHECK(s1.large_allocs == s0.large_allocs + 1 && s1.mapped_allocs == s0.mapped_allocs);
+    memset(p, 1, n);
+    long rss_used = tm_test_rss_kb();
     vfree(p);
+    long rss_freed = tm_test_rss_kb();
+    tinymalloc_heap_stats_get(&h1, sizeof h1);
+    printf("  %zu MiB block: rss %ld -> %ld kB at its free; threshold %llu -> %llu MiB\n", n / MiB,
+           rss_used, rss_freed, (unsigned long long)h0.huge_threshold / MiB,
+           (unsigned long long)h1.huge_threshold / MiB);
+    CHECK(rss_used - rss_freed > (long)(n / 2 / 1024)); /* back at once, not after a delay */
+    CHECK(h1.huge_threshold > n);
+    CHECK(h1.unmapped_bytes + h1.purged_bytes >= h0.unmapped_bytes + h0.purged_bytes + n / 2);
+    /* Taken again at once: the heap has nothing that fits, a miss right after the free. */
+    p = vmalloc(n);
+    memset(p, 2, n);
+    tinymalloc_heap_stats_get(&h2, sizeof h2);
+    CHECK(h2.huge_threshold == 512 * MiB); /* huge_threshold_max */
+    rss_used = tm_test_rss_kb();
+    vfree(p);
+    rss_freed = tm_test_rss_kb();
+    tinymalloc_heap_stats_get(&h3, sizeof h3);
+    printf("  again: threshold %llu MiB after the miss; rss %ld -> %ld kB at its free\n",
+           (unsigned long long)h2.huge_threshold / MiB, rss_used, rss_freed);
+    CHECK(rss_used - rss_freed < (long)(n / 4 / 1024)); /* kept for the next request */
+    CHECK(h3.unmapped_bytes == h2.unmapped_bytes);
+    malloc_trim(0);
 }
 
 static void alignment(void) {
@@ -270,7 +291,7 @@ static size_t first_nonzero(const unsigned char *p, size_t n) {
  * block stays uncommitted: before heap.c knew its zero parts, calloc's memset committed all
  * of it. Runs early, while the heap has no free block that would fit. */
 static void calloc_keeps_fresh_pages_uncommitted(void) {
-    size_t n = 24 * MiB; /* a heap block: below the huge threshold (32 MiB) */
+    size_t n = 24 * MiB; /* below the huge threshold (32 MiB): no huge block's rules */
     long before = tm_test_rss_kb();
     unsigned char *p = vcalloc(1, n);
     long after = tm_test_rss_kb();
@@ -400,7 +421,7 @@ int main(void) {
     RUN_HERE(coalescing);
     RUN_HERE(realloc_in_place);
     RUN_HERE(growth_policy);
-    RUN_HERE(huge_threshold_adapts);
+    RUN_HERE(huge_blocks_go_back_until_they_churn);
     RUN(alignment);
     RUN_HERE(calloc_zero_after_reuse);
     RUN_RSS(rss_falls);

@@ -49,7 +49,7 @@ struct tinymalloc_heap_stats {
     uint64_t purged_bytes, unmapped_bytes; /* given back to the OS (madvise), spans returned */
     uint64_t ahead;                        /* bytes the next growth may add beyond the request */
     uint64_t allocs, frees;                /* heap blocks */
-    uint64_t huge_threshold;               /* current adaptive threshold for own mappings */
+    uint64_t huge_threshold;               /* adaptive: freed blocks this large go back at once */
 };
 int tinymalloc_heap_stats_get(struct tinymalloc_heap_stats *s, size_t size);
 

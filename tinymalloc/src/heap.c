@@ -43,10 +43,16 @@
  *     the bins (state PURGING, never merged) while madvise runs; a span comes from the chunk
  *     layer (which may map) with the lock released and is added when it is taken again.
  *
- * Huge requests (>= the adaptive threshold tm_huge_threshold, or alignments above a chunk)
- * get their own mapping (huge.c). Like glibc's dynamic mmap threshold, freeing a huge block
- * raises the threshold to its size (at most huge_threshold_max), so a program that churns
- * blocks of that size gets them from the heap afterwards.
+ * Huge blocks. The heap takes every request it can hold; own mappings (huge.c) serve only
+ * alignments above a chunk and what the heap cannot hold (past heap_max, or no span to be
+ * had). What a mapping would give at free, the heap gives to a huge block: one of at least
+ * the adaptive threshold tm_huge_threshold goes back to the OS at once (its span released when
+ * the free leaves the span wholly free, else its pages purged), so a program that frees one
+ * large buffer and goes on with small blocks does not keep it. And like glibc's dynamic mmap
+ * threshold, each such free raises the threshold to just above the block's size (at most
+ * huge_threshold_max): a program that churns blocks of that size keeps them in the heap from
+ * then on, with no page faults to pay again. A huge request that misses within
+ * heap_purge_delay of such a free shows the churn at once, and raises it to the maximum.
  */
 #include "tm_internal.h"
 
@@ -109,8 +115,9 @@ typedef struct {
 static tm_heap_t heaps[TM_MAX_ARENAS];
 static unsigned nheaps = 1;
 static __thread int heap_home __attribute__((tls_model("initial-exec"))) = -1;
-static tm_clock_t heap_clock; /* due: a free block waits to be purged */
-_Atomic size_t tm_huge_threshold;
+static tm_clock_t heap_clock;            /* due: a free block waits to be purged */
+static _Atomic size_t tm_huge_threshold; /* see "Huge blocks" above */
+static _Atomic uint64_t huge_back_ms;    /* when a huge block last went back at once */
 
 /* ---- sealed headers ------------------------------------------------------------------- */
 /* Sizes are below 2^47, so state and heap in the top bits keep every field apart. */
@@ -284,6 +291,24 @@ static void span_unlink(tm_heap_t *h, tm_hspan_t *s) {
     if (s->next) s->next->prev = s->prev;
 }
 
+/* A free block that fills its span: first block (prev_size 0) followed by the sentinel. */
+static bool whole_span(tm_hblock_t *b) {
+    return b->prev_size == 0 && next_block(b)->state == TM_HB_END;
+}
+
+/* Takes the span of the free block b, which fills it, out of the heap; d gives it back to the
+ * chunk layer once the lock is released. */
+static void span_release(tm_heap_t *h, tm_hblock_t *b, tm_defer_t *d) {
+    tm_hspan_t *s = (tm_hspan_t *)((char *)b - TM_HEAP_HDR);
+    bin_remove(h, b);
+    span_unlink(h, s);
+    h->blocks--;
+    h->size -= s->size;
+    h->unmapped_bytes += s->size;
+    s->seal = 0;
+    tm_defer_add(d, &h->sh, TM_DEFER_RELEASE, s, s, s->size);
+}
+
 /* Past heap_retain free bytes, returns spans that are wholly free; purges the other blocks
  * free for longer than the delay. Both through d, after the lock. Under the heap lock, at most
  * every delay / 2. */
@@ -295,22 +320,11 @@ static void heap_maintain(tm_shard_t *sh, uint64_t now, tm_defer_t *d) {
         tm_hblock_t *b = h->bins[i];
         while (b) {
             tm_hblock_t *nx = link_dec(b->next, b);
-            /* A whole span free: first block (prev_size 0) followed by the sentinel. */
-            tm_hblock_t *end = next_block(b);
-            if (b->prev_size == 0 && end->state == TM_HB_END &&
-                h->free_bytes > tm_opt.heap_retain) {
-                if (tm_defer_full(d)) {
+            if (whole_span(b) && h->free_bytes > tm_opt.heap_retain) {
+                if (tm_defer_full(d))
                     pending = now; /* on the next operation */
-                } else {
-                    tm_hspan_t *s = (tm_hspan_t *)((char *)b - TM_HEAP_HDR);
-                    bin_remove(h, b);
-                    span_unlink(h, s);
-                    h->blocks--;
-                    h->size -= s->size;
-                    h->unmapped_bytes += s->size;
-                    s->seal = 0;
-                    tm_defer_add(d, sh, TM_DEFER_RELEASE, s, s, s->size);
-                }
+                else
+                    span_release(h, b, d);
             } else if (!b->purged) {
                 if (now - b->req < delay) {
                     if (!pending || b->req + delay < pending) pending = b->req + delay;
@@ -516,6 +530,27 @@ static bool block_sizes(size_t n, size_t align, size_t *size, size_t *search) {
     return *size >= n && *search >= *size;
 }
 
+/* ---- the huge threshold ------------------------------------------------------------------ */
+/* Raises the adaptive threshold to t, at most huge_threshold_max; it never falls. */
+static void threshold_raise(size_t t) {
+    if (!tm_opt.huge_dynamic) return;
+    if (t > tm_opt.huge_threshold_max) t = tm_opt.huge_threshold_max;
+    size_t cur = atomic_load_explicit(&tm_huge_threshold, memory_order_relaxed);
+    while (cur < t &&
+           !atomic_compare_exchange_weak_explicit(&tm_huge_threshold, &cur, t, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+    }
+}
+
+/* A huge request that misses within heap_purge_delay of a huge block's going back: the
+ * program churns such blocks, and each one given back costs it its page faults again at the
+ * next request. So every size up to huge_threshold_max stays from then on. */
+static void huge_missed(size_t n, uint64_t now) {
+    uint64_t back = atomic_load_explicit(&huge_back_ms, memory_order_relaxed);
+    if (n >= tm_opt.huge_threshold && back && now - back < tm_opt.heap_purge_delay)
+        threshold_raise(tm_opt.huge_threshold_max);
+}
+
 /* Under h's lock: a free block of h that fits, carved (a hit), or NULL. */
 static void *take_fit(tm_heap_t *h, size_t n, size_t align, size_t size, size_t search) {
     tm_hblock_t *b = find_fit(h, search);
@@ -532,6 +567,7 @@ static void *heap_alloc_in(tm_heap_t *h, size_t n, size_t align) {
     if (!block_sizes(n, align, &size, &search)) return NULL;
     void *p = take_fit(h, n, align, size, search);
     if (p) return p;
+    huge_missed(n, tm_now_ms());
     size_t least = 0, span = grow_size(h, search, &least);
     if (span == 0) return NULL;
     tm_unlock(&h->sh.lock);
@@ -562,9 +598,7 @@ static tm_noinline void *alloc_elsewhere(unsigned home, size_t n, size_t align) 
 
 void *tm_heap_alloc(size_t n, size_t align) {
     if (align < TM_ALIGN) align = TM_ALIGN;
-    if (n >= atomic_load_explicit(&tm_huge_threshold, memory_order_relaxed) ||
-        align > TM_CHUNK_SIZE || n > PTRDIFF_MAX / 2)
-        return tm_huge_alloc(n, align);
+    if (align > TM_CHUNK_SIZE || n > PTRDIFF_MAX / 2) return tm_huge_alloc(n, align);
     tm_heap_t *h = heap_acquire();
     tm_defer_t d;
     d.n = 0;
@@ -612,14 +646,18 @@ void tm_heap_free(void *p, const char *func) {
     tm_hblock_t *nx = checked(next_block(b)), *pv = b->prev_size ? prev_block(b) : NULL;
     bool rest_purged = (nx->state != TM_HB_FREE || nx->purged) &&
                        (pv == NULL || pv->state != TM_HB_FREE || pv->purged);
+    bool huge = to - from >= atomic_load_explicit(&tm_huge_threshold, memory_order_relaxed);
     b = merge_free(h, b);
     tm_defer_t d;
     d.n = 0;
-    if (tm_opt.heap_purge_delay == 0) {
-        /* Purge at once: b, which maintenance (at delay 0) purges too, or returns whole. The
-         * neighbours it merged with were purged when they were freed, so only the part just
-         * freed needs the madvise, not the whole merged block again. */
-        if (h->free_bytes > tm_opt.heap_retain)
+    if (huge || tm_opt.heap_purge_delay == 0) {
+        /* Purge at once: b, which maintenance (at delay 0) purges too, or returns whole; a
+         * huge block's span goes back whole when nothing else lives in it. The neighbours b
+         * merged with were purged when they were freed, so only the part just freed needs the
+         * madvise, not the whole merged block again. */
+        if (huge && whole_span(b))
+            span_release(h, b, &d);
+        else if (tm_opt.heap_purge_delay == 0 && h->free_bytes > tm_opt.heap_retain)
             heap_maintain(&h->sh, now, &d);
         else if (rest_purged)
             block_purge_part(h, b, from, to, &d);
@@ -632,6 +670,10 @@ void tm_heap_free(void *p, const char *func) {
     }
     tm_unlock(&h->sh.lock);
     if (tm_unlikely(d.n)) tm_defer_run(&heap_clock, &d);
+    if (huge) {
+        atomic_store_explicit(&huge_back_ms, now, memory_order_relaxed);
+        threshold_raise(to - from + 1); /* glibc's rule: blocks of this size come and go */
+    }
 }
 
 /* calloc's clearing of a block it has just been given: only what the block's known-zero part
@@ -662,8 +704,7 @@ size_t tm_heap_usable(const void *p, const char *func) {
 void *tm_heap_realloc(void *p, size_t n) {
     tm_heap_t *h;
     tm_hblock_t *b = lock_block(p, "realloc", &h);
-    if (n >= atomic_load_explicit(&tm_huge_threshold, memory_order_relaxed) ||
-        n <= tm_opt.medium_max / 2) {
+    if (n <= tm_opt.medium_max / 2) {
         tm_unlock(&h->sh.lock);
         return NULL; /* belongs to another tier now */
     }
@@ -695,19 +736,6 @@ void *tm_heap_realloc(void *p, size_t n) {
     }
     tm_unlock(&h->sh.lock);
     return q;
-}
-
-/* ---- huge threshold --------------------------------------------------------------------- */
-/* glibc's rule: a huge block freed is evidence that blocks of its size come and go, which the
- * heap serves without a mapping each; so the threshold rises to just above it. */
-void tm_huge_freed(size_t size) {
-    if (!tm_opt.huge_dynamic) return;
-    size_t t = atomic_load_explicit(&tm_huge_threshold, memory_order_relaxed);
-    while (size >= t && size < tm_opt.huge_threshold_max) {
-        if (atomic_compare_exchange_weak_explicit(&tm_huge_threshold, &t, size + 1,
-                                                  memory_order_relaxed, memory_order_relaxed))
-            break;
-    }
 }
 
 /* ---- set-up, fork, statistics ----------------------------------------------------------- */

@@ -1,8 +1,9 @@
-/* Huge blocks: one mapping each, chunk aligned and a whole number of chunks long, so every
- * chunk marked TM_KIND_HUGE is wholly ours. The header sits just below the user pointer and
- * is trusted only when its seal (tm_seal of the user pointer) matches.
- * Growing uses mremap: in place when the neighbouring range is free, else moved to a new
- * reservation without copying. */
+/* Own mappings, for what the heap does not take: alignments above a chunk, and requests past
+ * heap_max or when the heap can get no span. One mapping each, chunk aligned and a whole number of
+ * chunks long, so every chunk marked TM_KIND_HUGE is wholly ours. The header sits just below the
+ * user pointer and is trusted only when its seal (tm_seal of the user pointer) matches. Growing
+ * uses mremap: in place when the neighbouring range is free, else moved to a new reservation
+ * without copying. */
 #include "tm_internal.h"
 
 #include <errno.h>
@@ -67,7 +68,6 @@ void tm_huge_free(void *p, const char *func) {
     tm_huge_hdr_t *h = checked_hdr(p, func);
     uintptr_t base = h->base;
     size_t map_size = h->map_size;
-    size_t size = h->size;
     h->seal = 0;
     /* Unmark before unmapping: once unmapped, the range may be mapped again by another thread,
      * which marks it after its own mmap returns. */
@@ -75,7 +75,6 @@ void tm_huge_free(void *p, const char *func) {
     tm_os_unmap((void *)base, map_size);
     atomic_fetch_add_explicit(&tm_huge_stats.nfree, 1, memory_order_relaxed);
     count_bytes(-(int64_t)map_size);
-    tm_huge_freed(size); /* the adaptive threshold (heap.c) */
 }
 
 size_t tm_huge_usable(const void *p, const char *func) {

@@ -115,10 +115,10 @@ static const optdef_t optdefs[] = {
     SIZE(heap_max, 0, 0, 0, 1ULL << 46,
          "heap size limit (0: none); past it, blocks get their own mappings"),
     SIZE(huge_threshold, 0, 32 * MiB, 16 * KiB, 1ULL << 46,
-         "requests of this size or more get their own mapping (initial value)"),
+         "a freed heap block this large goes back to the OS at once (initial value)"),
     SIZE(huge_threshold_max, OF_ABOVE, 512 * MiB, 16 * KiB, 1ULL << 46,
-         "the adaptive threshold never rises past this"),
-    BOOL(huge_dynamic, 1, "raise the threshold when huge blocks are freed, as glibc does"),
+         "the adaptive huge threshold never rises past this"),
+    BOOL(huge_dynamic, 1, "raise the threshold as huge blocks are freed and asked for again"),
 };
 #define NOPTS (sizeof optdefs / sizeof optdefs[0])
 

@@ -347,8 +347,6 @@ void *tm_heap_realloc(void *p, size_t n); /* in place or NULL; the block stays v
 void tm_heap_trim(void);
 uint64_t tm_heap_background(uint64_t now); /* the purger's pass; -> next due (0: none) */
 uint64_t tm_heap_due(void);
-void tm_huge_freed(size_t size); /* huge.c tells the adaptive threshold */
-extern _Atomic size_t tm_huge_threshold;
 void tm_heap_totals(tm_heap_totals_t *t);
 size_t tm_heap_walk(void (*fn)(void *, size_t, int, void *), void *arg);
 void tm_tiers_print(tm_out_t *o, bool json);

@@ -105,9 +105,9 @@ typedef struct {
     uint32_t heap_purge_delay;    /* ms a free block stays committed before madvise */
     size_t heap_retain;           /* free heap bytes kept mapped; wholly free spans past it go */
     size_t heap_max;              /* bytes; 0 = no limit (past it, blocks get own mappings) */
-    size_t huge_threshold;        /* initial: requests of this size or more get own mappings */
+    size_t huge_threshold;        /* initial: a freed heap block this large goes back at once */
     size_t huge_threshold_max;    /* the adaptive threshold never rises past this */
-    bool huge_dynamic;            /* raise the threshold when huge blocks are freed */
+    bool huge_dynamic;            /* raise it as huge blocks are freed and asked for again */
     bool purge_lazy;              /* purge with MADV_FREE instead of MADV_DONTNEED */
     uint32_t commit_chunks;       /* reservations inaccessible, committed per chunk (2: auto) */
     bool purge_thread;            /* a background thread runs the purges that fall due */
