@@ -292,7 +292,7 @@ uint64_t tm_clock_due(const tm_clock_t *c);
  * every lock, polls it (tm_purger_poll) and starts or wakes the purger. */
 extern __thread bool tm_purger_wanted __attribute__((tls_model("initial-exec")));
 void tm_purger_wake(void);
-void tm_purger_kick(void); /* no thread with a cache is left: the purger leaves */
+void tm_purger_kick(void);   /* no thread with a cache is left: the purger leaves */
 void tm_purger_inline(void); /* the passes past due, run by a caller: no purger runs */
 static inline void tm_purger_poll(void) {
     if (tm_unlikely(tm_purger_wanted)) tm_purger_wake();
