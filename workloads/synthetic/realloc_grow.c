@@ -48,13 +48,8 @@ static void step(struct wl_ctx *c, struct buf *b) {
         start(c, b);
         return;
     }
-    void *p = realloc(b->p, n);
-    if (!p) wl_oom("realloc", n);
-    c->ops++;
-    wl_check_prefix(p, b->n, n, b->key);
-    b->p = p;
+    b->p = wl_realloc_filled(c, b->p, b->n, n, b->key);
     b->n = n;
-    wl_fill(p, n, b->key);
     if (n >= b->limit) b->shrinking = 1;
 }
 

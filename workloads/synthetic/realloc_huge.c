@@ -45,13 +45,8 @@ static void step(struct wl_ctx *c, struct buf *b) {
     }
     size_t n = b->n + b->n / 2;
     if (n > b->limit) n = b->limit;
-    void *p = realloc(b->p, n);
-    if (!p) wl_oom("realloc", n);
-    c->ops++;
-    wl_check_prefix(p, b->n, n, b->key);
-    b->p = p;
+    b->p = wl_realloc_filled(c, b->p, b->n, n, b->key);
     b->n = n;
-    wl_fill(p, n, b->key);
 }
 
 static void *run(void *arg) {

@@ -212,6 +212,15 @@ void wl_check_prefix(const void *p, size_t n, size_t limit, uint64_t key) {
     expect(b, n, n - 8, pat(key, n - 8), 8, limit);
 }
 
+void *wl_realloc_filled(struct wl_ctx *c, void *p, size_t old, size_t n, uint64_t key) {
+    void *q = realloc(p, n);
+    if (!q) wl_oom("realloc", n);
+    c->ops++;
+    wl_check_prefix(q, old, n, key);
+    wl_fill(q, n, key);
+    return q;
+}
+
 /* ---- latency recording --------------------------------------------------------------- */
 
 /* Each recorder keeps up to LAT_CAP samples per call kind in memory mapped outside the

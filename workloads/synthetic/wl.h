@@ -143,6 +143,11 @@ static inline void wl_check(const void *p, size_t n, uint64_t key) {
     wl_check_prefix(p, n, n, key);
 }
 
+/* realloc of a block that wl_fill(p, old, key) wrote, to n bytes: counts the call in c->ops,
+ * verifies the kept prefix at the new address and writes the pattern for n. NULL is a
+ * failure (exit 1). */
+void *wl_realloc_filled(struct wl_ctx *c, void *p, size_t old, size_t n, uint64_t key);
+
 /* Shorthands for a block keyed by its own address and size. */
 static inline void wl_fill_block(void *p, size_t n) { wl_fill(p, n, wl_key(p, n)); }
 static inline void wl_check_block(const void *p, size_t n) { wl_check(p, n, wl_key(p, n)); }
