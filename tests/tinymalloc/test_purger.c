@@ -177,12 +177,13 @@ static int abandoned_child(void) {
 }
 
 /* Child mode: one thread frees a 64 MiB heap block, waits past heap_purge_delay without a
- * call, and then allocates only 16-byte blocks (about 3 MiB of them: many slab refills).
- * There is no purger; the refills run the heap's pass that fell due. Exit status 0 when RSS
+ * call, and then allocates only 16-byte blocks (about 3 MiB of them: many slab refills), or
+ * (mode lonefree-medium) 100 blocks of 20 KB from the arenas. There is no purger; those calls run
+ * the heap's pass that fell due. Exit status 0 when RSS
  * is back under 16 MiB above the start, 1 when the block's pages stayed, 3 if a purger
  * thread started. */
 #define NSMALL 200000
-static int lone_thread_child(void) {
+static int lone_thread_child(bool medium) {
     static void *ps[NSMALL];
     long before = rss_kb();
     char *p = vmalloc(64u << 20);
@@ -191,11 +192,13 @@ static int lone_thread_child(void) {
     long freed = rss_kb() - before;
     struct timespec t = {0, 300 * 1000 * 1000};
     nanosleep(&t, NULL);
-    for (int i = 0; i < NSMALL; i++) ps[i] = vmalloc(16);
+    size_t each = medium ? 20000 : 16;
+    int count = medium ? 100 : NSMALL;
+    for (int i = 0; i < count; i++) ps[i] = vmalloc(each);
     long above = rss_kb() - before;
-    for (int i = 0; i < NSMALL; i++) vfree(ps[i]);
-    printf("  %s: %ld kB above the start after the free, %ld kB after the small blocks\n",
-           getenv("TINYMALLOC_CONF"), freed, above);
+    for (int i = 0; i < count; i++) vfree(ps[i]);
+    printf("  %s: %ld kB above the start after the free, %ld kB after the %s blocks\n",
+           getenv("TINYMALLOC_CONF"), freed, above, medium ? "medium" : "small");
     if (has_purger_thread()) return 3;
     return freed > (48 << 10) && above < (16 << 10) ? 0 : 1;
 }
@@ -317,12 +320,13 @@ static void abandoned_pages_go_back(void) {
 
 /* The heap takes the block (no huge mapping) and purges after 100 ms; purge_thread:0 too,
  * since the refills run the pass whether or not a purger may start. */
-static void lone_thread_small_calls_purge_the_heap(void) {
+static void lone_thread_later_calls_purge_the_heap(void) {
     const char *conf = "huge_threshold:1g,huge_threshold_max:1g,heap_purge_delay:100";
     CHECK(run_child_with(self_name, "lonefree", conf) == 0);
     char with_off[128];
     snprintf(with_off, sizeof with_off, "%s,purge_thread:0", conf);
     CHECK(run_child_with(self_name, "lonefree", with_off) == 0);
+    CHECK(run_child_with(self_name, "lonefree-medium", conf) == 0);
 }
 
 static void single_threaded_process_has_none(void) { CHECK(run_child(self_name, "single") == 0); }
@@ -353,7 +357,8 @@ int main(int argc, char **argv) {
     self_name = argv[0];
     if (argc > 1 && strcmp(argv[1], "single") == 0) return single_threaded();
     if (argc > 1 && strcmp(argv[1], "abandon") == 0) return abandoned_child();
-    if (argc > 1 && strcmp(argv[1], "lonefree") == 0) return lone_thread_child();
+    if (argc > 1 && strcmp(argv[1], "lonefree") == 0) return lone_thread_child(false);
+    if (argc > 1 && strcmp(argv[1], "lonefree-medium") == 0) return lone_thread_child(true);
     if (argc > 1 && strcmp(argv[1], "heaponly") == 0) return heap_only_child();
     if (argc > 1 && strcmp(argv[1], "mainexit") == 0) return main_thread_exits_last();
     if (argc > 1 && strcmp(argv[1], "forkworker") == 0) return forked_worker_returns();
@@ -367,7 +372,7 @@ int main(int argc, char **argv) {
     RUN_RSS(forked_child_gets_its_own);
     RUN_RSS(idle_heap_only_threads_memory_goes_back);
     RUN_RSS(abandoned_pages_go_back);
-    RUN_RSS(lone_thread_small_calls_purge_the_heap);
+    RUN_RSS(lone_thread_later_calls_purge_the_heap);
 #ifdef __SANITIZE_THREAD__
     (void)process_ends_with_its_last_thread;
     printf("SKIP: process_ends_with_its_last_thread (ThreadSanitizer's own background thread "

@@ -52,6 +52,7 @@ static tm_noinline void *malloc_large(size_t n, size_t align) {
     if (tm_unlikely(tm_profiling)) return malloc_profiled(n, align);
     void *p = alloc_any(n, align);
     tm_purger_poll();
+    tm_purger_inline();
     return p;
 }
 
@@ -82,6 +83,7 @@ static tm_noinline void free_other(void *p, unsigned kind, const char *func) {
     else if (p != NULL)
         tm_fatal(func, "invalid pointer", p);
     tm_purger_poll();
+    tm_purger_inline();
 }
 
 /* Frees p, whatever its tier; func names the API call in error messages. */

@@ -194,9 +194,10 @@ void tm_purger_kick(void) {
 /* Without a running purger (one thread so far, purge_thread:0, or a start that failed), a
  * delayed purge runs only when some call reaches its tier again, and a program may never
  * call that tier again: one thread that frees a large block and then asks only for small
- * ones would keep the block's pages for good. The slab tier's slow path, taken about once
- * per page of small blocks, runs the arena and heap passes that are past due here; their
- * clocks are built for callers on any thread. Two loads when nothing is due. */
+ * or medium ones would keep the block's pages for good. The slab tier's slow path, taken
+ * about once per page of small blocks, and every call above the slabs run the arena and heap
+ * passes that are past due here; their clocks are built for callers on any thread. Two loads
+ * when nothing is due. */
 void tm_purger_inline(void) {
     if (atomic_load_explicit(&state, memory_order_relaxed) == TM_PURGER_RUNNING) return;
     uint64_t due = tm_earliest(tm_arena_due(), tm_heap_due());
