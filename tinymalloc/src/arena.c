@@ -419,12 +419,8 @@ void tm_arena_init(void) {
     nunits = (unsigned)(TM_CHUNK_SIZE >> unit_shift);
     nwords = nunits / 64;
     for (unsigned i = 0; i < narenas; i++) arenas[i].idx = i;
-    arena_clock.first = &arenas[0].sh;
-    arena_clock.stride = sizeof arenas[0];
-    arena_clock.n = narenas;
-    arena_clock.delay_ms = &tm_opt.arena_purge_delay;
-    arena_clock.maintain = arena_maintain;
-    arena_clock.purged = arena_purged;
+    tm_clock_init(&arena_clock, &arenas[0].sh, sizeof arenas[0], narenas, &tm_opt.arena_purge_delay,
+                  arena_maintain, arena_purged);
 }
 
 /* malloc_trim: purges every wholly free chunk now, whatever its age. */

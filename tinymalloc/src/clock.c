@@ -4,6 +4,16 @@
  * shard's lock is released (tm_defer_t). */
 #include "tm_internal.h"
 
+void tm_clock_init(tm_clock_t *c, tm_shard_t *first, size_t stride, unsigned n,
+                   const uint32_t *delay_ms, tm_maintain_fn maintain, tm_purged_fn purged) {
+    c->first = first;
+    c->stride = stride;
+    c->n = n;
+    c->delay_ms = delay_ms;
+    c->maintain = maintain;
+    c->purged = purged;
+}
+
 void tm_clock_set(tm_clock_t *c, tm_shard_t *s, uint64_t due) {
     s->due_ms = due;
     if (due) tm_due_lower(&c->due_ms, due);

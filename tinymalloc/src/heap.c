@@ -743,12 +743,8 @@ void tm_heap_init(void) {
     unsigned n = tm_opt.heaps ? tm_opt.heaps : tm_ncpus();
     nheaps = n < TM_MAX_ARENAS ? n : TM_MAX_ARENAS;
     for (unsigned i = 0; i < nheaps; i++) heaps[i].idx = i;
-    heap_clock.first = &heaps[0].sh;
-    heap_clock.stride = sizeof heaps[0];
-    heap_clock.n = nheaps;
-    heap_clock.delay_ms = &tm_opt.heap_purge_delay;
-    heap_clock.maintain = heap_maintain;
-    heap_clock.purged = heap_purged;
+    tm_clock_init(&heap_clock, &heaps[0].sh, sizeof heaps[0], nheaps, &tm_opt.heap_purge_delay,
+                  heap_maintain, heap_purged);
     atomic_store_explicit(&tm_huge_threshold, tm_opt.huge_threshold, memory_order_relaxed);
 }
 

@@ -230,6 +230,64 @@ static void kv(tm_out_t *o, const char *key, uint64_t v, const char *sep) {
     tm_out_str(o, sep);
 }
 
+/* One group of counters: `"name": {"key": value, ...}` and then `after` in JSON; in the table
+ * a line ` name: key value, key value`. */
+static void print_group(tm_out_t *o, bool json, const char *name, const char *const *keys,
+                        const uint64_t *vals, size_t n, const char *after) {
+    tm_out_str(o, json ? "\"" : " ");
+    tm_out_str(o, name);
+    tm_out_str(o, json ? "\": {" : ":");
+    for (size_t i = 0; i < n; i++) {
+        if (json) {
+            kv(o, keys[i], vals[i], i + 1 < n ? ", " : "}");
+            continue;
+        }
+        tm_out_str(o, i ? ", " : " ");
+        tm_out_str(o, keys[i]);
+        tm_out_str(o, " ");
+        tm_out_u64(o, vals[i], 0);
+    }
+    tm_out_str(o, json ? after : "\n");
+}
+
+/* Own mappings (huge.c), the tiers above the slabs, and the OS layer: the same groups in both
+ * formats. */
+static void print_groups(tm_out_t *o, bool json) {
+    static const char *const mn[] = {"allocs", "frees", "remaps", "current_bytes", "peak_bytes"};
+    uint64_t mv[] = {LOAD(tm_huge_stats.nalloc), LOAD(tm_huge_stats.nfree),
+                     LOAD(tm_huge_stats.nremap), LOAD(tm_huge_stats.cur_bytes),
+                     LOAD(tm_huge_stats.peak_bytes)};
+    print_group(o, json, "huge", mn, mv, sizeof mv / sizeof mv[0], ", ");
+    tm_arena_totals_t a;
+    tm_heap_totals_t h;
+    tm_arena_totals(&a);
+    tm_heap_totals(&h);
+    static const char *const an[] = {"arenas",        "allocs",         "frees",
+                                     "chunks",        "chunks_peak",    "used_bytes",
+                                     "purged_chunks", "released_chunks"};
+    uint64_t av[] = {tm_arena_count(), a.nalloc,     a.nfree,         a.chunks,
+                     a.chunks_peak,    a.used_bytes, a.purged_chunks, a.released_chunks};
+    static const char *const hn[] = {
+        "heaps",       "max_size", "size",          "peak_size",          "in_use",
+        "peak_in_use", "blocks",   "free_blocks",   "consecutive_misses", "misses",
+        "hits",        "grows",    "purged_bytes",  "unmapped_bytes",     "ahead",
+        "allocs",      "frees",    "huge_threshold"};
+    uint64_t hv[] = {h.heaps,       h.max_size, h.size,          h.peak_size,          h.in_use,
+                     h.peak_in_use, h.blocks,   h.free_blocks,   h.consecutive_misses, h.misses,
+                     h.hits,        h.grows,    h.purged_bytes,  h.unmapped_bytes,     h.ahead,
+                     h.nalloc,      h.nfree,    h.huge_threshold};
+    print_group(o, json, "arena", an, av, sizeof av / sizeof av[0], ", ");
+    print_group(o, json, "heap", hn, hv, sizeof hv / sizeof hv[0], ", ");
+    static const char *const on[] = {"mmap",        "munmap",        "madvise",
+                                     "mremap",      "mmap_failures", "mapped_bytes",
+                                     "mapped_peak", "purged_bytes"};
+    uint64_t ov[] = {LOAD(tm_os_stats.mmap_calls),    LOAD(tm_os_stats.munmap_calls),
+                     LOAD(tm_os_stats.madvise_calls), LOAD(tm_os_stats.mremap_calls),
+                     LOAD(tm_os_stats.mmap_failures), LOAD(tm_os_stats.mapped_bytes),
+                     LOAD(tm_os_stats.mapped_peak),   LOAD(tm_os_stats.purged_bytes)};
+    print_group(o, json, "os", on, ov, sizeof ov / sizeof ov[0], "}\n");
+}
+
 static void print_json(tm_out_t *o, const class_snap_t *cs) {
     tm_out_str(o, "{\"allocator\": \"tinymalloc\", ");
     kv(o, "pid", (uint64_t)getpid(), ", ");
@@ -247,28 +305,8 @@ static void print_json(tm_out_t *o, const class_snap_t *cs) {
         kv(o, "pages", cs[c].pages, ", ");
         kv(o, "prealloc", tm_opt.class_prealloc[c], "}");
     }
-    tm_out_str(o, "], \"huge\": {");
-    kv(o, "allocs", LOAD(tm_huge_stats.nalloc), ", ");
-    kv(o, "frees", LOAD(tm_huge_stats.nfree), ", ");
-    kv(o, "remaps", LOAD(tm_huge_stats.nremap), ", ");
-    kv(o, "current_bytes", LOAD(tm_huge_stats.cur_bytes), ", ");
-    kv(o, "peak_bytes", LOAD(tm_huge_stats.peak_bytes), "}, ");
-    tm_tiers_print(o, true);
-    tm_out_str(o, "\"os\": {");
-    kv(o, "mmap", LOAD(tm_os_stats.mmap_calls), ", ");
-    kv(o, "munmap", LOAD(tm_os_stats.munmap_calls), ", ");
-    kv(o, "madvise", LOAD(tm_os_stats.madvise_calls), ", ");
-    kv(o, "mremap", LOAD(tm_os_stats.mremap_calls), ", ");
-    kv(o, "mmap_failures", LOAD(tm_os_stats.mmap_failures), ", ");
-    kv(o, "mapped_bytes", LOAD(tm_os_stats.mapped_bytes), ", ");
-    kv(o, "mapped_peak", LOAD(tm_os_stats.mapped_peak), ", ");
-    kv(o, "purged_bytes", LOAD(tm_os_stats.purged_bytes), "}}\n");
-}
-
-/* label then value, for the table's "name value, name value" lines */
-static void lv(tm_out_t *o, const char *label, uint64_t v) {
-    tm_out_str(o, label);
-    tm_out_u64(o, v, 0);
+    tm_out_str(o, "], ");
+    print_groups(o, true);
 }
 
 static void print_table(tm_out_t *o, const class_snap_t *cs) {
@@ -295,20 +333,7 @@ static void print_table(tm_out_t *o, const class_snap_t *cs) {
     tm_out_u64(o, ta, 12);
     tm_out_u64(o, tf, 12);
     tm_out_str(o, "\n");
-    lv(o, " huge: allocs ", LOAD(tm_huge_stats.nalloc));
-    lv(o, ", frees ", LOAD(tm_huge_stats.nfree));
-    lv(o, ", remaps ", LOAD(tm_huge_stats.nremap));
-    lv(o, ", current bytes ", LOAD(tm_huge_stats.cur_bytes));
-    lv(o, ", peak bytes ", LOAD(tm_huge_stats.peak_bytes));
-    tm_out_str(o, "\n");
-    tm_tiers_print(o, false);
-    lv(o, " os: mmap ", LOAD(tm_os_stats.mmap_calls));
-    lv(o, ", munmap ", LOAD(tm_os_stats.munmap_calls));
-    lv(o, ", madvise ", LOAD(tm_os_stats.madvise_calls));
-    lv(o, ", mremap ", LOAD(tm_os_stats.mremap_calls));
-    lv(o, ", mapped bytes ", LOAD(tm_os_stats.mapped_bytes));
-    lv(o, " (peak ", LOAD(tm_os_stats.mapped_peak));
-    tm_out_str(o, ")\n");
+    print_groups(o, false);
 }
 
 /* Per-arena allocation counts, for programs and tests that check which arenas served them.
@@ -377,44 +402,4 @@ void tm_stats_at_exit(void) {
     if (fd < 0) return;
     tinymalloc_stats_print(fd, tm_opt.stats == 2);
     if (fd != 2) close(fd);
-}
-
-/* ---- the arena and heap tiers' figures ---------------------------------------------------- */
-void tm_tiers_print(tm_out_t *o, bool json) {
-    tm_arena_totals_t a;
-    tm_heap_totals_t h;
-    tm_arena_totals(&a);
-    tm_heap_totals(&h);
-    static const char *const an[] = {"arenas",        "allocs",         "frees",
-                                     "chunks",        "chunks_peak",    "used_bytes",
-                                     "purged_chunks", "released_chunks"};
-    uint64_t av[] = {tm_arena_count(), a.nalloc,     a.nfree,         a.chunks,
-                     a.chunks_peak,    a.used_bytes, a.purged_chunks, a.released_chunks};
-    static const char *const hn[] = {
-        "heaps",       "max_size", "size",          "peak_size",          "in_use",
-        "peak_in_use", "blocks",   "free_blocks",   "consecutive_misses", "misses",
-        "hits",        "grows",    "purged_bytes",  "unmapped_bytes",     "ahead",
-        "allocs",      "frees",    "huge_threshold"};
-    uint64_t hv[] = {h.heaps,       h.max_size, h.size,          h.peak_size,          h.in_use,
-                     h.peak_in_use, h.blocks,   h.free_blocks,   h.consecutive_misses, h.misses,
-                     h.hits,        h.grows,    h.purged_bytes,  h.unmapped_bytes,     h.ahead,
-                     h.nalloc,      h.nfree,    h.huge_threshold};
-    for (int part = 0; part < 2; part++) {
-        const char *const *names = part ? hn : an;
-        const uint64_t *vals = part ? hv : av;
-        size_t n = part ? sizeof hv / sizeof hv[0] : sizeof av / sizeof av[0];
-        tm_out_str(o,
-                   json ? (part ? "\"heap\": {" : "\"arena\": {") : (part ? " heap:" : " arena:"));
-        for (size_t i = 0; i < n; i++) {
-            if (json) {
-                kv(o, names[i], vals[i], i + 1 < n ? ", " : "}, ");
-            } else {
-                tm_out_str(o, i ? ", " : " ");
-                tm_out_str(o, names[i]);
-                tm_out_str(o, " ");
-                tm_out_u64(o, vals[i], 0);
-            }
-        }
-        if (!json) tm_out_str(o, "\n");
-    }
 }

@@ -255,6 +255,9 @@ static inline void tm_init(void) {
 
 /* ---- purge clocks of the sharded tiers (clock.c; tm_clock_t in tm_types.h) --------------- */
 /* Under s's lock: s's maintenance is next due at due (0: never). */
+/* The clock of a tier's n shards, shards[i] at (char *)first + i * stride. */
+void tm_clock_init(tm_clock_t *c, tm_shard_t *first, size_t stride, unsigned n,
+                   const uint32_t *delay_ms, tm_maintain_fn maintain, tm_purged_fn purged);
 void tm_clock_set(tm_clock_t *c, tm_shard_t *s, uint64_t due);
 void tm_clock_others(tm_clock_t *c, tm_shard_t *s, uint64_t due, uint64_t now, tm_defer_t *d);
 
@@ -349,7 +352,6 @@ uint64_t tm_heap_background(uint64_t now); /* the purger's pass; -> next due (0:
 uint64_t tm_heap_due(void);
 void tm_heap_totals(tm_heap_totals_t *t);
 size_t tm_heap_walk(void (*fn)(void *, size_t, int, void *), void *arg);
-void tm_tiers_print(tm_out_t *o, bool json);
 
 #pragma GCC visibility pop
 

@@ -256,6 +256,12 @@ typedef struct {
     } v[TM_DEFER_MAX];
 } tm_defer_t;
 
+/* Under s's lock: the due work, into d (which it stops filling when full, leaving s due at
+ * once); sets s's next due time. */
+typedef void (*tm_maintain_fn)(tm_shard_t *s, uint64_t now, tm_defer_t *d);
+/* Under s's lock, after a PURGE item ran: obj is back in use, its pages purged. */
+typedef void (*tm_purged_fn)(tm_shard_t *s, void *obj, size_t bytes);
+
 typedef struct {
     /* Invariant: no shard's due_ms is earlier than this (0: none is due). */
     _Atomic uint64_t due_ms;
@@ -263,11 +269,8 @@ typedef struct {
     size_t stride;
     unsigned n;
     const uint32_t *delay_ms; /* the tier's purge delay option */
-    /* Under s's lock: the due work, into d (which it stops filling when full, leaving s due
-     * at once); sets s's next due time. */
-    void (*maintain)(tm_shard_t *s, uint64_t now, tm_defer_t *d);
-    /* Under s's lock, after a PURGE item ran: obj is back in use, its pages purged. */
-    void (*purged)(tm_shard_t *s, void *obj, size_t bytes);
+    tm_maintain_fn maintain;
+    tm_purged_fn purged;
 } tm_clock_t;
 
 /* ---- tier totals for statistics (arena.c, heap.c) ---------------------------------------- */
