@@ -270,13 +270,13 @@ void tm_chunk_release(void *p, size_t size) {
     tm_lock(&tm_chunk_lock);
     bool keep = free_count + size / TM_CHUNK_SIZE <= 256; /* a hint: checked without the purge */
     tm_unlock(&tm_chunk_lock);
-    if (!keep) {
+    /* Purged before it is listed: a chunk on the list is all zero but for its link word, as
+     * a fresh one is, which the tiers' chunk set-up and the heap's calloc rely on. Locked
+     * pages cannot be purged; such chunks are unmapped instead. */
+    if (!keep || !tm_os_purge_zero(p, size)) {
         tm_os_unmap(p, size);
         return;
     }
-    /* Purged before it is listed: a chunk on the list is all zero but for its link word, as
-     * a fresh one is, which the tiers' chunk set-up relies on. */
-    tm_os_purge_zero(p, size);
     tm_lock(&tm_chunk_lock);
     for (uintptr_t c = (uintptr_t)p; c < (uintptr_t)p + size; c += TM_CHUNK_SIZE)
         free_push_locked((void *)c);

@@ -111,19 +111,21 @@ bool tm_os_overcommit_strict(void) {
  * MADV_FREE (purge_lazy) leaves them mapped until the kernel is short of memory, so a block
  * reused soon costs no faults, but until then they keep their contents: only the tiers' own
  * purges, which never count on zeroed pages, may be lazy. Where the kernel lacks MADV_FREE
- * (before 4.5), DONTNEED does. */
-static void purge(void *p, size_t size, bool lazy) {
+ * (before 4.5), DONTNEED does. Neither drops locked pages (mlock, mlockall): DONTNEED fails
+ * with EINVAL and the range keeps its contents, so false means "not purged, not zero". */
+static bool purge(void *p, size_t size, bool lazy) {
     int saved = errno;
     atomic_fetch_add_explicit(&tm_os_stats.madvise_calls, 1, memory_order_relaxed);
     int r = lazy ? madvise(p, size, MADV_FREE) : -1;
     if (r != 0) r = madvise(p, size, MADV_DONTNEED);
     if (r == 0) atomic_fetch_add_explicit(&tm_os_stats.purged_bytes, size, memory_order_relaxed);
     errno = saved;
+    return r == 0;
 }
 
 void tm_os_purge(void *p, size_t size) { purge(p, size, tm_opt.purge_lazy); }
 
-void tm_os_purge_zero(void *p, size_t size) { purge(p, size, false); }
+bool tm_os_purge_zero(void *p, size_t size) { return purge(p, size, false); }
 
 void tm_os_populate(void *p, size_t size) {
     int saved = errno;
