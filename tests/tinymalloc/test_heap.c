@@ -6,6 +6,8 @@
 
 #include <malloc.h>
 #include <stdint.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static void *(*volatile vmalloc)(size_t) = malloc;
 static void *(*volatile vrealloc)(void *, size_t) = realloc;
@@ -329,8 +331,35 @@ static void calloc_zero_reused_fresh_block(void) {
     vfree(c);
 }
 
+/* A block written whole, freed and purged (malloc_trim purges every free block now) reads zero
+ * past its header's page, and the heap knows it: calloc taking the block again clears only
+ * that page, so it commits none of the rest. Before purges marked blocks zero, calloc cleared
+ * all 24 MiB and committed them again. */
+static void calloc_after_purge_commits_nothing(void) {
+    size_t n = 24 * MiB; /* below the huge threshold: kept, purged in place */
+    unsigned char *p = vmalloc(n);
+    memset(p, 0x5a, n);
+    vfree(p);
+    malloc_trim(0);
+    long before = tm_test_rss_kb();
+    unsigned char *q = vcalloc(1, n);
+    long after = tm_test_rss_kb();
+    CHECK(q == p); /* the same block, best fit on this CPU's heap */
+    if (q == NULL) return;
+    size_t at = first_nonzero(q, n);
+    printf("  calloc(1, 24 MiB) of a purged block: rss %ld -> %ld kB, first byte not zero: %zu of "
+           "%zu\n",
+           before, after, at, n);
+    CHECK(at == n);
+#ifndef __SANITIZE_THREAD__
+    CHECK(after - before < 4096);
+#endif
+    vfree(q);
+}
+
 /* calloc of heap blocks that earlier blocks wrote: every byte is zero, through splits, merges,
- * aligned carves, reallocs in place and moves. Every block is written whole while it lives. */
+ * aligned carves, reallocs in place and moves, and purges (malloc_trim now and then). Every
+ * block is written whole while it lives. */
 static void calloc_zero_after_reuse(void) {
     enum { N = 24, STEPS = 600 };
     unsigned char *ps[N] = {0};
@@ -339,6 +368,7 @@ static void calloc_zero_after_reuse(void) {
     int callocs = 0, bad = 0;
     for (int k = 0; k < STEPS && !bad; k++) {
         r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+        if (k % 50 == 49) malloc_trim(0); /* free blocks purged: known zero from then on */
         int i = (int)((r >> 33) % N);
         if (ps[i] && (r >> 20) % 3 != 0) {
             vfree(ps[i]);
@@ -413,9 +443,35 @@ static void oom_finds_other_heaps_free_blocks(void) {
     CHECK(tm_test_oom_elsewhere(8 * MiB, 256 * MiB));
 }
 
-int main(void) {
+static char *self;
+
+/* Under purge_lazy:1 a purge (MADV_FREE) leaves the pages' contents until the kernel takes
+ * them, so it must not mark a block zero: the calloc cases again, in a process of their own. */
+static void lazy_purges_are_not_taken_as_zero(void) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("TINYMALLOC_CONF", "purge_lazy:1", 1);
+        char *argv[] = {self, "lazy", NULL};
+        execv("/proc/self/exe", argv);
+        _exit(126);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+int main(int argc, char **argv) {
+    self = argv[0];
+    if (argc > 1 && strcmp(argv[1], "lazy") == 0) {
+        RUN_HERE(calloc_after_purge_commits_nothing);
+        RUN_HERE(calloc_zero_after_reuse);
+        TEST_EXIT();
+    }
     RUN_HERE(calloc_zero_reused_fresh_block);
     RUN_RSS(calloc_keeps_fresh_pages_uncommitted);
+    /* While the heap holds little: the block is kept and purged in place, not released. */
+    RUN_HERE(calloc_after_purge_commits_nothing);
     RUN(statistics_invariants);
     RUN_HERE(fragmentation_pattern);
     RUN_HERE(coalescing);
@@ -424,6 +480,7 @@ int main(void) {
     RUN_HERE(huge_blocks_go_back_until_they_churn);
     RUN(alignment);
     RUN_HERE(calloc_zero_after_reuse);
+    RUN(lazy_purges_are_not_taken_as_zero);
     RUN_RSS(rss_falls);
     RUN_CAPPED(oom_finds_other_heaps_free_blocks);
     RUN(invalid_frees_abort);

@@ -217,7 +217,8 @@ static void arena_maintain(tm_shard_t *sh, uint64_t now, tm_defer_t *d) {
     tm_clock_set(&arena_clock, &a->sh, pending);
 }
 
-static void arena_purged(tm_shard_t *sh, void *obj, size_t bytes) {
+static void arena_purged(tm_shard_t *sh, void *obj, size_t bytes, bool zero) {
+    (void)zero; /* a chunk's set-up does not count on it */
     tm_achunk_t *c = obj;
     (void)bytes;
     c->purging = 0;

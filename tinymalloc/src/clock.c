@@ -50,10 +50,10 @@ void tm_defer_run(tm_clock_t *c, tm_defer_t *d) {
             tm_chunk_release(d->v[i].p, d->v[i].size);
             continue;
         }
-        tm_os_purge(d->v[i].p, d->v[i].size);
+        bool zero = tm_os_purge(d->v[i].p, d->v[i].size);
         tm_shard_t *s = d->v[i].shard;
         tm_lock(&s->lock);
-        c->purged(s, d->v[i].obj, d->v[i].size);
+        c->purged(s, d->v[i].obj, d->v[i].size, zero);
         tm_unlock(&s->lock);
     }
     d->n = 0;

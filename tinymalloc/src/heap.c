@@ -83,9 +83,11 @@ typedef struct tm_hblock {
 /* Known-zero memory, so that calloc need not clear (and commit) pages the OS gave zeroed.
  * Invariant: for a free block b with b->zero != 0, and for a used block from the moment it is
  * carved until calloc has read it, every byte in [b + b->zero, page floor of b + b->size) is
- * zero. Only fresh spans start such a part (the chunk layer hands out zeroed chunks); a split
- * passes it on to the tail, a merge or a free ends it. A purge keeps it: a dropped page reads
- * zero, and a lazily freed one keeps its contents, zero included. */
+ * zero. Fresh spans start such a part (the chunk layer hands out zeroed chunks), and so does
+ * a purge that dropped every page of a free block past its header's (not a lazy one: those
+ * pages keep their contents until the kernel takes them); a split passes it on to the tail, a
+ * merge or a free ends it. Any purge keeps it: a dropped page reads zero, and a lazily freed
+ * one keeps its contents, zero included. */
 
 typedef struct tm_hspan {
     uintptr_t seal;
@@ -275,11 +277,15 @@ static bool block_purge(tm_heap_t *h, tm_hblock_t *b, tm_defer_t *d) {
     return block_purge_part(h, b, (uintptr_t)b, (uintptr_t)b + b->size, d);
 }
 
-static void heap_purged(tm_shard_t *sh, void *obj, size_t bytes) {
+static void heap_purged(tm_shard_t *sh, void *obj, size_t bytes, bool zero) {
     tm_heap_t *h = (tm_heap_t *)sh;
     tm_hblock_t *b = obj;
     h->purged_bytes += bytes;
     b->purged = 1;
+    /* Every page past the header's dropped: from there on b reads zero. */
+    uintptr_t lo = tm_align_up((uintptr_t)b + TM_HEAP_HDR, TM_OS_PAGE);
+    uintptr_t hi = ((uintptr_t)b + b->size) & ~(TM_OS_PAGE - 1);
+    if (zero && hi > lo && bytes == hi - lo) b->zero = (uint32_t)(lo - (uintptr_t)b);
     merge_free(h, b);
 }
 

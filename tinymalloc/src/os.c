@@ -112,18 +112,20 @@ bool tm_os_overcommit_strict(void) {
  * reused soon costs no faults, but until then they keep their contents: only the tiers' own
  * purges, which never count on zeroed pages, may be lazy. Where the kernel lacks MADV_FREE
  * (before 4.5), DONTNEED does. Neither drops locked pages (mlock, mlockall): DONTNEED fails
- * with EINVAL and the range keeps its contents, so false means "not purged, not zero". */
+ * with EINVAL and the range keeps its contents. True: the range reads zero now (DONTNEED
+ * worked); false: it may not. */
 static bool purge(void *p, size_t size, bool lazy) {
     int saved = errno;
     atomic_fetch_add_explicit(&tm_os_stats.madvise_calls, 1, memory_order_relaxed);
     int r = lazy ? madvise(p, size, MADV_FREE) : -1;
-    if (r != 0) r = madvise(p, size, MADV_DONTNEED);
+    bool zero = false;
+    if (r != 0) zero = (r = madvise(p, size, MADV_DONTNEED)) == 0;
     if (r == 0) atomic_fetch_add_explicit(&tm_os_stats.purged_bytes, size, memory_order_relaxed);
     errno = saved;
-    return r == 0;
+    return zero;
 }
 
-void tm_os_purge(void *p, size_t size) { purge(p, size, tm_opt.purge_lazy); }
+bool tm_os_purge(void *p, size_t size) { return purge(p, size, tm_opt.purge_lazy); }
 
 bool tm_os_purge_zero(void *p, size_t size) { return purge(p, size, false); }
 

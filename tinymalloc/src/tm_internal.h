@@ -87,7 +87,7 @@ bool tm_os_commit(void *p, size_t size);                /* reserved -> read-writ
 bool tm_os_read_only_zero(void *p, size_t size);        /* -> zeros, read-only, charged to nobody */
 bool tm_os_overcommit_strict(void);                     /* vm.overcommit_memory is 2 */
 void tm_os_unmap(void *p, size_t size);
-void tm_os_purge(void *p, size_t size);      /* give pages back, keep the range */
+bool tm_os_purge(void *p, size_t size);      /* give pages back, keep the range; true: zero */
 bool tm_os_purge_zero(void *p, size_t size); /* same, and true: the range reads zero after */
 void tm_os_populate(void *p, size_t size);
 void *tm_os_remap(void *p, size_t old_size, size_t new_size, void *fixed);

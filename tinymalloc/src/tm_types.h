@@ -259,8 +259,9 @@ typedef struct {
 /* Under s's lock: the due work, into d (which it stops filling when full, leaving s due at
  * once); sets s's next due time. */
 typedef void (*tm_maintain_fn)(tm_shard_t *s, uint64_t now, tm_defer_t *d);
-/* Under s's lock, after a PURGE item ran: obj is back in use, its pages purged. */
-typedef void (*tm_purged_fn)(tm_shard_t *s, void *obj, size_t bytes);
+/* Under s's lock, after a PURGE item ran: obj is back in use, its pages purged (zero: and
+ * they read zero now). */
+typedef void (*tm_purged_fn)(tm_shard_t *s, void *obj, size_t bytes, bool zero);
 
 typedef struct {
     /* Invariant: no shard's due_ms is earlier than this (0: none is due). */
