@@ -127,6 +127,23 @@ __attribute__((unused)) static int tm_expect_abort(void (*fn)(void), const char 
     return ok;
 }
 
+/* Runs this test program again, as `<program> mode`, with TINYMALLOC_CONF=conf (set before
+ * the allocator starts, which a fork alone cannot do). Returns its exit status, or 128 + the
+ * signal that ended it. */
+__attribute__((unused)) static int tm_test_rerun(const char *mode, const char *conf) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("TINYMALLOC_CONF", conf, 1);
+        char *argv[] = {(char *)"/proc/self/exe", (char *)mode, NULL};
+        execv("/proc/self/exe", argv);
+        _exit(126);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
 /* Out-of-memory tests. In a forked child, fn runs with the address space (RLIMIT_AS) capped
  * at what the process has mapped then, reservations included, plus `extra` bytes; its return
  * value is the child's exit status. Returns 1 when the child exited with 0, else prints how it

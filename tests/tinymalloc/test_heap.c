@@ -6,8 +6,6 @@
 
 #include <malloc.h>
 #include <stdint.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 static void *(*volatile vmalloc)(size_t) = malloc;
 static void *(*volatile vrealloc)(void *, size_t) = realloc;
@@ -443,26 +441,13 @@ static void oom_finds_other_heaps_free_blocks(void) {
     CHECK(tm_test_oom_elsewhere(8 * MiB, 256 * MiB));
 }
 
-static char *self;
-
 /* Under purge_lazy:1 a purge (MADV_FREE) leaves the pages' contents until the kernel takes
  * them, so it must not mark a block zero: the calloc cases again, in a process of their own. */
 static void lazy_purges_are_not_taken_as_zero(void) {
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        setenv("TINYMALLOC_CONF", "purge_lazy:1", 1);
-        char *argv[] = {self, "lazy", NULL};
-        execv("/proc/self/exe", argv);
-        _exit(126);
-    }
-    int st = 0;
-    waitpid(pid, &st, 0);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(tm_test_rerun("lazy", "purge_lazy:1") == 0);
 }
 
 int main(int argc, char **argv) {
-    self = argv[0];
     if (argc > 1 && strcmp(argv[1], "lazy") == 0) {
         RUN_HERE(calloc_after_purge_commits_nothing);
         RUN_HERE(calloc_zero_after_reuse);
