@@ -6,8 +6,6 @@
 
 #include <malloc.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <unistd.h>
 
 static void *(*volatile vmalloc)(size_t) = malloc;
 static void *(*volatile vrealloc)(void *, size_t) = realloc;

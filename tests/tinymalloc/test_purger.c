@@ -2,8 +2,9 @@
  * their memory back to the OS within the delays although no thread calls the allocator
  * again; with purge_thread:0 (a re-run) it stays resident, which shows that the purger did
  * it. Slab pages that an exiting thread left with blocks out go back once those are freed. A
- * single-threaded process starts no purger, and its slab refills run the heap's due purge
- * instead; a forked child starts its own; threads that use only the heap tier start it too. */
+ * single-threaded process starts no purger, and its later small or medium calls run the
+ * heap's due purge instead; a forked child starts its own; threads that use only the heap
+ * tier start it too. */
 #include "tm_test.h"
 
 #include <dirent.h>
@@ -178,10 +179,9 @@ static int abandoned_child(void) {
 
 /* Child mode: one thread frees a 64 MiB heap block, waits past heap_purge_delay without a
  * call, and then allocates only 16-byte blocks (about 3 MiB of them: many slab refills), or
- * (mode lonefree-medium) 100 blocks of 20 KB from the arenas. There is no purger; those calls run
- * the heap's pass that fell due. Exit status 0 when RSS
- * is back under 16 MiB above the start, 1 when the block's pages stayed, 3 if a purger
- * thread started. */
+ * (mode lonefree-medium) 100 blocks of 20 KB from the arenas. There is no purger; those calls
+ * run the heap's pass that fell due. Exit status 0 when RSS is back under 16 MiB above the
+ * start, 1 when the block's pages stayed, 3 if a purger thread started. */
 #define NSMALL 200000
 static int lone_thread_child(bool medium) {
     static void *ps[NSMALL];
@@ -318,8 +318,8 @@ static void abandoned_pages_go_back(void) {
     CHECK(run_child_with(self_name, "abandon", "slab_retain:0,purge_thread:0") == 1);
 }
 
-/* The heap takes the block (no huge mapping) and purges after 100 ms; purge_thread:0 too,
- * since the refills run the pass whether or not a purger may start. */
+/* The heap keeps the block (below the huge threshold) and purges it after 100 ms;
+ * purge_thread:0 too, since the later calls run the pass whether or not a purger may start. */
 static void lone_thread_later_calls_purge_the_heap(void) {
     const char *conf = "huge_threshold:1g,huge_threshold_max:1g,heap_purge_delay:100";
     CHECK(run_child_with(self_name, "lonefree", conf) == 0);

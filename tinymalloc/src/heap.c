@@ -249,13 +249,27 @@ static tm_hblock_t *merge_free(tm_heap_t *h, tm_hblock_t *b) {
     return b;
 }
 
+/* b->zero for a known-zero part that starts at `at` (0 when it does not fit the field). */
+static uint32_t zero_offset(const tm_hblock_t *b, uintptr_t at) {
+    uintptr_t off = at - (uintptr_t)b;
+    return at > (uintptr_t)b && off <= UINT32_MAX ? (uint32_t)off : 0;
+}
+
+/* The whole pages of b past its header's page: what a purge can drop, and what calloc need
+ * not clear when they are known zero. */
+static uintptr_t pages_lo(const tm_hblock_t *b) {
+    return tm_align_up((uintptr_t)b + TM_HEAP_HDR, TM_OS_PAGE);
+}
+static uintptr_t pages_hi(const tm_hblock_t *b) {
+    return ((uintptr_t)b + b->size) & ~(TM_OS_PAGE - 1);
+}
+
 /* Takes free block b out of use and hands the pages inside it that meet [from, to) to d, to
  * purge once the lock is released (heap_purged puts it back, purged). The rest of b must be
  * purged already. False, b untouched, when d is full. */
 static bool block_purge_part(tm_heap_t *h, tm_hblock_t *b, uintptr_t from, uintptr_t to,
                              tm_defer_t *d) {
-    uintptr_t lo = tm_align_up((uintptr_t)b + TM_HEAP_HDR, TM_OS_PAGE);
-    uintptr_t hi = ((uintptr_t)b + b->size) & ~(TM_OS_PAGE - 1);
+    uintptr_t lo = pages_lo(b), hi = pages_hi(b);
     /* Pages the part shares with the rest of b are b's too, so they go with it. */
     from &= ~(TM_OS_PAGE - 1);
     to = tm_align_up(to, TM_OS_PAGE);
@@ -283,9 +297,8 @@ static void heap_purged(tm_shard_t *sh, void *obj, size_t bytes, bool zero) {
     h->purged_bytes += bytes;
     b->purged = 1;
     /* Every page past the header's dropped: from there on b reads zero. */
-    uintptr_t lo = tm_align_up((uintptr_t)b + TM_HEAP_HDR, TM_OS_PAGE);
-    uintptr_t hi = ((uintptr_t)b + b->size) & ~(TM_OS_PAGE - 1);
-    if (zero && hi > lo && bytes == hi - lo) b->zero = (uint32_t)(lo - (uintptr_t)b);
+    uintptr_t lo = pages_lo(b), hi = pages_hi(b);
+    if (zero && hi > lo && bytes == hi - lo) b->zero = zero_offset(b, lo);
     merge_free(h, b);
 }
 
@@ -348,12 +361,6 @@ static void heap_maintain(tm_shard_t *sh, uint64_t now, tm_defer_t *d) {
 static void stat_use(tm_heap_t *h, ssize_t delta) {
     h->in_use += (size_t)delta;
     if (h->in_use > h->peak_in_use) h->peak_in_use = h->in_use;
-}
-
-/* b->zero for a known-zero part that starts at `at` (0 when it does not fit the field). */
-static uint32_t zero_offset(const tm_hblock_t *b, uintptr_t at) {
-    uintptr_t off = at - (uintptr_t)b;
-    return at > (uintptr_t)b && off <= UINT32_MAX ? (uint32_t)off : 0;
 }
 
 static void init_block(tm_hblock_t *b, size_t size, size_t prev_size, uint32_t heap,
@@ -483,7 +490,7 @@ static void split_tail(tm_heap_t *h, tm_hblock_t *b, size_t keep, uint32_t purge
     init_block(r, rest, keep, h->idx, TM_HB_FREE);
     r->purged = purged;
     /* r's own header sits in the part, so it starts past r's header page at the earliest */
-    uintptr_t past_header = tm_align_up((uintptr_t)r + TM_HEAP_HDR, TM_OS_PAGE);
+    uintptr_t past_header = pages_lo(r);
     r->zero = zero ? zero_offset(r, zero > past_header ? zero : past_header) : 0;
     r->req = tm_now_ms();
     nx->prev_size = rest;
@@ -688,7 +695,7 @@ void tm_heap_free(void *p, const char *func) {
 void tm_heap_clear(void *p, size_t n) {
     const tm_hblock_t *b = (const tm_hblock_t *)((char *)p - TM_HEAP_HDR);
     uintptr_t a = (uintptr_t)p, end = a + n;
-    uintptr_t lo = (uintptr_t)b + b->zero, hi = ((uintptr_t)b + b->size) & ~(TM_OS_PAGE - 1);
+    uintptr_t lo = (uintptr_t)b + b->zero, hi = pages_hi(b);
     if (b->zero == 0 || lo >= hi || lo >= end) {
         memset(p, 0, n);
         return;

@@ -254,10 +254,10 @@ static inline void tm_init(void) {
 }
 
 /* ---- purge clocks of the sharded tiers (clock.c; tm_clock_t in tm_types.h) --------------- */
-/* Under s's lock: s's maintenance is next due at due (0: never). */
 /* The clock of a tier's n shards, shards[i] at (char *)first + i * stride. */
 void tm_clock_init(tm_clock_t *c, tm_shard_t *first, size_t stride, unsigned n,
                    const uint32_t *delay_ms, tm_maintain_fn maintain, tm_purged_fn purged);
+/* Under s's lock: s's maintenance is next due at due (0: never). */
 void tm_clock_set(tm_clock_t *c, tm_shard_t *s, uint64_t due);
 void tm_clock_others(tm_clock_t *c, tm_shard_t *s, uint64_t due, uint64_t now, tm_defer_t *d);
 
@@ -342,7 +342,7 @@ void tm_mcache_locks(tm_lock_fn fn);
 
 /* ---- heap tier (heap.c): large blocks, and the huge threshold --------------------------- */
 void tm_heap_init(void);
-void *tm_heap_alloc(size_t n, size_t align); /* also decides large vs huge */
+void *tm_heap_alloc(size_t n, size_t align); /* or an own mapping: align > chunk, past heap_max */
 void tm_heap_free(void *p, const char *func);
 size_t tm_heap_usable(const void *p, const char *func);
 void tm_heap_clear(void *p, size_t n);    /* calloc: zero a block just allocated, fresh pages not */
