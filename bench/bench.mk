@@ -56,3 +56,22 @@ bench-compare:
 test-prereqs:: $(BENCH_PROBE)
 
 .PHONY: bench bench-quick bench-setup bench-prereqs bench-resume bench-merge bench-compare
+
+# Several machines over ssh (bench/parallel.py --help): GNU parallel copies the commit, runs
+# `make bench` on each host (a share of the matrix each, or all of it with MODE=replicate),
+# brings the run folders back into results/NAME/ and merges them. The same NAME again
+# completes what is missing.
+#   make bench-parallel HOSTS=h1,h2 [HOSTS_FILE=f] [MODE=replicate] [SHARDS=n] [NAME=...]
+#        [SCALE=quick] [SSH='ssh -F cfg'] [RETRIES=1] [REMOTE_DIR=tinymalloc-bench]
+#        and the variables of `make bench` above (WORKLOADS, ALLOCATORS, RUNS, THREADS, ...)
+parallel_opts = $(if $(HOSTS),--hosts '$(HOSTS)') $(if $(HOSTS_FILE),--hosts-file '$(HOSTS_FILE)') \
+    $(if $(MODE),--mode '$(MODE)') $(if $(SHARDS),--shards '$(SHARDS)') $(if $(NAME),--name '$(NAME)') \
+    $(if $(SCALE),--scale '$(SCALE)') $(if $(SSH),--ssh '$(SSH)') $(if $(RETRIES),--retries '$(RETRIES)') \
+    $(if $(REMOTE_DIR),--remote-dir '$(REMOTE_DIR)') $(if $(BENCH_ARGS),--bench-args '$(BENCH_ARGS)') \
+    $(foreach v,WORKLOADS ALLOCATORS ALLOCATORS_FILE RUNS THREADS PIN QUIET STRICT,$(if $($(v)),--make '$(v)=$($(v))'))
+
+bench-parallel:
+	$(PYTHON) scripts/setup.py --parallel
+	$(PYTHON) bench/parallel.py $(parallel_opts)
+
+.PHONY: bench-parallel

@@ -658,7 +658,8 @@ def cpu_boost():
     return "not shown by the kernel"
 
 
-def collect_env(allocators=None):
+def collect_env(allocators=None, host=None):
+    """The machine and its software; `host` names the machine in reports (default its host name)."""
     cpu = ""
     for line in _read("/proc/cpuinfo").splitlines():
         if line.startswith("model name"):
@@ -678,7 +679,8 @@ def collect_env(allocators=None):
     except (ValueError, OSError):
         pass
     env = {
-        "host": socket.gethostname(),
+        "host": host or socket.gethostname(),
+        "hostname": socket.gethostname(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "cpu_model": cpu,
         "cpus_online": os.cpu_count(),

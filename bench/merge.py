@@ -38,10 +38,12 @@ def parse_drop(tokens):
     return out
 
 
-def merge(run_dirs, out_dir, plots=True, drop=()):
+def merge(run_dirs, out_dir, plots=True, drop=(), not_run=(), title=None):
+    """not_run: runs that were due but never came back ([{what, why, workloads}]): the report
+    names them (bench/parallel.py)."""
     tab = tabulate
-    if len(run_dirs) < 2:
-        raise BenchError("give at least two run folders to merge")
+    if not run_dirs:
+        raise BenchError("give the run folders to merge")
     drop, dropped = set(drop), set()
     cells, metas, seen = [], [], {}
     for d in run_dirs:
@@ -74,11 +76,12 @@ def merge(run_dirs, out_dir, plots=True, drop=()):
                         {"merged": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                          "runs": [{"run_id": m["run_id"], "host": m["host"], "dropped": m["dropped"],
                                    "path": os.path.relpath(os.path.abspath(d), os.path.abspath(out_dir))}
-                                  for m, d in zip(metas, run_dirs)]})
+                                  for m, d in zip(metas, run_dirs)],
+                         "not_run": list(not_run)})
     hosts = sorted({m["host"] for m in metas})
-    return tab.write_outputs(out_dir, cells, metas, plots=plots,
-                             title=f"Bench runs merged: {', '.join(m['run_id'] for m in metas)} "
-                                   f"(hosts: {', '.join(hosts)})")
+    return tab.write_outputs(out_dir, cells, metas, plots=plots, not_run=not_run,
+                             title=title or f"Bench runs merged: {', '.join(m['run_id'] for m in metas)} "
+                                            f"(hosts: {', '.join(hosts)})")
 
 
 def main(argv=None):

@@ -55,6 +55,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -129,9 +130,13 @@ def parse_shard(s):
 
 
 def shard_workloads(workloads, i, n):
-    names = sorted(w["name"] for w in workloads)
+    """The i-th of n shares, by workload; every thread count of a sweep lands in one share, so
+    a scaling curve is measured on one machine even when the shards run on several."""
+    def key(w):
+        return (w.get("sweep") or {}).get("base") or w["name"]
+    names = sorted({key(w) for w in workloads})
     keep = {nm for k, nm in enumerate(names) if k % n == i - 1}
-    return [w for w in workloads if w["name"] in keep]
+    return [w for w in workloads if key(w) in keep]
 
 
 def build_plan(workloads, allocs, opts):
@@ -557,6 +562,9 @@ def parse_args(argv):
     ap.add_argument("--run-id", metavar="ID", help="name of the run folder (default DATE-TIME-SCALE[-sIofN])")
     ap.add_argument("--resume", metavar="RUN_ID", help="finish the run RUN_ID (a folder name in --results-dir or a path)")
     ap.add_argument("--shard", metavar="I/N", help="run only the I-th of N shares of the workloads")
+    ap.add_argument("--host", metavar="NAME",
+                    help="name of this machine in the records and reports (default: its host name); "
+                         "bench/parallel.py names each host as it was given")
     ap.add_argument("--no-strace", action="store_true", help="skip the strace run")
     ap.add_argument("--no-latency", action="store_true", help="skip the latency run")
     ap.add_argument("--no-build", action="store_true", help="do not run the workloads' build commands")
@@ -597,6 +605,8 @@ def new_plan(args):
         raise BenchError(f"--busy-threshold must be a share between 0 and 1, not {args.busy_threshold}")
     if args.run_id is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", args.run_id):
         raise BenchError(f"bad --run-id {args.run_id!r} (letters, digits, _.+- only)")
+    if args.host is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", args.host):
+        raise BenchError(f"bad --host {args.host!r} (letters, digits, _.+- only)")
     shard = parse_shard(args.shard) if args.shard else (1, 1)
     counts = mf.parse_threads(args.threads) if args.threads else mf.default_thread_counts()
     workloads = mf.select(mf.load(args.manifest, counts), args.workloads)
@@ -619,7 +629,14 @@ def new_plan(args):
             "steps": build_plan(workloads, allocs, opts)}
 
 
-def check_resume(plan):
+def check_resume(plan, env):
+    # A run's ratios compare runs of one machine: its missing steps are measured where the
+    # others were, or not at all.
+    here = socket.gethostname()
+    started = env.get("hostname", env.get("host"))
+    if started and started != here:
+        raise BenchError(f"run {plan['run_id']} started on host {started}, this is {here}: resume it there, "
+                         "or start a new run")
     for a in plan["allocators"]:
         if a.get("lib"):
             if not os.path.exists(a["lib"]):
@@ -633,7 +650,8 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         if args.resume:
-            for opt in ("workloads", "allocators", "runs", "blocks", "warmup", "seed", "shard", "run_id", "threads"):
+            for opt in ("workloads", "allocators", "runs", "blocks", "warmup", "seed", "shard", "run_id", "threads",
+                        "host"):
                 if getattr(args, opt) is not None:
                     raise BenchError(f"--{opt.replace('_', '-')} cannot be changed when resuming: "
                                      "a resumed run keeps its matrix")
@@ -642,7 +660,7 @@ def main(argv=None):
             if not os.path.exists(os.path.join(run_dir, "plan.json")):
                 raise BenchError(f"--resume {args.resume}: no run at {run_dir}")
             plan = benchlib.read_json(os.path.join(run_dir, "plan.json"))
-            check_resume(plan)
+            check_resume(plan, benchlib.read_json(os.path.join(run_dir, "env.json")))
         else:
             plan = new_plan(args)
             run_dir = os.path.abspath(os.path.join(args.results_dir, plan["run_id"]))
@@ -677,7 +695,7 @@ def main(argv=None):
                 raise BenchError(f"run {plan['run_id']} exists at {run_dir}; resume it with --resume {plan['run_id']}")
             os.makedirs(os.path.join(run_dir, "raw"))
             benchlib.write_json(os.path.join(run_dir, "plan.json"), plan)
-            benchlib.write_json(os.path.join(run_dir, "env.json"), benchlib.collect_env(plan["allocators"]))
+            benchlib.write_json(os.path.join(run_dir, "env.json"), benchlib.collect_env(plan["allocators"], args.host))
     except BenchError as e:
         print(f"bench: {e}", file=sys.stderr)
         return e.code

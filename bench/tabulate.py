@@ -364,6 +364,12 @@ def summary_lines(summary):
     for c in fails:
         out.append(f"FAIL {c['workload']} x {c['allocator']}" + (f" on {c['host']}" if multi else "") +
                    f": {c['reason']}")
+    inc = [c for c in summary["cells"] if c["status"] == "incomplete"]
+    for c in inc:
+        out.append(f"NOT RUN {c['workload']} x {c['allocator']}" + (f" on {c['host']}" if multi else "") +
+                   f": {c['reason']}")
+    for m in summary.get("not_run") or []:
+        out.append(f"NOT RUN {m['what']}: {m['why']}")
     return out
 
 
@@ -464,6 +470,68 @@ def render_focus(cells, focus, multi):
                       "peer", "peak RSS"], rows), ""]
 
 
+def render_summary(summary, host, multi):
+    """The summary of one host: geometric means, wins and verdicts of its own cells."""
+    L = [f"## Summary on {host}" if multi else "## Summary", ""]
+    allocs = [s for s in summary["allocators"] if s["host"] == host]
+    srows = []
+    anyinc = any(x["incomplete"] for x in allocs)
+    for s in allocs:
+        srows.append([
+            s["allocator"],
+            f_ci(s["geomean_ratio_glibc"], s["geomean_ratio_glibc_ci"]),
+            f_ci(s["geomean_ratio_best"], s["geomean_ratio_best_ci"]),
+            f_ci(s["geomean_rss_ratio_glibc"], s["geomean_rss_ratio_glibc_ci"]),
+            f_ci(s["geomean_rss_ratio_best"], s["geomean_rss_ratio_best_ci"]),
+            f"{s['time_verdict_clear']} (+{s['time_verdict_tie']} tied)",
+            f"{s['rss_verdict_clear']} (+{s['rss_verdict_tie']} tied)",
+            s["ok"], s["fail"] if not s["fail"] else f"**{s['fail']}**"] + ([s["incomplete"]] if anyinc else []))
+    L.append(md_table(["allocator", "time vs glibc (geomean, 95 % CI)", "time vs best (geomean, 95 % CI)",
+                       "peak RSS vs glibc (geomean, 95 % CI)", "peak RSS vs best (geomean, 95 % CI)",
+                       "fastest on", "lowest peak RSS on", "ok", "FAIL"] + (["incomplete"] if anyinc else []), srows))
+    L.append("")
+    s0 = allocs[0]
+    left = "; ".join(f"{x['workload']} ({', '.join(x['allocators'])} did not pass)" for x in s0["left_out"])
+    none = [s["allocator"] for s in allocs if not s["ok"]]
+    L.append(f"Geometric means run over the {s0['n_common']} workloads where every allocator passed" +
+             (f"; left out: {left}." if left else " (all of them).") +
+             (f" {', '.join(none)} passed no workload and {'has' if len(none) == 1 else 'have'} no geometric "
+              "mean." if none else ""))
+    L.append("")
+    L.append("`x` is a factor: 1.20x = 20 % slower (or larger) than the reference. In brackets, the 95 % "
+             "confidence interval (percentile bootstrap over the recorded runs, both sides resampled; for a "
+             "geometric mean, every cell resampled at once). *Fastest on* counts the workloads where the "
+             "allocator's interval against every other allocator lies below 1.0: a clear win. Where it does "
+             "not, the workload is a tie among the allocators whose intervals overlap the fastest's, counted "
+             "in brackets. The same rule makes *lowest peak RSS on*.")
+    L.append("")
+    vrows = [[v["workload"], f_verdict(v.get("time")), f_verdict(v.get("rss"))]
+             for v in summary.get("verdicts", []) if v["host"] == host and (v.get("time") or v.get("rss"))]
+    if vrows:
+        L.append("Verdicts per workload (bold: a clear win; *tie*: intervals overlap):")
+        L.append("")
+        L.append(md_table(["workload", "fastest", "lowest peak RSS"], vrows))
+        L.append("")
+    return L
+
+
+def render_host_ranks(summary, hosts):
+    """Side by side, each host's ranking of the allocators by its own geometric means: how the
+    ranking moves from one machine to another, without a ratio across machines."""
+    L = ["## Rankings per host", "",
+         "Each column is one host's ranking by its own geometric mean of time vs glibc (the figure in "
+         "brackets); no figure of one host is divided by another's.", ""]
+    per = {h: sorted((s for s in summary["allocators"] if s["host"] == h and s["geomean_ratio_glibc"]),
+                     key=lambda s: s["geomean_ratio_glibc"]) for h in hosts}
+    rows = []
+    for k in range(max((len(v) for v in per.values()), default=0)):
+        rows.append([str(k + 1)] + [f"{per[h][k]['allocator']} ({per[h][k]['geomean_ratio_glibc']:.2f}x)"
+                                    if k < len(per[h]) else "-" for h in hosts])
+    L.append(md_table(["rank", *hosts], rows))
+    L.append("")
+    return L
+
+
 def render_report(cells, summary, metas, plots, title, focus=FOCUS):
     multi = len({m["host"] for m in metas}) > 1
     L = [f"# {title}", ""]
@@ -479,7 +547,7 @@ def render_report(cells, summary, metas, plots, title, focus=FOCUS):
     # environment
     L.append("## Environment")
     L.append("")
-    keys = [("host", "host"), ("date", "date (UTC)"), ("cpu_model", "CPU"), ("cpus_usable", "usable CPUs"),
+    keys = [("host", "host"), ("hostname", "host name"), ("date", "date (UTC)"), ("cpu_model", "CPU"), ("cpus_usable", "usable CPUs"),
             ("mem_total_kb", "memory"), ("kernel", "kernel"), ("os", "OS"), ("glibc", "glibc"),
             ("thp_enabled", "THP enabled"), ("thp_defrag", "THP defrag"), ("project_commit", "project commit"),
             ("cpu_governor", "CPU frequency governor"), ("cpu_boost", "CPU boost"),
@@ -533,54 +601,12 @@ def render_report(cells, summary, metas, plots, title, focus=FOCUS):
              f"\"RSS sum (sampled)\" is the peak of the summed RSS of all processes alive at once, sampled "
              f"every few ms; shown only for runs that lasted {MIN_SAMPLES} samples or more.")
     L.append("")
-    # summary
-    L.append("## Summary")
-    L.append("")
-    srows = []
-    anyinc = any(x["incomplete"] for x in summary["allocators"])
-    for s in summary["allocators"]:
-        srows.append(([s["host"]] if multi else []) + [
-            s["allocator"],
-            f_ci(s["geomean_ratio_glibc"], s["geomean_ratio_glibc_ci"]),
-            f_ci(s["geomean_ratio_best"], s["geomean_ratio_best_ci"]),
-            f_ci(s["geomean_rss_ratio_glibc"], s["geomean_rss_ratio_glibc_ci"]),
-            f_ci(s["geomean_rss_ratio_best"], s["geomean_rss_ratio_best_ci"]),
-            f"{s['time_verdict_clear']} (+{s['time_verdict_tie']} tied)",
-            f"{s['rss_verdict_clear']} (+{s['rss_verdict_tie']} tied)",
-            s["ok"], s["fail"] if not s["fail"] else f"**{s['fail']}**"] + ([s["incomplete"]] if anyinc else []))
-    L.append(md_table((["host"] if multi else []) +
-                      ["allocator", "time vs glibc (geomean, 95 % CI)", "time vs best (geomean, 95 % CI)",
-                       "peak RSS vs glibc (geomean, 95 % CI)", "peak RSS vs best (geomean, 95 % CI)",
-                       "fastest on", "lowest peak RSS on", "ok", "FAIL"] + (["incomplete"] if anyinc else []), srows))
-    L.append("")
-    for host in dict.fromkeys(s["host"] for s in summary["allocators"]):
-        s0 = next(s for s in summary["allocators"] if s["host"] == host)
-        where = f" on {host}" if multi else ""
-        left = "; ".join(f"{x['workload']} ({', '.join(x['allocators'])} did not pass)" for x in s0["left_out"])
-        none = [s["allocator"] for s in summary["allocators"] if s["host"] == host and not s["ok"]]
-        L.append(f"Geometric means{where} run over the {s0['n_common']} workloads where every allocator passed" +
-                 (f"; left out: {left}." if left else " (all of them).") +
-                 (f" {', '.join(none)} passed no workload and {'has' if len(none) == 1 else 'have'} no geometric "
-                  "mean." if none else ""))
-        L.append("")
-    L.append("`x` is a factor: 1.20x = 20 % slower (or larger) than the reference. In brackets, the 95 % "
-             "confidence interval (percentile bootstrap over the recorded runs, both sides resampled; for a "
-             "geometric mean, every cell resampled at once). *Fastest on* counts the workloads where the "
-             "allocator's interval against every other allocator lies below 1.0: a clear win. Where it does "
-             "not, the workload is a tie among the allocators whose intervals overlap the fastest's, counted "
-             "in brackets. The same rule makes *lowest peak RSS on*.")
-    L.append("")
-    vrows = []
-    for v in summary.get("verdicts", []):
-        if not v.get("time") and not v.get("rss"):
-            continue
-        vrows.append(([v["host"]] if multi else []) + [v["workload"], f_verdict(v.get("time")),
-                                                         f_verdict(v.get("rss"))])
-    if vrows:
-        L.append("Verdicts per workload (bold: a clear win; *tie*: intervals overlap):")
-        L.append("")
-        L.append(md_table((["host"] if multi else []) + ["workload", "fastest", "lowest peak RSS"], vrows))
-        L.append("")
+    # summary: one section per host, for nothing is compared across machines
+    hosts = list(dict.fromkeys(s["host"] for s in summary["allocators"]))
+    for host in hosts:
+        L.extend(render_summary(summary, host, multi))
+    if multi:
+        L.extend(render_host_ranks(summary, hosts))
     L.extend(render_focus(cells, focus, multi))
     for key, alt in (("time_ratio", "relative time"), ("rss_ratio", "relative peak RSS")):
         if key in plots:
@@ -691,7 +717,28 @@ def render_report(cells, summary, metas, plots, title, focus=FOCUS):
             L.append(f"- {c['workload']} x {c['allocator']}" + (f" on {c['host']}" if multi else "") +
                      f": {c['reason']}")
         L.append("")
+    L.extend(render_not_run(cells, summary.get("not_run") or [], multi))
     return "\n".join(L)
+
+
+def render_not_run(cells, not_run, multi):
+    """The cells this report lacks: steps of a run that did not finish, and runs that never
+    came back (`not_run`, from bench/parallel.py: [{what, why, workloads}])."""
+    inc = [c for c in cells if c["status"] == "incomplete"]
+    if not inc and not not_run:
+        return []
+    L = ["## Not run", "",
+         "These cells have no result (or only part of one) in this report; their workloads are left out of "
+         "the geometric means. Running the same command again completes them (bench/run.py --resume, or "
+         "bench/parallel.py with the same --name).", ""]
+    for c in inc:
+        L.append(f"- {c['workload']} x {c['allocator']}" + (f" on {c['host']}" if multi else "") +
+                 f" (run {c['run_id']}): {c['reason']}")
+    for m in not_run:
+        L.append(f"- {m['what']}: {m['why']}; every allocator of " +
+                 (", ".join(m["workloads"]) if m.get("workloads") else "its workloads"))
+    L.append("")
+    return L
 
 
 def clean_json(x):
@@ -704,11 +751,13 @@ def clean_json(x):
     return x
 
 
-def write_outputs(out_dir, cells, metas, plots=True, title=None, focus=FOCUS):
+def write_outputs(out_dir, cells, metas, plots=True, title=None, focus=FOCUS, not_run=()):
+    """not_run: runs that never came back, [{what, why, workloads}] (named in the report)."""
     verdicts = add_ratios(cells)
     summ = {"runs": [{k: m[k] for k in ("run_id", "host", "env", "options", "speed_ref_s", "allocators", "workloads")}
                      for m in metas],
-            "allocators": summarize(cells), "verdicts": verdicts, "scaling": scaling(cells), "cells": cells}
+            "allocators": summarize(cells), "verdicts": verdicts, "scaling": scaling(cells), "cells": cells,
+            "not_run": list(not_run)}
     plot_files = {}
     if plots:
         try:

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Install the Debian packages the bench harness needs (`make bench` runs this first).
 
-Usage: scripts/setup.py [--check] [--dry-run]
+Usage: scripts/setup.py [--parallel] [--check] [--dry-run]
 
 Packages: the allocators compared (libjemalloc2, libmimalloc2.0, libgoogle-perftools4 for
 tcmalloc, libtbbmalloc2 for oneTBB's allocator), the measuring tools (hyperfine, strace, time = GNU time), python3 with
@@ -12,6 +12,8 @@ As root it runs `apt-get install` for what is missing (and `apt-get update` firs
 package lists are empty or the install cannot find a package). As another user it prints
 the exact apt-get command and stops: nothing is half-run.
 
+  --parallel  the tools of `make bench-parallel` on this machine instead: GNU parallel, rsync,
+              the ssh client and git (each host installs its own bench packages)
   --check     only report what is missing
   --dry-run   print the apt-get command that would run
   (for tests: --assume-missing PKG pretends PKG is absent, --assume-user pretends not root)
@@ -40,6 +42,12 @@ PACKAGES = [
     ("make", "builds"),
     ("git", "records the project commit"),
 ]
+PARALLEL_PACKAGES = [
+    ("parallel", "GNU parallel: runs the shards on the hosts"),
+    ("rsync", "copies to and from the hosts"),
+    ("openssh-client", "reaches the hosts"),
+    ("git", "packs the commit the hosts run"),
+]
 
 
 def installed(pkg):
@@ -57,13 +65,15 @@ def install_cmd(pkgs):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--parallel", action="store_true", help="the tools of make bench-parallel instead")
     ap.add_argument("--check", action="store_true", help="only report what is missing")
     ap.add_argument("--dry-run", action="store_true", help="print the command, run nothing")
     ap.add_argument("--assume-missing", action="append", default=[], metavar="PKG", help=argparse.SUPPRESS)
     ap.add_argument("--assume-user", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
-    names = [p for p, _ in PACKAGES]
+    packages = PARALLEL_PACKAGES if args.parallel else PACKAGES
+    names = [p for p, _ in packages]
     bad = [p for p in args.assume_missing if p not in names]
     if bad:
         print(f"setup: --assume-missing {bad[0]}: not one of the bench packages ({', '.join(names)})",
@@ -73,7 +83,7 @@ def main(argv=None):
     if not missing:
         print("setup: all bench packages are installed")
         return 0
-    why = dict(PACKAGES)
+    why = dict(packages)
     print("setup: missing Debian packages: " + ", ".join(f"{p} ({why[p]})" for p in missing), file=sys.stderr)
     cmd = install_cmd(missing)
     root = os.geteuid() == 0 and not args.assume_user
