@@ -196,20 +196,22 @@ class Parallel:
             "".join(f"{r['run_id']}\t{r['shard'] or 'all'}\n" for r in runs)
 
     def run(self, todo, dry_run=False):
-        os.makedirs(os.path.join(self.out_dir, "logs"), exist_ok=True)
-        self.archive()
+        if not dry_run:
+            os.makedirs(os.path.join(self.out_dir, "logs"), exist_ok=True)
+            os.makedirs(self.build_dir, exist_ok=True)
+            self.archive()
         procs = []
         for h in self.state["hosts"]:
             runs = [r for r in todo if r["host"] == h["label"]]
             if not runs:
                 continue
-            for r in runs:
-                pack_partial(os.path.join(self.build_dir, f"partial-{r['run_id']}.tar"),
-                             os.path.join(self.out_dir, r["run_id"]))
             argv, jobs = self.command(h, runs)
             if dry_run:
                 print(f"{h['label']}: {shlex.join(argv)} <<< {jobs!r}")
                 continue
+            for r in runs:
+                pack_partial(os.path.join(self.build_dir, f"partial-{r['run_id']}.tar"),
+                             os.path.join(self.out_dir, r["run_id"]))
             log = open(os.path.join(self.out_dir, "logs", f"{h['label']}.log"), "a")
             p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True, cwd=ROOT)
@@ -307,8 +309,9 @@ def main(argv=None):
     if benchlib.git_commit().endswith("-dirty"):
         print(f"bench-parallel: the checkout has uncommitted changes; the hosts get commit "
               f"{state['commit'][:12]} without them", file=sys.stderr)
-    os.makedirs(out_dir, exist_ok=True)
-    benchlib.write_json(os.path.join(out_dir, "parallel.json"), state)
+    if not args.dry_run:
+        os.makedirs(out_dir, exist_ok=True)
+        benchlib.write_json(os.path.join(out_dir, "parallel.json"), state)
     runs = plan_runs(state)
     todo = [r for r in runs if run_state(os.path.join(out_dir, r["run_id"])) != "done"]
     par = Parallel(state, out_dir, os.path.join(ROOT, "build", "parallel", name), args.ssh, args.retries,
