@@ -75,3 +75,18 @@ bench-parallel:
 	$(PYTHON) bench/parallel.py $(parallel_opts)
 
 .PHONY: bench-parallel
+
+# Slurm (bench/slurm.py --help): writes results/NAME/slurm/{bench.sbatch,merge.sbatch,submit.sh},
+# an `sbatch --array=1-n --exclusive` job of one shard per task and its merge (afterok).
+#   make bench-slurm SHARDS=n [NAME=...] [SCALE=quick] [SBATCH='--partition=x --time=4:00:00']
+#        [SUBMIT=1] and the variables of `make bench` above
+slurm_opts = --shards '$(SHARDS)' $(if $(NAME),--name '$(NAME)') $(if $(SCALE),--scale '$(SCALE)') \
+    $(foreach o,$(SBATCH),--sbatch='$(o)') $(if $(BENCH_ARGS),--bench-args '$(BENCH_ARGS)') \
+    $(if $(filter-out 0,$(SUBMIT)),--submit) \
+    $(foreach v,WORKLOADS ALLOCATORS ALLOCATORS_FILE RUNS THREADS PIN QUIET STRICT,$(if $($(v)),--make '$(v)=$($(v))'))
+
+bench-slurm:
+	@[ -n "$(SHARDS)" ] || { echo "make bench-slurm: give SHARDS=n (array tasks, one shard each)" >&2; exit 2; }
+	$(PYTHON) bench/slurm.py $(slurm_opts)
+
+.PHONY: bench-slurm

@@ -142,6 +142,41 @@ def remote_command(state, host_label):
     ])
 
 
+def head_commit():
+    """The commit the hosts get; a BenchError outside a git checkout."""
+    p = subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                       text=True)
+    if p.returncode:
+        raise BenchError("not a git checkout: the hosts get a commit (git archive)", benchlib.EXIT_MISSING)
+    if benchlib.git_commit().endswith("-dirty"):
+        print(f"bench: the checkout has uncommitted changes; the hosts get commit {p.stdout.strip()[:12]} "
+              "without them", file=sys.stderr)
+    return p.stdout.strip()
+
+
+def pack_commit(commit, out_dir):
+    """out_dir/src-COMMIT.tar.gz: the project at `commit` without results/ (git archive),
+    written beside and renamed, so a reader sees it whole or not at all."""
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, f"src-{commit[:12]}.tar.gz")
+    if not os.path.exists(path):
+        tmp = path + ".tmp"
+        p = subprocess.run(["git", "-C", ROOT, "archive", "--format=tar.gz", "-o", tmp, commit, "--", ".",
+                            ":(exclude)results"], stderr=subprocess.PIPE, text=True)
+        if p.returncode:
+            raise BenchError(f"git archive {commit}: {p.stderr.strip()}", benchlib.EXIT_FAILED)
+        os.replace(tmp, path)
+    return path
+
+
+def check_bench_args(bench_args):
+    """The options each host's run gets from here cannot come from the user too."""
+    for bad in ("--results-dir", "--run-id", "--host", "--resume", "--shard"):
+        if any(a == bad or a.startswith(bad + "=") for a in bench_args):
+            raise BenchError(f"--bench-args {bad}: it is set for each run")
+    return bench_args
+
+
 def pack_partial(path, run_dir):
     """A tar of the unfinished run folder that came back (empty when none): sent with the job."""
     with tarfile.open(path, "w") as t:
@@ -169,18 +204,6 @@ class Parallel:
         self.state, self.out_dir, self.build_dir = state, out_dir, build_dir
         self.ssh, self.retries, self.remote_dir, self.quiet = ssh, retries, remote_dir, quiet
 
-    def archive(self):
-        c = self.state["commit"]
-        path = os.path.join(self.build_dir, f"src-{c[:12]}.tar.gz")
-        if not os.path.exists(path):
-            tmp = path + ".tmp"
-            p = subprocess.run(["git", "-C", ROOT, "archive", "--format=tar.gz", "-o", tmp, c, "--", ".",
-                                ":(exclude)results"], stderr=subprocess.PIPE, text=True)
-            if p.returncode:
-                raise BenchError(f"git archive {c}: {p.stderr.strip()}", benchlib.EXIT_FAILED)
-            os.replace(tmp, path)
-        return path
-
     def command(self, host, runs):
         """The `parallel` command line of one host's jobs (one at a time)."""
         logs = os.path.join(self.out_dir, "logs")
@@ -198,8 +221,7 @@ class Parallel:
     def run(self, todo, dry_run=False):
         if not dry_run:
             os.makedirs(os.path.join(self.out_dir, "logs"), exist_ok=True)
-            os.makedirs(self.build_dir, exist_ok=True)
-            self.archive()
+            pack_commit(self.state["commit"], self.build_dir)
         procs = []
         for h in self.state["hosts"]:
             runs = [r for r in todo if r["host"] == h["label"]]
@@ -289,26 +311,17 @@ def main(argv=None):
             raise BenchError(f"bad --name {name!r} (letters, digits, _.+- only)")
         if not re.fullmatch(r"[A-Za-z0-9_.+/-]+", args.remote_dir):
             raise BenchError(f"bad --remote-dir {args.remote_dir!r}")
-        bench_args = shlex.split(args.bench_args)
-        for bad in ("--results-dir", "--run-id", "--host", "--resume", "--shard"):
-            if any(a == bad or a.startswith(bad + "=") for a in bench_args):
-                raise BenchError(f"--bench-args {bad}: bench/parallel.py sets it for each host")
+        bench_args = check_bench_args(shlex.split(args.bench_args))
         check_tools()
-        p = subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], stdout=subprocess.PIPE, text=True)
-        if p.returncode:
-            raise BenchError("not a git checkout: the hosts get a commit (git archive)", benchlib.EXIT_MISSING)
         state = {"name": name, "mode": args.mode, "hosts": hosts,
                  "shards": (args.shards or len(hosts)) if args.mode == "shard" else None,
-                 "commit": p.stdout.strip(), "scale": args.scale, "make": parse_make_vars(args.make),
+                 "commit": head_commit(), "scale": args.scale, "make": parse_make_vars(args.make),
                  "bench_args": bench_args}
         out_dir = os.path.join(args.results_dir, name)
         state = load_state(os.path.join(out_dir, "parallel.json"), state)
     except BenchError as e:
         print(f"bench-parallel: {e}", file=sys.stderr)
         return e.code
-    if benchlib.git_commit().endswith("-dirty"):
-        print(f"bench-parallel: the checkout has uncommitted changes; the hosts get commit "
-              f"{state['commit'][:12]} without them", file=sys.stderr)
     if not args.dry_run:
         os.makedirs(out_dir, exist_ok=True)
         benchlib.write_json(os.path.join(out_dir, "parallel.json"), state)

@@ -209,7 +209,7 @@ class Parallel(unittest.TestCase):
             self.assertIn(f"## Summary on {h}", report)
         self.assertIn("## Rankings per host", report)
         for (h, w, a), c in cells.items():
-            self.assertAlmostEqual(c["ratio"], c["time_median_s"] / cells[(h, w, "glibc")]["time_median_s"], 6)
+            self.assertAlmostEqual(c["ratio_glibc"], c["time_median_s"] / cells[(h, w, "glibc")]["time_median_s"], 6)
         self.assertEqual({x["host"] for x in s["allocators"]}, {"h1", "h2"})
 
     def test_usage_errors(self):
