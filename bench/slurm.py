@@ -54,7 +54,8 @@ def bench_script(name, shards, archive, out, make_vars, bench_args, sbatch):
 i=$SLURM_ARRAY_TASK_ID
 run_id={name}-s${{i}}of{shards}
 run={out}/$run_id
-# the commit unpacked on the node's own disk: builds of two tasks never share a folder
+# the commit unpacked on the node's own disk: builds of two tasks never share a folder (no
+# `exec` below, so that the trap removes it)
 work=$(mktemp -d "${{TMPDIR:-/tmp}}/tm-bench-{name}-$i.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 tar -xzf {q(archive)} -C "$work"
@@ -67,12 +68,13 @@ if [ -f "$run/env-end.json" ]; then
     exit 0
 elif [ -n "$started" ] && [ "$started" = "$(hostname)" ]; then
     make -C "$work" bench-prereqs {tree_make}
-    exec make -C "$work" bench-resume RUN_ID="$run" BENCH_ARGS=--no-latest
+    make -C "$work" bench-resume RUN_ID="$run" BENCH_ARGS=--no-latest
+    exit 0
 elif [ -e "$run" ]; then
     echo "run $run_id started on ${{started:-an unknown host}}, not here: set aside, starting over"
     mv "$run" "$run.set-aside-$SLURM_JOB_ID"
 fi
-exec make -C "$work" bench SHARD=$i/{shards} {tree_make} \\
+make -C "$work" bench SHARD=$i/{shards} {tree_make} \\
     "BENCH_ARGS=--results-dir {out} --run-id $run_id --no-latest "{q(shlex.join(bench_args))}
 """
 

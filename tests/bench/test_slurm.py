@@ -57,7 +57,10 @@ class Slurm(unittest.TestCase):
                     "JobAcctGatherType=jobacct_gather/none\nAccountingStorageType=accounting_storage/none\n"
                     f"NodeName={host} NodeAddr=127.0.0.1 CPUs={os.cpu_count()} State=UNKNOWN\n"
                     "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP\n")
-        cls.env = dict(os.environ, SLURM_CONF=conf)
+        # the jobs get the submitter's environment: their node-local folders go under nodetmp
+        cls.nodetmp = os.path.join(t, "nodetmp")
+        os.makedirs(cls.nodetmp)
+        cls.env = dict(os.environ, SLURM_CONF=conf, TMPDIR=cls.nodetmp)
         cls.procs = [subprocess.Popen(["/usr/sbin/munged", "-F", "-f", "-S", sock, f"--key-file={t}/munge/key",
                                        f"--log-file={t}/log/munged.log", f"--pid-file={t}/munge/pid",
                                        f"--seed-file={t}/munge/seed"], stderr=subprocess.DEVNULL)]
@@ -145,6 +148,7 @@ class Slurm(unittest.TestCase):
         self.assertEqual(cells, {(w, a): "ok" for w in "abc" for a in ("glibc", "jemalloc")}, logs)
         with open(os.path.join(out, "merged", "sources.json")) as f:
             self.assertEqual(sorted(r["run_id"] for r in json.load(f)["runs"]), ["sl-s1of2", "sl-s2of2"])
+        self.assertEqual(os.listdir(self.nodetmp), [])   # each job removed its unpacked tree
 
     def test_usage_errors(self):
         for args, token in ((["--shards", "0"], "--shards"),
