@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -244,6 +245,28 @@ class EndToEnd(unittest.TestCase):
         self.assertEqual(p.returncode, 2)
         self.assertIn("cannot be changed when resuming", p.stderr)
 
+    def test_host_names_the_machine_and_a_run_resumes_only_where_it_began(self):
+        res = os.path.join(self.tmp, "res-host")
+        p = run(["--manifest", self.man2, "--results-dir", res, "--allocators", "glibc", "--workloads", "quick",
+                 "--runs", "1", "--run-id", "h1", "--no-plots", "--no-strace", "--host", "node-7"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        envp = os.path.join(res, "h1", "env.json")
+        with open(envp) as f:
+            env = json.load(f)
+        self.assertEqual((env["host"], env["hostname"]), ("node-7", socket.gethostname()))
+        with open(os.path.join(res, "h1", "summary.json")) as f:
+            self.assertEqual({c["host"] for c in json.load(f)["cells"]}, {"node-7"})
+        env["hostname"] = "elsewhere"
+        with open(envp, "w") as f:
+            json.dump(env, f)
+        p = run(["--resume", "h1", "--results-dir", res, "--no-plots"])
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("started on host elsewhere", p.stderr)
+        p = run(["--manifest", self.man2, "--results-dir", res, "--allocators", "glibc", "--host", "a b",
+                 "--dry-run"])
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("bad --host", p.stderr)
+
     def test_interrupt_keeps_finished_steps(self):
         res = os.path.join(self.tmp, "res-int")
         proc = subprocess.Popen([PY, RUN, "--manifest", self.man2, "--results-dir", res, "--allocators", "glibc",
@@ -325,6 +348,22 @@ class EndToEnd(unittest.TestCase):
             seen.append(set(re.search(r"^workloads: (.*)$", p.stdout, re.M).group(1).split()))
         self.assertFalse(seen[0] & seen[1])
         self.assertEqual(len(seen[0] | seen[1]), 8 if self.have_static else 7)
+
+    def test_a_shard_keeps_every_thread_count_of_a_sweep(self):
+        man = os.path.join(self.tmp, "manifest-sweep")
+        os.makedirs(man, exist_ok=True)
+        with open(os.path.join(man, "t.json"), "w") as f:
+            json.dump({"workloads": [{"name": n, "cmd": ["true", "{threads}"]} for n in ("s1", "s2", "s3")]}, f)
+        seen = []
+        for i in (1, 2):
+            p = run(["--manifest", man, "--allocators", "glibc", "--threads", "1,2,8", "--shard", f"{i}/2",
+                     "--dry-run"])
+            self.assertEqual(p.returncode, 0, p.stderr)
+            seen.append(re.search(r"^workloads: (.*)$", p.stdout, re.M).group(1).split())
+        self.assertEqual(sorted(seen[0] + seen[1]), sorted(f"{n}@{t}" for n in ("s1", "s2", "s3") for t in (1, 2, 8)))
+        for names in seen:   # all three counts of a sweep, or none
+            bases = [n.split("@")[0] for n in names]
+            self.assertTrue(all(bases.count(b) == 3 for b in bases), names)
 
 
 if __name__ == "__main__":
