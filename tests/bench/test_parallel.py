@@ -231,5 +231,32 @@ class Parallel(unittest.TestCase):
         self.assertIn("was started with hosts", p.stderr)
 
 
+class MakeTargets(unittest.TestCase):
+    """The make variables reach bench/parallel.py and bench/slurm.py as their options."""
+
+    def make_n(self, *args):
+        p = subprocess.run(["make", "-s", "-n", "-C", ROOT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return next(ln for ln in p.stdout.splitlines() if "bench/" in ln and ".py" in ln and "setup" not in ln)
+
+    def test_bench_parallel(self):
+        line = self.make_n("bench-parallel", "HOSTS=a,b", "MODE=replicate", "RUNS=3", "SSH=ssh -F x", "NAME=n")
+        self.assertIn("bench/parallel.py --hosts 'a,b'", line)
+        for opt in ("--mode 'replicate'", "--make 'RUNS=3'", "--ssh 'ssh -F x'", "--name 'n'"):
+            self.assertIn(opt, line)
+
+    def test_bench_slurm(self):
+        line = self.make_n("bench-slurm", "SHARDS=4", "SBATCH=--partition=p --time=1:00:00", "SUBMIT=1",
+                           "WORKLOADS=x")
+        for opt in ("--shards '4'", "--sbatch='--partition=p' --sbatch='--time=1:00:00'", "--submit",
+                    "--make 'WORKLOADS=x'"):
+            self.assertIn(opt, line)
+        p = subprocess.run(["make", "-C", ROOT, "bench-slurm"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("give SHARDS=n", p.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
