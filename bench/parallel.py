@@ -18,7 +18,8 @@ For each host one `parallel -S 1/HOST` (one job at a time: a benchmark runs alon
 archive (--transferfile), unpacks it on the host into a folder of its own, REMOTE_DIR/NAME/HOST/
 tree-COMMIT (unpacked beside, then renamed: never a half-copied tree), runs `make bench` there
 (preparation included: Debian packages, the build), and brings the run folder back with rsync
-(--return) into results/NAME/, also when the job failed; --cleanup removes the copies. A job
+(--return) into results/NAME/, also when the job failed; --cleanup removes the copied archive
+(the host keeps its unpacked tree and its run folders: a rerun builds and resumes there). A job
 that fails is tried again once (--retries); the second try resumes the run where the first
 stopped (`make bench-resume`), so nothing measured is lost. Then every run folder that came
 back is merged into results/NAME/merged/ (bench/merge.py), and results/latest points at it.
