@@ -25,7 +25,16 @@ for every `pair` size up to 1 KiB; it counts as met only when the whole interval
 below 1.1 ("unclear" when the median is but the interval reaches above).
 
 Modes: pair:16 pair:32 ... pair:8192 (tight malloc(SIZE)/free loop), lifo and fifo (batches of
-1000 mixed sizes 16..1024, freed newest-first or oldest-first).
+1000 mixed sizes 16..1024, freed newest-first or oldest-first), prodcons (one thread mallocs
+64 B blocks, another frees them; not pinned: it needs two CPUs), large (16 blocks of 64 KiB to
+8 MiB replaced at random, first page written), and floor: the pair loop against a thread-local
+free list behind an indirect call, with no allocator in it. The floor runs once per round
+(it is the same under every preload) and every allocator's pair time is also given as a ratio
+to it, with its interval.
+
+Targets of the performance issue, each shown when its allocators are in the run, each met only
+when its whole interval is: tinymalloc's pair time from 16 B to 1 KiB at most 1.6x the floor
+and below tcmalloc's; prodcons below mimalloc's; large below tcmalloc's.
 
 Allocators: the bench's registry (bench/allocators.py): the default matrix by default, any
 built-in name, NAME=/path/lib.so, and the variants of --allocators-file (a variant's
@@ -54,19 +63,28 @@ import stats as bstats  # noqa: E402
 
 DEFAULT_BIN = os.path.join(ROOT, "build", "bench", "micro", "pairs")
 PAIR_SIZES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
-ALL_MODES = tuple(f"pair:{s}" for s in PAIR_SIZES) + ("lifo", "fifo")
+ALL_MODES = tuple(f"pair:{s}" for s in PAIR_SIZES) + ("lifo", "fifo", "prodcons", "large", "floor")
 TARGET_RATIO = 1.1
 TARGET_MAX_SIZE = 1024
+FLOOR = "floor"          # the mode and the pseudo-allocator it runs under (no preload)
+FLOOR_SIZE = "16"
+FLOOR_TARGET = 1.6       # tinymalloc's pair time / the floor, sizes <= TARGET_MAX_SIZE
+UNPINNED = ("prodcons",)  # two threads: pinned to one CPU they would time the scheduler
+# (mode, peer): tinymalloc below the peer's time in that mode (the whole interval below 1)
+PEER_TARGETS = [(f"pair:{s}", "tcmalloc") for s in PAIR_SIZES if s <= TARGET_MAX_SIZE] + \
+    [("prodcons", "mimalloc"), ("large", "tcmalloc")]
 
 
 def mode_args(mode):
     if mode.startswith("pair:"):
         return ["pair", mode.split(":", 1)[1]]
+    if mode == FLOOR:
+        return [FLOOR, FLOOR_SIZE]
     return [mode]
 
 
 def run_one(args, alloc, mode, pin):
-    cmd = list(pin) + [args.bin]
+    cmd = ([] if mode in UNPINNED else list(pin)) + [args.bin]
     if args.iters:
         cmd += ["--iters", str(args.iters)]
     else:
@@ -207,6 +225,8 @@ def render(env, allocs, modes, stats, failures):
     out.append("|" + "|".join(["---"] + ["---:"] * len(allocs) + ["---"] * (len(head) - len(allocs) - 1)) + "|")
     misses = []
     for mode in modes:
+        if mode == FLOOR:
+            continue
         good = {a: stats[(mode, a)] for a in allocs
                 if (mode, a) in stats and not failures.get((mode, a))}
         row = [mode.replace(":", " ")]
@@ -247,12 +267,72 @@ def render(env, allocs, modes, stats, failures):
                        + (f"; not shown: {', '.join(misses)}" if misses else "") + ".")
     elif "tinymalloc" not in allocs:
         out.append("tinymalloc was not part of this run: no ratio or target.")
+    out.extend(render_floor(allocs, modes, stats))
+    out.extend(render_targets(allocs, modes, stats))
     if failures:
         out.append("")
         out.append("Failed runs:")
         for (mode, a), errs in sorted(failures.items()):
             out.append(f"- {mode} / {a}: {errs[0]}" + (f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""))
     return "\n".join(out) + "\n", misses
+
+
+def target_cell(ratio, ci, bound):
+    """ok when the whole interval is at or below `bound`, unclear when only the median is."""
+    if ratio > bound:
+        return "MISS"
+    return "ok" if ci is None or ci[1] <= bound else "unclear"
+
+
+def render_floor(allocs, modes, stats):
+    """Each allocator's pair time as a ratio to the floor measured in the same run."""
+    fl = stats.get((FLOOR, FLOOR))
+    pairs = [m for m in modes if m.startswith("pair:")]
+    if not fl or not pairs:
+        return []
+    out = ["", f"Floor: {fmt(fl['median'])} ns ({fmt(fl['min'])}-{fmt(fl['max'])}) per pair, a thread-local "
+               "free list behind an indirect call. Pair time / floor, median with its 95 % interval:", ""]
+    out.append("| mode | " + " | ".join(allocs) + " |")
+    out.append("|---|" + "---:|" * len(allocs))
+    for m in pairs:
+        row = [m.replace(":", " ")]
+        for a in allocs:
+            s = stats.get((m, a))
+            if not s:
+                row.append("FAIL")
+                continue
+            ci = bstats.ratio_ci(s["values"], fl["values"])
+            row.append(f"{s['median'] / fl['median']:.2f}x" + (f" ({ci[0]:.2f}-{ci[1]:.2f})" if ci else ""))
+        out.append("| " + " | ".join(row) + " |")
+    return out
+
+
+def render_targets(allocs, modes, stats):
+    """The performance issue's targets for tinymalloc, those this run can show."""
+    tm = "tinymalloc"
+    if tm not in allocs:
+        return []
+    rows = []
+    fl = stats.get((FLOOR, FLOOR))
+    for m in modes:
+        if fl and m.startswith("pair:") and int(m.split(":")[1]) <= TARGET_MAX_SIZE and (m, tm) in stats:
+            s = stats[(m, tm)]
+            ratio, ci = s["median"] / fl["median"], bstats.ratio_ci(s["values"], fl["values"])
+            rows.append([m.replace(":", " "), f"<= {FLOOR_TARGET}x the floor", f"{ratio:.2f}x" +
+                         (f" ({ci[0]:.2f}-{ci[1]:.2f})" if ci else ""), target_cell(ratio, ci, FLOOR_TARGET)])
+    for m, peer in PEER_TARGETS:
+        if m in modes and (m, tm) in stats and (m, peer) in stats:
+            s, p = stats[(m, tm)], stats[(m, peer)]
+            ratio, ci = s["median"] / p["median"], bstats.ratio_ci(s["values"], p["values"])
+            rows.append([m.replace(":", " "), f"below {peer}", f"{ratio:.3f}x" +
+                         (f" ({ci[0]:.3f}-{ci[1]:.3f})" if ci else ""),
+                         "ok" if ci and ci[1] < 1 else ("unclear" if ratio < 1 else "MISS")])
+    if not rows:
+        return []
+    met = sum(r[3] == "ok" for r in rows)
+    return ["", f"Performance targets for tinymalloc ({met} of {len(rows)} met; met only when the whole "
+                "interval is, *unclear* when only the median is):", ""] + \
+        [f"- {r[0]}, {r[1]}: {r[2]}, **{r[3]}**" for r in rows]
 
 
 def parse_list(text, allowed, what):
@@ -330,7 +410,10 @@ def main():
 
     env = environment(args, resolved, pin)
     rng = random.Random(args.seed)
-    combos = [(m, a) for m in args.modes for a in args.allocators]
+    combos = [(m, a) for m in args.modes if m != FLOOR for a in args.allocators]
+    if FLOOR in args.modes:
+        libs[FLOOR] = {"name": FLOOR, "lib": None, "env": {}}
+        combos.append((FLOOR, FLOOR))
     runs = []
     for rep in range(args.reps):
         order = combos[:]

@@ -17,7 +17,7 @@ micro: $(MICRO_BIN)
 
 $(MICRO_BIN): bench/micro/pairs.c bench/micro/micro.mk
 	@mkdir -p $(dir $@)
-	$(CC) $(MICRO_CFLAGS) $< -o $@ -ldl
+	$(CC) $(MICRO_CFLAGS) $< -o $@ -ldl -pthread
 
 # `make lib` only when the run uses build/libtinymalloc.so (not MICRO_ARGS=--tinymalloc PATH).
 micro_wants_lib = $(if $(MICRO_ALLOCATORS),$(findstring tinymalloc,$(MICRO_ALLOCATORS)),yes)

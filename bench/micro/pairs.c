@@ -7,6 +7,14 @@
  * free(p) pairs [--iters N] [--target-ms MS] lifo        batches of 1000 mixed sizes in 16..1024,
  *   pairs [--iters N] [--target-ms MS] fifo        all allocated, then freed newest-first (lifo)
  *                                                  or oldest-first (fifo)
+ *   pairs ... floor SIZE      the `pair` loop against a thread-local free list of SIZE blocks
+ *                             behind an indirect call: what a pair costs with no allocator work
+ *                             beyond a pop and a push (the floor the others are set against)
+ *   pairs ... prodcons        one thread mallocs 64 B blocks and hands them through a ring to
+ *                             a second thread, which frees them: ns per block (needs 2 CPUs)
+ *   pairs ... large           a working set of 16 blocks of power-of-two sizes 64 KiB..8 MiB,
+ *                             one replaced at random per iteration (free, malloc, first page
+ *                             written): ns per replacement
  *
  * Prints one JSON line on stdout:
  *   {"mode":"pair","size":16,"iters":N,"ops":N,"samples":K,"total_ns":T,"ns":..,"ns_median":..,
@@ -29,6 +37,9 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +52,14 @@
 #define BATCH_SEED 0x9e3779b97f4a7c15ULL
 #define MAX_SAMPLES 100
 
-enum mode { MODE_PAIR, MODE_LIFO, MODE_FIFO };
+#define FLOOR_BLOCKS 64
+#define RING 1024 /* slots of the producer/consumer ring: a power of two */
+#define PC_SIZE 64
+#define LARGE_SLOTS 16
+#define LARGE_MIN_SHIFT 16 /* 64 KiB */
+#define LARGE_MAX_SHIFT 23 /* 8 MiB */
+
+enum mode { MODE_PAIR, MODE_LIFO, MODE_FIFO, MODE_FLOOR, MODE_PRODCONS, MODE_LARGE };
 
 static size_t batch_sizes[BATCH];
 static void *batch_ptrs[BATCH];
@@ -90,6 +108,143 @@ static __attribute__((noinline)) void run_batch(int fifo, uint64_t iters) {
     }
 }
 
+/* The floor: a free list of fixed blocks, thread-local, reached through function pointers the
+ * compiler cannot see through (volatile), as a preloaded malloc is reached through the PLT. */
+struct floor_block {
+    struct floor_block *next;
+};
+static _Thread_local struct floor_block *floor_free_list;
+static char floor_pool[FLOOR_BLOCKS][8192] __attribute__((aligned(64)));
+
+static void *floor_alloc(size_t size) {
+    (void)size;
+    struct floor_block *b = floor_free_list;
+    if (__builtin_expect(b == NULL, 0)) return NULL;
+    floor_free_list = b->next;
+    return b;
+}
+
+static void floor_release(void *p) {
+    struct floor_block *b = p;
+    b->next = floor_free_list;
+    floor_free_list = b;
+}
+
+static void *(*volatile floor_alloc_fn)(size_t) = floor_alloc;
+static void (*volatile floor_free_fn)(void *) = floor_release;
+
+static void floor_init(void) {
+    for (int i = FLOOR_BLOCKS - 1; i >= 0; i--) floor_release(floor_pool[i]);
+}
+
+static __attribute__((noinline)) void run_floor(size_t size, uint64_t iters) {
+    for (uint64_t i = 0; i < iters; i++) {
+        char *p = floor_alloc_fn(size);
+        if (__builtin_expect(p == NULL, 0)) die_oom(size);
+        OPAQUE(p);
+        p[0] = (char)i;
+        OPAQUE(p);
+        floor_free_fn(p);
+    }
+}
+
+/* Producer/consumer: the main thread mallocs, a consumer thread frees. The ring's two indices
+ * live on lines of their own, so the only sharing is the slots and the blocks themselves (the
+ * allocator's remote-free path is what is timed). A waiting side spins, then yields. */
+static struct {
+    _Alignas(64) void *_Atomic slot[RING];
+    _Alignas(64) _Atomic uint64_t head; /* written by the producer */
+    _Alignas(64) _Atomic uint64_t tail; /* written by the consumer */
+    _Alignas(64) _Atomic uint64_t goal; /* blocks the consumer frees before it reports */
+    _Atomic int quit;
+} pc;
+static pthread_t pc_thread;
+static int pc_started;
+
+static void spin_wait(unsigned *spins) {
+    if (++*spins < 256)
+        __builtin_ia32_pause();
+    else
+        sched_yield();
+}
+
+static void *pc_consumer(void *arg) {
+    (void)arg;
+    uint64_t t = 0;
+    for (;;) {
+        unsigned spins = 0;
+        while (atomic_load_explicit(&pc.head, memory_order_acquire) == t) {
+            if (atomic_load_explicit(&pc.quit, memory_order_relaxed)) return NULL;
+            spin_wait(&spins);
+        }
+        free(atomic_load_explicit(&pc.slot[t % RING], memory_order_relaxed));
+        atomic_store_explicit(&pc.tail, ++t, memory_order_release);
+    }
+}
+
+static void prodcons_start(void) {
+    if (pc_started) return;
+    if (pthread_create(&pc_thread, NULL, pc_consumer, NULL) != 0) {
+        fprintf(stderr, "pairs: pthread_create failed\n");
+        exit(1);
+    }
+    pc_started = 1;
+}
+
+static __attribute__((noinline)) void run_prodcons(uint64_t iters) {
+    uint64_t h = atomic_load_explicit(&pc.head, memory_order_relaxed);
+    uint64_t end = h + iters;
+    for (; h < end; h++) {
+        unsigned spins = 0;
+        while (h - atomic_load_explicit(&pc.tail, memory_order_acquire) >= RING) spin_wait(&spins);
+        char *p = malloc(PC_SIZE);
+        if (__builtin_expect(p == NULL, 0)) die_oom(PC_SIZE);
+        p[0] = (char)h;
+        atomic_store_explicit(&pc.slot[h % RING], p, memory_order_relaxed);
+        atomic_store_explicit(&pc.head, h + 1, memory_order_release);
+    }
+    /* the sample ends when the last block is freed */
+    unsigned spins = 0;
+    while (atomic_load_explicit(&pc.tail, memory_order_acquire) != end) spin_wait(&spins);
+}
+
+static void prodcons_stop(void) {
+    if (!pc_started) return;
+    atomic_store(&pc.quit, 1);
+    pthread_join(pc_thread, NULL);
+}
+
+/* Large blocks: the working set is filled once (calibration doubles as the warm-up) and then
+ * replaced one block at a time; only each new block's first page is written, as a program that
+ * reserves big buffers and uses their heads would. */
+static void *large_set[LARGE_SLOTS];
+static uint64_t large_rng = BATCH_SEED;
+
+static uint64_t xorshift(uint64_t *x) {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+static size_t large_size(void) {
+    return (size_t)1 << (LARGE_MIN_SHIFT +
+                         xorshift(&large_rng) % (LARGE_MAX_SHIFT - LARGE_MIN_SHIFT + 1));
+}
+
+static __attribute__((noinline)) void run_large(uint64_t iters) {
+    for (uint64_t i = 0; i < iters; i++) {
+        unsigned j = (unsigned)(xorshift(&large_rng) % LARGE_SLOTS);
+        free(large_set[j]);
+        size_t size = large_size();
+        char *p = malloc(size);
+        if (__builtin_expect(p == NULL, 0)) die_oom(size);
+        p[0] = (char)i;
+        OPAQUE(p);
+        large_set[j] = p;
+    }
+}
+
 /* Fixed sequence of sizes in [16, 1024], spread evenly over the doublings (log-uniform):
  * pick a power of two 16..512, then a size in [2^k, 2^(k+1)].  xorshift64, fixed seed. */
 static void make_batch_sizes(void) {
@@ -107,10 +262,13 @@ static void make_batch_sizes(void) {
 }
 
 static void run(enum mode m, size_t size, uint64_t iters) {
-    if (m == MODE_PAIR)
-        run_pair(size, iters);
-    else
-        run_batch(m == MODE_FIFO, iters);
+    switch (m) {
+    case MODE_PAIR: run_pair(size, iters); break;
+    case MODE_FLOOR: run_floor(size, iters); break;
+    case MODE_PRODCONS: run_prodcons(iters); break;
+    case MODE_LARGE: run_large(iters); break;
+    default: run_batch(m == MODE_FIFO, iters);
+    }
 }
 
 static uint64_t timed(enum mode m, size_t size, uint64_t iters) {
@@ -141,8 +299,9 @@ static void json_str(const char *s) {
 }
 
 static __attribute__((noreturn)) void usage(void) {
-    fprintf(stderr, "usage: pairs [--iters N] [--samples K] [--target-ms MS] pair SIZE\n"
-                    "       pairs [--iters N] [--samples K] [--target-ms MS] lifo|fifo\n");
+    fprintf(stderr, "usage: pairs [--iters N] [--samples K] [--target-ms MS] pair|floor SIZE\n"
+                    "       pairs [--iters N] [--samples K] [--target-ms MS] "
+                    "lifo|fifo|prodcons|large\n");
     exit(2);
 }
 
@@ -172,9 +331,15 @@ int main(int argc, char **argv) {
     if (i >= argc) usage();
     enum mode m = MODE_PAIR;
     const char *mname = argv[i++];
-    if (strcmp(mname, "pair") == 0) {
-        m = MODE_PAIR;
+    if (strcmp(mname, "pair") == 0 || strcmp(mname, "floor") == 0) {
+        m = mname[0] == 'p' ? MODE_PAIR : MODE_FLOOR;
         if (i >= argc || parse_u64(argv[i++], &size) || size > ((uint64_t)1 << 40)) usage();
+        if (m == MODE_FLOOR && (size < sizeof(struct floor_block) || size > sizeof floor_pool[0]))
+            usage();
+    } else if (strcmp(mname, "prodcons") == 0) {
+        m = MODE_PRODCONS;
+    } else if (strcmp(mname, "large") == 0) {
+        m = MODE_LARGE;
     } else if (strcmp(mname, "lifo") == 0) {
         m = MODE_LIFO;
     } else if (strcmp(mname, "fifo") == 0) {
@@ -184,11 +349,20 @@ int main(int argc, char **argv) {
     }
     if (i != argc) usage();
     make_batch_sizes();
+    if (m == MODE_FLOOR) floor_init();
+    if (m == MODE_PRODCONS) prodcons_start();
+    if (m == MODE_LARGE)
+        for (int k = 0; k < LARGE_SLOTS; k++) {
+            size_t sz = large_size();
+            if ((large_set[k] = malloc(sz)) == NULL) die_oom(sz);
+            *(char *)large_set[k] = 1;
+        }
 
-    uint64_t ops_per_iter = m == MODE_PAIR ? 1 : BATCH;
+    int batched = m == MODE_LIFO || m == MODE_FIFO;
+    uint64_t ops_per_iter = batched ? BATCH : 1;
     if (iters == 0) {
         /* Calibrate; this is also the warm-up (caches, page faults, allocator init). */
-        uint64_t n = m == MODE_PAIR ? 1024 : 4, t;
+        uint64_t n = batched ? 4 : m == MODE_LARGE ? 16 : 1024, t;
         for (;;) {
             t = timed(m, (size_t)size, n);
             if (t >= 5000000ULL || n >= ((uint64_t)1 << 40)) break;
@@ -217,9 +391,15 @@ int main(int argc, char **argv) {
     double median =
         samples % 2 ? sorted[samples / 2] : (sorted[samples / 2 - 1] + sorted[samples / 2]) / 2.0;
 
+    prodcons_stop();
     printf("{\"mode\":\"%s\",", mname);
-    if (m == MODE_PAIR)
+    if (m == MODE_PAIR || m == MODE_FLOOR)
         printf("\"size\":%llu,", (unsigned long long)size);
+    else if (m == MODE_PRODCONS)
+        printf("\"size\":%d,", PC_SIZE);
+    else if (m == MODE_LARGE)
+        printf("\"size\":null,\"slots\":%d,\"size_min\":%d,\"size_max\":%d,", LARGE_SLOTS,
+               1 << LARGE_MIN_SHIFT, 1 << LARGE_MAX_SHIFT);
     else
         printf("\"size\":null,\"batch\":%d,\"size_min\":%d,\"size_max\":%d,", BATCH, BATCH_MIN,
                BATCH_MAX);

@@ -30,9 +30,11 @@ assert d["mode"] == mode, d
 assert d["ns"] > 0 and d["iters"] > 0 and d["total_ns"] > 0, d
 assert len(d["sample_ns"]) == d["samples"] >= 1, d
 assert abs(d["ns"] - min(d["sample_ns"])) < 0.01 and d["ns"] <= d["ns_median"], d
-if mode == "pair":
+if mode in ("pair", "floor", "prodcons"):
     assert isinstance(d["size"], int), d
     assert d["ops"] == d["iters"], d
+elif mode == "large":
+    assert d["size"] is None and d["slots"] == 16 and d["ops"] == d["iters"], d
 else:
     assert d["size"] is None and d["batch"] == 1000 and d["ops"] == 1000 * d["iters"], d
 for k in ("malloc_lib", "free_lib"):
@@ -56,6 +58,9 @@ run_case system_pair16 '^libc\.so' "" pair 16
 run_case system_pair8192 '^libc\.so' "" pair 8192
 run_case system_lifo '^libc\.so' "" lifo
 run_case system_fifo '^libc\.so' "" fifo
+run_case system_floor '^libc\.so' "" floor 16
+run_case system_prodcons '^libc\.so' "" prodcons
+run_case system_large '^libc\.so' "" large
 
 # The calibrated path (no --iters), with a tiny target.
 if timeout 10 "$BIN" --target-ms 1 pair 64 >"$TMP/out" 2>"$TMP/err" \
@@ -69,7 +74,13 @@ fi
 rc=0; "$BIN" pair >/dev/null 2>&1 || rc=$?
 rc2=0; "$BIN" bogus >/dev/null 2>&1 || rc2=$?
 rc3=0; "$BIN" pair 0 >/dev/null 2>&1 || rc3=$?
-if [ "$rc" = 2 ] && [ "$rc2" = 2 ] && [ "$rc3" = 2 ]; then pass "usage_errors"; else fail "usage_errors" "rc=$rc,$rc2,$rc3"; fi
+rc4=0; "$BIN" floor 4 >/dev/null 2>&1 || rc4=$?      # smaller than the free list's link
+rc5=0; "$BIN" floor 9000 >/dev/null 2>&1 || rc5=$?   # larger than the floor's blocks
+if [ "$rc" = 2 ] && [ "$rc2" = 2 ] && [ "$rc3" = 2 ] && [ "$rc4" = 2 ] && [ "$rc5" = 2 ]; then
+    pass "usage_errors"
+else
+    fail "usage_errors" "rc=$rc,$rc2,$rc3,$rc4,$rc5"
+fi
 
 # A preloaded allocator is reported as the owner of malloc (what the script verifies).
 JE=$(ldconfig -p 2>/dev/null | awk '/libjemalloc\.so\.2 .*x86-64/{print $NF; exit}')
@@ -84,6 +95,8 @@ if [ -e "$ROOT/build/libtinymalloc.so" ]; then
     run_case tinymalloc_pair8192 '^libtinymalloc' "$ROOT/build/libtinymalloc.so" pair 8192
     run_case tinymalloc_lifo '^libtinymalloc' "$ROOT/build/libtinymalloc.so" lifo
     run_case tinymalloc_fifo '^libtinymalloc' "$ROOT/build/libtinymalloc.so" fifo
+    run_case tinymalloc_prodcons '^libtinymalloc' "$ROOT/build/libtinymalloc.so" prodcons
+    run_case tinymalloc_large '^libtinymalloc' "$ROOT/build/libtinymalloc.so" large
 else
     skip "tinymalloc_pairs" "build/libtinymalloc.so not built"
 fi
@@ -106,6 +119,24 @@ assert {s["mode"] for s in d["summary"]} == {"pair:16", "pair:1024", "lifo", "fi
     pass "script_glibc_round"
 else
     fail "script_glibc_round" "rc=$rc $(tail -c 300 "$TMP/err" | tr '\n' ' ')"
+fi
+
+# The floor runs once per round, not once per allocator, and every pair time gets its ratio.
+rc=0
+"$PY" "$SCRIPT" --allocators glibc,jemalloc --reps 2 --iters 100 --modes pair:16,prodcons,large,floor \
+    --json "$TMP/f.json" >"$TMP/table" 2>"$TMP/err" || rc=$?
+if [ "$rc" = 0 ] && grep -q '^Floor: [0-9.]* ns' "$TMP/table" && grep -q '^| pair 16 | [0-9.]*x' "$TMP/table" \
+    && grep -q '^| prodcons | [0-9]' "$TMP/table" && grep -q '^| large | [0-9]' "$TMP/table" \
+    && "$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+floor = [r for r in d["runs"] if r["mode"] == "floor"]
+assert len(floor) == 2 and all(r["allocator"] == "floor" and r["ok"] for r in floor), floor
+assert len(d["runs"]) == 2 + 2 * 3 * 2, len(d["runs"])
+' "$TMP/f.json" 2>>"$TMP/err"; then
+    pass "script_floor_prodcons_large"
+else
+    fail "script_floor_prodcons_large" "rc=$rc $(tail -c 300 "$TMP/err" "$TMP/table" | tr '\n' ' ')"
 fi
 
 # The script's check that a run really used the allocator it preloaded (the harness's own
@@ -156,6 +187,18 @@ rows = {ln.split(" | ")[0]: ln for ln in table.splitlines() if ln.startswith("| 
 assert "**tcmalloc**" in rows["| pair 16"] and "| ok |" in rows["| pair 16"], rows
 assert "x (1.0" in rows["| pair 16"], rows
 assert "| MISS |" in rows["| pair 32"] and misses == ["pair:32"], (rows, misses)
+# the performance targets: pair <= 1.6x the floor and below tcmalloc, prodcons below mimalloc
+stats[("floor", "floor")] = cell(3.1, 3.1, 3.2, 3.1, 3.1, 3.2, 3.1)
+stats[("prodcons", "tinymalloc")] = cell(50, 51, 52, 50, 49, 51, 50)
+stats[("prodcons", "mimalloc")] = cell(80, 82, 79, 81, 80, 83, 80)
+tgt = mb.render_targets(["tinymalloc", "tcmalloc", "glibc", "mimalloc"], ["pair:16", "prodcons", "floor"], stats)
+lines = [ln for ln in tgt if ln.startswith("- ")]
+assert any("pair 16, <= 1.6x the floor" in ln and "**MISS**" in ln for ln in lines), lines   # 5.4 / 3.1
+assert any("pair 16, below tcmalloc" in ln and "**MISS**" in ln for ln in lines), lines
+assert any("prodcons, below mimalloc" in ln and "**ok**" in ln for ln in lines), lines
+assert "1 of 3 met" in tgt[1], tgt
+fl = mb.render_floor(["tinymalloc", "tcmalloc"], ["pair:16", "floor"], stats)
+assert any(ln.startswith("| pair 16 | 1.7") for ln in fl), fl
 ' "$SCRIPT" 2>"$TMP/err"; then
     pass "script_intervals"
 else
