@@ -10,8 +10,9 @@
  *   pairs ... floor SIZE      the `pair` loop against a thread-local free list of SIZE blocks
  *                             behind an indirect call: what a pair costs with no allocator work
  *                             beyond a pop and a push (the floor the others are set against)
- *   pairs ... prodcons        one thread mallocs 64 B blocks and hands them through a ring to
- *                             a second thread, which frees them: ns per block (needs 2 CPUs)
+ *   pairs ... prodcons        one thread mallocs 64 B blocks and hands them, 64 at a time,
+ *                             through a ring to a second thread, which frees them: ns per block
+ *                             (each thread on a CPU of its own when two are allowed: "cpus")
  *   pairs ... large           a working set of 16 blocks of power-of-two sizes 64 KiB..8 MiB,
  *                             one replaced at random per iteration (free, malloc, first page
  *                             written): ns per replacement
@@ -53,7 +54,8 @@
 #define MAX_SAMPLES 100
 
 #define FLOOR_BLOCKS 64
-#define RING 1024 /* slots of the producer/consumer ring: a power of two */
+#define RING 8      /* batches in the producer/consumer ring */
+#define PC_BATCH 64 /* blocks handed over at once */
 #define PC_SIZE 64
 #define LARGE_SLOTS 16
 #define LARGE_MIN_SHIFT 16 /* 64 KiB */
@@ -148,15 +150,16 @@ static __attribute__((noinline)) void run_floor(size_t size, uint64_t iters) {
     }
 }
 
-/* Producer/consumer: the main thread mallocs, a consumer thread frees. The ring's two indices
- * live on lines of their own, so the only sharing is the slots and the blocks themselves (the
- * allocator's remote-free path is what is timed). A waiting side spins, then yields. */
+/* Producer/consumer: the main thread mallocs, a consumer thread frees. Blocks are handed over
+ * in batches of PC_BATCH, so that the ring's own cache-line traffic is paid once per batch and
+ * what is timed is the allocator's: a malloc, and a free by another thread of a block whose
+ * line that thread must fetch (the remote-free path). The ring's two indices live on lines of
+ * their own. A waiting side spins, then yields. */
 static struct {
-    _Alignas(64) void *_Atomic slot[RING];
-    _Alignas(64) _Atomic uint64_t head; /* written by the producer */
-    _Alignas(64) _Atomic uint64_t tail; /* written by the consumer */
-    _Alignas(64) _Atomic uint64_t goal; /* blocks the consumer frees before it reports */
-    _Atomic int quit;
+    _Alignas(64) void *slot[RING][PC_BATCH];
+    _Alignas(64) _Atomic uint64_t head; /* batches published, written by the producer */
+    _Alignas(64) _Atomic uint64_t tail; /* batches freed, written by the consumer */
+    _Alignas(64) _Atomic int quit;
 } pc;
 static pthread_t pc_thread;
 static int pc_started;
@@ -177,16 +180,39 @@ static void *pc_consumer(void *arg) {
             if (atomic_load_explicit(&pc.quit, memory_order_relaxed)) return NULL;
             spin_wait(&spins);
         }
-        free(atomic_load_explicit(&pc.slot[t % RING], memory_order_relaxed));
+        void **batch = pc.slot[t % RING];
+        for (int i = 0; i < PC_BATCH; i++) free(batch[i]);
         atomic_store_explicit(&pc.tail, ++t, memory_order_release);
     }
 }
 
+/* The producer and the consumer each get a CPU of their own when the process may use two: left
+ * to the scheduler, they sometimes share one, and a run then times the scheduler (29 to 580 ns
+ * per block across runs of one allocator). */
+static int pc_cpus[2] = {-1, -1};
+
+static void pin_to(pthread_t t, int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    pthread_setaffinity_np(t, sizeof set, &set);
+}
+
 static void prodcons_start(void) {
     if (pc_started) return;
+    cpu_set_t avail;
+    int n = 0;
+    if (sched_getaffinity(0, sizeof avail, &avail) == 0)
+        for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
+            if (CPU_ISSET(c, &avail)) pc_cpus[n++] = c;
+    if (n < 2) pc_cpus[0] = pc_cpus[1] = -1;
     if (pthread_create(&pc_thread, NULL, pc_consumer, NULL) != 0) {
         fprintf(stderr, "pairs: pthread_create failed\n");
         exit(1);
+    }
+    if (pc_cpus[1] >= 0) {
+        pin_to(pthread_self(), pc_cpus[0]);
+        pin_to(pc_thread, pc_cpus[1]);
     }
     pc_started = 1;
 }
@@ -197,10 +223,13 @@ static __attribute__((noinline)) void run_prodcons(uint64_t iters) {
     for (; h < end; h++) {
         unsigned spins = 0;
         while (h - atomic_load_explicit(&pc.tail, memory_order_acquire) >= RING) spin_wait(&spins);
-        char *p = malloc(PC_SIZE);
-        if (__builtin_expect(p == NULL, 0)) die_oom(PC_SIZE);
-        p[0] = (char)h;
-        atomic_store_explicit(&pc.slot[h % RING], p, memory_order_relaxed);
+        void **batch = pc.slot[h % RING];
+        for (int i = 0; i < PC_BATCH; i++) {
+            char *p = malloc(PC_SIZE);
+            if (__builtin_expect(p == NULL, 0)) die_oom(PC_SIZE);
+            p[0] = (char)i;
+            batch[i] = p;
+        }
         atomic_store_explicit(&pc.head, h + 1, memory_order_release);
     }
     /* the sample ends when the last block is freed */
@@ -359,10 +388,10 @@ int main(int argc, char **argv) {
         }
 
     int batched = m == MODE_LIFO || m == MODE_FIFO;
-    uint64_t ops_per_iter = batched ? BATCH : 1;
+    uint64_t ops_per_iter = batched ? BATCH : m == MODE_PRODCONS ? PC_BATCH : 1;
     if (iters == 0) {
         /* Calibrate; this is also the warm-up (caches, page faults, allocator init). */
-        uint64_t n = batched ? 4 : m == MODE_LARGE ? 16 : 1024, t;
+        uint64_t n = batched ? 4 : m == MODE_LARGE ? 16 : m == MODE_PRODCONS ? 16 : 1024, t;
         for (;;) {
             t = timed(m, (size_t)size, n);
             if (t >= 5000000ULL || n >= ((uint64_t)1 << 40)) break;
@@ -396,7 +425,8 @@ int main(int argc, char **argv) {
     if (m == MODE_PAIR || m == MODE_FLOOR)
         printf("\"size\":%llu,", (unsigned long long)size);
     else if (m == MODE_PRODCONS)
-        printf("\"size\":%d,", PC_SIZE);
+        printf("\"size\":%d,\"batch\":%d,\"cpus\":[%d,%d],", PC_SIZE, PC_BATCH, pc_cpus[0],
+               pc_cpus[1]);
     else if (m == MODE_LARGE)
         printf("\"size\":null,\"slots\":%d,\"size_min\":%d,\"size_max\":%d,", LARGE_SLOTS,
                1 << LARGE_MIN_SHIFT, 1 << LARGE_MAX_SHIFT);
