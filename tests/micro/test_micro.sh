@@ -30,9 +30,12 @@ assert d["mode"] == mode, d
 assert d["ns"] > 0 and d["iters"] > 0 and d["total_ns"] > 0, d
 assert len(d["sample_ns"]) == d["samples"] >= 1, d
 assert abs(d["ns"] - min(d["sample_ns"])) < 0.01 and d["ns"] <= d["ns_median"], d
-if mode in ("pair", "floor", "prodcons"):
+if mode in ("pair", "floor"):
     assert isinstance(d["size"], int), d
     assert d["ops"] == d["iters"], d
+elif mode == "prodcons":
+    assert d["size"] == 64 and d["ops"] == d["batch"] * d["iters"], d
+    assert len(d["cpus"]) == 2, d
 elif mode == "large":
     assert d["size"] is None and d["slots"] == 16 and d["ops"] == d["iters"], d
 else:
