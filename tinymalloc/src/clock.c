@@ -4,6 +4,8 @@
  * shard's lock is released (tm_defer_t). */
 #include "tm_internal.h"
 
+__thread uint8_t tm_clock_skip __attribute__((tls_model("initial-exec")));
+
 void tm_clock_init(tm_clock_t *c, tm_shard_t *first, size_t stride, unsigned n,
                    const uint32_t *delay_ms, tm_maintain_fn maintain, tm_purged_fn purged) {
     c->first = first;

@@ -201,7 +201,7 @@ void tm_purger_kick(void) {
 void tm_purger_inline(void) {
     if (atomic_load_explicit(&state, memory_order_relaxed) == TM_PURGER_RUNNING) return;
     uint64_t due = tm_earliest(tm_arena_due(), tm_heap_due());
-    if (due == 0) return;
+    if (due == 0 || tm_clock_skipped()) return;
     uint64_t now = tm_now_ms();
     if (now < due) return;
     tm_arena_background(now);

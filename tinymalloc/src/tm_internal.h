@@ -261,13 +261,30 @@ void tm_clock_init(tm_clock_t *c, tm_shard_t *first, size_t stride, unsigned n,
 void tm_clock_set(tm_clock_t *c, tm_shard_t *s, uint64_t due);
 void tm_clock_others(tm_clock_t *c, tm_shard_t *s, uint64_t due, uint64_t now, tm_defer_t *d);
 
+/* A thread that has not read the clock for its call consults the purge clocks on one call in
+ * TM_CLOCK_TICKS only: a clock read costs a medium or large call about a tenth of its time,
+ * while maintenance past due (hundreds of ms of delay) can wait a few calls. */
+#define TM_CLOCK_TICKS 8
+extern __thread uint8_t tm_clock_skip __attribute__((tls_model("initial-exec")));
+static inline bool tm_clock_skipped(void) {
+    if (tm_clock_skip) {
+        tm_clock_skip--;
+        return true;
+    }
+    tm_clock_skip = TM_CLOCK_TICKS - 1;
+    return false;
+}
+
 /* Under s's lock, at each allocation and free of the shard; now is 0 when not read yet. The
  * system calls the maintenance decides on go into d: the caller runs them (tm_defer_run) once
- * it has released the lock. */
+ * it has released the lock. A delay of 0 (purge at once) reads the clock every time. */
 static inline void tm_clock_tick(tm_clock_t *c, tm_shard_t *s, uint64_t now, tm_defer_t *d) {
     uint64_t due = atomic_load_explicit(&c->due_ms, memory_order_relaxed);
     if (s->due_ms == 0 && due == 0) return;
-    if (!now) now = tm_now_ms();
+    if (!now) {
+        if (*c->delay_ms && tm_clock_skipped()) return;
+        now = tm_now_ms();
+    }
     if (s->due_ms && now >= s->due_ms) c->maintain(s, now, d);
     if (due && now >= due) tm_clock_others(c, s, due, now, d);
 }
