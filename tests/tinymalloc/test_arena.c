@@ -8,6 +8,8 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static void *(*volatile vmalloc)(size_t) = malloc;
 static void *(*volatile vrealloc)(void *, size_t) = realloc;
@@ -274,6 +276,103 @@ static void die_unaligned(void) {
     vfree(p + 16);
 }
 
+/* Write after free: a freed run keeps a check word at its start, which the next block made
+ * there tests. Each case stays on one CPU (one arena) and takes blocks of the size until one
+ * lands where the freed one was (first fit takes lower free runs first); exit 3 when none
+ * did. */
+static void stay_on_this_cpu(void) { /* arenas are per CPU */
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    sched_setaffinity(0, sizeof one, &one);
+}
+
+static char *take_again(char *freed, size_t size) {
+    for (int k = 0; k < 1000; k++) {
+        char *q = vmalloc(size);
+        if (q == freed) return q;
+    }
+    _exit(3);
+}
+
+static void die_write_after_free(void) {
+    stay_on_this_cpu();
+    void *neighbour = vmalloc(100000); /* a wholly free chunk would go back, words and all */
+    char *p = vmalloc(100000);
+    memset(p, 1, 100000);
+    vfree(p);
+    memset(p, 0x41, 4096); /* what probe waf-large-ones does */
+    take_again(p, 100000);
+    vfree(neighbour);
+}
+
+static void die_write_after_free_smaller(void) {
+    stay_on_this_cpu();
+    void *neighbour = vmalloc(100000);
+    char *p = vmalloc(100000);
+    vfree(p);
+    p[3] ^= 0x40;         /* one bit, in the first word */
+    take_again(p, 30000); /* a smaller block made at the same start */
+    vfree(neighbour);
+}
+
+/* No false alarm: a block made again where one was freed, never written, goes through
+ * realloc and free (both test the word); a purge drops the words with the pages; a block
+ * that grows in place over a freed run's start leaves no word to test there. */
+static void reuse_untouched(void) {
+    stay_on_this_cpu();
+    void *neighbour = vmalloc(100000);
+    char *p = vmalloc(100000);
+    vfree(p);
+    char *q = take_again(p, 100000);
+    q = vrealloc(q, 200000);
+    vfree(q);
+    vfree(neighbour);
+}
+
+static void reuse_after_purge(void) {
+    stay_on_this_cpu();
+    char *p = vmalloc(100000);
+    memset(p, 1, 100000);
+    vfree(p);
+    malloc_trim(0); /* purges wholly free chunks now: their check words read zero */
+    take_again(p, 100000);
+}
+
+static void grow_over_a_freed_start(void) {
+    stay_on_this_cpu();
+    char *a = vmalloc(40000), *b = vmalloc(40000), *guard = vmalloc(40000);
+    if (b != a + 40960) _exit(3); /* runs of 10 units, one after the other */
+    vfree(b);
+    char *g = vrealloc(a, 80000); /* grows over b's units, check word included */
+    if (g != a) _exit(3);
+    memset(g, 0x55, 80000);
+    vfree(g);
+    take_again(a, 40000);
+    take_again(b, 40000); /* b's start: no word left to test */
+    (void)guard;
+}
+
+static int runs_clean(void (*fn)(void)) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        fn();
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void writes_after_free_are_caught(void) {
+    CHECK(tm_expect_abort(die_write_after_free, "corrupted free list (write after free?)"));
+    CHECK(tm_expect_abort(die_write_after_free_smaller, "corrupted free list (write after free?)"));
+    CHECK(runs_clean(reuse_untouched) == 0);
+    CHECK(runs_clean(reuse_after_purge) == 0);
+    CHECK(runs_clean(grow_over_a_freed_start) == 0);
+}
+
 static void invalid_frees_abort(void) {
     CHECK(tm_expect_abort(die_double_free, "free(): double free of 0x"));
     CHECK(tm_expect_abort(die_interior, "free(): invalid pointer"));
@@ -380,6 +479,7 @@ int main(int argc, char **argv) {
     RUN_RSS(chunks_past_the_dirty_share_are_purged_at_once);
     RUN_CAPPED(oom_finds_other_arenas_free_runs);
     RUN(invalid_frees_abort);
+    RUN(writes_after_free_are_caught);
     if (tm_test_failed_cases) return 1;
     fflush(stdout);
     setenv("TINYMALLOC_CONF", DELAY_CONF, 1);

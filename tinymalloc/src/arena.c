@@ -57,6 +57,11 @@ typedef struct tm_achunk {
     struct tm_achunk *next, *prev;
     uint64_t used[TM_ARENA_WORDS];
     uint64_t start[TM_ARENA_WORDS];
+    /* Set where a free left its check word at the start of the run it freed and no block has
+     * taken the unit since (a purge drops the words, and clears these bits): the next block
+     * made there tests the word, so a write after free into a freed block's first bytes is
+     * caught, as the slabs catch it in theirs. */
+    uint64_t freed[TM_ARENA_WORDS];
     uint16_t len[TM_ARENA_MAX_UNITS]; /* units in the block starting here, while it is live */
 } tm_achunk_t;
 
@@ -167,6 +172,7 @@ static void purge_chunk(tm_arena_t *a, tm_achunk_t *c, tm_defer_t *d) {
     uintptr_t lo = (uintptr_t)c + ((size_t)c->first << unit_shift);
     lo = tm_align_up(lo, TM_OS_PAGE);
     c->purging = 1;
+    set_range(c->freed, 0, nunits, false); /* the pages, check words included, go back */
     a->ndirty--;
     tm_defer_add(d, &a->sh, TM_DEFER_PURGE, c, (void *)lo, (uintptr_t)c + TM_CHUNK_SIZE - lo);
 }
@@ -252,6 +258,15 @@ static tm_achunk_t *find_in(tm_arena_t *a, unsigned need, unsigned *unit) {
 
 /* Under a's lock, which it lets go of: the run of need units at unit i of c becomes a block. */
 static void *take_run(tm_arena_t *a, tm_achunk_t *c, unsigned i, unsigned need) {
+    tm_block_t *b = (tm_block_t *)((char *)c + ((size_t)i << unit_shift));
+    if ((c->freed[i / 64] >> (i % 64)) & 1) {
+        if (tm_unlikely(!tm_block_is_free(b))) {
+            tm_unlock(&a->sh.lock);
+            tm_slab_corrupt(b);
+        }
+        b->check = 0; /* free and realloc test the word: a live block must not carry it */
+    }
+    set_range(c->freed, i, need, false);
     set_range(c->used, i, need, true);
     tm_rstore(c->start[i / 64], c->start[i / 64] | 1ULL << (i % 64));
     tm_rstore(c->len[i], (uint16_t)need);
@@ -270,7 +285,7 @@ static void *take_run(tm_arena_t *a, tm_achunk_t *c, unsigned i, unsigned need) 
     tm_clock_tick(&arena_clock, &a->sh, 0, &d);
     tm_unlock(&a->sh.lock);
     if (tm_unlikely(d.n)) tm_defer_run(&arena_clock, &d);
-    return (char *)c + ((size_t)i << unit_shift);
+    return b;
 }
 
 /* No chunk could be had (the address space is exhausted): a run freed into any arena will do,
@@ -338,6 +353,8 @@ void tm_arena_free_since(void *p, const char *func, uint64_t since) {
     unsigned n = c->len[i];
     tm_rstore(c->start[i / 64], c->start[i / 64] & ~(1ULL << (i % 64)));
     set_range(c->used, i, n, false);
+    tm_block_link((tm_block_t *)p, NULL);
+    c->freed[i / 64] |= 1ULL << (i % 64);
     if (i < c->hint) c->hint = i;
     c->fail_need = 0;
     c->free_units += n;
@@ -402,6 +419,7 @@ bool tm_arena_resize(void *p, size_t n) {
         ok = e + (need - have) <= nunits && next_bit(c->used, e, true) >= i + need;
         if (ok) {
             set_range(c->used, e, need - have, true);
+            set_range(c->freed, e, need - have, false);
             if (c->hint >= e && c->hint < i + need) c->hint = next_bit(c->used, i + need, false);
             c->free_units -= need - have;
             a->used_units += need - have;
