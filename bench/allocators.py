@@ -30,7 +30,6 @@ lists the resolved selection (name, version, library).
 Exit status: 0 ok, 2 unknown allocator or bad spec, 3 a library is missing.
 """
 import argparse
-import json
 import os
 import re
 import subprocess
@@ -245,17 +244,10 @@ def main(argv=None):
     ap.add_argument("--allocators-file", action="append", default=[], metavar="FILE")
     ap.add_argument("--json", action="store_true", help="print JSON")
     args = ap.parse_args(argv)
-    try:
-        allocs = resolve(args.allocators, args.allocators_file)
-    except BenchError as e:
-        print(f"allocators: {e}", file=sys.stderr)
-        return e.code
-    if args.json:
-        print(json.dumps(allocs, indent=1))
-    else:
-        for a in allocs:
-            print(f"{a['name']:18} {a.get('version') or '?':28} {a.get('lib') or '(system malloc, ' + str(a.get('expect')) + ')'}")
-    return 0
+    return benchlib.list_cli(
+        "allocators", lambda: resolve(args.allocators, args.allocators_file), args.json,
+        lambda a: f"{a['name']:18} {a.get('version') or '?':28} "
+                  f"{a.get('lib') or '(system malloc, ' + str(a.get('expect')) + ')'}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -581,6 +582,22 @@ def usable_cpus():
 
 # ---------------------------------------------------------------------------------------
 # files
+
+def list_cli(tool, make, as_json, line):
+    """The listing of a module's command line: make() -> rows (a BenchError is printed as
+    `tool: message` and its code returned); JSON, or line(row) per row. -> exit status."""
+    try:
+        rows = make()
+    except BenchError as e:
+        print(f"{tool}: {e}", file=sys.stderr)
+        return e.code
+    if as_json:
+        print(json.dumps(rows, indent=1))
+    else:
+        for r in rows:
+            print(line(r))
+    return 0
+
 
 def write_json(path, obj):
     """Atomic: a record on disk is always whole (an interrupted run never leaves half)."""

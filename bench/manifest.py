@@ -268,18 +268,11 @@ def main(argv=None):
     ap.add_argument("--threads", metavar="LIST", help="thread counts of the sweeps (default: 1, CPUs, 4x CPUs)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    try:
+    def rows():
         ws = load(args.manifest, parse_threads(args.threads) if args.threads else None)
-        rs = [resolve(w, args.scale) for w in ws]
-    except BenchError as e:
-        print(f"manifest: {e}", file=sys.stderr)
-        return e.code
-    if args.json:
-        print(json.dumps(rs, indent=1))
-    else:
-        for r in rs:
-            print(f"{r['name']:24} {r.get('group', ''):10} {' '.join(r['argv'])}")
-    return 0
+        return [resolve(w, args.scale) for w in ws]
+    return benchlib.list_cli("manifest", rows, args.json,
+                             lambda r: f"{r['name']:24} {r.get('group', ''):10} {' '.join(r['argv'])}")
 
 
 if __name__ == "__main__":
