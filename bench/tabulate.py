@@ -586,9 +586,11 @@ def render_report(cells, summary, metas, plots, title, focus=FOCUS):
     for m in metas:
         for a in m["allocators"]:
             env = " ".join(f"`{k}={v}`" for k, v in (a.get("env") or {}).items()) or "-"
-            arows.append(([m["host"]] if multi else []) +
-                         [a["name"], a.get("version") or "-", f"`{a['lib']}`" if a.get("lib") else "system (no preload)"] +
-                         ([env] if any_env else []))
+            row = ([m["host"]] if multi else []) + \
+                [a["name"], a.get("version") or "-", f"`{a['lib']}`" if a.get("lib") else "system (no preload)"] + \
+                ([env] if any_env else [])
+            if row not in arows:  # the shards of one host list the same allocators
+                arows.append(row)
     L.append(md_table((["host"] if multi else []) + ["allocator", "version", "library"] +
                       (["environment"] if any_env else []), arows))
     L.append("")

@@ -347,6 +347,10 @@ class Tabulate(unittest.TestCase):
         rep = read(os.path.join(out, "report.md"))
         self.assertIn("| left out of this merge | fix, multi | crash, failing, static |", rep)
         self.assertIn("`raw/` of the runs merged here", rep)
+        # two runs of one host with the same allocators: each listed once
+        table = rep.split("Allocators:", 1)[1].split("How it was measured", 1)[0]
+        names = [ln.split("|")[1].strip() for ln in table.splitlines() if ln.startswith("| ") and "---" not in ln]
+        self.assertEqual(len(names), len(set(names)), table)
         # a drop that matches nothing, or a token without a workload, is a usage error
         for bad in (["--drop", "again:nosuch"], ["--drop", "again"]):
             self.assertEqual(quiet(merge.main, [self.run, again, "--out", os.path.join(self.tmp, "m2"),
