@@ -54,7 +54,6 @@ BUILTIN = {
                          "pattern": r"/libtcmalloc_minimal\.so\.4$", "soname": "libtcmalloc_minimal.so.4"},
 }
 DEFAULT = ["glibc", "tinymalloc", "jemalloc", "mimalloc", "tcmalloc", "tbbmalloc"]
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
 def _run(argv):
@@ -157,7 +156,7 @@ def read_allocators_file(path):
         if not line:
             continue
         m = re.match(r"^([^=\s]+)\s*=\s*(\S+)((?:\s+\S+)*)$", line)
-        if not m or not NAME_RE.match(m.group(1)):
+        if not m or not benchlib.NAME_RE.fullmatch(m.group(1)):
             raise BenchError(f"allocators file {path}:{n}: expected `name = /path/lib.so [version] [VAR=VALUE ...]`, "
                              f"got {raw!r}")
         name, target, rest = m.group(1), m.group(2), m.group(3).split()
@@ -189,7 +188,7 @@ def parse_spec(spec):
         if not tok:
             continue
         name, _, path = tok.partition("=")
-        if not NAME_RE.match(name):
+        if not benchlib.NAME_RE.fullmatch(name):
             raise BenchError(f"bad allocator name {name!r} in {spec!r} (letters, digits, _.+- only)")
         if _ and not path:
             raise BenchError(f"allocator {name}: empty library path in {spec!r}")

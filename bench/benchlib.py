@@ -30,6 +30,11 @@ EXIT_INTERRUPTED = 130
 MEMORY_SYSCALLS = ("mmap", "munmap", "mremap", "brk", "madvise")
 
 
+# A name that is also a folder or file name and a word on a command line: run ids, hosts,
+# allocators, workloads.
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+
+
 class BenchError(Exception):
     """An error with an exit code; the message names what is wrong."""
 

@@ -30,7 +30,6 @@ import benchlib  # noqa: E402
 from benchlib import BenchError  # noqa: E402
 
 DEFAULT_DIR = os.path.join(benchlib.ROOT, "bench", "manifest")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 KNOWN_KEYS = {"name", "group", "description", "build", "prepare", "cmd", "scales", "latency_args", "timeout",
               "check", "env", "cwd", "threads", "threads_factor", "notes"}
 THREADS = "{threads}"
@@ -64,7 +63,7 @@ def check_workload(w, where):
     if not isinstance(w, dict):
         raise BenchError(f"{where}: a workload must be an object")
     name = w.get("name")
-    named = isinstance(name, str) and NAME_RE.match(name)
+    named = isinstance(name, str) and benchlib.NAME_RE.fullmatch(name)
     _unknown_keys(w, KNOWN_KEYS, f"{where}: workload {name}" if named else where)
     if not named:
         raise BenchError(f"{where}: bad or missing `name` {name!r}")

@@ -58,11 +58,12 @@ import tabulate  # noqa: E402
 from benchlib import BenchError  # noqa: E402
 
 ROOT = benchlib.ROOT
-NAME_RE = r"[A-Za-z0-9][A-Za-z0-9_.+-]*"
+PATH_RE = re.compile(r"[A-Za-z0-9_.+/-]+")  # a path the scripts may name unquoted
 # make variables of `make bench` a host gets (bench/bench.mk); paths in them are the host's.
 MAKE_VARS = ("WORKLOADS", "ALLOCATORS", "ALLOCATORS_FILE", "RUNS", "THREADS", "PIN", "QUIET", "STRICT")
 # Settings that make a --name: a rerun must give the same ones, or it would mix two matrices.
-STATE_KEYS = ("mode", "hosts", "shards", "commit", "scale", "make", "bench_args")
+# (Its commit is kept from the first run, whatever is checked out at the rerun.)
+STATE_KEYS = ("mode", "hosts", "shards", "scale", "make", "bench_args")
 
 
 def parse_hosts(spec, hosts_file):
@@ -80,7 +81,7 @@ def parse_hosts(spec, hosts_file):
     out, seen = [], set()
     for t in toks:
         label = t.rsplit("@", 1)[-1]
-        if not re.fullmatch(NAME_RE, label):
+        if not benchlib.NAME_RE.fullmatch(label):
             raise BenchError(f"bad host {t!r}: expected an ssh destination [user@]host (letters, digits, _.+-)")
         if label in seen:
             raise BenchError(f"host {label!r} is given twice")
@@ -271,8 +272,6 @@ def load_state(path, state):
         return state
     old = benchlib.read_json(path)
     for k in STATE_KEYS:
-        if k == "commit":
-            continue
         if old.get(k) != state.get(k):
             raise BenchError(f"--name {state['name']} was started with {k} = {json.dumps(old.get(k))}, not "
                              f"{json.dumps(state.get(k))}; give the same settings to complete it, or a new --name")
@@ -308,9 +307,9 @@ def main(argv=None):
         if args.retries < 0:
             raise BenchError("--retries must be 0 or more")
         name = args.name or time.strftime("parallel-%Y%m%d-%H%M%S")
-        if not re.fullmatch(NAME_RE, name):
+        if not benchlib.NAME_RE.fullmatch(name):
             raise BenchError(f"bad --name {name!r} (letters, digits, _.+- only)")
-        if not re.fullmatch(r"[A-Za-z0-9_.+/-]+", args.remote_dir):
+        if not PATH_RE.fullmatch(args.remote_dir):
             raise BenchError(f"bad --remote-dir {args.remote_dir!r}")
         bench_args = check_bench_args(shlex.split(args.bench_args))
         check_tools()

@@ -603,9 +603,9 @@ def new_plan(args):
         raise BenchError("--sample-ms must be 0 (off) or more")
     if not 0 < args.busy_threshold < 1:
         raise BenchError(f"--busy-threshold must be a share between 0 and 1, not {args.busy_threshold}")
-    if args.run_id is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", args.run_id):
+    if args.run_id is not None and not benchlib.NAME_RE.fullmatch(args.run_id):
         raise BenchError(f"bad --run-id {args.run_id!r} (letters, digits, _.+- only)")
-    if args.host is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", args.host):
+    if args.host is not None and not benchlib.NAME_RE.fullmatch(args.host):
         raise BenchError(f"bad --host {args.host!r} (letters, digits, _.+- only)")
     shard = parse_shard(args.shard) if args.shard else (1, 1)
     counts = mf.parse_threads(args.threads) if args.threads else mf.default_thread_counts()

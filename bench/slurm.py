@@ -128,7 +128,7 @@ def main(argv=None):
         if args.shards < 1:
             raise BenchError("--shards must be 1 or more")
         name = args.name or time.strftime("slurm-%Y%m%d-%H%M%S")
-        if not re.fullmatch(parallel.NAME_RE, name):
+        if not benchlib.NAME_RE.fullmatch(name):
             raise BenchError(f"bad --name {name!r} (letters, digits, _.+- only)")
         for o in args.sbatch:
             if not re.fullmatch(r"--?[A-Za-z][A-Za-z-]*(=\S+)?", o):
@@ -149,7 +149,7 @@ def main(argv=None):
         print(f"bench-slurm: {e}", file=sys.stderr)
         return e.code
     out = os.path.abspath(os.path.join(args.results_dir, name))
-    if not re.fullmatch(r"[A-Za-z0-9_.+/-]+", out + os.path.abspath(archive)):
+    if not parallel.PATH_RE.fullmatch(out + os.path.abspath(archive)):
         print(f"bench-slurm: {out}: the scripts name this path unquoted; use a path of letters, digits and "
               "_.+-/ only", file=sys.stderr)
         return benchlib.EXIT_USAGE
