@@ -498,13 +498,6 @@ def render_summary(summary, host, multi):
              (f" {', '.join(none)} passed no workload and {'has' if len(none) == 1 else 'have'} no geometric "
               "mean." if none else ""))
     L.append("")
-    L.append("`x` is a factor: 1.20x = 20 % slower (or larger) than the reference. In brackets, the 95 % "
-             "confidence interval (percentile bootstrap over the recorded runs, both sides resampled; for a "
-             "geometric mean, every cell resampled at once). *Fastest on* counts the workloads where the "
-             "allocator's interval against every other allocator lies below 1.0: a clear win. Where it does "
-             "not, the workload is a tie among the allocators whose intervals overlap the fastest's, counted "
-             "in brackets. The same rule makes *lowest peak RSS on*.")
-    L.append("")
     vrows = [[v["workload"], f_verdict(v.get("time")), f_verdict(v.get("rss"))]
              for v in summary.get("verdicts", []) if v["host"] == host and (v.get("time") or v.get("rss"))]
     if vrows:
@@ -607,6 +600,13 @@ def render_report(cells, summary, metas, plots, title, focus=FOCUS):
     hosts = list(dict.fromkeys(s["host"] for s in summary["allocators"]))
     for host in hosts:
         L.extend(render_summary(summary, host, multi))
+    L.append("`x` is a factor: 1.20x = 20 % slower (or larger) than the reference. In brackets, the 95 % "
+             "confidence interval (percentile bootstrap over the recorded runs, both sides resampled; for a "
+             "geometric mean, every cell resampled at once). *Fastest on* counts the workloads where the "
+             "allocator's interval against every other allocator lies below 1.0: a clear win. Where it does "
+             "not, the workload is a tie among the allocators whose intervals overlap the fastest's, counted "
+             "in brackets. The same rule makes *lowest peak RSS on*.")
+    L.append("")
     if multi:
         L.extend(render_host_ranks(summary, hosts))
     L.extend(render_focus(cells, focus, multi))
