@@ -26,7 +26,8 @@ below 1.1 ("unclear" when the median is but the interval reaches above).
 
 Modes: pair:16 pair:32 ... pair:8192 (tight malloc(SIZE)/free loop), lifo and fifo (batches of
 1000 mixed sizes 16..1024, freed newest-first or oldest-first), prodcons (one thread mallocs
-64 B blocks, another frees them; not pinned: it needs two CPUs), large (16 blocks of 64 KiB to
+64 B blocks, another frees them; not pinned here: the program puts its two threads on two
+CPUs of their own), large (16 blocks of 64 KiB to
 8 MiB replaced at random, first page written), and floor: the pair loop against a thread-local
 free list behind an indirect call, with no allocator in it. The floor runs once per round
 (it is the same under every preload) and every allocator's pair time is also given as a ratio
@@ -284,6 +285,11 @@ def target_cell(ratio, ci, bound):
     return "ok" if ci is None or ci[1] <= bound else "unclear"
 
 
+def floor_ratio(s, fl):
+    """A cell's median over the floor's, with the interval of the ratio."""
+    return s["median"] / fl["median"], bstats.ratio_ci(s["values"], fl["values"])
+
+
 def render_floor(allocs, modes, stats):
     """Each allocator's pair time as a ratio to the floor measured in the same run."""
     fl = stats.get((FLOOR, FLOOR))
@@ -301,8 +307,8 @@ def render_floor(allocs, modes, stats):
             if not s:
                 row.append("FAIL")
                 continue
-            ci = bstats.ratio_ci(s["values"], fl["values"])
-            row.append(f"{s['median'] / fl['median']:.2f}x" + (f" ({ci[0]:.2f}-{ci[1]:.2f})" if ci else ""))
+            ratio, ci = floor_ratio(s, fl)
+            row.append(f"{ratio:.2f}x" + (f" ({ci[0]:.2f}-{ci[1]:.2f})" if ci else ""))
         out.append("| " + " | ".join(row) + " |")
     return out
 
@@ -316,8 +322,7 @@ def render_targets(allocs, modes, stats):
     fl = stats.get((FLOOR, FLOOR))
     for m in modes:
         if fl and m.startswith("pair:") and int(m.split(":")[1]) <= TARGET_MAX_SIZE and (m, tm) in stats:
-            s = stats[(m, tm)]
-            ratio, ci = s["median"] / fl["median"], bstats.ratio_ci(s["values"], fl["values"])
+            ratio, ci = floor_ratio(stats[(m, tm)], fl)
             rows.append([m.replace(":", " "), f"<= {FLOOR_TARGET}x the floor", f"{ratio:.2f}x" +
                          (f" ({ci[0]:.2f}-{ci[1]:.2f})" if ci else ""), target_cell(ratio, ci, FLOOR_TARGET)])
     for m, peer in PEER_TARGETS:
