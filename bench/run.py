@@ -19,7 +19,9 @@ What one cell (workload x allocator) gets, in this order:
     rest of strace's %memory class);
   * one untimed latency run with the workload's `latency_args`, when it has them.
   With --runs 0 a cell gets only its mem run (checked, probed, its output kept): for
-  programs whose output is the result, such as the heap-error probes (make bench-probes).
+  programs whose output is the result, such as the heap-error probes (make bench-probes), or
+  that time themselves, such as the micro-benchmark (make bench-micro: --blocks N is then N
+  mem runs per cell, and --interleave shuffles every round over all the workloads).
 Every run preloads build/bench/tm-probe.so after the allocator; it records which library
 served malloc in each process. No record, or another library, is a FAIL. So are a crash, a
 timeout, an exit status other than check.exit, output not matching check.stdout_regex, a
@@ -142,18 +144,35 @@ def shard_workloads(workloads, i, n):
 def build_plan(workloads, allocs, opts):
     rng = random.Random(opts["seed"])
     names = [a["name"] for a in allocs]
-    steps = []
     per_block = split_runs(opts["runs"], opts["blocks"])
+
+    def cell_round(w, a, r):
+        out = [{"id": f"{w['name']}/{a}/mem-{r}", "workload": w["name"], "allocator": a,
+                "kind": "mem", "round": r}]
+        if per_block[r - 1] > 0:
+            out.append({"id": f"{w['name']}/{a}/time-{r}", "workload": w["name"], "allocator": a,
+                        "kind": "time", "round": r, "runs": per_block[r - 1]})
+        return out
+
+    def shuffled(items):
+        items = list(items)
+        rng.shuffle(items)
+        return items
+
+    steps = []
+    rs = range(1, len(per_block) + 1)
+    if opts.get("interleave"):
+        # Round r of every cell before round r+1 of any, in a fresh shuffle over all workloads:
+        # a slow phase of the machine then spreads over the workloads too, for runs whose
+        # tables compare workloads with each other (the micro-benchmark's floor).
+        for r in rs:
+            for w, a in shuffled((w, a) for w in workloads for a in names):
+                steps += cell_round(w, a, r)
     for w in workloads:
-        for r, n in enumerate(per_block, 1):
-            order = names[:]
-            rng.shuffle(order)
-            for a in order:
-                steps.append({"id": f"{w['name']}/{a}/mem-{r}", "workload": w["name"], "allocator": a,
-                              "kind": "mem", "round": r})
-                if n > 0:
-                    steps.append({"id": f"{w['name']}/{a}/time-{r}", "workload": w["name"], "allocator": a,
-                                  "kind": "time", "round": r, "runs": n})
+        if not opts.get("interleave"):
+            for r in rs:
+                for a in shuffled(names):
+                    steps += cell_round(w, a, r)
         if opts["strace"]:
             order = names[:]
             rng.shuffle(order)
@@ -577,6 +596,9 @@ def parse_args(argv):
     ap.add_argument("--quiet-machine", type=float, nargs="?", const=QUIET_LIMIT, metavar="SECONDS",
                     help=f"wait until the machine is quiet before starting, at most SECONDS (default "
                          f"{QUIET_LIMIT}); still busy then: exit 4, nothing run")
+    ap.add_argument("--interleave", action="store_true",
+                    help="order the steps round by round over all workloads (every cell's round r, shuffled, "
+                         "before any round r+1) instead of workload by workload")
     ap.add_argument("--pin", action="store_true",
                     help="run the workloads the manifest marks single-threaded on one CPU (taskset)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when any cell failed (default: exit 0, "
@@ -597,8 +619,10 @@ def new_plan(args):
     # --runs 0: no timed runs, one checked mem run per cell (output, preload probe, memory):
     # for programs whose output is the result, such as the heap-error probes
     blocks = args.blocks if args.blocks is not None else (1 if small or not runs else min(3, runs))
-    if not 1 <= blocks <= max(runs, 1):
-        raise BenchError(f"--blocks must be between 1 and --runs ({max(runs, 1)}), not {blocks}")
+    # with --runs 0 each block is one more checked mem run per cell
+    if blocks < 1 or (runs and blocks > runs):
+        raise BenchError(f"--blocks must be between 1 and --runs ({runs}), not {blocks}" if runs else
+                         f"--blocks must be 1 or more, not {blocks}")
     if args.sample_ms < 0:
         raise BenchError("--sample-ms must be 0 (off) or more")
     if not 0 < args.busy_threshold < 1:
@@ -621,7 +645,8 @@ def new_plan(args):
     opts = {"scale": args.scale, "runs": runs, "blocks": blocks, "warmup": warmup, "seed": seed,
             "shard": f"{shard[0]}/{shard[1]}", "strace": not args.no_strace, "latency": not args.no_latency,
             "no_build": args.no_build, "sample_ms": args.sample_ms, "busy_threshold": args.busy_threshold,
-            "pin": args.pin, "quiet_machine": args.quiet_machine, "threads": counts}
+            "pin": args.pin, "quiet_machine": args.quiet_machine, "threads": counts,
+            "interleave": args.interleave}
     run_id = args.run_id or time.strftime("%Y%m%d-%H%M%S") + f"-{args.scale}" + \
         (f"-s{shard[0]}of{shard[1]}" if shard != (1, 1) else "")
     return {"run_id": run_id, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -16,6 +16,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import PY, ROOT, build_fixture  # noqa: E402
 import allocators  # noqa: E402
+import run as runner  # noqa: E402
 
 RUN = os.path.join(ROOT, "bench", "run.py")
 MISSING = [t for t in ("hyperfine", "strace", "cc") if not shutil.which(t)] + \
@@ -28,6 +29,44 @@ LIBM = next((p for p in ("/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-lin
 def run(args, **kw):
     return subprocess.run([PY, RUN] + args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True, timeout=120, **kw)
+
+
+class Plan(unittest.TestCase):
+    """The order of the steps (bench/run.py build_plan), without running them."""
+    WL = [{"name": "a"}, {"name": "b"}, {"name": "c"}]
+    AL = [{"name": "x"}, {"name": "y"}]
+
+    def plan(self, **kw):
+        opts = {"seed": 3, "runs": 0, "blocks": 4, "strace": False, "latency": False}
+        opts.update(kw)
+        return runner.build_plan(self.WL, self.AL, opts)
+
+    def test_runs_0_gives_one_mem_run_per_block(self):
+        steps = self.plan()
+        self.assertEqual(len(steps), 3 * 2 * 4)
+        self.assertEqual({s["kind"] for s in steps}, {"mem"})
+        self.assertEqual(sorted(s["id"] for s in steps if s["workload"] == "a" and s["allocator"] == "x"),
+                         [f"a/x/mem-{r}" for r in range(1, 5)])
+
+    def test_workload_by_workload_without_interleave(self):
+        self.assertEqual([s["workload"] for s in self.plan()], ["a"] * 8 + ["b"] * 8 + ["c"] * 8)
+
+    def test_interleave_runs_every_cell_of_a_round_before_the_next_round(self):
+        steps = self.plan(interleave=True)
+        self.assertEqual([s["round"] for s in steps], [r for r in range(1, 5) for _ in range(6)])
+        orders = [[(s["workload"], s["allocator"]) for s in steps if s["round"] == r] for r in range(1, 5)]
+        for o in orders:
+            self.assertEqual(sorted(o), [(w, a) for w in "abc" for a in "xy"])
+        # shuffled over the workloads, not workload by workload, and afresh each round
+        self.assertTrue(any([w for w, _ in o] != sorted(w for w, _ in o) for o in orders), orders)
+        self.assertGreater(len({tuple(o) for o in orders}), 1)
+
+    def test_interleave_keeps_a_rounds_mem_and_time_steps_together(self):
+        steps = self.plan(interleave=True, runs=4, blocks=2)
+        for i in range(0, len(steps), 2):
+            m, t = steps[i], steps[i + 1]
+            self.assertEqual((m["kind"], t["kind"]), ("mem", "time"))
+            self.assertEqual((m["workload"], m["allocator"], m["round"]), (t["workload"], t["allocator"], t["round"]))
 
 
 @unittest.skipIf(MISSING, "missing: " + ", ".join(MISSING))
@@ -298,7 +337,8 @@ class EndToEnd(unittest.TestCase):
             (["--allocators", "glibc,x=/nonexistent/libx.so"], 3, "/nonexistent/libx.so"),
             (["--shard", "3/2"], 2, "--shard"),
             (["--runs", "-1"], 2, "--runs"),
-            (["--runs", "0", "--blocks", "2"], 2, "--blocks"),
+            (["--runs", "2", "--blocks", "3"], 2, "--blocks"),
+            (["--runs", "0", "--blocks", "0"], 2, "--blocks"),
             (["--scale", "huge", "--workloads", "quick"], 0, ""),
         ]
         for args, code, word in cases:
