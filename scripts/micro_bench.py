@@ -1,65 +1,64 @@
 #!/usr/bin/python3
 """Allocator micro-benchmark: malloc/free pair times under tinymalloc and its peers (issue 2).
 
-Runs build/bench/micro/pairs (`make micro`) once per (mode, allocator, repetition), with the
-allocator's library in LD_PRELOAD (glibc: no preload), pinned to one CPU with taskset when it is
-available. Repetitions are interleaved: each round runs every (mode, allocator) combination once,
-in a freshly shuffled order, so slow phases of a shared, noisy machine spread over all of them.
-
-Every run must show that its malloc and free came from the expected library (the program
-prints dladdr() of dlsym(RTLD_DEFAULT, "malloc"/"free")); a run that crashes, times out, prints
-no result or used the wrong allocator is a FAIL, never a time.
+Runs build/bench/micro/pairs (`make micro`) once per (mode, allocator, round) through the
+bench's matrix runner (bench/run.py): each mode is a workload of a manifest made here, run
+with no timed runs (`--runs 0`), one checked mem run per round (`--blocks REPS`), rounds
+interleaved over every mode and allocator in a fresh shuffled order (`--interleave`), so slow
+phases of a shared, noisy machine spread over all of them. The runner resolves the allocators
+(the bench's registry: the default matrix, any built-in name, NAME=/path/lib.so, the variants
+of --allocators-file with their environment), records the environment, pins the one-thread
+modes to one CPU (`--pin`), proves with its preload probe that each run's malloc came from the
+allocator, and keeps every run's record and output in OUT/RUN_ID/ (raw/micro-MODE/ALLOCATOR/
+mem-R.{json,stdout,stderr}). This script checks that free came from it too (the program
+prints dladdr() of dlsym(RTLD_DEFAULT, "free")) and turns the outputs into the table. A run
+that crashes, times out, prints no result or used the wrong allocator is a FAIL, never a time.
 
 Each run splits its ~75 ms into --samples timed samples (default 20, ~4 ms each) after a warm-up
 and reports the fastest one: on a shared machine noise (preemption, interrupts) only ever adds
-time, and a short sample is more likely to run undisturbed. The
-per-sample times and their median are kept in the JSON.
+time, and a short sample is more likely to run undisturbed.
 
-Prints a Markdown table on stdout: one row per mode, one column per allocator, each cell the
-median over the repetitions of the runs' ns per malloc+free pair, and their min-max. Then the
-fastest allocator, a clear win only when the 95 % interval of every other allocator's ratio to
-it lies above 1 (otherwise a tie, with the allocators it ties with), and tinymalloc's ratio to
-the fastest peer (median / median) with its 95 % interval: the bench's own statistics
-(bench/stats.py, a percentile bootstrap over the repetitions). Target (issue 2): ratio <= 1.1
-for every `pair` size up to 1 KiB; it counts as met only when the whole interval is at or
-below 1.1 ("unclear" when the median is but the interval reaches above).
+Writes a Markdown table to OUT/RUN_ID.md and stdout: one row per mode, one column per
+allocator, each cell the median over the rounds of the runs' ns per malloc+free pair, and their
+min-max. Then the fastest allocator, a clear win only when the 95 % interval of every other
+allocator's ratio to it lies above 1 (otherwise a tie, with the allocators it ties with), and
+tinymalloc's ratio to the fastest peer (median / median) with its 95 % interval: the bench's own
+statistics (bench/stats.py, a percentile bootstrap over the rounds). Target (issue 2): ratio
+<= 1.1 for every `pair` size up to 1 KiB; it counts as met only when the whole interval is at or
+below 1.1 ("unclear" when the median is but the interval reaches above). The per-run times and
+the summary go to OUT/RUN_ID/micro.json.
 
 Modes: pair:16 pair:32 ... pair:8192 (tight malloc(SIZE)/free loop), lifo and fifo (batches of
 1000 mixed sizes 16..1024, freed newest-first or oldest-first), prodcons (one thread mallocs
-64 B blocks, another frees them; not pinned here: the program puts its two threads on two
-CPUs of their own), large (16 blocks of 64 KiB to
-8 MiB replaced at random, first page written), and floor: the pair loop against a thread-local
-free list behind an indirect call, with no allocator in it. The floor runs once per round
-(it is the same under every preload) and every allocator's pair time is also given as a ratio
-to it, with its interval.
+64 B blocks, another frees them; not pinned by the runner: the program puts its two threads on
+two CPUs of their own), large (16 blocks of 64 KiB to 8 MiB replaced at random, first page
+written), and floor: the pair loop against a thread-local free list behind an indirect call,
+with no allocator in it. The floor makes no allocator call, so its runs under every preload
+are pooled into one cell, and every allocator's pair time is also given as a ratio to it, with
+its interval.
 
 Targets of the performance issue, each shown when its allocators are in the run, each met only
 when its whole interval is: tinymalloc's pair time from 16 B to 1 KiB at most 1.6x the floor
 and below tcmalloc's; prodcons below mimalloc's; large below tcmalloc's.
 
-Allocators: the bench's registry (bench/allocators.py): the default matrix by default, any
-built-in name, NAME=/path/lib.so, and the variants of --allocators-file (a variant's
-environment is set for its runs). Each run must show that malloc and free came from the
-allocator's library, by the harness's own check (benchlib.served_by).
-
 Exit status: 0 ok; 1 --check and a target not shown (MISS or unclear); 2 usage error; 3 a
 selected allocator's library (or the pairs program) is missing; 4 a run failed (crash,
-timeout, wrong allocator).
+timeout, wrong allocator); 5 the machine stayed busy past --quiet-machine.
 """
 import argparse
+import datetime
 import json
 import os
-import random
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 import allocators as registry  # noqa: E402
 import benchlib  # noqa: E402
+import run as runner  # noqa: E402
 import stats as bstats  # noqa: E402
 
 DEFAULT_BIN = os.path.join(ROOT, "build", "bench", "micro", "pairs")
@@ -67,7 +66,7 @@ PAIR_SIZES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 ALL_MODES = tuple(f"pair:{s}" for s in PAIR_SIZES) + ("lifo", "fifo", "prodcons", "large", "floor")
 TARGET_RATIO = 1.1
 TARGET_MAX_SIZE = 1024
-FLOOR = "floor"          # the mode and the pseudo-allocator it runs under (no preload)
+FLOOR = "floor"          # the mode, and the name its pooled cell goes by
 FLOOR_SIZE = "16"
 FLOOR_TARGET = 1.6       # tinymalloc's pair time / the floor, sizes <= TARGET_MAX_SIZE
 UNPINNED = ("prodcons",)  # two threads: pinned to one CPU they would time the scheduler
@@ -84,50 +83,63 @@ def mode_args(mode):
     return [mode]
 
 
-def run_one(args, alloc, mode, pin):
-    cmd = ([] if mode in UNPINNED else list(pin)) + [args.bin]
-    if args.iters:
-        cmd += ["--iters", str(args.iters)]
-    else:
-        cmd += ["--target-ms", str(args.target_ms)]
-    cmd += ["--samples", str(args.samples)]
-    cmd += mode_args(mode)
-    env = dict(os.environ)
-    env.pop("LD_PRELOAD", None)
-    env.update(alloc.get("env") or {})
-    if alloc["lib"] is not None:
-        env["LD_PRELOAD"] = alloc["lib"]
-    rec = {"mode": mode, "allocator": alloc["name"], "ok": False}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    try:
-        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
-    except subprocess.TimeoutExpired:
-        rec["error"] = f"timeout after {args.timeout}s"
-        return rec
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    # Involuntary context switches of this run: how often another task took its CPU.
-    rec["nivcsw"] = after.ru_nivcsw - before.ru_nivcsw
-    rec["exit"] = p.returncode
-    if p.returncode != 0:
-        rec["error"] = f"exit {p.returncode}: {p.stderr.strip()[-300:]}"
-        return rec
-    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+def workload_name(mode):
+    return "micro-" + mode.replace(":", "-")
+
+
+def manifest(args):
+    """One bench workload per mode: the runner runs each under every allocator, once per round
+    (a checked mem run: exit status, output, preload probe), and keeps its output."""
+    size = ["--iters", str(args.iters)] if args.iters else ["--target-ms", str(args.target_ms)]
+    return {"workloads": [{
+        "name": workload_name(m), "group": "micro", "threads": 2 if m in UNPINNED else 1,
+        "description": f"bench/micro/pairs.c, mode {m}",
+        "cmd": [os.path.abspath(args.bin)] + size + ["--samples", str(args.samples)] + mode_args(m),
+        "env": {}, "timeout": args.timeout,
+        "check": {"exit": 0, "stdout_regex": r'"ns": ?[0-9]'}} for m in args.modes]}
+
+
+def parse_run(rec, out, alloc):
+    """-> (ns, None) or (None, error) for one mem record and its stdout. The runner has checked
+    the exit status and that malloc came from the allocator; free is checked here, from what
+    the program reports."""
+    if rec is None:
+        return None, "not run"
+    if rec.get("status") != "ok":
+        return None, rec.get("reason") or rec.get("status")
+    lines = [ln for ln in out.splitlines() if ln.startswith("{")]
     try:
         data = json.loads(lines[-1])
     except (IndexError, ValueError):
-        rec["error"] = f"no JSON result in output: {p.stdout.strip()[-300:]!r}"
-        return rec
-    rec["raw"] = data
-    for key in ("malloc_lib", "free_lib"):
-        if not benchlib.served_by(data.get(key), alloc):
-            rec["error"] = f"{key} is {data.get(key)!r}, expected {alloc['lib'] or 'libc.so.6'}"
-            return rec
+        return None, f"no JSON result in output: {out.strip()[-300:]!r}"
+    if not benchlib.served_by(data.get("free_lib"), alloc):
+        return None, f"free_lib is {data.get('free_lib')!r}, expected {alloc.get('lib') or 'libc.so.6'}"
     if not isinstance(data.get("ns"), (int, float)) or data["ns"] <= 0:
-        rec["error"] = f"bad ns value {data.get('ns')!r}"
-        return rec
-    rec["ok"] = True
-    rec["ns"] = float(data["ns"])
-    return rec
+        return None, f"bad ns value {data.get('ns')!r}"
+    return float(data["ns"]), None
+
+
+def read_runs(run_dir, modes):
+    """Every (mode, allocator, round) of the run folder, as {mode, allocator, rep, ok, ns|error,
+    nivcsw, pinned_cpu}."""
+    plan = benchlib.read_json(os.path.join(run_dir, "plan.json"))
+    runs = []
+    for m in modes:
+        for a in plan["allocators"]:
+            d = os.path.join(run_dir, "raw", workload_name(m), a["name"])
+            for r in range(1, plan["options"]["blocks"] + 1):
+                path = os.path.join(d, f"mem-{r}.json")
+                rec = benchlib.read_json(path) if os.path.exists(path) else None
+                out = benchlib.read_text(os.path.join(d, f"mem-{r}.stdout")) if rec else ""
+                ns, err = parse_run(rec, out, a)
+                run = {"mode": m, "allocator": a["name"], "rep": r, "ok": err is None}
+                run.update({"ns": ns} if err is None else {"error": err})
+                if rec and isinstance((rec.get("run") or {}).get("nivcsw"), int):
+                    run["nivcsw"] = rec["run"]["nivcsw"]
+                if rec and "pinned_cpu" in rec:
+                    run["pinned_cpu"] = rec["pinned_cpu"]
+                runs.append(run)
+    return plan, runs
 
 
 def summarize(values):
@@ -166,21 +178,51 @@ def fmt(x):
     return f"{x:.1f}" if x >= 10 else f"{x:.2f}"
 
 
-def environment(args, libs, pin):
-    """The harness's environment record (benchlib.collect_env), plus this run's settings.
-    libs: the resolved allocators (bench/allocators.py dicts)."""
-    env = benchlib.collect_env(libs)
-    for a in libs:
+def environment(args, run_dir, plan, runs):
+    """The runner's environment record of the run (env.json), with what the table states of it."""
+    env = benchlib.read_json(os.path.join(run_dir, "env.json"))
+    end_path = os.path.join(run_dir, "env-end.json")
+    for a in plan["allocators"]:
         env["allocators"][a["name"]]["env"] = a.get("env") or {}
-    env["commit"] = env["project_commit"] or "unknown"
-    env["pinned"] = " ".join(pin) if pin else "no (taskset not available or --no-pin)"
-    env["loadavg_start"] = os.getloadavg()[0]
-    env["reps"] = args.reps
+    env["commit"] = env.get("project_commit") or "unknown"
+    env["loadavg_start"] = float(env["loadavg"].split()[0])
+    if os.path.exists(end_path):
+        env["loadavg_end"] = float(benchlib.read_json(end_path)["loadavg"].split()[0])
+    cpus = sorted({r["pinned_cpu"] for r in runs if "pinned_cpu" in r})
+    env["pinned"] = (f"CPU {', '.join(map(str, cpus))} (taskset, by the bench runner; "
+                     f"{', '.join(m for m in UNPINNED if m in args.modes) or 'no mode'} unpinned)"
+                     if cpus else "no (--no-pin)")
+    env["reps"] = plan["options"]["blocks"]
     env["iterations"] = (f"--iters {args.iters} per sample" if args.iters
                          else f"calibrated to ~{args.target_ms} ms per run")
     env["samples"] = args.samples
     env["command"] = " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
+    env["runs_total"] = len(runs)
+    env["records"] = os.path.basename(run_dir)
+    csw = [r["nivcsw"] for r in runs if "nivcsw" in r]
+    env["nivcsw_median"] = statistics.median(csw) if csw else None
+    env["nivcsw_max"] = max(csw) if csw else None
     return env
+
+
+def cell_stats(runs, allocs, modes):
+    """-> (stats {(mode, allocator): summary}, failures {(mode, allocator): [error]}). The floor
+    is the same loop under every preload (no allocator call in it): its runs are pooled into
+    one cell, (floor, floor)."""
+    stats, failures = {}, {}
+    for m in modes:
+        for a in allocs:
+            mine = [r for r in runs if r["mode"] == m and r["allocator"] == a]
+            errs = [r["error"] for r in mine if not r["ok"]]
+            if errs:
+                failures[(m, a)] = errs
+            good = [r["ns"] for r in mine if r["ok"]]
+            if good and m != FLOOR:
+                stats[(m, a)] = summarize(good)
+    floor = [r["ns"] for r in runs if r["mode"] == FLOOR and r["ok"]]
+    if floor:
+        stats[(FLOOR, FLOOR)] = summarize(floor)
+    return stats, failures
 
 
 def render(env, allocs, modes, stats, failures):
@@ -198,6 +240,9 @@ def render(env, allocs, modes, stats, failures):
     out.append(f"- pinned: {env['pinned']}; {env['reps']} repetitions (processes) per cell, "
                f"interleaved in shuffled order; {env['iterations']}, fastest of "
                f"{env['samples']} samples after a warm-up")
+    if env.get("records"):
+        out.append(f"- records: the bench runner's run folder [{env['records']}/]({env['records']}/) "
+                   "(plan, environment, each run's record and output)")
     for a in allocs:
         info = env["allocators"][a]
         where = info["lib"] or "no preload (libc.so.6)"
@@ -349,7 +394,13 @@ def parse_list(text, allowed, what):
     return list(dict.fromkeys(items))
 
 
-def main():
+
+def shown(path):
+    """path relative to the working directory when it lies below it, else absolute."""
+    rel = os.path.relpath(path)
+    return os.path.abspath(path) if rel.startswith("..") else rel
+
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--allocators", metavar="LIST", default=None,
                     help="the bench's allocator list: built-in names, NAME=/path/lib.so, and names "
@@ -360,108 +411,88 @@ def main():
     ap.add_argument("--modes", default=",".join(ALL_MODES),
                     type=lambda s: parse_list(s, ALL_MODES, "mode"),
                     help="comma-separated subset of %(default)s")
-    ap.add_argument("--reps", type=int, default=7, help="repetitions per cell (default 7)")
+    ap.add_argument("--reps", type=int, default=7, help="repetitions (rounds) per cell (default 7)")
     ap.add_argument("--target-ms", type=int, default=75,
                     help="calibrate each run to about this many ms (default 75)")
     ap.add_argument("--samples", type=int, default=20,
                     help="timed samples per run, the fastest is the run's time (default 20)")
     ap.add_argument("--iters", type=int, default=0,
                     help="fixed iteration count instead of calibration (for tests)")
-    ap.add_argument("--json", metavar="FILE", help="write raw runs, environment and summary to FILE")
-    ap.add_argument("--output", metavar="FILE", help="also write the Markdown table to FILE")
+    ap.add_argument("--out", default=os.path.join(ROOT, "results", "micro"), metavar="DIR",
+                    help="where the table (RUN_ID.md) and the runner's run folder (RUN_ID/) go "
+                         "(default results/micro)")
+    ap.add_argument("--run-id", metavar="ID", help="name of the table and run folder (default DATE-TIME-COMMIT)")
     ap.add_argument("--check", action="store_true",
                     help=f"exit 1 unless tinymalloc's pair time is shown (its whole 95 %% interval) "
                          f"within {TARGET_RATIO}x the fastest peer for every size <= {TARGET_MAX_SIZE}")
-    ap.add_argument("--cpu", type=int, default=None,
-                    help="CPU to pin to (default: the last CPU this process may run on)")
-    ap.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
+    ap.add_argument("--no-pin", action="store_true", help="do not pin the one-thread modes with taskset")
+    ap.add_argument("--quiet-machine", type=float, metavar="SECONDS",
+                    help="wait for a quiet machine first, as bench/run.py does (exit 5 when it stays busy)")
     ap.add_argument("--seed", type=int, default=None, help="seed for the run order shuffle")
     ap.add_argument("--timeout", type=int, default=60, help="seconds per run (default 60)")
     ap.add_argument("--tinymalloc", metavar="PATH",
                     help="tinymalloc library to preload (default build/libtinymalloc.so)")
     ap.add_argument("--bin", default=DEFAULT_BIN, help="the pairs program (default %(default)s)")
-    args = ap.parse_args()
+    ap.add_argument("-q", "--quiet", action="store_true", help="no progress lines from the runner")
+    args = ap.parse_args(argv)
     if args.reps < 1:
         ap.error("--reps must be >= 1")
     if args.target_ms < 1 or args.iters < 0 or args.timeout < 1 or not 1 <= args.samples <= 100:
         ap.error("--target-ms, --timeout must be >= 1, --samples 1..100, --iters >= 0")
     spec = args.allocators or ",".join(registry.DEFAULT)
     if args.tinymalloc:
-        spec = ",".join(f"tinymalloc={args.tinymalloc}" if tok.strip() == "tinymalloc" else tok
+        spec = ",".join(f"tinymalloc={os.path.abspath(args.tinymalloc)}" if tok.strip() == "tinymalloc" else tok
                         for tok in spec.split(","))
     try:
-        resolved = registry.resolve(spec, args.allocators_file)
+        names = [a["name"] for a in registry.resolve(spec, args.allocators_file)]
     except benchlib.BenchError as e:
         print(f"micro_bench: {e}", file=sys.stderr)
         return e.code
-    libs = {a["name"]: a for a in resolved}
-    args.allocators = list(libs)
-    if args.check and ("tinymalloc" not in args.allocators or len(args.allocators) < 2):
+    if args.check and ("tinymalloc" not in names or len(names) < 2):
         ap.error("--check needs tinymalloc and at least one peer in --allocators")
     if not os.access(args.bin, os.X_OK):
         print(f"micro_bench: {args.bin} not found (run `make micro`)", file=sys.stderr)
-        return 3
+        return benchlib.EXIT_MISSING
 
-    pin = []
-    taskset = shutil.which("taskset")
-    if taskset and not args.no_pin:
-        cpus = sorted(os.sched_getaffinity(0))
-        cpu = args.cpu if args.cpu is not None else cpus[-1]
-        if cpu not in cpus:
-            ap.error(f"--cpu {cpu} not in this process's CPU set {cpus}")
-        pin = [taskset, "-c", str(cpu)]
-    elif not args.no_pin:
-        print("micro_bench: taskset not found, running unpinned", file=sys.stderr)
+    run_id = args.run_id or f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{(benchlib.git_commit(ROOT) or 'nogit')[:8]}"
+    tmp = tempfile.mkdtemp(prefix="tm-micro-")
+    try:
+        # The manifest is made here (iterations and samples are options); the runner copies it
+        # into plan.json, so the run folder keeps it.
+        with open(os.path.join(tmp, "micro.json"), "w") as f:
+            json.dump(manifest(args), f)
+        argv = ["--manifest", tmp, "--allocators", spec, "--runs", "0", "--blocks", str(args.reps), "--interleave",
+                "--sample-ms", "0", "--no-strace", "--no-latency", "--no-plots", "--no-latest",
+                "--results-dir", args.out, "--run-id", run_id]
+        argv += [] if args.no_pin else ["--pin"]
+        argv += ["-q"] if args.quiet else []
+        argv += ["--seed", str(args.seed)] if args.seed is not None else []
+        argv += ["--quiet-machine", str(args.quiet_machine)] if args.quiet_machine is not None else []
+        argv += [x for f in args.allocators_file for x in ("--allocators-file", f)]
+        rc = runner.main(argv)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    run_dir = os.path.join(args.out, run_id)
+    if rc != benchlib.EXIT_OK or not os.path.exists(os.path.join(run_dir, "plan.json")):
+        print(f"micro_bench: the bench runner stopped (exit {rc})", file=sys.stderr)
+        return 5 if rc == benchlib.EXIT_BUSY else (rc or 1)
 
-    env = environment(args, resolved, pin)
-    rng = random.Random(args.seed)
-    combos = [(m, a) for m in args.modes if m != FLOOR for a in args.allocators]
-    if FLOOR in args.modes:
-        libs[FLOOR] = {"name": FLOOR, "lib": None, "env": {}}
-        combos.append((FLOOR, FLOOR))
-    runs = []
-    for rep in range(args.reps):
-        order = combos[:]
-        rng.shuffle(order)
-        for i, (mode, a) in enumerate(order):
-            rec = run_one(args, libs[a], mode, pin)
-            rec["rep"] = rep
-            rec["order"] = i
-            runs.append(rec)
-        nfail = sum(1 for r in runs if not r["ok"])
-        print(f"micro_bench: round {rep + 1}/{args.reps} done ({nfail} failed runs so far)", file=sys.stderr)
-    env["loadavg_end"] = os.getloadavg()[0]
-    env["runs_total"] = len(runs)
-    csw = [r["nivcsw"] for r in runs if "nivcsw" in r]
-    env["nivcsw_median"] = statistics.median(csw) if csw else None
-    env["nivcsw_max"] = max(csw) if csw else None
-
-    stats = {}
-    failures = {}
-    for mode, a in combos:
-        mine = [r for r in runs if r["mode"] == mode and r["allocator"] == a]
-        errs = [r["error"] for r in mine if not r["ok"]]
-        if errs:
-            failures[(mode, a)] = errs
-        good = [r["ns"] for r in mine if r["ok"]]
-        if good:
-            stats[(mode, a)] = summarize(good)
-
-    table, misses = render(env, args.allocators, args.modes, stats, failures)
+    plan, runs = read_runs(run_dir, args.modes)
+    env = environment(args, run_dir, plan, runs)
+    stats, failures = cell_stats(runs, names, args.modes)
+    table, misses = render(env, names, args.modes, stats, failures)
     sys.stdout.write(table)
-    if args.output:
-        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-        with open(args.output, "w") as f:
-            f.write(table)
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        summary = [{"mode": m, "allocator": a, **s, "failed_runs": len(failures.get((m, a), []))}
-                   for (m, a), s in stats.items()]
-        with open(args.json, "w") as f:
-            json.dump({"environment": env, "modes": args.modes, "allocators": args.allocators,
-                       "target": {"ratio": TARGET_RATIO, "max_size": TARGET_MAX_SIZE},
-                       "misses": misses, "summary": summary, "runs": runs}, f, indent=1)
-            f.write("\n")
+    md = os.path.join(args.out, run_id + ".md")
+    with open(md, "w") as f:
+        f.write(table)
+    summary = [{"mode": m, "allocator": a, **s, "failed_runs": len(failures.get((m, a), []))}
+               for (m, a), s in stats.items()]
+    benchlib.write_json(os.path.join(run_dir, "micro.json"),
+                        {"modes": args.modes, "allocators": names,
+                         "target": {"ratio": TARGET_RATIO, "max_size": TARGET_MAX_SIZE},
+                         "misses": misses, "summary": summary, "runs": runs})
+    print(f"micro_bench: wrote {shown(md)} and {shown(run_dir)}/",
+          file=sys.stderr)
     if args.check and misses:
         return 1
     if failures:

@@ -1,7 +1,8 @@
 # Allocator micro-benchmark (issue 2): malloc/free pair times under tinymalloc and its peers.
 #   make micro         build build/bench/micro/pairs
-#   make bench-micro   run scripts/micro_bench.py; table -> results/micro/<date>-<commit>.md,
-#                      raw data -> the .json beside it.
+#   make bench-micro   run scripts/micro_bench.py through the bench runner; table ->
+#                      results/micro/<date>-<commit>.md, the runner's run folder (every run's
+#                      record and output, micro.json) -> results/micro/<date>-<commit>/
 #   MICRO_ALLOCATORS=glibc,jemalloc,...  pick allocators from the bench's registry (default: its
 #                                        default matrix; tinymalloc needs `make lib`)
 #   MICRO_ARGS=...                       extra arguments for the script (e.g. --reps 11, or
@@ -21,11 +22,8 @@ $(MICRO_BIN): bench/micro/pairs.c bench/micro/micro.mk
 
 # `make lib` only when the run uses build/libtinymalloc.so (not MICRO_ARGS=--tinymalloc PATH).
 micro_wants_lib = $(if $(MICRO_ALLOCATORS),$(findstring tinymalloc,$(MICRO_ALLOCATORS)),yes)
-bench-micro: micro $(if $(micro_wants_lib),$(if $(findstring --tinymalloc,$(MICRO_ARGS)),,lib))
-	@mkdir -p results/micro
-	@stem=results/micro/$$(date -u +%Y%m%d-%H%M%S)-$$(git rev-parse --short HEAD 2>/dev/null || echo nogit); \
-	$(PYTHON) scripts/micro_bench.py $(if $(MICRO_ALLOCATORS),--allocators $(MICRO_ALLOCATORS)) $(MICRO_ARGS) \
-	    --output $$stem.md --json $$stem.json
+bench-micro: micro $(BENCH_PROBE) $(if $(micro_wants_lib),$(if $(findstring --tinymalloc,$(MICRO_ARGS)),,lib))
+	$(PYTHON) scripts/micro_bench.py $(if $(MICRO_ALLOCATORS),--allocators $(MICRO_ALLOCATORS)) $(MICRO_ARGS)
 
 # tests/micro/test_micro.sh runs the binary.
 test-prereqs:: micro

@@ -109,49 +109,63 @@ if "$PY" "$SCRIPT" --help >/dev/null 2>&1; then pass "script_help"; else fail "s
 rc=0; "$PY" "$SCRIPT" --allocators nosuch >/dev/null 2>&1 || rc=$?
 rc2=0; "$PY" "$SCRIPT" --allocators glibc --check >/dev/null 2>&1 || rc2=$?
 if [ "$rc" = 2 ] && [ "$rc2" = 2 ]; then pass "script_usage_errors"; else fail "script_usage_errors" "rc=$rc,$rc2"; fi
+# One tiny run under glibc through the bench runner: the table on stdout and in OUT/ID.md, the
+# runner's run folder OUT/ID/ with every round's checked mem run (interleaved over the modes)
+# and its output, and micro.json.
 rc=0
 "$PY" "$SCRIPT" --allocators glibc --reps 2 --iters 100 --modes pair:16,pair:1024,lifo,fifo \
-    --json "$TMP/r.json" --output "$TMP/r.md" >"$TMP/table" 2>"$TMP/err" || rc=$?
-if [ "$rc" = 0 ] && grep -q '^| pair 16 | [0-9]' "$TMP/table" && cmp -s "$TMP/table" "$TMP/r.md" \
+    --out "$TMP/m" --run-id r -q >"$TMP/table" 2>"$TMP/err" || rc=$?
+if [ "$rc" = 0 ] && grep -q '^| pair 16 | [0-9]' "$TMP/table" && cmp -s "$TMP/table" "$TMP/m/r.md" \
+    && grep -q '^- records: .*(r/)' "$TMP/table" \
     && "$PY" -c '
-import json, sys
-d = json.load(open(sys.argv[1]))
+import json, os, sys
+d = json.load(open(os.path.join(sys.argv[1], "micro.json")))
 assert len(d["runs"]) == 8 and all(r["ok"] for r in d["runs"]), d["runs"]
 assert {s["mode"] for s in d["summary"]} == {"pair:16", "pair:1024", "lifo", "fifo"}
-' "$TMP/r.json" 2>>"$TMP/err"; then
+plan = json.load(open(os.path.join(sys.argv[1], "plan.json")))
+o = plan["options"]
+assert (o["runs"], o["blocks"], o["interleave"], o["pin"]) == (0, 2, True, True), o
+assert [s["round"] for s in plan["steps"]] == [1] * 4 + [2] * 4, plan["steps"]
+for r in (1, 2):
+    rec = json.load(open(os.path.join(sys.argv[1], "raw", "micro-pair-16", "glibc", f"mem-{r}.json")))
+    assert rec["status"] == "ok" and rec["probe"]["libs"] and "pinned_cpu" in rec, rec
+    out = open(os.path.join(sys.argv[1], "raw", "micro-pair-16", "glibc", f"mem-{r}.stdout")).read()
+    assert json.loads(out.strip().splitlines()[-1])["mode"] == "pair", out
+' "$TMP/m/r" 2>>"$TMP/err"; then
     pass "script_glibc_round"
 else
     fail "script_glibc_round" "rc=$rc $(tail -c 300 "$TMP/err" | tr '\n' ' ')"
 fi
 
-# The floor runs once per round, not once per allocator, and every pair time gets its ratio.
+# The floor makes no allocator call: its runs under every preload are pooled into one cell, and
+# every pair time gets its ratio to it.
 rc=0
 "$PY" "$SCRIPT" --allocators glibc,jemalloc --reps 2 --iters 100 --modes pair:16,prodcons,large,floor \
-    --json "$TMP/f.json" >"$TMP/table" 2>"$TMP/err" || rc=$?
+    --out "$TMP/m" --run-id f -q >"$TMP/table" 2>"$TMP/err" || rc=$?
 if [ "$rc" = 0 ] && grep -q '^Floor: [0-9.]* ns' "$TMP/table" && grep -q '^| pair 16 | [0-9.]*x' "$TMP/table" \
     && grep -q '^| prodcons | [0-9]' "$TMP/table" && grep -q '^| large | [0-9]' "$TMP/table" \
     && "$PY" -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
-floor = [r for r in d["runs"] if r["mode"] == "floor"]
-assert len(floor) == 2 and all(r["allocator"] == "floor" and r["ok"] for r in floor), floor
-assert len(d["runs"]) == 2 + 2 * 3 * 2, len(d["runs"])
-' "$TMP/f.json" 2>>"$TMP/err"; then
+assert len(d["runs"]) == 4 * 2 * 2, len(d["runs"])
+floor = [s for s in d["summary"] if s["mode"] == "floor"]
+assert len(floor) == 1 and floor[0]["allocator"] == "floor" and floor[0]["n"] == 4, floor
+' "$TMP/m/f/micro.json" 2>>"$TMP/err"; then
     pass "script_floor_prodcons_large"
 else
     fail "script_floor_prodcons_large" "rc=$rc $(tail -c 300 "$TMP/err" "$TMP/table" | tr '\n' ' ')"
 fi
 
-# The script's check that a run really used the allocator it preloaded (the harness's own
-# check, through the bench's allocator registry): an "allocator" that is really libm leaves
-# malloc to libc, so every run of it must FAIL and the script exit 4.
+# A run that did not use the allocator it preloaded is a FAIL (the runner's preload probe):
+# an "allocator" that is really libm leaves malloc to libc, so every run of it must FAIL and
+# the script exit 4.
 LIBM=$(ldconfig -p 2>/dev/null | awk '/libm\.so\.6 .*x86-64/{print $NF; exit}')
 if [ -n "$LIBM" ] && [ -e "$LIBM" ]; then
     rc=0
     "$PY" "$SCRIPT" --allocators "glibc,notmalloc=$LIBM" --reps 1 --iters 100 --modes pair:16 \
-        >"$TMP/table" 2>"$TMP/err" || rc=$?
+        --out "$TMP/m" --run-id v -q >"$TMP/table" 2>"$TMP/err" || rc=$?
     if [ "$rc" = 4 ] && grep -q '^| pair 16 | [0-9.]* ([0-9.-]*) | FAIL |' "$TMP/table" \
-        && grep -q "notmalloc: malloc_lib is '.*libc" "$TMP/table"; then
+        && grep -q "notmalloc: .*served by .*libc" "$TMP/table"; then
         pass "script_allocator_verification"
     else
         fail "script_allocator_verification" "rc=$rc $(tail -c 300 "$TMP/table" | tr '\n' ' ')"
@@ -164,8 +178,9 @@ fi
 # allocator's interval clears it, a tie names who it ties with, and the target counts as met
 # only when tinymalloc's whole interval is at or below 1.1x the fastest peer.
 if "$PY" -c '
-import importlib.util, sys
-spec = importlib.util.spec_from_file_location("mb", sys.argv[1]); mb = importlib.util.module_from_spec(spec); spec.loader.exec_module(mb)
+import os, sys
+sys.path.insert(0, os.path.dirname(sys.argv[1]))
+import micro_bench as mb
 cell = lambda *v: mb.summarize(list(v))
 fast = cell(5.0, 5.1, 5.0, 5.2, 5.1, 5.0, 5.1)
 slow = cell(9.0, 9.2, 9.1, 9.0, 9.3, 9.1, 9.2)
