@@ -1,5 +1,4 @@
 """Helpers shared by the bench harness tests (not a test file itself)."""
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -9,13 +8,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SAMPLES = os.path.join(ROOT, "tests", "bench", "samples")
 PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-
-
-def load(relpath, name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, relpath))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def sample(name):

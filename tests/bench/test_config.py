@@ -10,12 +10,13 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ROOT, load  # noqa: E402
+from common import ROOT  # noqa: E402
 import allocators  # noqa: E402
 import manifest  # noqa: E402
 from benchlib import BenchError  # noqa: E402
 
-setup = load("scripts/setup.py", "tm_setup")
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import setup  # noqa: E402  (scripts/setup.py, the installer)
 # the Debian package itself (dpkg), not just a libjemalloc.so.2 somewhere: the test checks the
 # package name and its dpkg version
 JEMALLOC_PKG = setup.installed("libjemalloc2") and \
