@@ -31,9 +31,13 @@ def clean_env():
 
 
 def installed(pkg):
-    r = subprocess.run(["dpkg-query", "-W", "-f", "${Status}", pkg], stdout=subprocess.PIPE,
-                       stderr=subprocess.DEVNULL, text=True)
-    return r.returncode == 0 and "ok installed" in r.stdout
+    """Whether dpkg has the package installed (False without dpkg-query)."""
+    try:
+        r = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True)
+    except OSError:
+        return False
+    return r.returncode == 0 and r.stdout.strip().endswith("install ok installed")
 
 
 def deb_src_enabled():

@@ -27,6 +27,8 @@ import shlex
 import subprocess
 import sys
 
+from debian_apt import installed  # noqa: F401  (dpkg's view; the tests call setup.installed)
+
 PACKAGES = [
     ("libjemalloc2", "jemalloc"),
     ("libmimalloc2.0", "mimalloc"),
@@ -48,15 +50,6 @@ PARALLEL_PACKAGES = [
     ("openssh-client", "reaches the hosts"),
     ("git", "packs the commit the hosts run"),
 ]
-
-
-def installed(pkg):
-    try:
-        p = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, text=True)
-    except OSError:
-        return False
-    return p.returncode == 0 and p.stdout.strip().endswith("install ok installed")
 
 
 def install_cmd(pkgs):
