@@ -76,7 +76,7 @@ typedef struct {
 
 static tm_arena_t arenas[TM_MAX_ARENAS];
 static unsigned narenas = 1;
-static tm_clock_t arena_clock; /* due: a wholly free chunk waits to be purged or released */
+tm_clock_t tm_arena_clock;
 static unsigned unit_shift = 12, nunits = TM_CHUNK_SIZE >> 12, nwords = (TM_CHUNK_SIZE >> 12) / 64;
 static _Atomic uint64_t chunks_peak, chunks_now;
 
@@ -189,7 +189,7 @@ static void arena_maintain(tm_shard_t *sh, uint64_t now, tm_defer_t *d) {
         if (c->empty_since) {
             if (c->purging) {
                 kept++;
-            } else if (now - c->empty_since < tm_opt.arena_purge_delay) {
+            } else if (c->empty_since + tm_opt.arena_purge_delay > now) {
                 uint64_t due = c->empty_since + tm_opt.arena_purge_delay;
                 if (!pending || due < pending) pending = due;
                 kept++;
@@ -220,7 +220,7 @@ static void arena_maintain(tm_shard_t *sh, uint64_t now, tm_defer_t *d) {
         }
         c = nx;
     }
-    tm_clock_set(&arena_clock, &a->sh, pending);
+    tm_clock_set(&tm_arena_clock, &a->sh, pending);
 }
 
 static void arena_purged(tm_shard_t *sh, void *obj, size_t bytes, bool zero) {
@@ -282,9 +282,9 @@ static void *take_run(tm_arena_t *a, tm_achunk_t *c, unsigned i, unsigned need) 
     a->nalloc++;
     tm_defer_t d;
     d.n = 0;
-    tm_clock_tick(&arena_clock, &a->sh, 0, &d);
+    tm_clock_tick(&tm_arena_clock, &a->sh, 0, &d);
     tm_unlock(&a->sh.lock);
-    if (tm_unlikely(d.n)) tm_defer_run(&arena_clock, &d);
+    if (tm_unlikely(d.n)) tm_defer_run(&tm_arena_clock, &d);
     return b;
 }
 
@@ -375,11 +375,11 @@ void tm_arena_free_since(void *p, const char *func, uint64_t since) {
         if (a->ndirty > 1 + (uint64_t)(a->nchunks - a->nempty) * tm_opt.arena_dirty / 100)
             purge_chunk(a, c, &d);
         else if (a->sh.due_ms == 0 || since + tm_opt.arena_purge_delay < a->sh.due_ms)
-            tm_clock_set(&arena_clock, &a->sh, since + tm_opt.arena_purge_delay);
+            tm_clock_set(&tm_arena_clock, &a->sh, since + tm_opt.arena_purge_delay);
     }
-    tm_clock_tick(&arena_clock, &a->sh, now, &d);
+    tm_clock_tick(&tm_arena_clock, &a->sh, now, &d);
     tm_unlock(&a->sh.lock);
-    if (tm_unlikely(d.n)) tm_defer_run(&arena_clock, &d);
+    if (tm_unlikely(d.n)) tm_defer_run(&tm_arena_clock, &d);
 }
 
 /* Without the lock: the caller owns the live block, whose start bit and length stay put.
@@ -438,14 +438,13 @@ void tm_arena_init(void) {
     nunits = (unsigned)(TM_CHUNK_SIZE >> unit_shift);
     nwords = nunits / 64;
     for (unsigned i = 0; i < narenas; i++) arenas[i].idx = i;
-    tm_clock_init(&arena_clock, &arenas[0].sh, sizeof arenas[0], narenas, &tm_opt.arena_purge_delay,
-                  arena_maintain, arena_purged);
+    tm_clock_init(&tm_arena_clock, &arenas[0].sh, sizeof arenas[0], narenas,
+                  &tm_opt.arena_purge_delay, arena_maintain, arena_purged);
 }
 
 /* malloc_trim: purges every wholly free chunk now, whatever its age. */
-void tm_arena_trim(void) { tm_clock_trim(&arena_clock); }
-uint64_t tm_arena_background(uint64_t now) { return tm_clock_run(&arena_clock, now); }
-uint64_t tm_arena_due(void) { return tm_clock_due(&arena_clock); }
+void tm_arena_trim(void) { tm_clock_trim(&tm_arena_clock); }
+uint64_t tm_arena_background(uint64_t now) { return tm_clock_run(&tm_arena_clock, now); }
 
 void tm_arena_locks(tm_lock_fn fn) {
     for (unsigned i = 0; i < narenas; i++) fn(&arenas[i].sh.lock);

@@ -94,9 +94,5 @@ uint64_t tm_clock_run(tm_clock_t *c, uint64_t now) {
     return atomic_load_explicit(&c->due_ms, memory_order_relaxed);
 }
 
-uint64_t tm_clock_due(const tm_clock_t *c) {
-    return atomic_load_explicit(&c->due_ms, memory_order_relaxed);
-}
-
 /* malloc_trim: every shard's maintenance as if all its delays were past. */
 void tm_clock_trim(tm_clock_t *c) { run_shards(c, UINT64_MAX); }

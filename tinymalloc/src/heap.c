@@ -117,7 +117,7 @@ typedef struct {
 static tm_heap_t heaps[TM_MAX_ARENAS];
 static unsigned nheaps = 1;
 static __thread int heap_home __attribute__((tls_model("initial-exec"))) = -1;
-static tm_clock_t heap_clock;            /* due: a free block waits to be purged */
+tm_clock_t tm_heap_clock;
 static _Atomic size_t tm_huge_threshold; /* see "Huge blocks" above */
 static _Atomic uint64_t huge_back_ms;    /* when a huge block last went back at once */
 
@@ -345,7 +345,7 @@ static void heap_maintain(tm_shard_t *sh, uint64_t now, tm_defer_t *d) {
                 else
                     span_release(h, b, d);
             } else if (!b->purged) {
-                if (now - b->req < delay) {
+                if (b->req + delay > now) {
                     if (!pending || b->req + delay < pending) pending = b->req + delay;
                 } else if (!block_purge(h, b, d)) {
                     pending = now;
@@ -354,7 +354,7 @@ static void heap_maintain(tm_shard_t *sh, uint64_t now, tm_defer_t *d) {
             b = nx;
         }
     }
-    tm_clock_set(&heap_clock, &h->sh, pending);
+    tm_clock_set(&tm_heap_clock, &h->sh, pending);
 }
 
 /* ---- growth ----------------------------------------------------------------------------- */
@@ -497,7 +497,7 @@ static void split_tail(tm_heap_t *h, tm_hblock_t *b, size_t keep, uint32_t purge
     seal(nx);
     h->blocks++;
     bin_insert(h, r);
-    if (h->sh.due_ms == 0) tm_clock_set(&heap_clock, &h->sh, r->req + tm_opt.heap_purge_delay);
+    if (h->sh.due_ms == 0) tm_clock_set(&tm_heap_clock, &h->sh, r->req + tm_opt.heap_purge_delay);
 }
 
 /* Takes free block b (in its bin) for n bytes at the alignment; size is n plus the header,
@@ -615,10 +615,10 @@ void *tm_heap_alloc(size_t n, size_t align) {
     tm_heap_t *h = heap_acquire();
     tm_defer_t d;
     d.n = 0;
-    tm_clock_tick(&heap_clock, &h->sh, 0, &d);
+    tm_clock_tick(&tm_heap_clock, &h->sh, 0, &d);
     void *p = heap_alloc_in(h, n, align);
     tm_unlock(&h->sh.lock);
-    if (tm_unlikely(d.n)) tm_defer_run(&heap_clock, &d);
+    if (tm_unlikely(d.n)) tm_defer_run(&tm_heap_clock, &d);
     if (p == NULL) p = tm_huge_alloc(n, align); /* heap_max, or no room for a span */
     if (p == NULL) p = alloc_elsewhere(h->idx, n, align);
     return p;
@@ -677,12 +677,12 @@ void tm_heap_free(void *p, const char *func) {
         else
             block_purge(h, b, &d);
     } else if (h->sh.due_ms == 0) {
-        tm_clock_set(&heap_clock, &h->sh, now + tm_opt.heap_purge_delay);
+        tm_clock_set(&tm_heap_clock, &h->sh, now + tm_opt.heap_purge_delay);
     } else {
-        tm_clock_tick(&heap_clock, &h->sh, now, &d);
+        tm_clock_tick(&tm_heap_clock, &h->sh, now, &d);
     }
     tm_unlock(&h->sh.lock);
-    if (tm_unlikely(d.n)) tm_defer_run(&heap_clock, &d);
+    if (tm_unlikely(d.n)) tm_defer_run(&tm_heap_clock, &d);
     if (huge) {
         atomic_store_explicit(&huge_back_ms, now, memory_order_relaxed);
         threshold_raise(to - from + 1); /* glibc's rule: blocks of this size come and go */
@@ -756,15 +756,14 @@ void tm_heap_init(void) {
     unsigned n = tm_opt.heaps ? tm_opt.heaps : tm_ncpus();
     nheaps = n < TM_MAX_ARENAS ? n : TM_MAX_ARENAS;
     for (unsigned i = 0; i < nheaps; i++) heaps[i].idx = i;
-    tm_clock_init(&heap_clock, &heaps[0].sh, sizeof heaps[0], nheaps, &tm_opt.heap_purge_delay,
+    tm_clock_init(&tm_heap_clock, &heaps[0].sh, sizeof heaps[0], nheaps, &tm_opt.heap_purge_delay,
                   heap_maintain, heap_purged);
     atomic_store_explicit(&tm_huge_threshold, tm_opt.huge_threshold, memory_order_relaxed);
 }
 
 /* malloc_trim: purges every free block now, whatever its age. */
-void tm_heap_trim(void) { tm_clock_trim(&heap_clock); }
-uint64_t tm_heap_background(uint64_t now) { return tm_clock_run(&heap_clock, now); }
-uint64_t tm_heap_due(void) { return tm_clock_due(&heap_clock); }
+void tm_heap_trim(void) { tm_clock_trim(&tm_heap_clock); }
+uint64_t tm_heap_background(uint64_t now) { return tm_clock_run(&tm_heap_clock, now); }
 
 void tm_heap_locks(tm_lock_fn fn) {
     for (unsigned i = 0; i < nheaps; i++) fn(&heaps[i].sh.lock);

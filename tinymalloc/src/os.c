@@ -164,8 +164,8 @@ uint64_t tm_now_ms(void) {
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* glibc answers from rseq or the vDSO, without a system call, on recent kernels. */
-unsigned tm_cpu_index(void) {
+/* glibc answers from the vDSO, without a system call, when no rseq area is registered. */
+unsigned tm_cpu_index_slow(void) {
     int c = sched_getcpu();
     return c < 0 ? 0 : (unsigned)c;
 }

@@ -5,6 +5,8 @@
 
 #include "tm_types.h"
 
+#include <sys/rseq.h>
+
 /* Everything declared below is internal: hidden, so the compiler addresses globals directly
  * (one RIP-relative operand) instead of through the GOT (a load, then the access). */
 #pragma GCC visibility push(hidden)
@@ -94,7 +96,20 @@ void *tm_os_remap(void *p, size_t old_size, size_t new_size, void *fixed);
 
 /* Monotonic milliseconds from the vDSO clock (coarse: a few ms of resolution is enough). */
 uint64_t tm_now_ms(void);
-unsigned tm_cpu_index(void); /* the CPU this thread runs on (0 when unknown) */
+unsigned tm_cpu_index_slow(void); /* sched_getcpu: without glibc's rseq area */
+
+/* The CPU this thread runs on (0 when unknown). glibc (2.35 on) registers each thread's rseq
+ * area, whose cpu_id the kernel keeps current: two loads instead of a call to sched_getcpu,
+ * which reads the same field, on every medium allocation. */
+static inline unsigned tm_cpu_index(void) {
+    if (tm_likely(__rseq_size != 0)) {
+        const struct rseq *r =
+            (const struct rseq *)((char *)__builtin_thread_pointer() + __rseq_offset);
+        int32_t c = (int32_t)__atomic_load_n(&r->cpu_id, __ATOMIC_RELAXED);
+        if (tm_likely(c >= 0)) return (unsigned)c;
+    }
+    return tm_cpu_index_slow();
+}
 unsigned tm_ncpus(void);
 
 /* ---- chunks (chunk.c) ------------------------------------------------------------------- */
@@ -305,7 +320,9 @@ void tm_defer_run(tm_clock_t *c, tm_defer_t *d);
 /* malloc_trim of a tier: all its due-later work now. No lock held. */
 void tm_clock_trim(tm_clock_t *c);
 uint64_t tm_clock_run(tm_clock_t *c, uint64_t now); /* the purger's pass; -> next due */
-uint64_t tm_clock_due(const tm_clock_t *c);
+static inline uint64_t tm_clock_due(const tm_clock_t *c) {
+    return atomic_load_explicit(&c->due_ms, memory_order_relaxed);
+}
 
 /* ---- the purger (purger.c): a background thread for the purges that fall due -------------
  * A tier that makes work due where none was sets tm_purger_wanted; the thread, once out of
@@ -337,7 +354,8 @@ void tm_arena_free(void *p, const char *func);
  * it empties counts as free since then. */
 void tm_arena_free_since(void *p, const char *func, uint64_t since);
 uint64_t tm_arena_background(uint64_t now); /* the purger's pass; -> next due (0: none) */
-uint64_t tm_arena_due(void);
+extern tm_clock_t tm_arena_clock; /* due: a wholly free chunk waits to be purged or released */
+static inline uint64_t tm_arena_due(void) { return tm_clock_due(&tm_arena_clock); }
 size_t tm_arena_usable(const void *p, const char *func);
 bool tm_arena_resize(void *p, size_t n); /* in place, or false */
 void tm_arena_trim(void);
@@ -366,7 +384,8 @@ void tm_heap_clear(void *p, size_t n);    /* calloc: zero a block just allocated
 void *tm_heap_realloc(void *p, size_t n); /* in place or NULL; the block stays valid */
 void tm_heap_trim(void);
 uint64_t tm_heap_background(uint64_t now); /* the purger's pass; -> next due (0: none) */
-uint64_t tm_heap_due(void);
+extern tm_clock_t tm_heap_clock;           /* due: a free block waits to be purged */
+static inline uint64_t tm_heap_due(void) { return tm_clock_due(&tm_heap_clock); }
 void tm_heap_totals(tm_heap_totals_t *t);
 size_t tm_heap_walk(void (*fn)(void *, size_t, int, void *), void *arg);
 
