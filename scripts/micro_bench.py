@@ -28,7 +28,8 @@ statistics (bench/stats.py, a percentile bootstrap over the rounds). Target (iss
 below 1.1 ("unclear" when the median is but the interval reaches above). The per-run times and
 the summary go to OUT/RUN_ID/micro.json.
 
-Modes: pair:16 pair:32 ... pair:8192 (tight malloc(SIZE)/free loop), lifo and fifo (batches of
+Modes: pair:16 pair:32 ... pair:8192 (tight malloc(SIZE)/free loop; --modes takes any pair:N,
+such as pair:16384 for the medium sizes), lifo and fifo (batches of
 1000 mixed sizes 16..1024, freed newest-first or oldest-first), prodcons (one thread mallocs
 64 B blocks, another frees them; not pinned by the runner: the program puts its two threads on
 two CPUs of their own), large (16 blocks of 64 KiB to 8 MiB replaced at random, first page
@@ -64,6 +65,7 @@ import stats as bstats  # noqa: E402
 DEFAULT_BIN = os.path.join(ROOT, "build", "bench", "micro", "pairs")
 PAIR_SIZES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 ALL_MODES = tuple(f"pair:{s}" for s in PAIR_SIZES) + ("lifo", "fifo", "prodcons", "large", "floor")
+MAX_PAIR_SIZE = 64 << 20  # --modes pair:N beyond the default sizes
 TARGET_RATIO = 1.1
 TARGET_MAX_SIZE = 1024
 FLOOR = "floor"          # the mode, and the name its pooled cell goes by
@@ -385,20 +387,29 @@ def render_targets(allocs, modes, stats):
         [f"- {r[0]}, {r[1]}: {r[2]}, **{r[3]}**" for r in rows]
 
 
-def parse_list(text, allowed, what):
-    items = [x.strip() for x in text.split(",") if x.strip()]
-    bad = [x for x in items if x not in allowed]
-    if bad or not items:
-        raise argparse.ArgumentTypeError(f"unknown {what}: {', '.join(bad) or '(empty)'}; "
-                                         f"choose from {', '.join(allowed)}")
-    return list(dict.fromkeys(items))
+def known_mode(mode):
+    """A default mode, or pair:N for any size N from 1 B to MAX_PAIR_SIZE (e.g. the medium
+    sizes of the arenas, which the default list leaves out)."""
+    if mode in ALL_MODES:
+        return True
+    size = mode[len("pair:"):] if mode.startswith("pair:") else ""
+    return size.isdigit() and 1 <= int(size) <= MAX_PAIR_SIZE
 
+
+def parse_modes(text):
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    bad = [x for x in items if not known_mode(x)]
+    if bad or not items:
+        raise argparse.ArgumentTypeError(f"unknown mode: {', '.join(bad) or '(empty)'}; choose from "
+                                         f"{', '.join(ALL_MODES)}, or pair:N (N up to {MAX_PAIR_SIZE})")
+    return list(dict.fromkeys(items))
 
 
 def shown(path):
     """path relative to the working directory when it lies below it, else absolute."""
     rel = os.path.relpath(path)
     return os.path.abspath(path) if rel.startswith("..") else rel
+
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -409,8 +420,9 @@ def main(argv=None):
     ap.add_argument("--allocators-file", action="append", default=[], metavar="FILE",
                     help="allocator variants and extra libraries, as for bench/run.py")
     ap.add_argument("--modes", default=",".join(ALL_MODES),
-                    type=lambda s: parse_list(s, ALL_MODES, "mode"),
-                    help="comma-separated subset of %(default)s")
+                    type=parse_modes,
+                    help="comma-separated modes (default %(default)s); any pair:N up to "
+                         f"{MAX_PAIR_SIZE} too")
     ap.add_argument("--reps", type=int, default=7, help="repetitions (rounds) per cell (default 7)")
     ap.add_argument("--target-ms", type=int, default=75,
                     help="calibrate each run to about this many ms (default 75)")

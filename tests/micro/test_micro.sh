@@ -108,12 +108,18 @@ fi
 if "$PY" "$SCRIPT" --help >/dev/null 2>&1; then pass "script_help"; else fail "script_help"; fi
 rc=0; "$PY" "$SCRIPT" --allocators nosuch >/dev/null 2>&1 || rc=$?
 rc2=0; "$PY" "$SCRIPT" --allocators glibc --check >/dev/null 2>&1 || rc2=$?
-if [ "$rc" = 2 ] && [ "$rc2" = 2 ]; then pass "script_usage_errors"; else fail "script_usage_errors" "rc=$rc,$rc2"; fi
+# a pair size of 0, or past the largest, is no mode; the message names the token
+rc3=0; "$PY" "$SCRIPT" --allocators glibc --modes pair:16384,pair:0 >/dev/null 2>"$TMP/modes" || rc3=$?
+if [ "$rc" = 2 ] && [ "$rc2" = 2 ] && [ "$rc3" = 2 ] && grep -q 'unknown mode: pair:0;' "$TMP/modes"; then
+    pass "script_usage_errors"
+else
+    fail "script_usage_errors" "rc=$rc,$rc2,$rc3"
+fi
 # One tiny run under glibc through the bench runner: the table on stdout and in OUT/ID.md, the
 # runner's run folder OUT/ID/ with every round's checked mem run (interleaved over the modes)
 # and its output, and micro.json.
 rc=0
-"$PY" "$SCRIPT" --allocators glibc --reps 2 --iters 100 --modes pair:16,pair:1024,lifo,fifo \
+"$PY" "$SCRIPT" --allocators glibc --reps 2 --iters 100 --modes pair:16,pair:16384,lifo,fifo \
     --out "$TMP/m" --run-id r -q >"$TMP/table" 2>"$TMP/err" || rc=$?
 if [ "$rc" = 0 ] && grep -q '^| pair 16 | [0-9]' "$TMP/table" && cmp -s "$TMP/table" "$TMP/m/r.md" \
     && grep -q '^- records: .*(r/)' "$TMP/table" \
@@ -121,7 +127,7 @@ if [ "$rc" = 0 ] && grep -q '^| pair 16 | [0-9]' "$TMP/table" && cmp -s "$TMP/ta
 import json, os, sys
 d = json.load(open(os.path.join(sys.argv[1], "micro.json")))
 assert len(d["runs"]) == 8 and all(r["ok"] for r in d["runs"]), d["runs"]
-assert {s["mode"] for s in d["summary"]} == {"pair:16", "pair:1024", "lifo", "fifo"}
+assert {s["mode"] for s in d["summary"]} == {"pair:16", "pair:16384", "lifo", "fifo"}
 plan = json.load(open(os.path.join(sys.argv[1], "plan.json")))
 o = plan["options"]
 assert (o["runs"], o["blocks"], o["interleave"], o["pin"]) == (0, 2, True, True), o
