@@ -374,28 +374,26 @@ static void page_to_full(tm_tcache_t *tc, tm_page_t *pg) {
     q->nfull++;
 }
 
-/* Looks through the full pages for blocks other threads have freed, when some thread has made
- * the first remote free on one of this cache's pages of the class since the owner last looked
- * (remote_first, counted in tm_slab_free_remote): a full page gets blocks back only that way,
- * so without such a free no scan is needed, and with one the scan finds that page. Every full
- * page found with remote frees moves to avail, so one scan serves the refills after it. The
- * count is taken (acquire) before the pages are read: a free counted after that is seen by
- * the next refill's scan. */
-static bool scan_full(tm_tcache_t *tc, tm_classq_t *q, unsigned cls) {
-    if (q->nfull == 0 || atomic_load_explicit(&tc->remote_first[cls], memory_order_relaxed) == 0)
-        return false;
-    atomic_exchange_explicit(&tc->remote_first[cls], 0, memory_order_acquire);
-    bool moved = false;
+/* Looks through the full pages for blocks other threads have freed. After a scan that found
+ * nothing, the next scans are skipped for a while, so a thread with many full pages does not
+ * rescan them on every refill (amortised O(1) per refill). */
+static tm_page_t *scan_full(tm_tcache_t *tc, tm_classq_t *q) {
+    if (q->nfull == 0) return NULL;
+    if (q->scan_skip) {
+        q->scan_skip--;
+        return NULL;
+    }
     for (tm_page_t *pg = q->fullq, *next; pg; pg = next) {
         next = pg->next;
         if (atomic_load_explicit(&pg->thread_free, memory_order_relaxed) == NULL) continue;
         list_remove(&q->fullq, pg);
         q->nfull--;
         pg->used &= TM_USED_MASK;
-        list_push(&q->avail, pg);
-        moved = true;
+        if (page_try_current(tc, pg)) return pg; /* it had remote frees: always */
+        page_to_full(tc, pg);
     }
-    return moved;
+    q->scan_skip = q->nfull / 8 < 64 ? q->nfull / 8 : 64;
+    return NULL;
 }
 
 static void *refill(tm_tcache_t *tc, unsigned cls) {
@@ -407,14 +405,12 @@ static void *refill(tm_tcache_t *tc, unsigned cls) {
         pg->used--; /* drop the current-page count; all its blocks are out, so used > 0 */
         page_to_full(tc, pg);
     }
-    for (bool scanned = false;; scanned = true) {
-        while ((pg = q->avail) != NULL) {
-            list_remove(&q->avail, pg);
-            if (page_try_current(tc, pg)) goto done;
-            page_to_full(tc, pg);
-        }
-        if (scanned || !scan_full(tc, q, cls)) break;
+    while ((pg = q->avail) != NULL) {
+        list_remove(&q->avail, pg);
+        if (page_try_current(tc, pg)) goto done;
+        page_to_full(tc, pg);
     }
+    if (scan_full(tc, q)) goto done;
     while ((pg = pool_take(cls)) != NULL) {
         tm_rstore(pg->owner, tc);
         if (page_try_current(tc, pg)) goto done;
@@ -480,13 +476,6 @@ void tm_slab_free_remote(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
         tm_block_link(b, old);
     } while (!atomic_compare_exchange_weak_explicit(&pg->thread_free, &old, b, memory_order_release,
                                                     memory_order_relaxed));
-    /* The first remote free since the owner collected the page: if the page sits on the
-     * owner's full list, this is how its owner learns it has blocks again (scan_full). The
-     * owner may have changed or left since: a cache is never unmapped, and a count on the
-     * wrong one costs that cache one scan. */
-    tm_tcache_t *owner = tm_rload(pg->owner);
-    if (old == NULL && owner != NULL)
-        atomic_fetch_add_explicit(&owner->remote_first[pg->cls], 1, memory_order_release);
     if (tc != &tm_tcache_empty)
         tc->nfree[pg->cls]++;
     else

@@ -9,7 +9,6 @@
 #include "tm_internal.h"
 
 #include <pthread.h>
-#include <stddef.h>
 #include <string.h>
 
 enum { TM_THREAD_NEW = 0, TM_THREAD_LIVE = 1, TM_THREAD_DEAD = 2 };
@@ -86,11 +85,7 @@ tm_tcache_t *tm_tcache_get_slow(void) {
         tc = m ? (tm_tcache_t *)(m + TM_TCACHE_COLOR) : NULL;
     }
     if (tc == NULL) return NULL;
-    /* remote_first may still take a stale count from a thread that saw the last owner's page:
-     * cleared with atomic stores, never overwritten under it */
-    memset(tc, 0, offsetof(tm_tcache_t, remote_first));
-    for (unsigned c = 0; c < TM_MAX_CLASSES; c++)
-        atomic_store_explicit(&tc->remote_first[c], 0, memory_order_relaxed);
+    memset(tc, 0, sizeof *tc);
     for (unsigned c = 0; c < TM_MAX_CLASSES; c++) tc->cur[c] = &tm_page_empty;
     tm_lock(&tm_tcache_lock);
     tc->next_live = live_caches;

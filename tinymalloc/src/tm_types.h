@@ -187,6 +187,7 @@ typedef struct {
     tm_page_t *avail; /* pages that may have free blocks (not cur) */
     tm_page_t *fullq; /* pages that were found full */
     uint32_t nfull;
+    uint32_t scan_skip; /* refills to skip before scanning full pages again */
 } tm_classq_t;
 
 /* A bin of the medium cache (mcache.c). */
@@ -210,10 +211,6 @@ typedef struct tm_tcache {
     struct tm_tcache *next_free;
     uint32_t refills; /* slab refills: every 64th adds all classes' counts (stats.c) */
     bool is_fallback;
-    /* Per class: other threads' frees that were the first on one of this cache's pages since
-     * the owner last collected it (slab.c: they tell the owner that a full page has blocks
-     * again). Written by other threads: on lines of their own, away from the owner's. */
-    _Atomic uint32_t remote_first[TM_MAX_CLASSES] __attribute__((aligned(64)));
 } tm_tcache_t;
 
 /* ---- huge blocks (huge.c) and statistics (stats.c) --------------------------------------- */
