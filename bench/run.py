@@ -174,15 +174,11 @@ def build_plan(workloads, allocs, opts):
                 for a in shuffled(names):
                     steps += cell_round(w, a, r)
         if opts["strace"]:
-            order = names[:]
-            rng.shuffle(order)
             steps += [{"id": f"{w['name']}/{a}/strace", "workload": w["name"], "allocator": a, "kind": "strace"}
-                      for a in order]
+                      for a in shuffled(names)]
         if opts["latency"] and w.get("latency_argv"):
-            order = names[:]
-            rng.shuffle(order)
             steps += [{"id": f"{w['name']}/{a}/latency", "workload": w["name"], "allocator": a,
-                       "kind": "latency"} for a in order]
+                       "kind": "latency"} for a in shuffled(names)]
     return steps
 
 
