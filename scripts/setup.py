@@ -27,7 +27,7 @@ import shlex
 import subprocess
 import sys
 
-from debian_apt import installed  # noqa: F401  (dpkg's view; the tests call setup.installed)
+from debian_apt import installed  # dpkg's view of a package, shared with the set-up of the real workloads
 
 PACKAGES = [
     ("libjemalloc2", "jemalloc"),
