@@ -33,9 +33,11 @@ such as pair:16384 for the medium sizes), lifo and fifo (batches of
 1000 mixed sizes 16..1024, freed newest-first or oldest-first), prodcons (one thread mallocs
 64 B blocks, another frees them; not pinned by the runner: the program puts its two threads on
 two CPUs of their own), large (16 blocks of 64 KiB to 8 MiB replaced at random, first page
-written), and floor: the pair loop against a thread-local free list behind an indirect call,
-with no allocator in it. The floor makes no allocator call, so its runs under every preload
-are pooled into one cell, and every allocator's pair time is also given as a ratio to it, with
+written), floor: the pair loop against a thread-local free list behind an indirect call,
+with no allocator in it, and floor-lib: the same list in a shared library that the program
+calls through the PLT, the path to any preloaded malloc (what of a pair is the call path, not
+the allocator). The floors make no allocator call, so the runs of each under every preload are
+pooled into one cell, and every allocator's pair time is also given as a ratio to each, with
 its interval.
 
 Targets of the performance issue, each shown when its allocators are in the run, each met only
@@ -64,11 +66,14 @@ import stats as bstats  # noqa: E402
 
 DEFAULT_BIN = os.path.join(ROOT, "build", "bench", "micro", "pairs")
 PAIR_SIZES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
-ALL_MODES = tuple(f"pair:{s}" for s in PAIR_SIZES) + ("lifo", "fifo", "prodcons", "large", "floor")
+ALL_MODES = tuple(f"pair:{s}" for s in PAIR_SIZES) + ("lifo", "fifo", "prodcons", "large", "floor",
+                                                       "floor-lib")
 MAX_PAIR_SIZE = 64 << 20  # --modes pair:N beyond the default sizes
 TARGET_RATIO = 1.1
 TARGET_MAX_SIZE = 1024
 FLOOR = "floor"          # the mode, and the name its pooled cell goes by
+FLOOR_LIB = "floor-lib"  # the same, in a shared library reached through the PLT
+FLOORS = (FLOOR, FLOOR_LIB)
 FLOOR_SIZE = "16"
 FLOOR_TARGET = 1.6       # tinymalloc's pair time / the floor, sizes <= TARGET_MAX_SIZE
 UNPINNED = ("prodcons",)  # two threads: pinned to one CPU they would time the scheduler
@@ -80,8 +85,8 @@ PEER_TARGETS = [(f"pair:{s}", "tcmalloc") for s in PAIR_SIZES if s <= TARGET_MAX
 def mode_args(mode):
     if mode.startswith("pair:"):
         return ["pair", mode.split(":", 1)[1]]
-    if mode == FLOOR:
-        return [FLOOR, FLOOR_SIZE]
+    if mode in FLOORS:
+        return [mode, FLOOR_SIZE]
     return [mode]
 
 
@@ -208,9 +213,9 @@ def environment(args, run_dir, plan, runs):
 
 
 def cell_stats(runs, allocs, modes):
-    """-> (stats {(mode, allocator): summary}, failures {(mode, allocator): [error]}). The floor
+    """-> (stats {(mode, allocator): summary}, failures {(mode, allocator): [error]}). A floor
     is the same loop under every preload (no allocator call in it): its runs are pooled into
-    one cell, (floor, floor)."""
+    one cell, (floor, floor) or (floor-lib, floor-lib)."""
     stats, failures = {}, {}
     for m in modes:
         for a in allocs:
@@ -219,11 +224,12 @@ def cell_stats(runs, allocs, modes):
             if errs:
                 failures[(m, a)] = errs
             good = [r["ns"] for r in mine if r["ok"]]
-            if good and m != FLOOR:
+            if good and m not in FLOORS:
                 stats[(m, a)] = summarize(good)
-    floor = [r["ns"] for r in runs if r["mode"] == FLOOR and r["ok"]]
-    if floor:
-        stats[(FLOOR, FLOOR)] = summarize(floor)
+    for f in FLOORS:
+        floor = [r["ns"] for r in runs if r["mode"] == f and r["ok"]]
+        if floor:
+            stats[(f, f)] = summarize(floor)
     return stats, failures
 
 
@@ -273,7 +279,7 @@ def render(env, allocs, modes, stats, failures):
     out.append("|" + "|".join(["---"] + ["---:"] * len(allocs) + ["---"] * (len(head) - len(allocs) - 1)) + "|")
     misses = []
     for mode in modes:
-        if mode == FLOOR:
+        if mode in FLOORS:
             continue
         good = {a: stats[(mode, a)] for a in allocs
                 if (mode, a) in stats and not failures.get((mode, a))}
@@ -337,26 +343,40 @@ def floor_ratio(s, fl):
     return s["median"] / fl["median"], bstats.ratio_ci(s["values"], fl["values"])
 
 
+FLOOR_TEXT = {FLOOR: "a thread-local free list behind an indirect call",
+              FLOOR_LIB: "the same free list in a shared library, called through the PLT as a "
+                         "preloaded malloc is"}
+
+
 def render_floor(allocs, modes, stats):
-    """Each allocator's pair time as a ratio to the floor measured in the same run."""
-    fl = stats.get((FLOOR, FLOOR))
+    """Each allocator's pair time as a ratio to each floor measured in the same run."""
     pairs = [m for m in modes if m.startswith("pair:")]
-    if not fl or not pairs:
-        return []
-    out = ["", f"Floor: {fmt(fl['median'])} ns ({fmt(fl['min'])}-{fmt(fl['max'])}) per pair, a thread-local "
-               "free list behind an indirect call. Pair time / floor, median with its 95 % interval:", ""]
-    out.append("| mode | " + " | ".join(allocs) + " |")
-    out.append("|---|" + "---:|" * len(allocs))
-    for m in pairs:
-        row = [m.replace(":", " ")]
-        for a in allocs:
-            s = stats.get((m, a))
-            if not s:
-                row.append("FAIL")
-                continue
-            ratio, ci = floor_ratio(s, fl)
-            row.append(f"{ratio:.2f}x" + (f" ({ci[0]:.2f}-{ci[1]:.2f})" if ci else ""))
-        out.append("| " + " | ".join(row) + " |")
+    out = []
+    for f in FLOORS:
+        fl = stats.get((f, f))
+        if not fl or not pairs:
+            continue
+        out += ["", f"{'Floor' if f == FLOOR else 'Library floor'}: {fmt(fl['median'])} ns "
+                    f"({fmt(fl['min'])}-{fmt(fl['max'])}) per pair, {FLOOR_TEXT[f]}. Pair time / "
+                    f"{'floor' if f == FLOOR else 'library floor'}, median with its 95 % interval:", ""]
+        out.append("| mode | " + " | ".join(allocs) + " |")
+        out.append("|---|" + "---:|" * len(allocs))
+        for m in pairs:
+            row = [m.replace(":", " ")]
+            for a in allocs:
+                s = stats.get((m, a))
+                if not s:
+                    row.append("FAIL")
+                    continue
+                ratio, ci = floor_ratio(s, fl)
+                row.append(f"{ratio:.2f}x" + (f" ({ci[0]:.2f}-{ci[1]:.2f})" if ci else ""))
+            out.append("| " + " | ".join(row) + " |")
+    both = stats.get((FLOOR, FLOOR)), stats.get((FLOOR_LIB, FLOOR_LIB))
+    if all(both):
+        ratio, ci = floor_ratio(both[1], both[0])
+        out += ["", f"The library floor is {ratio:.2f}x" + (f" ({ci[0]:.2f}-{ci[1]:.2f})" if ci else "")
+                + " the floor: the share of a pair that is the call into a shared library, which "
+                  "every preloaded allocator pays."]
     return out
 
 

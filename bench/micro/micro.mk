@@ -11,14 +11,21 @@
 MICRO_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
                 -fno-builtin-malloc -fno-builtin-free $(EXTRA_CFLAGS)
 MICRO_BIN := $(BUILD)/bench/micro/pairs
+# The library floor (floor_lib.c): a shared library pairs links, next to it.
+MICRO_FLOOR_LIB := $(BUILD)/bench/micro/libmicrofloor.so
 MICRO_ALLOCATORS ?=
 MICRO_ARGS ?=
 
 micro: $(MICRO_BIN)
 
-$(MICRO_BIN): bench/micro/pairs.c bench/micro/micro.mk
+$(MICRO_FLOOR_LIB): bench/micro/floor_lib.c bench/micro/micro.mk
 	@mkdir -p $(dir $@)
-	$(CC) $(MICRO_CFLAGS) $< -o $@ -ldl -pthread
+	$(CC) $(MICRO_CFLAGS) -fPIC -shared $< -o $@
+
+$(MICRO_BIN): bench/micro/pairs.c $(MICRO_FLOOR_LIB) bench/micro/micro.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(MICRO_CFLAGS) $< -o $@ -L$(dir $(MICRO_FLOOR_LIB)) -lmicrofloor \
+	    -Wl,-rpath,'$$ORIGIN' -ldl -pthread
 
 # `make lib` only when the run uses build/libtinymalloc.so (not MICRO_ARGS=--tinymalloc PATH).
 micro_wants_lib = $(if $(MICRO_ALLOCATORS),$(findstring tinymalloc,$(MICRO_ALLOCATORS)),yes)

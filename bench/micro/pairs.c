@@ -10,6 +10,9 @@
  *   pairs ... floor SIZE      the `pair` loop against a thread-local free list of SIZE blocks
  *                             behind an indirect call: what a pair costs with no allocator work
  *                             beyond a pop and a push (the floor the others are set against)
+ *   pairs ... floor-lib SIZE  the same free list in a shared library (floor_lib.c), called
+ *                             through the PLT as a preloaded malloc is: the least a pair can
+ *                             cost any allocator that a program reaches that way
  *   pairs ... prodcons        one thread mallocs 64 B blocks and hands them, 64 at a time,
  *                             through a ring to a second thread, which frees them: ns per block
  *                             (each thread on a CPU of its own when two are allowed: "cpus")
@@ -61,7 +64,7 @@
 #define LARGE_MIN_SHIFT 16 /* 64 KiB */
 #define LARGE_MAX_SHIFT 23 /* 8 MiB */
 
-enum mode { MODE_PAIR, MODE_LIFO, MODE_FIFO, MODE_FLOOR, MODE_PRODCONS, MODE_LARGE };
+enum mode { MODE_PAIR, MODE_LIFO, MODE_FIFO, MODE_FLOOR, MODE_FLOOR_LIB, MODE_PRODCONS, MODE_LARGE };
 
 static size_t batch_sizes[BATCH];
 static void *batch_ptrs[BATCH];
@@ -137,6 +140,23 @@ static void (*volatile floor_free_fn)(void *) = floor_release;
 
 static void floor_init(void) {
     for (int i = FLOOR_BLOCKS - 1; i >= 0; i--) floor_release(floor_pool[i]);
+}
+
+/* floor_lib.c, linked as a shared library (libmicrofloor.so, found next to this program). */
+size_t floor_lib_block_size(void);
+void floor_lib_init(void);
+void *floor_lib_alloc(size_t size);
+void floor_lib_free(void *p);
+
+static __attribute__((noinline)) void run_floor_lib(size_t size, uint64_t iters) {
+    for (uint64_t i = 0; i < iters; i++) {
+        char *p = floor_lib_alloc(size);
+        if (__builtin_expect(p == NULL, 0)) die_oom(size);
+        OPAQUE(p);
+        p[0] = (char)i;
+        OPAQUE(p);
+        floor_lib_free(p);
+    }
 }
 
 static __attribute__((noinline)) void run_floor(size_t size, uint64_t iters) {
@@ -294,6 +314,7 @@ static void run(enum mode m, size_t size, uint64_t iters) {
     switch (m) {
     case MODE_PAIR: run_pair(size, iters); break;
     case MODE_FLOOR: run_floor(size, iters); break;
+    case MODE_FLOOR_LIB: run_floor_lib(size, iters); break;
     case MODE_PRODCONS: run_prodcons(iters); break;
     case MODE_LARGE: run_large(iters); break;
     default: run_batch(m == MODE_FIFO, iters);
@@ -328,7 +349,7 @@ static void json_str(const char *s) {
 }
 
 static __attribute__((noreturn)) void usage(void) {
-    fprintf(stderr, "usage: pairs [--iters N] [--samples K] [--target-ms MS] pair|floor SIZE\n"
+    fprintf(stderr, "usage: pairs [--iters N] [--samples K] [--target-ms MS] pair|floor|floor-lib SIZE\n"
                     "       pairs [--iters N] [--samples K] [--target-ms MS] "
                     "lifo|fifo|prodcons|large\n");
     exit(2);
@@ -360,10 +381,13 @@ int main(int argc, char **argv) {
     if (i >= argc) usage();
     enum mode m = MODE_PAIR;
     const char *mname = argv[i++];
-    if (strcmp(mname, "pair") == 0 || strcmp(mname, "floor") == 0) {
-        m = mname[0] == 'p' ? MODE_PAIR : MODE_FLOOR;
+    if (strcmp(mname, "pair") == 0 || strcmp(mname, "floor") == 0 ||
+        strcmp(mname, "floor-lib") == 0) {
+        m = mname[0] == 'p' ? MODE_PAIR : mname[5] ? MODE_FLOOR_LIB : MODE_FLOOR;
         if (i >= argc || parse_u64(argv[i++], &size) || size > ((uint64_t)1 << 40)) usage();
         if (m == MODE_FLOOR && (size < sizeof(struct floor_block) || size > sizeof floor_pool[0]))
+            usage();
+        if (m == MODE_FLOOR_LIB && (size < sizeof(void *) || size > floor_lib_block_size()))
             usage();
     } else if (strcmp(mname, "prodcons") == 0) {
         m = MODE_PRODCONS;
@@ -379,6 +403,7 @@ int main(int argc, char **argv) {
     if (i != argc) usage();
     make_batch_sizes();
     if (m == MODE_FLOOR) floor_init();
+    if (m == MODE_FLOOR_LIB) floor_lib_init();
     if (m == MODE_PRODCONS) prodcons_start();
     if (m == MODE_LARGE)
         for (int k = 0; k < LARGE_SLOTS; k++) {
@@ -422,7 +447,7 @@ int main(int argc, char **argv) {
 
     prodcons_stop();
     printf("{\"mode\":\"%s\",", mname);
-    if (m == MODE_PAIR || m == MODE_FLOOR)
+    if (m == MODE_PAIR || m == MODE_FLOOR || m == MODE_FLOOR_LIB)
         printf("\"size\":%llu,", (unsigned long long)size);
     else if (m == MODE_PRODCONS)
         printf("\"size\":%d,\"batch\":%d,\"cpus\":[%d,%d],", PC_SIZE, PC_BATCH, pc_cpus[0],

@@ -30,7 +30,7 @@ assert d["mode"] == mode, d
 assert d["ns"] > 0 and d["iters"] > 0 and d["total_ns"] > 0, d
 assert len(d["sample_ns"]) == d["samples"] >= 1, d
 assert abs(d["ns"] - min(d["sample_ns"])) < 0.01 and d["ns"] <= d["ns_median"], d
-if mode in ("pair", "floor"):
+if mode in ("pair", "floor", "floor-lib"):
     assert isinstance(d["size"], int), d
     assert d["ops"] == d["iters"], d
 elif mode == "prodcons":
@@ -62,6 +62,7 @@ run_case system_pair8192 '^libc\.so' "" pair 8192
 run_case system_lifo '^libc\.so' "" lifo
 run_case system_fifo '^libc\.so' "" fifo
 run_case system_floor '^libc\.so' "" floor 16
+run_case system_floor_lib '^libc\.so' "" floor-lib 16
 run_case system_prodcons '^libc\.so' "" prodcons
 run_case system_large '^libc\.so' "" large
 
@@ -79,10 +80,11 @@ rc2=0; "$BIN" bogus >/dev/null 2>&1 || rc2=$?
 rc3=0; "$BIN" pair 0 >/dev/null 2>&1 || rc3=$?
 rc4=0; "$BIN" floor 4 >/dev/null 2>&1 || rc4=$?      # smaller than the free list's link
 rc5=0; "$BIN" floor 9000 >/dev/null 2>&1 || rc5=$?   # larger than the floor's blocks
-if [ "$rc" = 2 ] && [ "$rc2" = 2 ] && [ "$rc3" = 2 ] && [ "$rc4" = 2 ] && [ "$rc5" = 2 ]; then
+rc6=0; "$BIN" floor-lib 9000 >/dev/null 2>&1 || rc6=$?  # larger than the library floor's blocks
+if [ "$rc" = 2 ] && [ "$rc2" = 2 ] && [ "$rc3" = 2 ] && [ "$rc4" = 2 ] && [ "$rc5" = 2 ] && [ "$rc6" = 2 ]; then
     pass "usage_errors"
 else
-    fail "usage_errors" "rc=$rc,$rc2,$rc3,$rc4,$rc5"
+    fail "usage_errors" "rc=$rc,$rc2,$rc3,$rc4,$rc5,$rc6"
 fi
 
 # A preloaded allocator is reported as the owner of malloc (what the script verifies).
@@ -143,19 +145,21 @@ else
     fail "script_glibc_round" "rc=$rc $(tail -c 300 "$TMP/err" | tr '\n' ' ')"
 fi
 
-# The floor makes no allocator call: its runs under every preload are pooled into one cell, and
-# every pair time gets its ratio to it.
+# The floors make no allocator call: the runs of each under every preload are pooled into one
+# cell, and every pair time gets its ratio to each.
 rc=0
-"$PY" "$SCRIPT" --allocators glibc,jemalloc --reps 2 --iters 100 --modes pair:16,prodcons,large,floor \
-    --out "$TMP/m" --run-id f -q >"$TMP/table" 2>"$TMP/err" || rc=$?
+"$PY" "$SCRIPT" --allocators glibc,jemalloc --reps 2 --iters 100 \
+    --modes pair:16,prodcons,large,floor,floor-lib --out "$TMP/m" --run-id f -q >"$TMP/table" 2>"$TMP/err" || rc=$?
 if [ "$rc" = 0 ] && grep -q '^Floor: [0-9.]* ns' "$TMP/table" && grep -q '^| pair 16 | [0-9.]*x' "$TMP/table" \
+    && grep -q '^Library floor: [0-9.]* ns' "$TMP/table" && grep -q '^The library floor is [0-9.]*x' "$TMP/table" \
     && grep -q '^| prodcons | [0-9]' "$TMP/table" && grep -q '^| large | [0-9]' "$TMP/table" \
     && "$PY" -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
-assert len(d["runs"]) == 4 * 2 * 2, len(d["runs"])
-floor = [s for s in d["summary"] if s["mode"] == "floor"]
-assert len(floor) == 1 and floor[0]["allocator"] == "floor" and floor[0]["n"] == 4, floor
+assert len(d["runs"]) == 5 * 2 * 2, len(d["runs"])
+for f in ("floor", "floor-lib"):
+    floor = [s for s in d["summary"] if s["mode"] == f]
+    assert len(floor) == 1 and floor[0]["allocator"] == f and floor[0]["n"] == 4, floor
 ' "$TMP/m/f/micro.json" 2>>"$TMP/err"; then
     pass "script_floor_prodcons_large"
 else
@@ -223,6 +227,13 @@ assert any("prodcons, below mimalloc" in ln and "**ok**" in ln for ln in lines),
 assert "1 of 3 met" in tgt[1], tgt
 fl = mb.render_floor(["tinymalloc", "tcmalloc"], ["pair:16", "floor"], stats)
 assert any(ln.startswith("| pair 16 | 1.7") for ln in fl), fl
+assert not any("ibrary floor" in ln for ln in fl), fl
+# with the library floor too: a second table, and the one floor as a ratio to the other
+stats[("floor-lib", "floor-lib")] = cell(6.2, 6.2, 6.3, 6.2, 6.1, 6.2, 6.2)
+fl = mb.render_floor(["tinymalloc", "tcmalloc"], ["pair:16", "floor", "floor-lib"], stats)
+assert sum(ln.startswith("| pair 16 | ") for ln in fl) == 2, fl
+assert any(ln.startswith("| pair 16 | 0.8") for ln in fl), fl   # 5.4 / 6.2
+assert any(ln.startswith("The library floor is 2.00x (") for ln in fl), fl
 ' "$SCRIPT" 2>"$TMP/err"; then
     pass "script_intervals"
 else
