@@ -64,7 +64,15 @@
 #define LARGE_MIN_SHIFT 16 /* 64 KiB */
 #define LARGE_MAX_SHIFT 23 /* 8 MiB */
 
-enum mode { MODE_PAIR, MODE_LIFO, MODE_FIFO, MODE_FLOOR, MODE_FLOOR_LIB, MODE_PRODCONS, MODE_LARGE };
+enum mode {
+    MODE_PAIR,
+    MODE_LIFO,
+    MODE_FIFO,
+    MODE_FLOOR,
+    MODE_FLOOR_LIB,
+    MODE_PRODCONS,
+    MODE_LARGE
+};
 
 static size_t batch_sizes[BATCH];
 static void *batch_ptrs[BATCH];
@@ -349,9 +357,10 @@ static void json_str(const char *s) {
 }
 
 static __attribute__((noreturn)) void usage(void) {
-    fprintf(stderr, "usage: pairs [--iters N] [--samples K] [--target-ms MS] pair|floor|floor-lib SIZE\n"
-                    "       pairs [--iters N] [--samples K] [--target-ms MS] "
-                    "lifo|fifo|prodcons|large\n");
+    fprintf(stderr,
+            "usage: pairs [--iters N] [--samples K] [--target-ms MS] pair|floor|floor-lib SIZE\n"
+            "       pairs [--iters N] [--samples K] [--target-ms MS] "
+            "lifo|fifo|prodcons|large\n");
     exit(2);
 }
 

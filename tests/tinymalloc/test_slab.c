@@ -61,6 +61,44 @@ static void die_double_free_remote(void) {
     pthread_join(t, NULL);
     vfree(p);
 }
+/* A thread gathers its frees to another thread's page into a chain before it hands them over
+ * (slab.c): a block on that chain is freed already, whoever frees it again. */
+static void *free_it_twice(void *p) {
+    vfree(p);
+    vfree(p);
+    return NULL;
+}
+static void die_double_free_remote_twice(void) {
+    void *p = vmalloc(48);
+    pthread_t t;
+    pthread_create(&t, NULL, free_it_twice, p);
+    pthread_join(t, NULL);
+}
+static int freed_fd[2];
+static void *free_it_and_stay(void *p) {
+    vfree(p);
+    (void)!write(freed_fd[1], "x", 1);
+    pause(); /* alive, its chain not handed over */
+    return NULL;
+}
+static void die_double_free_while_chained(void) {
+    void *p = vmalloc(48);
+    pthread_t t;
+    char c;
+    if (pipe(freed_fd) != 0) return;
+    pthread_create(&t, NULL, free_it_and_stay, p);
+    (void)!read(freed_fd[0], &c, 1);
+    vfree(p); /* the owner's free of a block on the other thread's chain */
+}
+static void die_realloc_while_chained(void) {
+    void *p = vmalloc(48);
+    pthread_t t;
+    char c;
+    if (pipe(freed_fd) != 0) return;
+    pthread_create(&t, NULL, free_it_and_stay, p);
+    (void)!read(freed_fd[0], &c, 1);
+    vrealloc(p, 40);
+}
 static void die_double_free_huge(void) {
     void *p = vmalloc(10u << 20);
     vfree(p);
@@ -114,6 +152,9 @@ static void invalid_and_double_frees_abort(void) {
     CHECK(tm_expect_abort(die_double_free, "free(): double free of 0x"));
     CHECK(tm_expect_abort(die_double_free_delayed, "free(): double free"));
     CHECK(tm_expect_abort(die_double_free_remote, "free(): double free"));
+    CHECK(tm_expect_abort(die_double_free_remote_twice, "free(): double free of 0x"));
+    CHECK(tm_expect_abort(die_double_free_while_chained, "free(): double free of 0x"));
+    CHECK(tm_expect_abort(die_realloc_while_chained, "realloc(): invalid pointer (freed already)"));
     CHECK(tm_expect_abort(die_double_free_huge, "free(): invalid pointer"));
     CHECK(tm_expect_abort(die_free_huge_interior, "free(): invalid pointer"));
     CHECK(tm_expect_abort(die_usable_interior, "malloc_usable_size(): invalid pointer"));
@@ -181,6 +222,59 @@ static void malloc_trim_purges_now(void) {
     CHECK(malloc_trim(0) == 0); /* nothing left to give back */
 }
 
+/* Blocks another thread freed come back to the owner: handed over when the freeing thread's
+ * chain is full (n blocks of 1 KiB: 4 make a chain) while it lives on, or when it exits. The
+ * owner gets them once its current page has no other block left. */
+struct chained {
+    void **p;
+    int n, stay;
+    int freed[2], looked[2]; /* pipes: the thread has freed; the owner has looked */
+};
+static void *free_some(void *arg) {
+    struct chained *c = arg;
+    for (int i = 0; i < c->n; i++) vfree(c->p[i]);
+    if (!c->stay) return NULL;
+    (void)!write(c->freed[1], "x", 1);
+    char x;
+    (void)!read(c->looked[0], &x, 1);
+    return NULL;
+}
+static bool remote_frees_come_back(int n, int stay) {
+    enum { MAX = 300 };
+    void *p[8], *got[MAX];
+    struct chained c = {p, n, stay, {-1, -1}, {-1, -1}};
+    if (stay && (pipe(c.freed) != 0 || pipe(c.looked) != 0)) return false;
+    for (int i = 0; i < n; i++) p[i] = vmalloc(1024);
+    pthread_t t;
+    pthread_create(&t, NULL, free_some, &c);
+    char x;
+    if (stay)
+        (void)!read(c.freed[0], &x, 1);
+    else
+        pthread_join(t, NULL);
+    bool back = false;
+    int k = 0;
+    while (k < MAX && !back) {
+        got[k] = vmalloc(1024);
+        for (int i = 0; i < n; i++) back |= got[k] == p[i];
+        k++;
+    }
+    while (k > 0) vfree(got[--k]);
+    if (stay) {
+        (void)!write(c.looked[1], "x", 1);
+        pthread_join(t, NULL);
+        for (int i = 0; i < 2; i++) {
+            close(c.freed[i]);
+            close(c.looked[i]);
+        }
+    }
+    return back;
+}
+static void remote_frees_reach_the_owner(void) {
+    CHECK(remote_frees_come_back(8, 1)); /* two full chains, the thread alive */
+    CHECK(remote_frees_come_back(1, 0)); /* one block, handed over at exit */
+}
+
 static void freed_blocks_are_reused(void) {
     void *a = vmalloc(40);
     vfree(a);
@@ -197,5 +291,6 @@ int main(int argc, char **argv) {
     RUN_RSS(rss_falls_after_the_purge_delay);
     RUN_RSS(malloc_trim_purges_now);
     RUN(freed_blocks_are_reused);
+    RUN(remote_frees_reach_the_owner);
     TEST_EXIT();
 }

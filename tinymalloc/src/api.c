@@ -148,7 +148,8 @@ static void *realloc_any(void *p, size_t n);
  * does, before it resizes or copies the block. */
 static void realloc_check_live(void *p) {
     unsigned kind = tm_chunk_kind((uintptr_t)p);
-    if ((kind == TM_KIND_SLAB || kind == TM_KIND_ARENA) && tm_block_is_free((tm_block_t *)p))
+    if ((kind == TM_KIND_SLAB && tm_block_is_freed((tm_block_t *)p)) ||
+        (kind == TM_KIND_ARENA && tm_block_is_free((tm_block_t *)p)))
         tm_fatal("realloc", "invalid pointer (freed already)", p);
 }
 

@@ -76,12 +76,13 @@ static void page_collect(tm_page_t *pg) {
     uint32_t n = 1, carved = tm_page_carved(pg);
     tm_block_t *tail = head;
     for (;;) {
-        if (!tm_block_is_free(tail)) tm_slab_corrupt(tail);
+        if (!tm_block_is_freed(tail)) tm_slab_corrupt(tail);
         tm_block_t *nx = tail->next;
         if (nx == NULL) break;
         uintptr_t off = (uintptr_t)nx - start;
         if (off >= pg->carved_end || off % pg->block_size || ++n > carved)
             tm_fatal("free", "corrupted free list (write after free?) at", tail);
+        tm_block_link(tail, nx); /* a pending block becomes an ordinary free one */
         tail = nx;
     }
     tm_block_link(tail, pg->free);
@@ -431,6 +432,7 @@ done:
 void *tm_slab_alloc_slow(tm_tcache_t *tc, unsigned cls) {
     void *p;
     if (tc != &tm_tcache_empty) {
+        tm_slab_remote_flush(tc);
         p = refill(tc, cls);
         if (!tc->is_fallback) tm_purger_inline(); /* not under tm_fallback_lock */
     } else if ((tc = tm_tcache_get_slow()) == NULL) {
@@ -466,25 +468,58 @@ void tm_slab_free_slow(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
     page_retire(pg);
 }
 
+/* Pushes the chain head..tail onto pg's thread_free, one CAS for all of it; its blocks stay
+ * pending until the owner collects them (page_collect). */
+static void remote_push(tm_page_t *pg, tm_block_t *head, tm_block_t *tail) {
+    tm_block_t *old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
+    do {
+        tm_block_link_pending(tail, old);
+    } while (!atomic_compare_exchange_weak_explicit(&pg->thread_free, &old, head,
+                                                    memory_order_release, memory_order_relaxed));
+}
+
+void tm_slab_remote_flush(tm_tcache_t *tc) {
+    if (tc->rhead == NULL) return;
+    remote_push(tc->rpage, tc->rhead, tc->rtail);
+    tc->rhead = tc->rtail = NULL;
+    tc->rpage = NULL;
+    tc->rbytes = 0;
+}
+
+/* A thread with a cache gathers its frees to another thread's page into a chain of its own and
+ * hands the chain over with one CAS when the next such free is to another page, or the chain
+ * holds TM_REMOTE_BYTES: a consumer freeing what a producer allocated (blocks of one page,
+ * mostly) then writes the page's shared line once per chain instead of once per block. The
+ * chain is bounded, and the thread hands it over on its slow paths and at exit; until then its
+ * blocks count as used, as on thread_free. */
 void tm_slab_free_remote(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
     /* The owner's lists cannot be read from here, so a block that looks free is taken as a
      * double free: its check word is keyed by a 64-bit per-process secret, which user data
-     * matches only by copying freed memory. */
-    if (tm_unlikely(tm_block_is_free(b))) tm_fatal("free", "double free of", b);
-    tm_block_t *old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
-    do {
-        tm_block_link(b, old);
-    } while (!atomic_compare_exchange_weak_explicit(&pg->thread_free, &old, b, memory_order_release,
-                                                    memory_order_relaxed));
-    if (tc != &tm_tcache_empty)
-        tc->nfree[pg->cls]++;
-    else
+     * matches only by copying freed memory. A block on a thread's chain is freed too. */
+    if (tm_unlikely(tm_block_is_freed(b))) tm_fatal("free", "double free of", b);
+    if (tc == &tm_tcache_empty && (tc = tm_tcache_get_slow()) == NULL) tc = &tm_tcache_empty;
+    if (tm_unlikely(tc == &tm_tcache_empty || tc->is_fallback)) {
+        remote_push(pg, b, b);
         atomic_fetch_add_explicit(&tm_class_stats[pg->cls].nfree, 1, memory_order_relaxed);
+        return;
+    }
+    tc->nfree[pg->cls]++;
+    if (pg != tc->rpage) {
+        tm_slab_remote_flush(tc);
+        tm_block_link_pending(b, NULL);
+        tc->rpage = pg;
+        tc->rtail = b;
+    } else {
+        tm_block_link_pending(b, tc->rhead);
+    }
+    tc->rhead = b;
+    if ((tc->rbytes += pg->block_size) >= TM_REMOTE_BYTES) tm_slab_remote_flush(tc);
 }
 
 /* A local free of a block that looks free: a double free if the block is on the page's lists,
  * else user data that happened to match its check word, and the free goes on. */
 void tm_slab_free_keyed(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
+    if (tm_block_is_pending(b)) tm_fatal("free", "double free of", b); /* on a remote chain */
     if (!tm_block_is_free(b)) goto not_free;
     page_collect(pg);
     uint32_t n = 0, carved = tm_page_carved(pg);
@@ -528,6 +563,7 @@ static void abandon_list(tm_page_t *pg) {
 /* A dying thread hands every page it owns to the pools; later frees of its blocks go through
  * thread_free and are collected by whichever thread adopts the page. */
 void tm_slab_abandon_all(tm_tcache_t *tc) {
+    tm_slab_remote_flush(tc);
     for (unsigned c = 0; c < tm_opt.nclasses; c++) {
         if (tc->cur[c] != &tm_page_empty) {
             tc->cur[c]->used--;

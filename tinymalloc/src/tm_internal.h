@@ -145,6 +145,21 @@ static inline void tm_block_link(tm_block_t *b, tm_block_t *next) {
 static inline bool tm_block_is_free(const tm_block_t *b) {
     return b->check == ((uintptr_t)b->next ^ tm_secret);
 }
+/* A slab block on a thread's chain of remote frees (slab.c) has its check word xor
+ * TM_PENDING_KEY: free, though on no list of its page, so a free of it finds it out however the
+ * free is routed, while a malloc that met it on a list would take it for corruption. */
+#define TM_PENDING_KEY 1
+static inline void tm_block_link_pending(tm_block_t *b, tm_block_t *next) {
+    b->next = next;
+    b->check = (uintptr_t)next ^ tm_secret ^ TM_PENDING_KEY;
+}
+static inline bool tm_block_is_pending(const tm_block_t *b) {
+    return b->check == ((uintptr_t)b->next ^ tm_secret ^ TM_PENDING_KEY);
+}
+/* Free or pending. */
+static inline bool tm_block_is_freed(const tm_block_t *b) {
+    return ((b->check ^ (uintptr_t)b->next ^ tm_secret) & ~(uintptr_t)TM_PENDING_KEY) == 0;
+}
 static inline bool tm_block_may_be_free(const tm_block_t *b) {
     return ((b->check ^ tm_secret) >> TM_ADDR_BITS) == 0;
 }
@@ -184,6 +199,7 @@ void *tm_slab_alloc_slow(tm_tcache_t *tc, unsigned cls); /* NULL with errno ENOM
 void tm_slab_free_slow(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b);
 void tm_slab_free_remote(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b);
 void tm_slab_free_keyed(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b);
+void tm_slab_remote_flush(tm_tcache_t *tc); /* this thread's gathered remote frees, to their page */
 void tm_slab_abandon_all(tm_tcache_t *tc);
 int tm_slab_aligned_class(size_t n, size_t align); /* -1 when no class fits */
 uint64_t tm_slab_background(uint64_t now);         /* the purger's pass; -> next due (0: none) */

@@ -157,7 +157,8 @@ struct tm_tcache;
 /* Descriptor of one slab page. All fields but thread_free are written only by the owner thread,
  * or under a pool lock while the page has no owner.
  * Invariant: used & TM_USED_MASK == carved - len(free) + (1 if it is its owner's current page);
- * blocks on thread_free count as used until the owner collects them. So the current page never
+ * blocks on thread_free, or on a thread's chain of remote frees, count as used until the owner
+ * collects them. So the current page never
  * reaches 0, and any other page at 0 is wholly free. Bit 31 (TM_FULL_BIT) marks a page on its
  * owner's full list, so the free fast path tests both cases with one signed compare. */
 #define TM_FULL_BIT 0x80000000u
@@ -190,6 +191,9 @@ typedef struct {
     uint32_t scan_skip; /* refills to skip before scanning full pages again */
 } tm_classq_t;
 
+/* The bytes of remote frees a thread gathers before it hands them to the page (slab.c). */
+#define TM_REMOTE_BYTES 4096
+
 /* A bin of the medium cache (mcache.c). */
 #define TM_MCLASSES 64
 typedef struct {
@@ -209,6 +213,11 @@ typedef struct tm_tcache {
     tm_lock_t mlock; /* guards mbin, mcache_bytes and mcache_credit: the owner, or a drain */
     struct tm_tcache *next_live, *prev_live; /* list of live caches, for statistics */
     struct tm_tcache *next_free;
+    /* Frees to another thread's page, not yet on its thread_free (slab.c): head..tail, of
+     * rbytes bytes, all of page rpage; rhead NULL when there are none. */
+    tm_page_t *rpage;
+    tm_block_t *rhead, *rtail;
+    uint32_t rbytes;
     uint32_t refills; /* slab refills: every 64th adds all classes' counts (stats.c) */
     bool is_fallback;
 } tm_tcache_t;
