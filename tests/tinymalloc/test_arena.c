@@ -60,6 +60,46 @@ static void first_fit_reuses_runs(void) {
     vfree(e);
 }
 
+/* Random medium sizes of 1 to 64 units (runs inside one bitmap word, and runs across two)
+ * replaced at random: no block overlaps another or loses its contents, and a block freed
+ * and asked for again at once comes back at its address or below it (first fit: the freed
+ * run itself fits) when it lands in the same chunk. */
+static void runs_never_overlap_and_fit_first(void) {
+    enum { LIVE = 48, OPS = 4000 };
+    char *p[LIVE] = {0};
+    size_t n[LIVE] = {0};
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    int lower_or_same = 0, same_chunk = 0;
+    for (int op = 0; op < OPS; op++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        int k = (int)(x % LIVE);
+        char *was = p[k];
+        size_t was_n = n[k];
+        if (was) {
+            for (size_t j = 0; j < was_n; j += 4096) CHECK(was[j] == (char)k);
+            vfree(was);
+        }
+        size_t size = (size_t)(1 + (x >> 20) % 64) * 4096 - 64 * (x >> 40 & 1);
+        if (was && x >> 41 & 1) size = was_n; /* the same size again: first fit */
+        char *q = vmalloc(size);
+        CHECK(q != NULL);
+        if (q == NULL) return;
+        if (was && size == was_n && ((uintptr_t)q >> 22) == ((uintptr_t)was >> 22)) {
+            same_chunk++;
+            lower_or_same += q <= was;
+        }
+        for (int i = 0; i < LIVE; i++)
+            if (i != k && p[i]) CHECK(q + size <= p[i] || p[i] + n[i] <= q);
+        for (size_t j = 0; j < size; j += 4096) q[j] = (char)k;
+        p[k] = q;
+        n[k] = size;
+    }
+    CHECK(same_chunk > 100 && lower_or_same == same_chunk);
+    for (int i = 0; i < LIVE; i++) vfree(p[i]);
+}
+
 static void realloc_in_place(void) {
     char *p = vmalloc(20000);
     memset(p, 7, 20000);
@@ -472,6 +512,7 @@ int main(int argc, char **argv) {
     }
     RUN(medium_sizes_use_arenas);
     RUN_HERE(first_fit_reuses_runs);
+    RUN_HERE(runs_never_overlap_and_fit_first);
     RUN_HERE(realloc_in_place);
     RUN(cross_thread_free);
     RUN(arena_per_cpu);

@@ -108,24 +108,41 @@ static inline void set_range(uint64_t *map, unsigned i, unsigned n, bool bit) {
     }
 }
 
-/* First fit: the lowest run of n free units, or nunits. For n <= 64 each word is tested in
- * one go: over the 128-bit window of free bits of words w and w+1, `m &= m >> step` with
- * doubling steps leaves set exactly the positions where n free units start, so the cost is
- * O(log n) word operations per word, however fragmented the chunk. */
+/* First fit: the lowest run of n free units, or nunits. For n <= 64 each word w is tested in
+ * one go: a run that starts in w lies inside w, or is w's top run of free units going on into
+ * word w + 1. Inside: only a word with n free units can hold one, and then `m &= m >> step`
+ * with doubling steps leaves set exactly the positions where n free units start. Crossing: the
+ * free units at the top of w and at the bottom of w + 1 add up to n. So a word costs a count
+ * of its free units and two bit scans, and O(log n) word operations only where a run may
+ * start, however fragmented the chunk. */
+/* The zero bits of a word; inline, where the baseline ISA has no popcnt (libgcc's is a call). */
+static inline unsigned free_count(uint64_t used) {
+    uint64_t x = ~used;
+    x -= (x >> 1) & 0x5555555555555555ULL;
+    x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+    return (unsigned)((x * 0x0101010101010101ULL) >> 56);
+}
+
 static unsigned find_run(const tm_achunk_t *c, unsigned n) {
     if (n <= 64) {
         for (unsigned w = c->hint / 64; w < nwords; w++) {
-            uint64_t lo = ~c->used[w];
-            if (lo == 0) continue;
-            uint64_t hi = w + 1 < nwords ? ~c->used[w + 1] : 0;
-            unsigned __int128 m = ((unsigned __int128)hi << 64) | lo;
-            for (unsigned len = 1; len < n;) {
-                unsigned step = len < n - len ? len : n - len;
-                m &= m >> step;
-                len += step;
+            uint64_t used = c->used[w];
+            if (used == ~0ULL) continue;
+            if (free_count(used) >= n) {
+                uint64_t m = ~used;
+                for (unsigned len = 1; len < n;) {
+                    unsigned step = len < n - len ? len : n - len;
+                    m &= m >> step;
+                    len += step;
+                }
+                if (m) return w * 64 + (unsigned)__builtin_ctzll(m);
             }
-            uint64_t starts = (uint64_t)m;
-            if (starts) return w * 64 + (unsigned)__builtin_ctzll(starts);
+            unsigned top = used ? (unsigned)__builtin_clzll(used) : 64; /* < n here */
+            if (top == 0 || w + 1 == nwords) continue;
+            uint64_t next = c->used[w + 1];
+            unsigned bottom = next ? (unsigned)__builtin_ctzll(next) : 64;
+            if (top + bottom >= n) return w * 64 + 64 - top;
         }
         return nunits;
     }
