@@ -92,16 +92,21 @@ static void die_oom(size_t size) {
  * memory clobber keeps the store and the call ordered: nothing here can be elided. */
 #define OPAQUE(p) __asm__ __volatile__("" : "+r"(p) : : "memory")
 
-static __attribute__((noinline)) void run_pair(size_t size, uint64_t iters) {
-    for (uint64_t i = 0; i < iters; i++) {
-        char *p = malloc(size);
-        if (__builtin_expect(p == NULL, 0)) die_oom(size);
-        OPAQUE(p);
-        p[0] = (char)i;
-        OPAQUE(p);
-        free(p);
+/* The pair loop, one function per way of reaching an allocator (its calls written out, so each
+ * is made the way the mode measures: through the PLT, or through a function pointer). */
+#define PAIR_LOOP(name, alloc, release)                                                            \
+    static __attribute__((noinline)) void name(size_t size, uint64_t iters) {                      \
+        for (uint64_t i = 0; i < iters; i++) {                                                     \
+            char *p = alloc(size);                                                                 \
+            if (__builtin_expect(p == NULL, 0)) die_oom(size);                                     \
+            OPAQUE(p);                                                                             \
+            p[0] = (char)i;                                                                        \
+            OPAQUE(p);                                                                             \
+            release(p);                                                                            \
+        }                                                                                          \
     }
-}
+
+PAIR_LOOP(run_pair, malloc, free)
 
 static __attribute__((noinline)) void run_batch(int fifo, uint64_t iters) {
     for (uint64_t it = 0; it < iters; it++) {
@@ -156,27 +161,8 @@ void floor_lib_init(void);
 void *floor_lib_alloc(size_t size);
 void floor_lib_free(void *p);
 
-static __attribute__((noinline)) void run_floor_lib(size_t size, uint64_t iters) {
-    for (uint64_t i = 0; i < iters; i++) {
-        char *p = floor_lib_alloc(size);
-        if (__builtin_expect(p == NULL, 0)) die_oom(size);
-        OPAQUE(p);
-        p[0] = (char)i;
-        OPAQUE(p);
-        floor_lib_free(p);
-    }
-}
-
-static __attribute__((noinline)) void run_floor(size_t size, uint64_t iters) {
-    for (uint64_t i = 0; i < iters; i++) {
-        char *p = floor_alloc_fn(size);
-        if (__builtin_expect(p == NULL, 0)) die_oom(size);
-        OPAQUE(p);
-        p[0] = (char)i;
-        OPAQUE(p);
-        floor_free_fn(p);
-    }
-}
+PAIR_LOOP(run_floor_lib, floor_lib_alloc, floor_lib_free)
+PAIR_LOOP(run_floor, floor_alloc_fn, floor_free_fn)
 
 /* Producer/consumer: the main thread mallocs, a consumer thread frees. Blocks are handed over
  * in batches of PC_BATCH, so that the ring's own cache-line traffic is paid once per batch and

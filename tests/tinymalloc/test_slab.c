@@ -50,15 +50,18 @@ static void die_double_free_delayed(void) {
     for (int i = 0; i < 100; i++) vfree(q[i]);
     vfree(p);
 }
+static void in_thread(void *(*fn)(void *), void *arg) {
+    pthread_t t;
+    pthread_create(&t, NULL, fn, arg);
+    pthread_join(t, NULL);
+}
 static void *free_it(void *p) {
     vfree(p);
     return NULL;
 }
 static void die_double_free_remote(void) {
     void *p = vmalloc(32);
-    pthread_t t;
-    pthread_create(&t, NULL, free_it, p);
-    pthread_join(t, NULL);
+    in_thread(free_it, p);
     vfree(p);
 }
 /* A thread gathers its frees to another thread's page into a chain before it hands them over
@@ -68,12 +71,7 @@ static void *free_it_twice(void *p) {
     vfree(p);
     return NULL;
 }
-static void die_double_free_remote_twice(void) {
-    void *p = vmalloc(48);
-    pthread_t t;
-    pthread_create(&t, NULL, free_it_twice, p);
-    pthread_join(t, NULL);
-}
+static void die_double_free_remote_twice(void) { in_thread(free_it_twice, vmalloc(48)); }
 static int freed_fd[2];
 static void *free_it_and_stay(void *p) {
     vfree(p);
@@ -81,24 +79,20 @@ static void *free_it_and_stay(void *p) {
     pause(); /* alive, its chain not handed over */
     return NULL;
 }
+/* A block of 48 B that another thread has freed and still holds on its chain. */
+static void *chained_block(void) {
+    void *p = vmalloc(48);
+    pthread_t t;
+    char c;
+    if (pipe(freed_fd) != 0) return NULL;
+    pthread_create(&t, NULL, free_it_and_stay, p);
+    (void)!read(freed_fd[0], &c, 1);
+    return p;
+}
 static void die_double_free_while_chained(void) {
-    void *p = vmalloc(48);
-    pthread_t t;
-    char c;
-    if (pipe(freed_fd) != 0) return;
-    pthread_create(&t, NULL, free_it_and_stay, p);
-    (void)!read(freed_fd[0], &c, 1);
-    vfree(p); /* the owner's free of a block on the other thread's chain */
+    vfree(chained_block()); /* the owner's free of a block on the other thread's chain */
 }
-static void die_realloc_while_chained(void) {
-    void *p = vmalloc(48);
-    pthread_t t;
-    char c;
-    if (pipe(freed_fd) != 0) return;
-    pthread_create(&t, NULL, free_it_and_stay, p);
-    (void)!read(freed_fd[0], &c, 1);
-    vrealloc(p, 40);
-}
+static void die_realloc_while_chained(void) { vrealloc(chained_block(), 40); }
 static void die_double_free_huge(void) {
     void *p = vmalloc(10u << 20);
     vfree(p);
