@@ -217,26 +217,27 @@ static void malloc_trim_purges_now(void) {
 }
 
 /* Blocks another thread freed come back to the owner: handed over when the freeing thread's
- * chain is full (n blocks of 1 KiB: 4 make a chain) while it lives on, or when it exits. The
- * owner gets them once its current page has no other block left. */
+ * chain is full (n blocks of 1 KiB: 4 make a chain) or it calls malloc_trim while it lives on,
+ * or when it exits. The owner gets them once its current page has no other block left. */
 struct chained {
     void **p;
-    int n, stay;
+    int n, stay, trim;       /* trim: the thread calls malloc_trim after its frees */
     int freed[2], looked[2]; /* pipes: the thread has freed; the owner has looked */
 };
 static void *free_some(void *arg) {
     struct chained *c = arg;
     for (int i = 0; i < c->n; i++) vfree(c->p[i]);
+    if (c->trim) malloc_trim(0);
     if (!c->stay) return NULL;
     (void)!write(c->freed[1], "x", 1);
     char x;
     (void)!read(c->looked[0], &x, 1);
     return NULL;
 }
-static bool remote_frees_come_back(int n, int stay) {
+static bool remote_frees_come_back(int n, int stay, int trim) {
     enum { MAX = 300 };
     void *p[8], *got[MAX];
-    struct chained c = {p, n, stay, {-1, -1}, {-1, -1}};
+    struct chained c = {p, n, stay, trim, {-1, -1}, {-1, -1}};
     if (stay && (pipe(c.freed) != 0 || pipe(c.looked) != 0)) return false;
     for (int i = 0; i < n; i++) p[i] = vmalloc(1024);
     pthread_t t;
@@ -265,8 +266,9 @@ static bool remote_frees_come_back(int n, int stay) {
     return back;
 }
 static void remote_frees_reach_the_owner(void) {
-    CHECK(remote_frees_come_back(8, 1)); /* two full chains, the thread alive */
-    CHECK(remote_frees_come_back(1, 0)); /* one block, handed over at exit */
+    CHECK(remote_frees_come_back(8, 1, 0)); /* two full chains, the thread alive */
+    CHECK(remote_frees_come_back(1, 0, 0)); /* one block, handed over at exit */
+    CHECK(remote_frees_come_back(1, 1, 1)); /* one block, handed over by malloc_trim */
 }
 
 static void freed_blocks_are_reused(void) {
