@@ -492,8 +492,8 @@ void tm_slab_remote_flush(tm_tcache_t *tc) {
  * hands the chain over with one CAS when the next such free is to another page, or the chain
  * holds TM_REMOTE_BYTES: a consumer freeing what a producer allocated (blocks of one page,
  * mostly) then writes the page's shared line once per chain instead of once per block. The
- * chain is bounded, and the thread hands it over on its slow paths and at exit; until then its
- * blocks count as used, as on thread_free. */
+ * chain is bounded, and the thread hands it over on its slow paths, in malloc_trim and at exit;
+ * until then its blocks count as used, as on thread_free. */
 void tm_slab_free_remote(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
     /* The owner's lists cannot be read from here, so a block that looks free is taken as a
      * double free: its check word is keyed by a 64-bit per-process secret, which user data
