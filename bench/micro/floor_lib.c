@@ -23,7 +23,7 @@ void floor_lib_init(void) {
     }
 }
 
-void *floor_lib_alloc(size_t size) {
+__attribute__((aligned(64))) void *floor_lib_alloc(size_t size) {
     (void)size;
     struct floor_lib_block *b = head;
     if (__builtin_expect(b == NULL, 0)) return NULL;
@@ -31,7 +31,7 @@ void *floor_lib_alloc(size_t size) {
     return b;
 }
 
-void floor_lib_free(void *p) {
+__attribute__((aligned(64))) void floor_lib_free(void *p) {
     struct floor_lib_block *b = p;
     b->next = head;
     head = b;
