@@ -108,13 +108,6 @@ static inline void set_range(uint64_t *map, unsigned i, unsigned n, bool bit) {
     }
 }
 
-/* First fit: the lowest run of n free units, or nunits. For n <= 64 each word w is tested in
- * one go: a run that starts in w lies inside w, or is w's top run of free units going on into
- * word w + 1. Inside: only a word with n free units can hold one, and then `m &= m >> step`
- * with doubling steps leaves set exactly the positions where n free units start. Crossing: the
- * free units at the top of w and at the bottom of w + 1 add up to n. So a word costs a count
- * of its free units and two bit scans, and O(log n) word operations only where a run may
- * start, however fragmented the chunk. */
 /* The zero bits of a word; inline, where the baseline ISA has no popcnt (libgcc's is a call). */
 static inline unsigned free_count(uint64_t used) {
     uint64_t x = ~used;
@@ -124,6 +117,13 @@ static inline unsigned free_count(uint64_t used) {
     return (unsigned)((x * 0x0101010101010101ULL) >> 56);
 }
 
+/* First fit: the lowest run of n free units, or nunits. For n <= 64 each word w is tested in
+ * one go: a run that starts in w lies inside w, or is w's top run of free units going on into
+ * word w + 1. Inside: only a word with n free units can hold one, and then `m &= m >> step`
+ * with doubling steps leaves set exactly the positions where n free units start. Crossing: the
+ * free units at the top of w and at the bottom of w + 1 add up to n. So a word costs a count
+ * of its free units and two bit scans, and O(log n) word operations only where a run may
+ * start, however fragmented the chunk. */
 static unsigned find_run(const tm_achunk_t *c, unsigned n) {
     if (n <= 64) {
         for (unsigned w = c->hint / 64; w < nwords; w++) {

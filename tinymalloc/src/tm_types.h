@@ -158,9 +158,9 @@ struct tm_tcache;
  * or under a pool lock while the page has no owner.
  * Invariant: used & TM_USED_MASK == carved - len(free) + (1 if it is its owner's current page);
  * blocks on thread_free, or on a thread's chain of remote frees, count as used until the owner
- * collects them. So the current page never
- * reaches 0, and any other page at 0 is wholly free. Bit 31 (TM_FULL_BIT) marks a page on its
- * owner's full list, so the free fast path tests both cases with one signed compare. */
+ * collects them. So the current page never reaches 0, and any other page at 0 is wholly free.
+ * Bit 31 (TM_FULL_BIT) marks a page on its owner's full list, so the free fast path tests both
+ * cases with one signed compare. */
 #define TM_FULL_BIT 0x80000000u
 #define TM_USED_MASK 0x7fffffffu
 typedef struct tm_page {
