@@ -212,6 +212,7 @@ static inline void *tm_slab_alloc(tm_tcache_t *tc, size_t cls) {
         tm_block_t *next = b->next;
         if (tm_unlikely(b->check != ((uintptr_t)next ^ tm_secret))) tm_slab_corrupt(b);
         pg->free = next;
+        __builtin_prefetch(next, 1); /* the class's next malloc reads its link, then writes it */
         b->check = 0;
         pg->used++;
         tc->nmalloc[cls]++;
