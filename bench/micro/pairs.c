@@ -380,7 +380,7 @@ int main(int argc, char **argv) {
     const char *mname = argv[i++];
     if (strcmp(mname, "pair") == 0 || strcmp(mname, "floor") == 0 ||
         strcmp(mname, "floor-lib") == 0) {
-        m = mname[0] == 'p' ? MODE_PAIR : mname[5] ? MODE_FLOOR_LIB : MODE_FLOOR;
+        m = mname[0] == 'p' ? MODE_PAIR : strcmp(mname, "floor") == 0 ? MODE_FLOOR : MODE_FLOOR_LIB;
         if (i >= argc || parse_u64(argv[i++], &size) || size > ((uint64_t)1 << 40)) usage();
         if (m == MODE_FLOOR && (size < sizeof(struct floor_block) || size > sizeof floor_pool[0]))
             usage();

@@ -207,8 +207,7 @@ static void arena_maintain(tm_shard_t *sh, uint64_t now, tm_defer_t *d) {
             if (c->purging) {
                 kept++;
             } else if (c->empty_since + tm_opt.arena_purge_delay > now) {
-                uint64_t due = c->empty_since + tm_opt.arena_purge_delay;
-                if (!pending || due < pending) pending = due;
+                pending = tm_earliest(pending, c->empty_since + tm_opt.arena_purge_delay);
                 kept++;
             } else if (kept < tm_opt.arena_retain) {
                 kept++;
@@ -251,9 +250,7 @@ static void arena_purged(tm_shard_t *sh, void *obj, size_t bytes, bool zero) {
 
 /* ---- allocation ------------------------------------------------------------------------- */
 static tm_arena_t *arena_acquire(void) {
-    unsigned cpu = tm_cpu_index();
-    /* one arena per CPU by default: no division (tens of cycles) on the way in */
-    unsigned home = tm_likely(cpu < narenas) ? cpu : cpu % narenas;
+    unsigned home = tm_cpu_shard(narenas);
     tm_arena_t *a = &arenas[home];
     if (tm_likely(tm_trylock(&a->sh.lock))) return a;
     for (unsigned k = 1; k < narenas; k++) {

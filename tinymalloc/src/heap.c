@@ -346,7 +346,7 @@ static void heap_maintain(tm_shard_t *sh, uint64_t now, tm_defer_t *d) {
                     span_release(h, b, d);
             } else if (!b->purged) {
                 if (b->req + delay > now) {
-                    if (!pending || b->req + delay < pending) pending = b->req + delay;
+                    pending = tm_earliest(pending, b->req + delay);
                 } else if (!block_purge(h, b, d)) {
                     pending = now;
                 }
@@ -453,7 +453,7 @@ static tm_hblock_t *add_span(tm_heap_t *h, char *base, size_t span) {
 /* ---- allocation ------------------------------------------------------------------------- */
 static tm_heap_t *heap_acquire(void) {
     int home = heap_home;
-    if (tm_unlikely(home < 0)) home = (int)(tm_cpu_index() % nheaps);
+    if (tm_unlikely(home < 0)) home = (int)tm_cpu_shard(nheaps);
     tm_heap_t *h = &heaps[home];
     if (tm_likely(tm_trylock(&h->sh.lock))) return h;
     for (unsigned k = 1; k < nheaps; k++) {

@@ -346,7 +346,7 @@ uint64_t tm_slab_background(uint64_t now) {
  * purpose). */
 void tm_slab_trim(void) {
     /* This thread's remote frees go to their pages (other threads' chains stay theirs). */
-    if (tm_tc != &tm_tcache_empty && !tm_tc->is_fallback) tm_slab_remote_flush(tm_tc);
+    tm_slab_remote_flush(tm_tc); /* nothing for an empty or fallback cache: they chain none */
     pools_reclaim();
     tm_lock(&free_lock);
     tm_page_t *purge = take_oldest_locked(free_committed);
