@@ -6,6 +6,7 @@
 
 #include <malloc.h>
 #include <pthread.h>
+#include <sys/wait.h>
 #include <time.h>
 
 static void *(*volatile vmalloc)(size_t) = malloc;
@@ -164,6 +165,52 @@ static void die_realloc_cached(void) {
     vrealloc(p, 31000);
 }
 
+/* No false alarm: a block made where a run freed to the arena started, and then taken into a
+ * larger block that was freed, carries no stale check word for the cache's free to take for
+ * a second free. malloc_trim moves the cached blocks to the arena. */
+static char *take_again(char *at, size_t size) {
+    for (int k = 0; k < 1000; k++) {
+        char *q = vmalloc(size);
+        if (q == at) return q;
+    }
+    _exit(3);
+}
+static void reuse_where_a_merged_run_started(void) {
+    cpu_set_t one; /* arenas are per CPU */
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    sched_setaffinity(0, sizeof one, &one);
+    char *a = vmalloc(40000), *b = vmalloc(40000), *guard = vmalloc(40000);
+    if (b != a + 40960) _exit(3);
+    vfree(b);
+    vfree(a);
+    malloc_trim(0); /* both to the arena, each with its word */
+    char *c = vmalloc(80000);
+    if (c != a) _exit(3);
+    vfree(c);
+    malloc_trim(0);
+    take_again(a, 40000);
+    vfree(take_again(b, 40000));
+    (void)guard;
+}
+static int runs_clean(void (*fn)(void)) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        fn();
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* First: first fit goes through an arena's chunks newest first, so the blocks must all come
+ * from one chunk, as they do before other cases have spread over more. */
+static void no_false_alarm_where_a_merged_run_started(void) {
+    CHECK(runs_clean(reuse_where_a_merged_run_started) == 0);
+}
+
 static void cached_blocks_are_checked(void) {
     CHECK(tm_expect_abort(die_realloc_cached, "realloc(): invalid pointer (freed already) 0x"));
     CHECK(tm_expect_abort(die_double_free, "free(): double free of 0x"));
@@ -177,6 +224,7 @@ int main(int argc, char **argv) {
      * thread, the figure their caps assume, under the default process-wide 16 MiB. */
     (void)argc;
     if (tm_test_rerun_with_conf(argv, "medium_cache:4m")) return 1;
+    RUN(no_false_alarm_where_a_merged_run_started);
     RUN(sizes_round_to_classes);
     RUN(freed_block_is_reused_without_the_arena);
     RUN(cache_is_capped);

@@ -58,9 +58,11 @@ typedef struct tm_achunk {
     uint64_t used[TM_ARENA_WORDS];
     uint64_t start[TM_ARENA_WORDS];
     /* Set where a free left its check word at the start of the run it freed and no block has
-     * taken the unit since (a purge drops the words, and clears these bits): the next block
-     * made there tests the word, so a write after free into a freed block's first bytes is
-     * caught, as the slabs catch it in theirs. */
+     * taken the unit since: the next block made there tests the word, so a write after free
+     * into a freed block's first bytes is caught, as the slabs catch it in theirs. A bit is
+     * cleared only with its word (drop_marks): a block made over the unit, or a purge (a lazy
+     * one, or one of locked pages, keeps the contents), would leave a word that realloc and
+     * the medium cache's free take for a freed block's once a block starts there again. */
     uint64_t freed[TM_ARENA_WORDS];
     uint16_t len[TM_ARENA_MAX_UNITS]; /* units in the block starting here, while it is live */
 } tm_achunk_t;
@@ -105,6 +107,20 @@ static inline void set_range(uint64_t *map, unsigned i, unsigned n, bool bit) {
             map[w] &= ~m;
         i += k;
         n -= k;
+    }
+}
+
+/* Clears the freed marks of units [i, i + n) of c, and the check word each one marks. */
+static void drop_marks(tm_achunk_t *c, unsigned i, unsigned n) {
+    for (unsigned end = i + n; i < end;) {
+        unsigned w = i / 64, o = i % 64, k = 64 - o < end - i ? 64 - o : end - i;
+        uint64_t m = (k == 64 ? ~0ULL : ((1ULL << k) - 1)) << o;
+        for (uint64_t x = c->freed[w] & m; x; x &= x - 1) {
+            unsigned u = w * 64 + (unsigned)__builtin_ctzll(x);
+            ((tm_block_t *)((char *)c + ((size_t)u << unit_shift)))->check = 0;
+        }
+        c->freed[w] &= ~m;
+        i += k;
     }
 }
 
@@ -189,7 +205,7 @@ static void purge_chunk(tm_arena_t *a, tm_achunk_t *c, tm_defer_t *d) {
     uintptr_t lo = (uintptr_t)c + ((size_t)c->first << unit_shift);
     lo = tm_align_up(lo, TM_OS_PAGE);
     c->purging = 1;
-    set_range(c->freed, 0, nunits, false); /* the pages, check words included, go back */
+    drop_marks(c, 0, nunits);
     a->ndirty--;
     tm_defer_add(d, &a->sh, TM_DEFER_PURGE, c, (void *)lo, (uintptr_t)c + TM_CHUNK_SIZE - lo);
 }
@@ -275,14 +291,11 @@ static tm_achunk_t *find_in(tm_arena_t *a, unsigned need, unsigned *unit) {
 /* Under a's lock, which it lets go of: the run of need units at unit i of c becomes a block. */
 static void *take_run(tm_arena_t *a, tm_achunk_t *c, unsigned i, unsigned need) {
     tm_block_t *b = (tm_block_t *)((char *)c + ((size_t)i << unit_shift));
-    if ((c->freed[i / 64] >> (i % 64)) & 1) {
-        if (tm_unlikely(!tm_block_is_free(b))) {
-            tm_unlock(&a->sh.lock);
-            tm_slab_corrupt(b);
-        }
-        b->check = 0; /* free and realloc test the word: a live block must not carry it */
+    if (((c->freed[i / 64] >> (i % 64)) & 1) && tm_unlikely(!tm_block_is_free(b))) {
+        tm_unlock(&a->sh.lock);
+        tm_slab_corrupt(b);
     }
-    set_range(c->freed, i, need, false);
+    drop_marks(c, i, need); /* free and realloc test the word: a live block must not carry it */
     set_range(c->used, i, need, true);
     tm_rstore(c->start[i / 64], c->start[i / 64] | 1ULL << (i % 64));
     tm_rstore(c->len[i], (uint16_t)need);
@@ -435,7 +448,7 @@ bool tm_arena_resize(void *p, size_t n) {
         ok = e + (need - have) <= nunits && next_bit(c->used, e, true) >= i + need;
         if (ok) {
             set_range(c->used, e, need - have, true);
-            set_range(c->freed, e, need - have, false);
+            drop_marks(c, e, need - have);
             if (c->hint >= e && c->hint < i + need) c->hint = next_bit(c->used, i + need, false);
             c->free_units -= need - have;
             a->used_units += need - have;
