@@ -3,15 +3,18 @@
  * this process (tinymalloc, linked in statically: see tests/fuzz/fuzz.mk).
  *
  * Every block is filled with a pattern derived from its slot and a generation number, checked
- * whole before it is freed or reallocated (realloc: the kept prefix, afterwards), calloc's
+ * whole before it is freed or reallocated (realloc: the kept prefix, afterwards), except the
+ * blocks of op 1, which are left unwritten until a realloc fills them, as a program may free or
+ * grow a block it never wrote: whatever a free left in that memory must not make the allocator
+ * take it for a freed block. calloc's
  * zeroes are checked, every result's alignment and usable size are checked, and every new
  * block is checked against all live blocks for overlap. Any violation aborts with a message
  * (a libFuzzer crash, whose input is saved). Bounded: sizes up to 4 MiB, alignments up to
  * 1 MiB, 1024 live blocks and 48 MiB live in all; every input frees what it allocated.
  *
  * Input: a sequence of records, each one op byte and up to 5 argument bytes:
- *   op % 8: 0,1 malloc  2 calloc  3 realloc  4 posix_memalign  5 aligned_alloc  6 memalign
- *           7 free
+ *   op % 8: 0 malloc  1 malloc, unwritten  2 calloc  3 realloc  4 posix_memalign
+ *           5 aligned_alloc  6 memalign  7 free
  *   slot   = 2 bytes (little endian) % 1024
  *   size   = a class byte (% 16: 0-7 up to 256 B, 8-11 16 KiB, 12-14 512 KiB, 15 4 MiB) and
  *            2 bytes scaled into that range
@@ -33,6 +36,7 @@ struct slot {
     unsigned char *p;
     size_t size;
     uint32_t gen;
+    int unwritten; /* never filled: not checked */
 };
 static struct slot slots[SLOTS];
 static size_t live_bytes;
@@ -63,6 +67,7 @@ static inline uint64_t pat(int slot, uint32_t gen, size_t word) {
 
 static void fill(int s) {
     struct slot *b = &slots[s];
+    b->unwritten = 0;
     uint64_t *w = (uint64_t *)(void *)b->p;
     size_t nw = b->size / 8;
     for (size_t i = 0; i < nw; i++) w[i] = pat(s, b->gen, i);
@@ -72,6 +77,7 @@ static void fill(int s) {
 
 static void check(int s, size_t upto) {
     struct slot *b = &slots[s];
+    if (b->unwritten) return;
     size_t n = upto < b->size ? upto : b->size;
     const uint64_t *w = (const uint64_t *)(const void *)b->p;
     size_t nw = n / 8;
@@ -105,13 +111,16 @@ static void release(int s) {
     b->size = 0;
 }
 
-static void place(int s, unsigned char *p, size_t size, size_t align) {
+static void place(int s, unsigned char *p, size_t size, size_t align, int unwritten) {
     check_new(s, p, size, align);
     slots[s].p = p;
     slots[s].size = size;
     slots[s].gen = ++generation;
     live_bytes += size;
-    fill(s);
+    if (unwritten)
+        slots[s].unwritten = 1;
+    else
+        fill(s);
 }
 
 struct input {
@@ -202,7 +211,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             break;
         }
         if (!p) die("allocation returned NULL", s, NULL, n);
-        place(s, p, n, align);
+        place(s, p, n, align, op == 1);
     }
     for (int s = 0; s < SLOTS; s++) release(s);
     if (live_bytes != 0) die("live byte count off", -1, NULL, live_bytes);
