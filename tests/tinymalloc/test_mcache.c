@@ -219,11 +219,36 @@ static void cached_blocks_are_checked(void) {
     CHECK(tm_expect_abort(die_write_after_free, "malloc(): corrupted free list"));
 }
 
+/* Under medium_cache_max's default (32 KiB): larger blocks are neither rounded up to a class
+ * nor cached. */
+static void only_blocks_up_to_the_max_are_cached(void) {
+    void *p = vmalloc(30000);
+    CHECK(malloc_usable_size(p) == 32768); /* a class */
+    struct tinymalloc_stats s0 = stats();
+    vfree(p);
+    struct tinymalloc_stats s1 = stats();
+    CHECK(s1.medium_cached == s0.medium_cached + 32768);
+    CHECK(s1.arena_frees == s0.arena_frees);
+    void *q = vmalloc(70000);
+    CHECK(malloc_usable_size(q) == 73728); /* 18 units of 4 KiB; its class would be 80 KiB */
+    vfree(q);
+    struct tinymalloc_stats s2 = stats();
+    CHECK(s2.medium_cached == s1.medium_cached);
+    CHECK(s2.arena_frees == s1.arena_frees + 1);
+}
+
+#define MAX_CONF "medium_cache:4m"
+
 int main(int argc, char **argv) {
     /* The cache is off by default (medium_cache:0): these cases turn it on at 4 MiB a
-     * thread, the figure their caps assume, under the default process-wide 16 MiB. */
+     * thread, the figure their caps assume, under the default process-wide 16 MiB, for blocks
+     * up to 256 KiB (the default medium_max); a last re-run checks medium_cache_max. */
     (void)argc;
-    if (tm_test_rerun_with_conf(argv, "medium_cache:4m")) return 1;
+    if (tm_test_rerun_with_conf(argv, "medium_cache:4m,medium_cache_max:256k")) return 1;
+    if (strcmp(getenv("TINYMALLOC_CONF"), MAX_CONF) == 0) {
+        RUN(only_blocks_up_to_the_max_are_cached);
+        TEST_EXIT();
+    }
     RUN(no_false_alarm_where_a_merged_run_started);
     RUN(sizes_round_to_classes);
     RUN(freed_block_is_reused_without_the_arena);
@@ -232,5 +257,10 @@ int main(int argc, char **argv) {
     RUN(total_is_capped_and_trim_empties_idle_caches);
     RUN(decay_empties_idle_caches);
     RUN(cached_blocks_are_checked);
-    TEST_EXIT();
+    if (tm_test_failed_cases) return 1;
+    fflush(stdout);
+    setenv("TINYMALLOC_CONF", MAX_CONF, 1);
+    execv("/proc/self/exe", argv);
+    printf("FAIL: cannot re-run with %s\n", MAX_CONF);
+    return 1;
 }

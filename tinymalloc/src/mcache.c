@@ -2,14 +2,16 @@
  * so that a program churning medium blocks takes no arena lock and searches no bitmap for
  * most of them, the way the slab tier's thread caches serve small ones.
  *
- * Medium requests are rounded up to classes, four per doubling and whole arena units, so a
- * cached block fits every request of its class. A free of a block whose size is exactly a
- * class goes to the freeing thread's bin while that thread's cache holds less than
- * medium_cache bytes and all threads' caches less than medium_cache_total; everything else
- * goes back to its arena. Bins are intrusive lists whose links carry the slab tier's
- * secret-keyed check word (tm_block_link), so a double free of a cached block is caught (from
- * any thread) and a write after free cannot steer malloc. A block leaving a bin gets its
- * check word cleared.
+ * Medium requests whose class is at most medium_cache_max are rounded up to classes, four per
+ * doubling and whole arena units, so a cached block fits every request of its class; larger
+ * ones are neither rounded nor cached, so that big blocks, which cost the arena's work least
+ * in proportion to their use and hold the most memory, do not sit idle in caches. A free of a
+ * block whose size is exactly a class goes to the freeing thread's bin while that thread's
+ * cache holds less than medium_cache bytes and all threads' caches less than
+ * medium_cache_total; everything else goes back to its arena. Bins are intrusive lists whose links
+ * carry the slab tier's secret-keyed check word (tm_block_link), so a double free of a cached block
+ * is caught (from any thread) and a write after free cannot steer malloc. A block leaving a bin
+ * gets its check word cleared.
  *
  * Cached memory is bounded in time as well as in bytes: each block records when it was
  * cached, and blocks cached longer than medium_cache_decay ms go back to their arenas. Any
@@ -103,6 +105,8 @@ void *tm_mcache_alloc(size_t n, size_t align) {
     if (align > TM_ALIGN || tm_opt.medium_cache == 0 || n > tm_opt.medium_max)
         return tm_arena_alloc(n);
     unsigned c = mclass_of(n);
+    /* Not rounded up to a class that no cache keeps. */
+    if (mclass_size[c] > tm_opt.medium_cache_max) return tm_arena_alloc(n);
     tm_tcache_t *tc = tm_tc;
     if (tc == &tm_tcache_empty && (tc = tm_tcache_get_slow()) == NULL) return NULL;
     if (tc->is_fallback) return tm_arena_alloc(mclass_size[c]);
@@ -136,7 +140,8 @@ void tm_mcache_free(void *p, const char *func) {
      * check must match: live data does so only if copied out of a freed block. */
     if (tm_unlikely(tm_block_is_free(b))) tm_fatal(func, "double free of", p);
     tm_tcache_t *tc = tm_tc;
-    if (tc == &tm_tcache_empty || tc->is_fallback) return tm_arena_free(p, func);
+    if (tc == &tm_tcache_empty || tc->is_fallback || size > tm_opt.medium_cache_max)
+        return tm_arena_free(p, func);
     uint64_t now = tm_now_ms();
     uint64_t due = atomic_load_explicit(&decay_due, memory_order_relaxed);
     if (tm_unlikely(due && now >= due)) tm_mcache_drain(now);

@@ -99,6 +99,8 @@ static const optdef_t optdefs[] = {
     NUM(heaps, 0, 0, TM_MAX_ARENAS, "number of heaps; 0: one per CPU"),
     SIZE(medium_cache, 0, 0, 0, GiB,
          "bytes of freed medium blocks each thread keeps; 0 (the default) turns the cache off"),
+    SIZE(medium_cache_max, 0, 32 * KiB, 0, TM_CHUNK_SIZE,
+         "largest block the medium cache keeps; larger ones go back to their arena at once"),
     SIZE(medium_cache_total, 0, 16 * MiB, 0, 1ULL << 46,
          "bytes of freed medium blocks all threads together keep"),
     NUM(medium_cache_decay, 1000, 0, MS_MAX,

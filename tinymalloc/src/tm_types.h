@@ -96,6 +96,7 @@ typedef struct {
     uint32_t arena_dirty;         /* percent of chunks in use kept wholly free, committed */
     uint32_t arenas, heaps;       /* 0: one per CPU */
     size_t medium_cache;          /* bytes of freed medium blocks a thread keeps; 0: none */
+    size_t medium_cache_max;      /* largest block it keeps */
     size_t medium_cache_total;    /* ... that all threads keep */
     uint32_t medium_cache_decay;  /* ms a block stays cached */
     uint32_t heap_growth;         /* percent: anticipation multiplies by this per extra miss */
