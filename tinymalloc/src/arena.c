@@ -111,15 +111,18 @@ static inline void set_range(uint64_t *map, unsigned i, unsigned n, bool bit) {
 }
 
 /* Clears the freed marks of units [i, i + n) of c, and the check word each one marks. */
-static void drop_marks(tm_achunk_t *c, unsigned i, unsigned n) {
+static inline void drop_marks(tm_achunk_t *c, unsigned i, unsigned n) {
     for (unsigned end = i + n; i < end;) {
         unsigned w = i / 64, o = i % 64, k = 64 - o < end - i ? 64 - o : end - i;
         uint64_t m = (k == 64 ? ~0ULL : ((1ULL << k) - 1)) << o;
-        for (uint64_t x = c->freed[w] & m; x; x &= x - 1) {
-            unsigned u = w * 64 + (unsigned)__builtin_ctzll(x);
-            ((tm_block_t *)((char *)c + ((size_t)u << unit_shift)))->check = 0;
+        uint64_t x = c->freed[w] & m;
+        if (x) {
+            c->freed[w] &= ~m;
+            do {
+                unsigned u = w * 64 + (unsigned)__builtin_ctzll(x);
+                ((tm_block_t *)((char *)c + ((size_t)u << unit_shift)))->check = 0;
+            } while (x &= x - 1);
         }
-        c->freed[w] &= ~m;
         i += k;
     }
 }
