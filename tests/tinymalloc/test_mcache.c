@@ -11,6 +11,7 @@
 
 static void *(*volatile vmalloc)(size_t) = malloc;
 static void (*volatile vfree)(void *) = free;
+static void *(*volatile vrealloc)(void *, size_t) = realloc;
 
 static struct tinymalloc_stats stats(void) {
     struct tinymalloc_stats s;
@@ -158,7 +159,6 @@ static void die_write_after_free(void) {
     vmalloc(30000);
 }
 
-static void *(*volatile vrealloc)(void *, size_t) = realloc;
 static void die_realloc_cached(void) {
     void *p = vmalloc(30000);
     vfree(p); /* in this thread's cache: still allocated in its arena */
@@ -211,6 +211,18 @@ static void no_false_alarm_where_a_merged_run_started(void) {
     CHECK(runs_clean(reuse_where_a_merged_run_started) == 0);
 }
 
+/* A block that realloc moves goes back to its arena, not to the cache. */
+static void moved_by_realloc_goes_to_the_arena(void) {
+    char *p = vmalloc(30000);
+    struct tinymalloc_stats s0 = stats();
+    char *q = vrealloc(p, 1 << 20); /* a heap block: p must move */
+    struct tinymalloc_stats s1 = stats();
+    CHECK(q != p);
+    CHECK(s1.medium_cached == s0.medium_cached);
+    CHECK(s1.arena_frees == s0.arena_frees + 1);
+    vfree(q);
+}
+
 static void cached_blocks_are_checked(void) {
     CHECK(tm_expect_abort(die_realloc_cached, "realloc(): invalid pointer (freed already) 0x"));
     CHECK(tm_expect_abort(die_double_free, "free(): double free of 0x"));
@@ -256,6 +268,7 @@ int main(int argc, char **argv) {
     RUN(thread_exit_returns_its_cache);
     RUN(total_is_capped_and_trim_empties_idle_caches);
     RUN(decay_empties_idle_caches);
+    RUN(moved_by_realloc_goes_to_the_arena);
     RUN(cached_blocks_are_checked);
     if (tm_test_failed_cases) return 1;
     fflush(stdout);

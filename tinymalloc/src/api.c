@@ -222,7 +222,14 @@ static void *realloc_any(void *p, size_t n) {
     q = tm_malloc(n);
     if (q == NULL) return NULL; /* the old block stays valid */
     memcpy(q, p, old < n ? old : n);
-    tm_free(p, "realloc");
+    /* A medium block that realloc moves goes back to its arena, not to the medium cache: a
+     * buffer that outgrew it is not asked for again at its size soon, and in the arena its
+     * run merges with the free units around it, where the blocks next to it can grow in place
+     * (realloc-grow's peak RSS rose by an eighth with a 256 KiB cache that kept them). */
+    if (tm_chunk_kind((uintptr_t)p) == TM_KIND_ARENA)
+        tm_arena_free(p, "realloc");
+    else
+        tm_free(p, "realloc");
     return q;
 }
 
