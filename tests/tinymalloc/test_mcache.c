@@ -252,9 +252,9 @@ static void only_blocks_up_to_the_max_are_cached(void) {
 #define MAX_CONF "medium_cache:4m"
 
 int main(int argc, char **argv) {
-    /* The cache is off by default (medium_cache:0): these cases turn it on at 4 MiB a
-     * thread, the figure their caps assume, under the default process-wide 16 MiB, for blocks
-     * up to 256 KiB (the default medium_max); a last re-run checks medium_cache_max. */
+    /* These cases set the cache at 4 MiB a thread (the default is 256 KiB), the figure their
+     * caps assume, under the default process-wide 16 MiB, for blocks up to 256 KiB (the
+     * default medium_max); a last re-run checks medium_cache_max's default. */
     (void)argc;
     if (tm_test_rerun_with_conf(argv, "medium_cache:4m,medium_cache_max:256k")) return 1;
     if (strcmp(getenv("TINYMALLOC_CONF"), MAX_CONF) == 0) {

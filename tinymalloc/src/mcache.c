@@ -129,9 +129,9 @@ void *tm_mcache_alloc(size_t n, size_t align) {
 }
 
 void tm_mcache_free(void *p, const char *func) {
-    /* With the cache off (the default) nothing is cached and nothing decays: the arena frees
-     * the block, checks included, without the cache's clock read (a fifth of a medium free's
-     * time) or a second lookup of the block. */
+    /* With the cache off nothing is cached and nothing decays: the arena frees the block,
+     * checks included, without the cache's clock read (a fifth of a medium free's time) or a
+     * second lookup of the block. */
     if (tm_opt.medium_cache == 0) return tm_arena_free(p, func);
     size_t size = tm_arena_usable(p, func); /* validates p */
     tm_block_t *b = p;
