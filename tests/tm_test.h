@@ -127,6 +127,44 @@ __attribute__((unused)) static int tm_expect_abort(void (*fn)(void), const char 
     return ok;
 }
 
+/* Runs fn in a child; returns its exit status (0: it ran clean), or 128 + the signal that
+ * ended it. For cases that must not abort. */
+__attribute__((unused)) static int tm_test_runs_clean(void (*fn)(void)) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        fn();
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Mallocs blocks of size until one lands at `at` (first fit takes the lower free runs first);
+ * exits 3 when none does in 1000 tries. The others stay allocated: for a child of
+ * tm_test_runs_clean or tm_expect_abort. */
+__attribute__((unused)) static char *tm_test_take_at(char *at, size_t size) {
+    static void *(*volatile alloc)(size_t) = malloc;
+    for (int k = 0; k < 1000; k++) {
+        char *q = alloc(size);
+        if (q == at) return q;
+    }
+    _exit(3);
+}
+
+/* Replaces this process with a run of the same test program under TINYMALLOC_CONF=conf, once
+ * this stage's cases have passed; returns 1 (for main to return) when they have not or the
+ * exec fails. */
+__attribute__((unused)) static int tm_test_next_stage(char **argv, const char *conf) {
+    if (tm_test_failed_cases) return 1;
+    fflush(stdout);
+    setenv("TINYMALLOC_CONF", conf, 1);
+    execv("/proc/self/exe", argv);
+    printf("FAIL: cannot re-run with %s\n", conf);
+    return 1;
+}
+
 /* Runs this test program again, as `<program> mode`, with TINYMALLOC_CONF=conf (set before
  * the allocator starts, which a fork alone cannot do). Returns its exit status, or 128 + the
  * signal that ended it. */

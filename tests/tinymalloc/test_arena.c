@@ -327,14 +327,6 @@ static void stay_on_this_cpu(void) { /* arenas are per CPU */
     sched_setaffinity(0, sizeof one, &one);
 }
 
-static char *take_again(char *freed, size_t size) {
-    for (int k = 0; k < 1000; k++) {
-        char *q = vmalloc(size);
-        if (q == freed) return q;
-    }
-    _exit(3);
-}
-
 static void die_write_after_free(void) {
     stay_on_this_cpu();
     void *neighbour = vmalloc(100000); /* a wholly free chunk would go back, words and all */
@@ -342,7 +334,7 @@ static void die_write_after_free(void) {
     memset(p, 1, 100000);
     vfree(p);
     memset(p, 0x41, 4096); /* what probe waf-large-ones does */
-    take_again(p, 100000);
+    tm_test_take_at(p, 100000);
     vfree(neighbour);
 }
 
@@ -351,8 +343,8 @@ static void die_write_after_free_smaller(void) {
     void *neighbour = vmalloc(100000);
     char *p = vmalloc(100000);
     vfree(p);
-    p[3] ^= 0x40;         /* one bit, in the first word */
-    take_again(p, 30000); /* a smaller block made at the same start */
+    p[3] ^= 0x40;              /* one bit, in the first word */
+    tm_test_take_at(p, 30000); /* a smaller block made at the same start */
     vfree(neighbour);
 }
 
@@ -364,7 +356,7 @@ static void reuse_untouched(void) {
     void *neighbour = vmalloc(100000);
     char *p = vmalloc(100000);
     vfree(p);
-    char *q = take_again(p, 100000);
+    char *q = tm_test_take_at(p, 100000);
     q = vrealloc(q, 200000);
     vfree(q);
     vfree(neighbour);
@@ -376,7 +368,7 @@ static void reuse_after_purge(void) {
     memset(p, 1, 100000);
     vfree(p);
     malloc_trim(0); /* purges wholly free chunks now: their check words read zero */
-    take_again(p, 100000);
+    tm_test_take_at(p, 100000);
 }
 
 static void grow_over_a_freed_start(void) {
@@ -387,8 +379,8 @@ static void grow_over_a_freed_start(void) {
     char *g = vrealloc(a, 80000); /* grows over b's units, check word included */
     if (g != a) _exit(3);
     vfree(g); /* never written: b's word would still be there */
-    take_again(a, 40000);
-    char *q = take_again(b, 40000); /* b's start: no word left to test */
+    tm_test_take_at(a, 40000);
+    char *q = tm_test_take_at(b, 40000); /* b's start: no word left to test */
     vfree(vrealloc(q, 50000));
     (void)guard;
 }
@@ -406,8 +398,8 @@ static void reuse_where_a_merged_run_started(void) {
     char *c = vmalloc(80000); /* a's run and b's, b's start inside it */
     if (c != a) _exit(3);
     vfree(c);
-    take_again(a, 40000);
-    char *q = take_again(b, 40000);
+    tm_test_take_at(a, 40000);
+    char *q = tm_test_take_at(b, 40000);
     q = vrealloc(q, 50000);
     vfree(q);
     (void)guard;
@@ -420,33 +412,23 @@ static void reuse_after_lazy_purge(void) {
     char *p = vmalloc(100000);
     vfree(p);
     malloc_trim(0);
-    char *q = take_again(p, 100000);
+    char *q = tm_test_take_at(p, 100000);
     q = vrealloc(q, 200000);
     vfree(q);
-}
-
-static int runs_clean(void (*fn)(void)) {
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        fn();
-        _exit(0);
-    }
-    int st;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 static void writes_after_free_are_caught(void) {
     CHECK(tm_expect_abort(die_write_after_free, "corrupted free list (write after free?)"));
     CHECK(tm_expect_abort(die_write_after_free_smaller, "corrupted free list (write after free?)"));
-    CHECK(runs_clean(reuse_untouched) == 0);
-    CHECK(runs_clean(reuse_after_purge) == 0);
-    CHECK(runs_clean(grow_over_a_freed_start) == 0);
-    CHECK(runs_clean(reuse_where_a_merged_run_started) == 0);
+    CHECK(tm_test_runs_clean(reuse_untouched) == 0);
+    CHECK(tm_test_runs_clean(reuse_after_purge) == 0);
+    CHECK(tm_test_runs_clean(grow_over_a_freed_start) == 0);
+    CHECK(tm_test_runs_clean(reuse_where_a_merged_run_started) == 0);
 }
 
-static void lazy_purges_leave_no_words(void) { CHECK(runs_clean(reuse_after_lazy_purge) == 0); }
+static void lazy_purges_leave_no_words(void) {
+    CHECK(tm_test_runs_clean(reuse_after_lazy_purge) == 0);
+}
 
 static void invalid_frees_abort(void) {
     CHECK(tm_expect_abort(die_double_free, "free(): double free of 0x"));
@@ -548,12 +530,7 @@ int main(int argc, char **argv) {
     }
     if (strcmp(getenv("TINYMALLOC_CONF"), DELAY_CONF) == 0) {
         RUN_RSS(free_chunks_are_purged_from_any_arena);
-        if (tm_test_failed_cases) return 1;
-        fflush(stdout);
-        setenv("TINYMALLOC_CONF", LAZY_CONF, 1);
-        execv("/proc/self/exe", argv);
-        printf("FAIL: cannot re-run with %s\n", LAZY_CONF);
-        return 1;
+        return tm_test_next_stage(argv, LAZY_CONF);
     }
     RUN(medium_sizes_use_arenas);
     RUN_HERE(first_fit_reuses_runs);
@@ -566,10 +543,5 @@ int main(int argc, char **argv) {
     RUN_CAPPED(oom_finds_other_arenas_free_runs);
     RUN(invalid_frees_abort);
     RUN(writes_after_free_are_caught);
-    if (tm_test_failed_cases) return 1;
-    fflush(stdout);
-    setenv("TINYMALLOC_CONF", DELAY_CONF, 1);
-    execv("/proc/self/exe", argv);
-    printf("FAIL: cannot re-run with %s\n", DELAY_CONF);
-    return 1;
+    return tm_test_next_stage(argv, DELAY_CONF);
 }

@@ -6,7 +6,6 @@
 
 #include <malloc.h>
 #include <pthread.h>
-#include <sys/wait.h>
 #include <time.h>
 
 static void *(*volatile vmalloc)(size_t) = malloc;
@@ -168,13 +167,6 @@ static void die_realloc_cached(void) {
 /* No false alarm: a block made where a run freed to the arena started, and then taken into a
  * larger block that was freed, carries no stale check word for the cache's free to take for
  * a second free. malloc_trim moves the cached blocks to the arena. */
-static char *take_again(char *at, size_t size) {
-    for (int k = 0; k < 1000; k++) {
-        char *q = vmalloc(size);
-        if (q == at) return q;
-    }
-    _exit(3);
-}
 static void reuse_where_a_merged_run_started(void) {
     cpu_set_t one; /* arenas are per CPU */
     CPU_ZERO(&one);
@@ -189,26 +181,14 @@ static void reuse_where_a_merged_run_started(void) {
     if (c != a) _exit(3);
     vfree(c);
     malloc_trim(0);
-    take_again(a, 40000);
-    vfree(take_again(b, 40000));
+    tm_test_take_at(a, 40000);
+    vfree(tm_test_take_at(b, 40000));
     (void)guard;
 }
-static int runs_clean(void (*fn)(void)) {
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        fn();
-        _exit(0);
-    }
-    int st;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 /* First: first fit goes through an arena's chunks newest first, so the blocks must all come
  * from one chunk, as they do before other cases have spread over more. */
 static void no_false_alarm_where_a_merged_run_started(void) {
-    CHECK(runs_clean(reuse_where_a_merged_run_started) == 0);
+    CHECK(tm_test_runs_clean(reuse_where_a_merged_run_started) == 0);
 }
 
 /* A block that realloc moves goes back to its arena, not to the cache. */
@@ -270,10 +250,5 @@ int main(int argc, char **argv) {
     RUN(decay_empties_idle_caches);
     RUN(moved_by_realloc_goes_to_the_arena);
     RUN(cached_blocks_are_checked);
-    if (tm_test_failed_cases) return 1;
-    fflush(stdout);
-    setenv("TINYMALLOC_CONF", MAX_CONF, 1);
-    execv("/proc/self/exe", argv);
-    printf("FAIL: cannot re-run with %s\n", MAX_CONF);
-    return 1;
+    return tm_test_next_stage(argv, MAX_CONF);
 }
