@@ -69,12 +69,13 @@ def seeds():
         rec(MALLOC, 12, 3 << 20) + rec(REALLOC, 11, 2 << 20)
     out["page-boundaries"] = b"".join(rec(MALLOC, i, n) for i, n in
                                       enumerate([4095, 4096, 4097, 65535, 65536, 65537]))
-    # A run freed inside a larger block made later, and a block made at that run's start again,
-    # never written: realloc and free must not take what the first free left there for a freed
-    # block (runs of 10 and 20 arena units of 4 KiB; each input starts on an empty arena).
+    # A run freed inside a larger block made later and never written (a written one would
+    # overwrite what the free left), and a block made at that run's start again, never written:
+    # realloc and free must not take what the first free left there for a freed block (runs of
+    # 10 and 20 arena units of 4 KiB; each input starts on an empty arena).
     out["unwritten-where-a-merged-run-started"] = \
         rec(MALLOC, 0, 40000) + rec(MALLOC, 1, 40000) + rec(MALLOC, 2, 40000) + rec(FREE, 1) + \
-        rec(FREE, 0) + rec(MALLOC, 3, 80000) + rec(FREE, 3) + rec(MALLOC, 0, 40000) + \
+        rec(FREE, 0) + rec(MALLOC_UNWRITTEN, 3, 80000) + rec(FREE, 3) + rec(MALLOC, 0, 40000) + \
         rec(MALLOC_UNWRITTEN, 1, 40000) + rec(REALLOC, 1, 50000) + rec(MALLOC_UNWRITTEN, 4, 30000) + \
         rec(FREE, 4)
     out["free-empty-slots"] = b"".join(rec(FREE, i) for i in range(10))
