@@ -127,6 +127,16 @@ __attribute__((unused)) static int tm_expect_abort(void (*fn)(void), const char 
     return ok;
 }
 
+/* Keeps the calling thread on the CPU it runs on now, for good: for a child whose blocks must
+ * come from one CPU's arena or heap (RUN_HERE does the same for a case, and gives the CPU set
+ * back after it). */
+__attribute__((unused)) static void tm_test_stay_here(void) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    sched_setaffinity(0, sizeof one, &one);
+}
+
 /* Runs fn in a child; returns its exit status (0: it ran clean), or 128 + the signal that
  * ended it. For cases that must not abort. */
 __attribute__((unused)) static int tm_test_runs_clean(void (*fn)(void)) {

@@ -320,15 +320,8 @@ static void die_unaligned(void) {
  * there tests. Each case stays on one CPU (one arena) and takes blocks of the size until one
  * lands where the freed one was (first fit takes lower free runs first); exit 3 when none
  * did. */
-static void stay_on_this_cpu(void) { /* arenas are per CPU */
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(sched_getcpu(), &one);
-    sched_setaffinity(0, sizeof one, &one);
-}
-
 static void die_write_after_free(void) {
-    stay_on_this_cpu();
+    tm_test_stay_here();
     void *neighbour = vmalloc(100000); /* a wholly free chunk would go back, words and all */
     char *p = vmalloc(100000);
     memset(p, 1, 100000);
@@ -339,7 +332,7 @@ static void die_write_after_free(void) {
 }
 
 static void die_write_after_free_smaller(void) {
-    stay_on_this_cpu();
+    tm_test_stay_here();
     void *neighbour = vmalloc(100000);
     char *p = vmalloc(100000);
     vfree(p);
@@ -352,7 +345,7 @@ static void die_write_after_free_smaller(void) {
  * realloc and free (both test the word); a purge drops the words with the pages; a block
  * that grows in place over a freed run's start leaves no word to test there. */
 static void reuse_untouched(void) {
-    stay_on_this_cpu();
+    tm_test_stay_here();
     void *neighbour = vmalloc(100000);
     char *p = vmalloc(100000);
     vfree(p);
@@ -363,7 +356,7 @@ static void reuse_untouched(void) {
 }
 
 static void reuse_after_purge(void) {
-    stay_on_this_cpu();
+    tm_test_stay_here();
     char *p = vmalloc(100000);
     memset(p, 1, 100000);
     vfree(p);
@@ -372,7 +365,7 @@ static void reuse_after_purge(void) {
 }
 
 static void grow_over_a_freed_start(void) {
-    stay_on_this_cpu();
+    tm_test_stay_here();
     char *a = vmalloc(40000), *b = vmalloc(40000), *guard = vmalloc(40000);
     if (b != a + 40960) _exit(3); /* runs of 10 units, one after the other */
     vfree(b);
@@ -390,7 +383,7 @@ static void grow_over_a_freed_start(void) {
  * start again, never written, must not pass for a freed one when realloc (or, with the medium
  * cache, free) tests the word. */
 static void reuse_where_a_merged_run_started(void) {
-    stay_on_this_cpu();
+    tm_test_stay_here();
     char *a = vmalloc(40000), *b = vmalloc(40000), *guard = vmalloc(40000);
     if (b != a + 40960) _exit(3); /* runs of 10 units, one after the other */
     vfree(b);
@@ -408,7 +401,7 @@ static void reuse_where_a_merged_run_started(void) {
 /* A lazy purge (MADV_FREE) leaves a page's contents until the kernel takes it: the freed marks
  * go with the purge, so the words must too. */
 static void reuse_after_lazy_purge(void) {
-    stay_on_this_cpu();
+    tm_test_stay_here();
     char *p = vmalloc(100000);
     vfree(p);
     malloc_trim(0);

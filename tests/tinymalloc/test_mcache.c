@@ -168,10 +168,7 @@ static void die_realloc_cached(void) {
  * larger block that was freed, carries no stale check word for the cache's free to take for
  * a second free. malloc_trim moves the cached blocks to the arena. */
 static void reuse_where_a_merged_run_started(void) {
-    cpu_set_t one; /* arenas are per CPU */
-    CPU_ZERO(&one);
-    CPU_SET(sched_getcpu(), &one);
-    sched_setaffinity(0, sizeof one, &one);
+    tm_test_stay_here(); /* arenas are per CPU */
     char *a = vmalloc(40000), *b = vmalloc(40000), *guard = vmalloc(40000);
     if (b != a + 40960) _exit(3);
     vfree(b);

@@ -410,10 +410,5 @@ int main(int argc, char **argv) {
 #else
     RUN(process_ends_with_its_last_thread);
 #endif
-    if (tm_test_failed_cases) return 1;
-    fflush(stdout);
-    setenv("TINYMALLOC_CONF", "purge_thread:0", 1);
-    execv("/proc/self/exe", argv);
-    printf("FAIL: cannot re-run with purge_thread:0\n");
-    return 1;
+    return tm_test_next_stage(argv, "purge_thread:0");
 }
