@@ -93,6 +93,23 @@ static void die_double_free_while_chained(void) {
     vfree(chained_block()); /* the owner's free of a block on the other thread's chain */
 }
 static void die_realloc_while_chained(void) { vrealloc(chained_block(), 40); }
+/* Blocks another thread freed become the owner's free list as they are when its list runs
+ * dry (slab.c, page_collect), still keyed as pending: freeing one of them again is a double
+ * free. The child exits normally, and the check fails, if no such block is found. */
+enum { COLLECTED = 16, COLLECTED_SIZE = 1500 };
+static void *free_all(void *arg) {
+    void **p = arg;
+    for (int i = 0; i < COLLECTED; i++) vfree(p[i]);
+    return NULL;
+}
+static void die_double_free_collected(void) {
+    void *p[COLLECTED];
+    for (int i = 0; i < COLLECTED; i++) p[i] = vmalloc(COLLECTED_SIZE);
+    in_thread(free_all, p);            /* its chains are handed over as it exits */
+    char *r = vmalloc(COLLECTED_SIZE); /* the current page's list is empty: it collects */
+    for (int i = 0; i < COLLECTED; i++)
+        if (p[i] != r && (uintptr_t)p[i] >> 16 == (uintptr_t)r >> 16) vfree(p[i]);
+}
 static void die_double_free_huge(void) {
     void *p = vmalloc(10u << 20);
     vfree(p);
@@ -148,6 +165,7 @@ static void invalid_and_double_frees_abort(void) {
     CHECK(tm_expect_abort(die_double_free_remote, "free(): double free"));
     CHECK(tm_expect_abort(die_double_free_remote_twice, "free(): double free of 0x"));
     CHECK(tm_expect_abort(die_double_free_while_chained, "free(): double free of 0x"));
+    CHECK(tm_expect_abort(die_double_free_collected, "free(): double free of 0x"));
     CHECK(tm_expect_abort(die_realloc_while_chained, "realloc(): invalid pointer (freed already)"));
     CHECK(tm_expect_abort(die_double_free_huge, "free(): invalid pointer"));
     CHECK(tm_expect_abort(die_free_huge_interior, "free(): invalid pointer"));
@@ -271,6 +289,49 @@ static void remote_frees_reach_the_owner(void) {
     CHECK(remote_frees_come_back(1, 1, 1)); /* one block, handed over by malloc_trim */
 }
 
+/* A page whose owner exits with blocks freed both by itself (on its list) and by another
+ * thread (on thread_free) is collected by walking the remote chain onto the list: every block
+ * comes back to a later malloc, none is lost or taken twice. */
+struct mixed {
+    void *p[COLLECTED];
+    int freed[2], go[2];
+};
+static void *free_half_and_wait(void *arg) {
+    struct mixed *m = arg;
+    for (int i = 0; i < COLLECTED; i++) m->p[i] = vmalloc(COLLECTED_SIZE);
+    for (int i = 0; i < COLLECTED; i += 2) vfree(m->p[i]);
+    char x;
+    (void)!write(m->freed[1], "x", 1);
+    (void)!read(m->go[0], &x, 1);
+    return NULL; /* exits: its pages are collected and left to the pools */
+}
+static void mixed_frees_are_collected(void) {
+    struct mixed m;
+    CHECK(pipe(m.freed) == 0 && pipe(m.go) == 0);
+    pthread_t t;
+    pthread_create(&t, NULL, free_half_and_wait, &m);
+    char x;
+    (void)!read(m.freed[0], &x, 1);
+    for (int i = 1; i < COLLECTED; i += 2) vfree(m.p[i]);
+    malloc_trim(0); /* hands this thread's chain to the page */
+    (void)!write(m.go[1], "x", 1);
+    pthread_join(t, NULL);
+    enum { MAX = 600 };
+    static void *got[MAX];
+    int back = 0, k = 0;
+    for (; k < MAX && back < COLLECTED; k++) {
+        got[k] = vmalloc(COLLECTED_SIZE);
+        for (int j = 0; j < k; j++) CHECK(got[j] != got[k]);
+        for (int i = 0; i < COLLECTED; i++) back += got[k] == m.p[i];
+    }
+    CHECK(back == COLLECTED);
+    while (k > 0) vfree(got[--k]);
+    for (int i = 0; i < 2; i++) {
+        close(m.freed[i]);
+        close(m.go[i]);
+    }
+}
+
 static void freed_blocks_are_reused(void) {
     void *a = vmalloc(40);
     vfree(a);
@@ -288,5 +349,6 @@ int main(int argc, char **argv) {
     RUN_RSS(malloc_trim_purges_now);
     RUN(freed_blocks_are_reused);
     RUN(remote_frees_reach_the_owner);
+    RUN(mixed_frees_are_collected);
     TEST_EXIT();
 }

@@ -65,27 +65,44 @@ static void page_assign(tm_page_t *pg, unsigned cls) {
     tm_rstore(pg->carved_end, 0);
     pg->used = 0;
     pg->free = NULL;
-    atomic_store_explicit(&pg->thread_free, NULL, memory_order_relaxed);
+    atomic_store_explicit(&pg->thread_free, 0, memory_order_relaxed);
 }
 
-/* Moves the blocks other threads freed onto the owner's list. */
+/* thread_free packs a chain's head and length in one word (tm_page_t). */
+#define TF_PTR(w) ((tm_block_t *)((w) & ((UINT64_C(1) << TM_ADDR_BITS) - 1)))
+#define TF_COUNT(w) ((uint32_t)((w) >> TM_ADDR_BITS))
+_Static_assert(TM_PAGE_SIZE / TM_ALIGN < (UINT64_C(1) << (64 - TM_ADDR_BITS)),
+               "a page's blocks fit in thread_free's count bits");
+
+/* Moves the blocks other threads freed onto the owner's list. When the list is empty (the
+ * common case: the owner collects when it runs dry), the chain becomes the list as it is, its
+ * blocks keeping their pending key: each was one cache miss in a walk here that malloc now
+ * takes later, behind the prefetch of its pop. Otherwise the chain is walked to its tail and
+ * checked. */
 static void page_collect(tm_page_t *pg) {
-    if (atomic_load_explicit(&pg->thread_free, memory_order_relaxed) == NULL) return;
-    tm_block_t *head = atomic_exchange_explicit(&pg->thread_free, NULL, memory_order_acquire);
-    uintptr_t start = tm_page_start(pg);
-    uint32_t n = 1, carved = tm_page_carved(pg);
-    tm_block_t *tail = head;
-    for (;;) {
-        if (!tm_block_is_freed(tail)) tm_slab_corrupt(tail);
-        tm_block_t *nx = tail->next;
-        if (nx == NULL) break;
-        uintptr_t off = (uintptr_t)nx - start;
-        if (off >= pg->carved_end || off % pg->block_size || ++n > carved)
-            tm_fatal("free", "corrupted free list (write after free?) at", tail);
-        tm_block_link(tail, nx); /* a pending block becomes an ordinary free one */
-        tail = nx;
+    if (atomic_load_explicit(&pg->thread_free, memory_order_relaxed) == 0) return;
+    uintptr_t w = atomic_exchange_explicit(&pg->thread_free, 0, memory_order_acquire);
+    tm_block_t *head = TF_PTR(w);
+    uint32_t n = TF_COUNT(w);
+    if (tm_unlikely(n == 0 || n > (pg->used & TM_USED_MASK)))
+        tm_fatal("free", "corrupted list of remote frees at", head);
+    if (pg->free != NULL) {
+        uintptr_t start = tm_page_start(pg);
+        uint32_t seen = 1;
+        tm_block_t *tail = head;
+        for (;;) {
+            if (!tm_block_is_freed(tail)) tm_slab_corrupt(tail);
+            tm_block_t *nx = tail->next;
+            if (nx == NULL) break;
+            uintptr_t off = (uintptr_t)nx - start;
+            if (off >= pg->carved_end || off * pg->divisor >= pg->divisor || ++seen > n)
+                tm_fatal("free", "corrupted free list (write after free?) at", tail);
+            tm_block_link(tail, nx); /* a pending block becomes an ordinary free one */
+            tail = nx;
+        }
+        if (seen != n) tm_fatal("free", "corrupted list of remote frees at", head);
+        tm_block_link(tail, pg->free);
     }
-    tm_block_link(tail, pg->free);
     pg->free = head;
     pg->used -= n;
 }
@@ -356,7 +373,10 @@ void tm_slab_trim(void) {
 
 /* ---- allocation slow path ------------------------------------------------------------- */
 
+/* Remote frees wait while the page has blocks of its own: those were freed here and are
+ * likelier in this CPU's cache, and the collect, when the list is empty, needs no walk. */
 static bool page_has_free(tm_page_t *pg) {
+    if (pg->free != NULL) return true;
     page_collect(pg);
     return pg->free != NULL || page_extend(pg);
 }
@@ -388,7 +408,7 @@ static tm_page_t *scan_full(tm_tcache_t *tc, tm_classq_t *q) {
     }
     for (tm_page_t *pg = q->fullq, *next; pg; pg = next) {
         next = pg->next;
-        if (atomic_load_explicit(&pg->thread_free, memory_order_relaxed) == NULL) continue;
+        if (atomic_load_explicit(&pg->thread_free, memory_order_relaxed) == 0) continue;
         list_remove(&q->fullq, pg);
         q->nfull--;
         pg->used &= TM_USED_MASK;
@@ -470,22 +490,23 @@ void tm_slab_free_slow(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
     page_retire(pg);
 }
 
-/* Pushes the chain head..tail onto pg's thread_free, one CAS for all of it; its blocks stay
- * pending until the owner collects them (page_collect). */
-static void remote_push(tm_page_t *pg, tm_block_t *head, tm_block_t *tail) {
-    tm_block_t *old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
+/* Pushes the chain head..tail of n blocks onto pg's thread_free, one CAS for all of it; its
+ * blocks stay pending until the owner collects them (page_collect). */
+static void remote_push(tm_page_t *pg, tm_block_t *head, tm_block_t *tail, uint32_t n) {
+    uintptr_t old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed), w;
     do {
-        tm_block_link_pending(tail, old);
-    } while (!atomic_compare_exchange_weak_explicit(&pg->thread_free, &old, head,
-                                                    memory_order_release, memory_order_relaxed));
+        tm_block_link_pending(tail, TF_PTR(old));
+        w = (uintptr_t)head | ((uintptr_t)(TF_COUNT(old) + n) << TM_ADDR_BITS);
+    } while (!atomic_compare_exchange_weak_explicit(&pg->thread_free, &old, w, memory_order_release,
+                                                    memory_order_relaxed));
 }
 
 void tm_slab_remote_flush(tm_tcache_t *tc) {
     if (tc->rhead == NULL) return;
-    remote_push(tc->rpage, tc->rhead, tc->rtail);
+    remote_push(tc->rpage, tc->rhead, tc->rtail, tc->rcount);
     tc->rhead = tc->rtail = NULL;
     tc->rpage = NULL;
-    tc->rbytes = 0;
+    tc->rbytes = tc->rcount = 0;
 }
 
 /* A thread with a cache gathers its frees to another thread's page into a chain of its own and
@@ -501,7 +522,7 @@ void tm_slab_free_remote(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
     if (tm_unlikely(tm_block_is_freed(b))) tm_fatal("free", "double free of", b);
     if (tc == &tm_tcache_empty && (tc = tm_tcache_get_slow()) == NULL) tc = &tm_tcache_empty;
     if (tm_unlikely(tc == &tm_tcache_empty || tc->is_fallback)) {
-        remote_push(pg, b, b);
+        remote_push(pg, b, b, 1);
         atomic_fetch_add_explicit(&tm_class_stats[pg->cls].nfree, 1, memory_order_relaxed);
         return;
     }
@@ -515,6 +536,7 @@ void tm_slab_free_remote(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
         tm_block_link_pending(b, tc->rhead);
     }
     tc->rhead = b;
+    tc->rcount++;
     if ((tc->rbytes += pg->block_size) >= TM_REMOTE_BYTES) tm_slab_remote_flush(tc);
 }
 

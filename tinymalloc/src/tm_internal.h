@@ -151,9 +151,10 @@ static inline void tm_block_link(tm_block_t *b, tm_block_t *next) {
 static inline bool tm_block_is_free(const tm_block_t *b) {
     return b->check == ((uintptr_t)b->next ^ tm_secret);
 }
-/* A slab block on a thread's chain of remote frees (slab.c) has its check word xor
- * TM_PENDING_KEY: free, though on no list of its page, so a free of it finds it out however the
- * free is routed, while a malloc that met it on a list would take it for corruption. */
+/* A slab block freed by another thread (slab.c) has its check word xor TM_PENDING_KEY: on a
+ * thread's chain of remote frees, on its page's thread_free, and still on the free list when
+ * the owner took thread_free whole (page_collect), so a free of it finds it out however the
+ * free is routed, and a malloc accepts either key. */
 #define TM_PENDING_KEY 1
 static inline void tm_block_link_pending(tm_block_t *b, tm_block_t *next) {
     b->next = next;
@@ -216,7 +217,7 @@ static inline void *tm_slab_alloc(tm_tcache_t *tc, size_t cls) {
     tm_block_t *b = pg->free;
     if (tm_likely(b != NULL)) {
         tm_block_t *next = b->next;
-        if (tm_unlikely(b->check != ((uintptr_t)next ^ tm_secret))) tm_slab_corrupt(b);
+        if (tm_unlikely(!tm_block_is_freed(b))) tm_slab_corrupt(b); /* either key */
         pg->free = next;
         __builtin_prefetch(next, 1); /* the class's next malloc reads its link, then writes it */
         b->check = 0;

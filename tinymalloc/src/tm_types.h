@@ -173,8 +173,11 @@ typedef struct tm_page {
                                 block_size divides off (0 while unassigned) */
     uint32_t block_size;     /* 0 while the page is unassigned */
     uint8_t cls;
-    uint8_t committed;                 /* pages not purged since last use */
-    _Atomic(tm_block_t *) thread_free; /* frees from other threads (one CAS each) */
+    uint8_t committed; /* pages not purged since last use */
+    /* Frees from other threads, one CAS per chain: the head block's address, and in the bits
+     * above TM_ADDR_BITS how many blocks hang from it, so the owner takes both at once and
+     * need not walk the list to count it (a page holds at most 4096 blocks). */
+    _Atomic uintptr_t thread_free;
     struct tm_page *next, *prev;
 } tm_page_t; /* 64 bytes: the free path indexes descriptors with a shift */
 
@@ -215,10 +218,10 @@ typedef struct tm_tcache {
     struct tm_tcache *next_live, *prev_live; /* list of live caches, for statistics */
     struct tm_tcache *next_free;
     /* Frees to another thread's page, not yet on its thread_free (slab.c): head..tail, of
-     * rbytes bytes, all of page rpage; rhead NULL when there are none. */
+     * rcount blocks and rbytes bytes, all of page rpage; rhead NULL when there are none. */
     tm_page_t *rpage;
     tm_block_t *rhead, *rtail;
-    uint32_t rbytes;
+    uint32_t rbytes, rcount;
     uint32_t refills; /* slab refills: every 64th adds all classes' counts (stats.c) */
     bool is_fallback;
 } tm_tcache_t;
