@@ -332,6 +332,55 @@ static void mixed_frees_are_collected(void) {
     }
 }
 
+/* A thread whose blocks other threads free (it never frees one itself) gives back the pages
+ * they emptied when its next refill scans its full pages (slab.c, scan_full), for any class
+ * to take: here a page of another class that the thread takes afterwards is one of them. */
+enum { EMPTIED = 64, EMPTIED_SIZE = 4000, OTHER_SIZE = 200, OTHERS = 2000 };
+struct emptied {
+    void *p[EMPTIED];
+    int freed[2], go[2];
+    bool reused;
+};
+static void *allocate_around_frees(void *arg) {
+    struct emptied *e = arg;
+    for (int i = 0; i < EMPTIED; i++) e->p[i] = vmalloc(EMPTIED_SIZE);
+    char x;
+    (void)!write(e->freed[1], "x", 1);
+    (void)!read(e->go[0], &x, 1);
+    /* The current page's blocks come back first; the refill after them scans the others. */
+    size_t per_page = 65536 / malloc_usable_size(e->p[0]) + 1;
+    void *mine[EMPTIED];
+    for (size_t k = 0; k < per_page; k++) mine[k] = vmalloc(EMPTIED_SIZE);
+    static void *other[OTHERS];
+    int n = 0;
+    while (n < OTHERS && !e->reused) {
+        other[n] = vmalloc(OTHER_SIZE);
+        for (int i = 0; i < EMPTIED; i++)
+            e->reused |= (uintptr_t)other[n] >> 16 == (uintptr_t)e->p[i] >> 16;
+        n++;
+    }
+    while (n > 0) vfree(other[--n]);
+    for (size_t k = 0; k < per_page; k++) vfree(mine[k]);
+    return NULL;
+}
+static void remotely_emptied_pages_go_back(void) {
+    struct emptied e = {.reused = false};
+    CHECK(pipe(e.freed) == 0 && pipe(e.go) == 0);
+    pthread_t t;
+    pthread_create(&t, NULL, allocate_around_frees, &e);
+    char x;
+    (void)!read(e.freed[0], &x, 1);
+    for (int i = 0; i < EMPTIED; i++) vfree(e.p[i]);
+    malloc_trim(0); /* hands this thread's chain to the page */
+    (void)!write(e.go[1], "x", 1);
+    pthread_join(t, NULL);
+    CHECK(e.reused);
+    for (int i = 0; i < 2; i++) {
+        close(e.freed[i]);
+        close(e.go[i]);
+    }
+}
+
 static void freed_blocks_are_reused(void) {
     void *a = vmalloc(40);
     vfree(a);
@@ -350,5 +399,6 @@ int main(int argc, char **argv) {
     RUN(freed_blocks_are_reused);
     RUN(remote_frees_reach_the_owner);
     RUN(mixed_frees_are_collected);
+    RUN(remotely_emptied_pages_go_back);
     TEST_EXIT();
 }

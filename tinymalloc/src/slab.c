@@ -397,26 +397,44 @@ static void page_to_full(tm_tcache_t *tc, tm_page_t *pg) {
     q->nfull++;
 }
 
-/* Looks through the full pages for blocks other threads have freed. After a scan that found
- * nothing, the next scans are skipped for a while, so a thread with many full pages does not
- * rescan them on every refill (amortised O(1) per refill). */
+/* Looks through the full pages for blocks other threads have freed, and collects every page
+ * that has some (no walk: a full page's own list is empty). A page they emptied is retired, so
+ * a thread whose blocks other threads free (a producer never frees one itself) gives back what
+ * it no longer needs in this class, for other threads and classes, instead of keeping each
+ * class's high-water mark on its lists; the rest go on the avail list, which the next refills
+ * use before they scan again. A partly used page becomes current before an empty one.
+ * After a scan that found nothing, the next scans are skipped for a while, so a thread with
+ * many full pages does not rescan them on every refill (amortised O(1) per refill). */
 static tm_page_t *scan_full(tm_tcache_t *tc, tm_classq_t *q) {
     if (q->nfull == 0) return NULL;
     if (q->scan_skip) {
         q->scan_skip--;
         return NULL;
     }
-    for (tm_page_t *pg = q->fullq, *next; pg; pg = next) {
+    tm_page_t *spare = NULL, *pg;
+    for (tm_page_t *next = pg = q->fullq; (pg = next) != NULL;) {
         next = pg->next;
         if (atomic_load_explicit(&pg->thread_free, memory_order_relaxed) == 0) continue;
         list_remove(&q->fullq, pg);
         q->nfull--;
         pg->used &= TM_USED_MASK;
-        if (page_try_current(tc, pg)) return pg; /* it had remote frees: always */
-        page_to_full(tc, pg);
+        page_collect(pg);
+        if (pg->used != 0)
+            list_push(&q->avail, pg);
+        else if (spare == NULL)
+            spare = pg;
+        else
+            page_retire(pg);
     }
-    q->scan_skip = q->nfull / 8 < 64 ? q->nfull / 8 : 64;
-    return NULL;
+    if ((pg = q->avail) != NULL) {
+        list_remove(&q->avail, pg);
+        if (spare) page_retire(spare);
+    } else if ((pg = spare) == NULL) {
+        q->scan_skip = q->nfull / 8 < 64 ? q->nfull / 8 : 64;
+        return NULL;
+    }
+    page_try_current(tc, pg); /* it has the blocks just collected */
+    return pg;
 }
 
 static void *refill(tm_tcache_t *tc, unsigned cls) {
