@@ -492,7 +492,7 @@ static void split_tail(tm_heap_t *h, tm_hblock_t *b, size_t keep, uint32_t purge
     /* r's own header sits in the part, so it starts past r's header page at the earliest */
     uintptr_t past_header = pages_lo(r);
     r->zero = zero ? zero_offset(r, zero > past_header ? zero : past_header) : 0;
-    r->req = tm_now_ms();
+    r->req = tm_now_ms_lazy();
     nx->prev_size = rest;
     seal(nx);
     h->blocks++;
@@ -520,7 +520,7 @@ static void *carve(tm_heap_t *h, tm_hblock_t *b, size_t n, size_t size, size_t a
             seal(nx);
             b->size = lead;
             seal(b);
-            b->req = tm_now_ms();
+            b->req = tm_now_ms_lazy();
             h->blocks++;
             bin_insert(h, b);
             b = a;
@@ -651,7 +651,7 @@ void tm_heap_free(void *p, const char *func) {
     tm_hblock_t *b = lock_block(p, func, &h);
     h->nfree++;
     stat_use(h, -(ssize_t)b->size);
-    uint64_t now = tm_now_ms();
+    uint64_t now = tm_now_ms_lazy();
     b->req = now;
     b->purged = 0; /* the part just freed is committed, whatever a merged neighbour was */
     b->zero = 0;
@@ -684,7 +684,7 @@ void tm_heap_free(void *p, const char *func) {
     tm_unlock(&h->sh.lock);
     if (tm_unlikely(d.n)) tm_defer_run(&tm_heap_clock, &d);
     if (huge) {
-        atomic_store_explicit(&huge_back_ms, now, memory_order_relaxed);
+        atomic_store_explicit(&huge_back_ms, tm_now_ms(), memory_order_relaxed);
         threshold_raise(to - from + 1); /* glibc's rule: blocks of this size come and go */
     }
 }

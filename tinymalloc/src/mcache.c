@@ -128,16 +128,6 @@ void *tm_mcache_alloc(size_t n, size_t align) {
     return b;
 }
 
-/* The time a free to the cache stamps on its block and tests the decay against: the clock
- * read by every TM_MCLOCK_EVERY-th such free of the thread, not by each (a clock read was a
- * fifth of the free). A stamp is at most that many frees late, so a block seems older than it
- * is and leaves its cache sooner, never later; a drain that is due waits as many frees. */
-#define TM_MCLOCK_EVERY 16
-static inline uint64_t mcache_now(tm_tcache_t *tc) {
-    if (tc->mcache_frees++ % TM_MCLOCK_EVERY == 0) tc->mcache_ms = tm_now_ms();
-    return tc->mcache_ms;
-}
-
 void tm_mcache_free(void *p, const char *func) {
     /* With the cache off nothing is cached and nothing decays: the arena frees the block,
      * checks included, without the cache's clock read (a fifth of a medium free's time) or a
@@ -152,7 +142,7 @@ void tm_mcache_free(void *p, const char *func) {
     tm_tcache_t *tc = tm_tc;
     if (tc == &tm_tcache_empty || tc->is_fallback || size > tm_opt.medium_cache_max)
         return tm_arena_free(p, func);
-    uint64_t now = mcache_now(tc);
+    uint64_t now = tm_now_ms_lazy(); /* early at worst: the block leaves sooner */
     uint64_t due = atomic_load_explicit(&decay_due, memory_order_relaxed);
     if (tm_unlikely(due && now >= due)) tm_mcache_drain(now);
     unsigned c = size <= tm_opt.medium_max ? mclass_of(size) : 0;

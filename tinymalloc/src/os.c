@@ -158,6 +158,9 @@ void *tm_os_remap(void *p, size_t old_size, size_t new_size, void *fixed) {
 #include <sched.h>
 #include <time.h>
 
+__thread uint64_t tm_lazy_ms __attribute__((tls_model("initial-exec")));
+__thread uint32_t tm_lazy_calls __attribute__((tls_model("initial-exec")));
+
 uint64_t tm_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);

@@ -96,6 +96,18 @@ void *tm_os_remap(void *p, size_t old_size, size_t new_size, void *fixed);
 
 /* Monotonic milliseconds from the vDSO clock (coarse: a few ms of resolution is enough). */
 uint64_t tm_now_ms(void);
+/* The clock as this thread last read it, read again on every TM_LAZY_CLOCK-th call: for the
+ * stamps of freed memory (when a block was freed, cached or split off), where a read at each
+ * call was a tenth of a heap block's malloc and free. A stamp may be early, never late, so
+ * the memory seems to have waited longer than it has and goes back sooner: a thread that calls
+ * often is a few calls early, one that calls seldom trades the purge delay for no clock read. */
+#define TM_LAZY_CLOCK 16
+extern __thread uint64_t tm_lazy_ms __attribute__((tls_model("initial-exec")));
+extern __thread uint32_t tm_lazy_calls __attribute__((tls_model("initial-exec")));
+static inline uint64_t tm_now_ms_lazy(void) {
+    if (tm_lazy_calls++ % TM_LAZY_CLOCK == 0) tm_lazy_ms = tm_now_ms();
+    return tm_lazy_ms;
+}
 unsigned tm_cpu_index_slow(void); /* sched_getcpu: without glibc's rseq area */
 
 /* The CPU this thread runs on (0 when unknown). glibc (2.35 on) registers each thread's rseq

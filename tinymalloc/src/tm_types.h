@@ -214,8 +214,6 @@ typedef struct tm_tcache {
     tm_mbin_t mbin[TM_MCLASSES]; /* freed medium blocks, by medium class */
     size_t mcache_bytes;         /* bytes in mbin, at most medium_cache */
     size_t mcache_credit;        /* bytes of medium_cache_total held, >= mcache_bytes */
-    uint64_t mcache_ms;          /* the clock as its medium frees last read it (mcache.c) */
-    uint32_t mcache_frees;       /* its medium frees to the cache, for when to read it again */
     tm_lock_t mlock; /* guards mbin, mcache_bytes and mcache_credit: the owner, or a drain */
     struct tm_tcache *next_live, *prev_live; /* list of live caches, for statistics */
     struct tm_tcache *next_free;
