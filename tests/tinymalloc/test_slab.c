@@ -381,6 +381,50 @@ static void remotely_emptied_pages_go_back(void) {
     }
 }
 
+/* A thread that only frees what other threads allocate never refills, where a thread's
+ * counts reach the statistics: its frees go in batches from the remote path, so a class's
+ * peak live count stays near the most blocks ever live at once, not the sum of every round. */
+enum {
+    PRODUCED = 2000,
+    PRODUCER_ROUNDS = 20,
+    PRODUCED_SIZE = 2200
+};                          /* a class no other case uses */
+enum { STATS_BATCH = 256 }; /* TM_STATS_BATCH: the counts a thread may hold back per class */
+static void *produced[PRODUCED];
+static void *produce(void *arg) {
+    (void)arg;
+    for (int i = 0; i < PRODUCED; i++) produced[i] = vmalloc(PRODUCED_SIZE);
+    return NULL; /* its counts are flushed as it exits */
+}
+/* The peak_bytes of the class of `size` in the JSON statistics, or 0. */
+static uint64_t class_peak_bytes(size_t size) {
+    FILE *f = tmpfile();
+    if (f == NULL) return 0;
+    tinymalloc_stats_print(fileno(f), 1);
+    static char buf[1 << 16];
+    ssize_t got = pread(fileno(f), buf, sizeof buf - 1, 0);
+    fclose(f);
+    if (got <= 0) return 0;
+    buf[got] = 0;
+    char key[64];
+    snprintf(key, sizeof key, "{\"size\": %zu, ", size);
+    char *c = strstr(buf, key), *peak = c ? strstr(c, "\"peak_bytes\": ") : NULL;
+    return peak ? strtoull(peak + strlen("\"peak_bytes\": "), NULL, 10) : 0;
+}
+static void consumer_frees_reach_the_peak(void) {
+    size_t size = 0;
+    for (int r = 0; r < PRODUCER_ROUNDS; r++) {
+        pthread_t t;
+        pthread_create(&t, NULL, produce, NULL);
+        pthread_join(t, NULL);
+        size = malloc_usable_size(produced[0]);
+        for (int i = 0; i < PRODUCED; i++) vfree(produced[i]); /* all remote */
+    }
+    uint64_t peak = class_peak_bytes(size) / size;
+    CHECK(peak >= PRODUCED);
+    CHECK(peak <= PRODUCED + 2 * STATS_BATCH);
+}
+
 static void freed_blocks_are_reused(void) {
     void *a = vmalloc(40);
     vfree(a);
@@ -400,5 +444,6 @@ int main(int argc, char **argv) {
     RUN(remote_frees_reach_the_owner);
     RUN(mixed_frees_are_collected);
     RUN(remotely_emptied_pages_go_back);
+    RUN(consumer_frees_reach_the_peak);
     TEST_EXIT();
 }

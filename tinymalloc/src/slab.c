@@ -544,7 +544,10 @@ void tm_slab_free_remote(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
         atomic_fetch_add_explicit(&tm_class_stats[pg->cls].nfree, 1, memory_order_relaxed);
         return;
     }
-    tc->nfree[pg->cls]++;
+    /* A consumer's frees reach the totals here, or the class's peak live count would climb
+     * with every block its producers allocate. */
+    if (++tc->nfree[pg->cls] - tc->flushed_free[pg->cls] >= TM_STATS_BATCH)
+        tm_stats_flush_class(tc, pg->cls);
     if (pg != tc->rpage) {
         tm_slab_remote_flush(tc);
         tm_block_link_pending(b, NULL);

@@ -108,11 +108,12 @@ void tm_stats_flush(tm_tcache_t *tc) {
     }
 }
 
-/* At a refill of class c: its counts, once they have moved by TM_STATS_BATCH (and every
- * class's at every 64th refill). Totals stay exact (a snapshot adds what live threads have
- * not flushed); peak live counts are exact to within that batch per thread. Flushing every
- * class at every refill showed in the profile of a many-class working set (invsq-wset). */
-#define TM_STATS_BATCH 256
+/* At a refill of class c, and at a free to another thread's page (a thread that only frees
+ * what others allocate never refills): its counts, once they have moved by TM_STATS_BATCH
+ * (and every class's at every 64th refill). Totals stay exact (a snapshot adds what live
+ * threads have not flushed); peak live counts are exact to within that batch per thread.
+ * Flushing every class at every refill showed in the profile of a many-class working set
+ * (invsq-wset). */
 void tm_stats_flush_class(tm_tcache_t *tc, unsigned c) {
     uint64_t dm = tc->nmalloc[c] - tc->flushed_malloc[c];
     uint64_t df = tc->nfree[c] - tc->flushed_free[c];

@@ -284,7 +284,8 @@ extern tm_huge_stats_t tm_huge_stats;
 /* ---- statistics (stats.c) --------------------------------------------------------------- */
 extern tm_class_stats_t tm_class_stats[TM_MAX_CLASSES];
 void tm_stats_flush(tm_tcache_t *tc);
-void tm_stats_flush_class(tm_tcache_t *tc, unsigned cls);
+void tm_stats_flush_class(tm_tcache_t *tc, unsigned cls); /* past TM_STATS_BATCH only */
+#define TM_STATS_BATCH 256
 void tm_stats_init(void);
 int tm_open_pid_path(const char *pattern); /* "%p" -> pid; an fd, or -1 after a message */
 
