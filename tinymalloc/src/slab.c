@@ -412,19 +412,19 @@ static tm_page_t *scan_full(tm_tcache_t *tc, tm_classq_t *q) {
         return NULL;
     }
     tm_page_t *spare = NULL, *pg;
-    for (tm_page_t *next = pg = q->fullq; (pg = next) != NULL;) {
-        next = pg->next;
-        if (atomic_load_explicit(&pg->thread_free, memory_order_relaxed) == 0) continue;
-        list_remove(&q->fullq, pg);
+    for (tm_page_t *p = q->fullq, *next; p; p = next) {
+        next = p->next;
+        if (atomic_load_explicit(&p->thread_free, memory_order_relaxed) == 0) continue;
+        list_remove(&q->fullq, p);
         q->nfull--;
-        pg->used &= TM_USED_MASK;
-        page_collect(pg);
-        if (pg->used != 0)
-            list_push(&q->avail, pg);
+        p->used &= TM_USED_MASK;
+        page_collect(p);
+        if (p->used != 0)
+            list_push(&q->avail, p);
         else if (spare == NULL)
-            spare = pg;
+            spare = p;
         else
-            page_retire(pg);
+            page_retire(p);
     }
     if ((pg = q->avail) != NULL) {
         list_remove(&q->avail, pg);
@@ -524,7 +524,7 @@ void tm_slab_remote_flush(tm_tcache_t *tc) {
     remote_push(tc->rpage, tc->rhead, tc->rtail, tc->rcount);
     tc->rhead = tc->rtail = NULL;
     tc->rpage = NULL;
-    tc->rbytes = tc->rcount = 0;
+    tc->rcount = 0;
 }
 
 /* A thread with a cache gathers its frees to another thread's page into a chain of its own and
@@ -557,8 +557,7 @@ void tm_slab_free_remote(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
         tm_block_link_pending(b, tc->rhead);
     }
     tc->rhead = b;
-    tc->rcount++;
-    if ((tc->rbytes += pg->block_size) >= TM_REMOTE_BYTES) tm_slab_remote_flush(tc);
+    if (++tc->rcount * pg->block_size >= TM_REMOTE_BYTES) tm_slab_remote_flush(tc);
 }
 
 /* A local free of a block that looks free: a double free if the block is on the page's lists,

@@ -218,10 +218,10 @@ typedef struct tm_tcache {
     struct tm_tcache *next_live, *prev_live; /* list of live caches, for statistics */
     struct tm_tcache *next_free;
     /* Frees to another thread's page, not yet on its thread_free (slab.c): head..tail, of
-     * rcount blocks and rbytes bytes, all of page rpage; rhead NULL when there are none. */
+     * rcount blocks, all of page rpage (so of one size); rhead NULL when there are none. */
     tm_page_t *rpage;
     tm_block_t *rhead, *rtail;
-    uint32_t rbytes, rcount;
+    uint32_t rcount;
     uint32_t refills; /* slab refills: every 64th adds all classes' counts (stats.c) */
     bool is_fallback;
 } tm_tcache_t;
