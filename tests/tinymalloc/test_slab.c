@@ -50,6 +50,21 @@ static void die_double_free_delayed(void) {
     for (int i = 0; i < 100; i++) vfree(q[i]);
     vfree(p);
 }
+/* A signal from one thread to another: a pipe, a byte each time it is passed. */
+struct gate {
+    int fd[2];
+};
+static bool gate_open(struct gate *g) { return pipe(g->fd) == 0; }
+static void gate_pass(struct gate *g) { (void)!write(g->fd[1], "x", 1); }
+static void gate_wait(struct gate *g) {
+    char x;
+    (void)!read(g->fd[0], &x, 1);
+}
+static void gate_close(struct gate *g) {
+    close(g->fd[0]);
+    close(g->fd[1]);
+}
+
 static void in_thread(void *(*fn)(void *), void *arg) {
     pthread_t t;
     pthread_create(&t, NULL, fn, arg);
@@ -72,10 +87,10 @@ static void *free_it_twice(void *p) {
     return NULL;
 }
 static void die_double_free_remote_twice(void) { in_thread(free_it_twice, vmalloc(48)); }
-static int freed_fd[2];
+static struct gate freed_gate;
 static void *free_it_and_stay(void *p) {
     vfree(p);
-    (void)!write(freed_fd[1], "x", 1);
+    gate_pass(&freed_gate);
     pause(); /* alive, its chain not handed over */
     return NULL;
 }
@@ -83,10 +98,9 @@ static void *free_it_and_stay(void *p) {
 static void *chained_block(void) {
     void *p = vmalloc(48);
     pthread_t t;
-    char c;
-    if (pipe(freed_fd) != 0) return NULL;
+    if (!gate_open(&freed_gate)) return NULL;
     pthread_create(&t, NULL, free_it_and_stay, p);
-    (void)!read(freed_fd[0], &c, 1);
+    gate_wait(&freed_gate);
     return p;
 }
 static void die_double_free_while_chained(void) {
@@ -239,30 +253,28 @@ static void malloc_trim_purges_now(void) {
  * or when it exits. The owner gets them once its current page has no other block left. */
 struct chained {
     void **p;
-    int n, stay, trim;       /* trim: the thread calls malloc_trim after its frees */
-    int freed[2], looked[2]; /* pipes: the thread has freed; the owner has looked */
+    int n, stay, trim;         /* trim: the thread calls malloc_trim after its frees */
+    struct gate freed, looked; /* the thread has freed; the owner has looked */
 };
 static void *free_some(void *arg) {
     struct chained *c = arg;
     for (int i = 0; i < c->n; i++) vfree(c->p[i]);
     if (c->trim) malloc_trim(0);
     if (!c->stay) return NULL;
-    (void)!write(c->freed[1], "x", 1);
-    char x;
-    (void)!read(c->looked[0], &x, 1);
+    gate_pass(&c->freed);
+    gate_wait(&c->looked);
     return NULL;
 }
 static bool remote_frees_come_back(int n, int stay, int trim) {
     enum { MAX = 300 };
     void *p[8], *got[MAX];
-    struct chained c = {p, n, stay, trim, {-1, -1}, {-1, -1}};
-    if (stay && (pipe(c.freed) != 0 || pipe(c.looked) != 0)) return false;
+    struct chained c = {p, n, stay, trim, {{-1, -1}}, {{-1, -1}}};
+    if (stay && (!gate_open(&c.freed) || !gate_open(&c.looked))) return false;
     for (int i = 0; i < n; i++) p[i] = vmalloc(1024);
     pthread_t t;
     pthread_create(&t, NULL, free_some, &c);
-    char x;
     if (stay)
-        (void)!read(c.freed[0], &x, 1);
+        gate_wait(&c.freed);
     else
         pthread_join(t, NULL);
     bool back = false;
@@ -274,12 +286,10 @@ static bool remote_frees_come_back(int n, int stay, int trim) {
     }
     while (k > 0) vfree(got[--k]);
     if (stay) {
-        (void)!write(c.looked[1], "x", 1);
+        gate_pass(&c.looked);
         pthread_join(t, NULL);
-        for (int i = 0; i < 2; i++) {
-            close(c.freed[i]);
-            close(c.looked[i]);
-        }
+        gate_close(&c.freed);
+        gate_close(&c.looked);
     }
     return back;
 }
@@ -294,27 +304,25 @@ static void remote_frees_reach_the_owner(void) {
  * comes back to a later malloc, none is lost or taken twice. */
 struct mixed {
     void *p[COLLECTED];
-    int freed[2], go[2];
+    struct gate freed, go;
 };
 static void *free_half_and_wait(void *arg) {
     struct mixed *m = arg;
     for (int i = 0; i < COLLECTED; i++) m->p[i] = vmalloc(COLLECTED_SIZE);
     for (int i = 0; i < COLLECTED; i += 2) vfree(m->p[i]);
-    char x;
-    (void)!write(m->freed[1], "x", 1);
-    (void)!read(m->go[0], &x, 1);
+    gate_pass(&m->freed);
+    gate_wait(&m->go);
     return NULL; /* exits: its pages are collected and left to the pools */
 }
 static void mixed_frees_are_collected(void) {
     struct mixed m;
-    CHECK(pipe(m.freed) == 0 && pipe(m.go) == 0);
+    CHECK(gate_open(&m.freed) && gate_open(&m.go));
     pthread_t t;
     pthread_create(&t, NULL, free_half_and_wait, &m);
-    char x;
-    (void)!read(m.freed[0], &x, 1);
+    gate_wait(&m.freed);
     for (int i = 1; i < COLLECTED; i += 2) vfree(m.p[i]);
     malloc_trim(0); /* hands this thread's chain to the page */
-    (void)!write(m.go[1], "x", 1);
+    gate_pass(&m.go);
     pthread_join(t, NULL);
     enum { MAX = 600 };
     static void *got[MAX];
@@ -326,10 +334,8 @@ static void mixed_frees_are_collected(void) {
     }
     CHECK(back == COLLECTED);
     while (k > 0) vfree(got[--k]);
-    for (int i = 0; i < 2; i++) {
-        close(m.freed[i]);
-        close(m.go[i]);
-    }
+    gate_close(&m.freed);
+    gate_close(&m.go);
 }
 
 /* A thread whose blocks other threads free (it never frees one itself) gives back the pages
@@ -338,15 +344,14 @@ static void mixed_frees_are_collected(void) {
 enum { EMPTIED = 64, EMPTIED_SIZE = 4000, OTHER_SIZE = 200, OTHERS = 2000 };
 struct emptied {
     void *p[EMPTIED];
-    int freed[2], go[2];
+    struct gate freed, go;
     bool reused;
 };
 static void *allocate_around_frees(void *arg) {
     struct emptied *e = arg;
     for (int i = 0; i < EMPTIED; i++) e->p[i] = vmalloc(EMPTIED_SIZE);
-    char x;
-    (void)!write(e->freed[1], "x", 1);
-    (void)!read(e->go[0], &x, 1);
+    gate_pass(&e->freed);
+    gate_wait(&e->go);
     /* The current page's blocks come back first; the refill after them scans the others. */
     size_t per_page = 65536 / malloc_usable_size(e->p[0]) + 1;
     void *mine[EMPTIED];
@@ -365,20 +370,17 @@ static void *allocate_around_frees(void *arg) {
 }
 static void remotely_emptied_pages_go_back(void) {
     struct emptied e = {.reused = false};
-    CHECK(pipe(e.freed) == 0 && pipe(e.go) == 0);
+    CHECK(gate_open(&e.freed) && gate_open(&e.go));
     pthread_t t;
     pthread_create(&t, NULL, allocate_around_frees, &e);
-    char x;
-    (void)!read(e.freed[0], &x, 1);
+    gate_wait(&e.freed);
     for (int i = 0; i < EMPTIED; i++) vfree(e.p[i]);
     malloc_trim(0); /* hands this thread's chain to the page */
-    (void)!write(e.go[1], "x", 1);
+    gate_pass(&e.go);
     pthread_join(t, NULL);
     CHECK(e.reused);
-    for (int i = 0; i < 2; i++) {
-        close(e.freed[i]);
-        close(e.go[i]);
-    }
+    gate_close(&e.freed);
+    gate_close(&e.go);
 }
 
 /* A thread that only frees what other threads allocate never refills, where a thread's
