@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -502,6 +503,48 @@ static void chunks_past_the_dirty_share_are_purged_at_once(void) {
     CHECK(kept - before < (peak - before) / 3);
 }
 
+static long minor_faults(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_minflt;
+}
+
+/* A program that empties its chunks and fills them again within the purge delay: the chunks
+ * purged at once past the dirty share come back, and the arena keeps them from then on, so
+ * refilling them stops costing a page fault per page. When the churn stops, the delay still
+ * gives them back. Pinned to one CPU: one arena. */
+static void churned_chunks_stay_committed(void) {
+    enum { N = 80, ROUNDS = 5, SIZE = 200 << 10 };
+    static void *ps[N];
+    long faults[ROUNDS];
+    cpu_set_t allowed;
+    CHECK(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
+    tm_test_pin_to(0, &allowed);
+    malloc_trim(0);
+    long before = settled_rss_kb(), peak = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        long f = minor_faults();
+        for (int i = 0; i < N; i++) {
+            ps[i] = vmalloc(SIZE); /* 16 MiB: 4 chunks or more */
+            memset(ps[i], r + 1, SIZE);
+        }
+        faults[r] = minor_faults() - f;
+        if (r == 0) peak = tm_test_rss_kb();
+        for (int i = 0; i < N; i++) vfree(ps[i]);
+    }
+    usleep(1200 * 1000);       /* past the default delay (1000 ms) */
+    vfree(vmalloc(100 << 10)); /* an arena operation runs the delayed purge */
+    long after = tm_test_rss_kb();
+    sched_setaffinity(0, sizeof allowed, &allowed);
+    printf("  page faults per round:");
+    for (int r = 0; r < ROUNDS; r++) printf(" %ld", faults[r]);
+    printf("; rss kB: before %ld, first round %ld, after the delay %ld\n", before, peak, after);
+    CHECK(faults[1] > 500); /* the first chunks purged at once are faulted in again */
+    CHECK(faults[ROUNDS - 1] < faults[1] / 4);
+    CHECK(peak - before > 8000);
+    CHECK(after - before < (peak - before) / 4);
+}
+
 #define DELAY_CONF "medium_cache:0,arena_dirty:1000"
 #define LAZY_CONF "medium_cache:0,purge_lazy:1"
 
@@ -533,6 +576,7 @@ int main(int argc, char **argv) {
     RUN(arena_per_cpu);
     RUN(stress_all_tiers);
     RUN_RSS(chunks_past_the_dirty_share_are_purged_at_once);
+    RUN_RSS(churned_chunks_stay_committed);
     RUN_CAPPED(oom_finds_other_arenas_free_runs);
     RUN(invalid_frees_abort);
     RUN(writes_after_free_are_caught);

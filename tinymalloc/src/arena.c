@@ -22,11 +22,11 @@
  * that becomes wholly free stays in its arena; after arena_purge_delay ms (checked by any
  * arena's operations: the tier's tm_clock_t) its pages go back to the OS (madvise), and past
  * arena_retain such chunks the rest are returned to the chunk layer. An arena keeps at most
- * one such chunk committed plus arena_dirty percent of its chunks in use: a chunk emptied past
- * that share is purged at once, so memory a program stops using goes back even when no later
- * operation comes to run the delayed purge. Neither, nor taking a new
- * chunk (which may map), happens under the arena's lock: a chunk being purged is marked
- * `purging` and no block is made in it until it is back.
+ * one such chunk committed plus arena_dirty percent of its chunks in use (and more where it
+ * churns: chunk_reused): a chunk emptied past that share is purged at once, so memory a program
+ * stops using goes back even when no later operation comes to run the delayed purge. Neither, nor
+ * taking a new chunk (which may map), happens under the arena's lock: a chunk being purged is
+ * marked `purging` and no block is made in it until it is back.
  *
  * Invariants. The arena's lock guards its chunk list, its counters and every field of its
  * chunks' headers and bitmaps. Read without it: a chunk's seal and arena (set before the chunk
@@ -34,7 +34,8 @@
  * atomics; written under the lock, constant while the block is live). For every chunk,
  * free_units == the zero bits of `used`, and a unit has its start bit iff it begins a live
  * block, and the len[] units from it are all used. ndirty counts the chunks with empty_since
- * set, purged and purging clear.
+ * set, purged and purging clear. hasty_ms is set only while a chunk purged at once past the
+ * share stays wholly free (cleared when a block is made in it, and by malloc_trim).
  */
 #include "tm_internal.h"
 
@@ -52,6 +53,7 @@ typedef struct tm_achunk {
     uint32_t hint;        /* no free unit below it */
     uint32_t fail_need;   /* a search for this many units failed since the last free; 0: none */
     uint64_t empty_since; /* ms when it became wholly free; 0 while in use */
+    uint64_t hasty_ms;    /* when it was purged at once, past the dirty share; 0: it was not */
     uint8_t purged;       /* wholly free and given back */
     uint8_t purging;      /* its pages are going back now: no block may be made in it */
     struct tm_achunk *next, *prev;
@@ -72,7 +74,8 @@ typedef struct {
     uint32_t idx;
     tm_achunk_t *chunks;
     uint32_t nchunks, nempty;
-    uint32_t ndirty; /* wholly free chunks neither purged nor being purged */
+    uint32_t ndirty;      /* wholly free chunks neither purged nor being purged */
+    uint32_t dirty_extra; /* chunks the arena keeps past its dirty share: see chunk_reused() */
     uint64_t nalloc, nfree, used_units, purged, released;
 } __attribute__((aligned(64))) tm_arena_t;
 
@@ -213,15 +216,35 @@ static void purge_chunk(tm_arena_t *a, tm_achunk_t *c, tm_defer_t *d) {
     tm_defer_add(d, &a->sh, TM_DEFER_PURGE, c, (void *)lo, (uintptr_t)c + TM_CHUNK_SIZE - lo);
 }
 
+/* Under a's lock: wholly free chunk c is taken again. The dirty share bounds the free chunks
+ * an arena keeps committed, but a program that empties chunks and fills them again within the
+ * purge delay pays a page fault for every page of each chunk purged at once (medium-mt on 8
+ * threads: 649 such purges, four times mimalloc's page faults). So the share adapts, as
+ * glibc's mmap threshold does: a chunk purged at once and taken again within
+ * arena_purge_delay lets the arena keep one chunk more (dirty_extra, at most its chunks), and a
+ * chunk that the delay purges, kept free a whole delay for nothing, one fewer (malloc_trim:
+ * none more). A program whose use falls away for good takes none back, so its chunks still go
+ * back as they empty. */
+static void chunk_reused(tm_arena_t *a, tm_achunk_t *c) {
+    if (c->hasty_ms && tm_now_ms() - c->hasty_ms < tm_opt.arena_purge_delay &&
+        a->dirty_extra < a->nchunks)
+        a->dirty_extra++;
+    c->hasty_ms = 0;
+}
+
 /* Purges wholly free chunks that have been so for the delay, and returns those past
  * arena_retain to the chunk layer; both through d, after the lock. Under the arena lock. */
 static void arena_maintain(tm_shard_t *sh, uint64_t now, tm_defer_t *d) {
     tm_arena_t *a = (tm_arena_t *)sh;
     uint64_t pending = 0;
     uint32_t kept = 0;
+    /* malloc_trim (now UINT64_MAX): the program means to hold nothing it does not use, so the
+     * arena's share starts again from the bare one, and no chunk counts as purged at once. */
+    if (now == UINT64_MAX) a->dirty_extra = 0;
     tm_achunk_t *c = a->chunks;
     while (c) {
         tm_achunk_t *nx = c->next;
+        if (now == UINT64_MAX) c->hasty_ms = 0;
         if (c->empty_since) {
             if (c->purging) {
                 kept++;
@@ -234,6 +257,7 @@ static void arena_maintain(tm_shard_t *sh, uint64_t now, tm_defer_t *d) {
                     pending = now; /* on the next operation */
                 } else if (!c->purged) {
                     purge_chunk(a, c, d);
+                    if (a->dirty_extra) a->dirty_extra--; /* kept for nothing */
                 }
             } else if (tm_defer_full(d)) {
                 pending = now;
@@ -245,7 +269,10 @@ static void arena_maintain(tm_shard_t *sh, uint64_t now, tm_defer_t *d) {
                 if (c->next) c->next->prev = c->prev;
                 a->nchunks--;
                 a->nempty--;
-                if (!c->purged) a->ndirty--;
+                if (!c->purged) {
+                    a->ndirty--;
+                    if (a->dirty_extra) a->dirty_extra--; /* kept for nothing */
+                }
                 a->released++;
                 c->seal = 0;
                 atomic_fetch_sub_explicit(&chunks_now, 1, memory_order_relaxed);
@@ -305,6 +332,7 @@ static void *take_run(tm_arena_t *a, tm_achunk_t *c, unsigned i, unsigned need) 
     if (i == c->hint) c->hint = next_bit(c->used, i + need, false);
     if (c->empty_since) {
         if (!c->purged) a->ndirty--;
+        chunk_reused(a, c);
         c->empty_since = 0;
         c->purged = 0;
         a->nempty--;
@@ -404,10 +432,13 @@ void tm_arena_free_since(void *p, const char *func, uint64_t since) {
         /* Past the share of committed free chunks the arena may keep, this one goes back at
          * once: the delay is for chunks about to be reused, and when use falls away (threads
          * gone idle, a phase ended) nothing else may come by to purge them. */
-        if (a->ndirty > 1 + (uint64_t)(a->nchunks - a->nempty) * tm_opt.arena_dirty / 100)
+        if (a->ndirty >
+            1 + a->dirty_extra + (uint64_t)(a->nchunks - a->nempty) * tm_opt.arena_dirty / 100) {
+            c->hasty_ms = now ? now : 1;
             purge_chunk(a, c, &d);
-        else if (a->sh.due_ms == 0 || since + tm_opt.arena_purge_delay < a->sh.due_ms)
+        } else if (a->sh.due_ms == 0 || since + tm_opt.arena_purge_delay < a->sh.due_ms) {
             tm_clock_set(&tm_arena_clock, &a->sh, since + tm_opt.arena_purge_delay);
+        }
     }
     tm_clock_tick(&tm_arena_clock, &a->sh, now, &d);
     tm_unlock(&a->sh.lock);

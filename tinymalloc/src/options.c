@@ -94,7 +94,9 @@ static const optdef_t optdefs[] = {
         "ms before a wholly free arena chunk's pages go back to the OS"),
     NUM(arena_dirty, 25, 0, 1000,
         "percent of its chunks in use that an arena may keep wholly free and committed, plus "
-        "one; a chunk emptied past that is purged at once"),
+        "one, plus one for each chunk it purged at once and took again within "
+        "arena_purge_delay (less one for each the delay purges); a chunk emptied past that is "
+        "purged at once"),
     NUM(arenas, 0, 0, TM_MAX_ARENAS, "number of arenas; 0: one per CPU"),
     NUM(heaps, 0, 0, TM_MAX_ARENAS, "number of heaps; 0: one per CPU"),
     SIZE(medium_cache, 0, 256 * KiB, 0, GiB,
