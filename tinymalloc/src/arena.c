@@ -221,13 +221,13 @@ static void purge_chunk(tm_arena_t *a, tm_achunk_t *c, tm_defer_t *d) {
  * purge delay pays a page fault for every page of each chunk purged at once (medium-mt on 8
  * threads: 649 such purges, four times mimalloc's page faults). So the share adapts, as
  * glibc's mmap threshold does: a chunk purged at once and taken again within
- * arena_purge_delay lets the arena keep one chunk more (dirty_extra, at most its chunks), and a
- * chunk that the delay purges, kept free a whole delay for nothing, one fewer (malloc_trim:
+ * arena_purge_delay lets the arena keep one chunk more (dirty_extra, at most its chunks in use),
+ * and a chunk that the delay purges, kept free a whole delay for nothing, one fewer (malloc_trim:
  * none more). A program whose use falls away for good takes none back, so its chunks still go
  * back as they empty. */
 static void chunk_reused(tm_arena_t *a, tm_achunk_t *c) {
     if (c->hasty_ms && tm_now_ms() - c->hasty_ms < tm_opt.arena_purge_delay &&
-        a->dirty_extra < a->nchunks)
+        a->dirty_extra < a->nchunks - a->nempty)
         a->dirty_extra++;
     c->hasty_ms = 0;
 }
