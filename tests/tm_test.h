@@ -253,4 +253,23 @@ __attribute__((unused)) static int tm_test_oom_elsewhere(size_t size, size_t ext
     return tm_test_capped(tm_test_refill_elsewhere, extra);
 }
 
+/* A figure of the JSON statistics (tinymalloc_stats_print): the number after the first
+ * `"key": ` that follows `from` (NULL: from the start), or UINT64_MAX when there is none. For
+ * the tests that run with tinymalloc linked or preloaded. */
+void tinymalloc_stats_print(int fd, int json);
+__attribute__((unused)) static unsigned long long tm_test_stat(const char *from, const char *key) {
+    FILE *f = tmpfile();
+    if (f == NULL) return (unsigned long long)-1;
+    tinymalloc_stats_print(fileno(f), 1);
+    static char buf[1 << 16];
+    ssize_t got = pread(fileno(f), buf, sizeof buf - 1, 0);
+    fclose(f);
+    if (got <= 0) return (unsigned long long)-1;
+    buf[got] = 0;
+    char k[64];
+    snprintf(k, sizeof k, "\"%s\": ", key);
+    char *at = from ? strstr(buf, from) : buf, *v = at ? strstr(at, k) : NULL;
+    return v ? strtoull(v + strlen(k), NULL, 10) : (unsigned long long)-1;
+}
+
 #endif

@@ -532,13 +532,20 @@ static void churned_chunks_stay_committed(void) {
         if (r == 0) peak = tm_test_rss_kb();
         for (int i = 0; i < N; i++) vfree(ps[i]);
     }
+    unsigned long long churn = tm_test_stat("\"arena\"", "churn_chunks");
     usleep(1200 * 1000);       /* past the default delay (1000 ms) */
     vfree(vmalloc(100 << 10)); /* an arena operation runs the delayed purge */
     long after = tm_test_rss_kb();
+    malloc_trim(0);
+    unsigned long long trimmed = tm_test_stat("\"arena\"", "churn_chunks");
     sched_setaffinity(0, sizeof allowed, &allowed);
     printf("  page faults per round:");
     for (int r = 0; r < ROUNDS; r++) printf(" %ld", faults[r]);
-    printf("; rss kB: before %ld, first round %ld, after the delay %ld\n", before, peak, after);
+    printf("; rss kB: before %ld, first round %ld, after the delay %ld; churn_chunks %llu, %llu "
+           "after malloc_trim\n",
+           before, peak, after, churn, trimmed);
+    CHECK(churn > 0 && churn != (unsigned long long)-1);
+    CHECK(trimmed == 0);
     CHECK(faults[1] > 500); /* the first chunks purged at once are faulted in again */
     CHECK(faults[ROUNDS - 1] < faults[1] / 4);
     CHECK(peak - before > 8000);

@@ -400,18 +400,10 @@ static void *produce(void *arg) {
 }
 /* The peak_bytes of the class of `size` in the JSON statistics, or 0. */
 static uint64_t class_peak_bytes(size_t size) {
-    FILE *f = tmpfile();
-    if (f == NULL) return 0;
-    tinymalloc_stats_print(fileno(f), 1);
-    static char buf[1 << 16];
-    ssize_t got = pread(fileno(f), buf, sizeof buf - 1, 0);
-    fclose(f);
-    if (got <= 0) return 0;
-    buf[got] = 0;
-    char key[64];
-    snprintf(key, sizeof key, "{\"size\": %zu, ", size);
-    char *c = strstr(buf, key), *peak = c ? strstr(c, "\"peak_bytes\": ") : NULL;
-    return peak ? strtoull(peak + strlen("\"peak_bytes\": "), NULL, 10) : 0;
+    char cls[64];
+    snprintf(cls, sizeof cls, "{\"size\": %zu, ", size);
+    unsigned long long v = tm_test_stat(cls, "peak_bytes");
+    return v == (unsigned long long)-1 ? 0 : v;
 }
 static void consumer_frees_reach_the_peak(void) {
     size_t size = 0;

@@ -532,6 +532,8 @@ void tm_arena_totals(tm_arena_totals_t *t) {
         t->used_bytes += a->used_units << unit_shift;
         t->purged_chunks += a->purged;
         t->released_chunks += a->released;
+        t->dirty_chunks += a->ndirty;
+        t->churn_chunks += a->dirty_extra;
         tm_unlock(&a->sh.lock);
     }
     t->chunks_peak = atomic_load_explicit(&chunks_peak, memory_order_relaxed);

@@ -290,6 +290,7 @@ typedef struct {
 /* ---- tier totals for statistics (arena.c, heap.c) ---------------------------------------- */
 typedef struct {
     uint64_t nalloc, nfree, chunks, chunks_peak, used_bytes, purged_chunks, released_chunks;
+    uint64_t dirty_chunks, churn_chunks; /* wholly free and committed; dirty_extra summed */
 } tm_arena_totals_t;
 
 typedef struct {
