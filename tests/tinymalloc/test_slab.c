@@ -50,6 +50,15 @@ static void die_double_free_delayed(void) {
     for (int i = 0; i < 100; i++) vfree(q[i]);
     vfree(p);
 }
+/* Past its bin's bound a thread's frees go back to their pages; the blocks stay checked on
+ * the way: freed twice, one of them is caught after the flush as before it. */
+static void die_double_free_after_bin_flush(void) {
+    enum { N = 300 };
+    static void *ps[N];
+    for (int i = 0; i < N; i++) ps[i] = vmalloc(256);
+    for (int i = 0; i < N; i++) vfree(ps[i]); /* the bin holds 64 at most */
+    vfree(ps[0]);
+}
 /* A signal from one thread to another: a pipe, a byte each time it is passed. */
 struct gate {
     int fd[2];
@@ -176,6 +185,7 @@ static void invalid_and_double_frees_abort(void) {
     CHECK(tm_expect_abort(die_free_foreign, "free(): invalid pointer"));
     CHECK(tm_expect_abort(die_double_free, "free(): double free of 0x"));
     CHECK(tm_expect_abort(die_double_free_delayed, "free(): double free"));
+    CHECK(tm_expect_abort(die_double_free_after_bin_flush, "free(): double free of 0x"));
     CHECK(tm_expect_abort(die_double_free_remote, "free(): double free"));
     CHECK(tm_expect_abort(die_double_free_remote_twice, "free(): double free of 0x"));
     CHECK(tm_expect_abort(die_double_free_while_chained, "free(): double free of 0x"));
@@ -423,8 +433,29 @@ static void freed_blocks_are_reused(void) {
     void *a = vmalloc(40);
     vfree(a);
     void *b = vmalloc(40);
-    CHECK(a == b); /* LIFO within the page: the hot block comes back */
+    CHECK(a == b); /* LIFO: the hot block comes back */
     vfree(b);
+}
+
+/* The blocks a thread frees come back to it newest first whatever their page, before its
+ * current page's: 200 blocks of 1 KiB fill three pages of 64 and start a fourth, the current
+ * one, which still has blocks to carve. */
+static void freed_blocks_are_reused_across_pages(void) {
+    enum { N = 200 };
+    static char *ps[N];
+    for (int i = 0; i < N; i++) ps[i] = vmalloc(1024);
+    char *x = ps[10], *y = ps[100]; /* on two pages other than the current one */
+    CHECK(((uintptr_t)x >> 16) != ((uintptr_t)y >> 16));
+    vfree(x);
+    vfree(y);
+    char *first = vmalloc(1024), *second = vmalloc(1024);
+    printf("  freed %p then %p; malloc gave %p then %p\n", (void *)x, (void *)y, (void *)first,
+           (void *)second);
+    CHECK(first == y);
+    CHECK(second == x);
+    ps[10] = second;
+    ps[100] = first;
+    for (int i = 0; i < N; i++) vfree(ps[i]);
 }
 
 int main(int argc, char **argv) {
@@ -435,6 +466,7 @@ int main(int argc, char **argv) {
     RUN_RSS(rss_falls_after_the_purge_delay);
     RUN_RSS(malloc_trim_purges_now);
     RUN(freed_blocks_are_reused);
+    RUN(freed_blocks_are_reused_across_pages);
     RUN(remote_frees_reach_the_owner);
     RUN(mixed_frees_are_collected);
     RUN(remotely_emptied_pages_go_back);

@@ -1,15 +1,20 @@
 /* The slab tier: fixed-size blocks of the tiny and small classes in 64 KiB slab pages.
  *
  * A page belongs to one size class and, while in use, to one thread cache (its owner). The
- * owner allocates and frees with plain loads and stores on the page's free list; other threads
- * push their frees onto the page's atomic thread_free list with one CAS, and the owner collects
- * them when its free list runs dry. Pages without an owner sit in a pool: per class (the
- * preallocated cluster, pages abandoned by exited threads, recently emptied pages) or the
+ * owner frees its blocks into a bin per class, one list across all its pages, and allocates
+ * from that bin first, then from its current page's free list, both with plain loads and
+ * stores; a bin past tm_bin_max blocks gives the older half back to their pages' free lists.
+ * Other threads push their frees onto the page's atomic thread_free list with one CAS, and the
+ * owner collects them when its free list runs dry. Pages without an owner sit in a pool: per class
+ * (the preallocated cluster, pages abandoned by exited threads, recently emptied pages) or the
  * global free-page pool (unassigned; past slab_retain, pages unused for slab_purge_delay ms
  * are purged).
  *
  * Invariants. A page's descriptor belongs to its owner thread while it has one (free list,
- * used count, queues), and to the lock of the pool it sits in while it has none. Only
+ * used count, queues), and to the lock of the pool it sits in while it has none. A bin holds
+ * only blocks of pages its thread owns, linked with the free key, and only its thread touches
+ * it; bin_room + the bin's length == tm_bin_max of the class once the bin was first flushed
+ * (both 0 before); a thread's bins are empty after its exit or its malloc_trim. Only
  * thread_free is shared, through atomics. The free fast path reads owner, divisor and
  * carved_end without a lock, as relaxed atomics (tm_rload), where a stale answer is safe: an
  * owner seen stale sends the free to the remote path. The used count is kept as stated at
@@ -23,6 +28,41 @@
 uint8_t tm_size_class[TM_SIZE_TABLE_LEN];
 uintptr_t tm_secret;
 tm_page_t tm_page_empty; /* free == NULL: the fast path falls through to the slow path */
+
+/* Blocks a bin holds before a flush: 16 KiB of the class, from 4 to 64 blocks, so that the
+ * bins of one thread hold a few hundred KiB at most and a flush walks at most 32 blocks. */
+uint32_t tm_bin_max[TM_MAX_CLASSES];
+
+void *tm_slab_bin_corrupt(const tm_block_t *b) { tm_slab_corrupt(b); }
+
+/* Gives the blocks of tc's bin of class cls past its first keep back to their pages, as the
+ * frees they were: a page they empty is retired, a full page goes back on the avail list.
+ * Each block was checked to be a block of a page tc owns when it was freed. */
+void tm_slab_bin_flush(tm_tcache_t *tc, unsigned cls, uint32_t keep) {
+    tm_block_t *b = tc->bin[cls], *last = NULL;
+    uint32_t kept = 0;
+    for (; kept < keep && b; kept++) last = b, b = b->next;
+    if (last)
+        tm_block_link(last, NULL);
+    else
+        tc->bin[cls] = NULL;
+    tc->bin_room[cls] = tm_bin_max[cls] - kept;
+    while (b) {
+        if (tm_unlikely(!tm_block_is_free(b))) tm_slab_corrupt(b);
+        tm_block_t *next = b->next;
+        tm_page_t *pg = tm_slab_page_of((uintptr_t)b);
+        tm_block_link(b, pg->free);
+        pg->free = b;
+        if ((int32_t)--pg->used <= 0) tm_slab_free_slow(tc, pg, b);
+        b = next;
+    }
+}
+
+/* Empties every bin of this thread's cache back into its pages. */
+static void bins_flush(tm_tcache_t *tc) {
+    if (tc == &tm_tcache_empty || tc->is_fallback) return; /* neither ever fills a bin */
+    for (unsigned c = 0; c < tm_opt.nclasses; c++) tm_slab_bin_flush(tc, c, 0);
+}
 
 /* Pool of pages of one class without an owner. Lock order: class pool, then free pages,
  * then tm_chunk_lock. */
@@ -362,8 +402,9 @@ uint64_t tm_slab_background(uint64_t now) {
  * committed free page now (the class pools' preallocated clusters stay, as they are kept on
  * purpose). */
 void tm_slab_trim(void) {
-    /* This thread's remote frees go to their pages (other threads' chains stay theirs). */
+    /* This thread's remote frees and bins go to their pages (other threads' stay theirs). */
     tm_slab_remote_flush(tm_tc); /* nothing for an empty or fallback cache: they chain none */
+    bins_flush(tm_tc);
     pools_reclaim();
     tm_lock(&free_lock);
     tm_page_t *purge = take_oldest_locked(free_committed);
@@ -560,11 +601,14 @@ void tm_slab_free_remote(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
     if (++tc->rcount * pg->block_size >= TM_REMOTE_BYTES) tm_slab_remote_flush(tc);
 }
 
-/* A local free of a block that looks free: a double free if the block is on the page's lists,
- * else user data that happened to match its check word, and the free goes on. */
+/* A local free of a block that looks free: a double free if the block is in the thread's bin
+ * or on the page's lists, else user data that happened to match its check word, and the free
+ * goes on. */
 void tm_slab_free_keyed(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
     if (tm_block_is_pending(b)) tm_fatal("free", "double free of", b); /* on a remote chain */
     if (!tm_block_is_free(b)) goto not_free;
+    for (tm_block_t *x = tc->bin[pg->cls]; x; x = x->next)
+        if (x == b) tm_fatal("free", "double free of", b);
     page_collect(pg);
     uint32_t n = 0, carved = tm_page_carved(pg);
     for (tm_block_t *x = pg->free; x && n <= carved; x = x->next, n++)
@@ -572,7 +616,6 @@ void tm_slab_free_keyed(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
 not_free:
     b->check = 0; /* no longer looks free, so the free goes on */
     tm_slab_free(pg, b);
-    (void)tc;
 }
 
 void tm_slab_corrupt(const tm_block_t *b) {
@@ -608,6 +651,7 @@ static void abandon_list(tm_page_t *pg) {
  * thread_free and are collected by whichever thread adopts the page. */
 void tm_slab_abandon_all(tm_tcache_t *tc) {
     tm_slab_remote_flush(tc);
+    bins_flush(tc);
     for (unsigned c = 0; c < tm_opt.nclasses; c++) {
         if (tc->cur[c] != &tm_page_empty) {
             tc->cur[c]->used--;
@@ -637,6 +681,8 @@ void tm_slab_init(void) {
         tm_size_class[i] = (uint8_t)c;
     }
     for (c = 0; c < tm_opt.nclasses; c++) {
+        uint32_t fit = (uint32_t)(16384 / tm_opt.class_size[c]);
+        tm_bin_max[c] = fit < 4 ? 4 : fit > 64 ? 64 : fit;
         uint32_t per_page = (uint32_t)(TM_PAGE_SIZE / tm_opt.class_size[c]);
         uint32_t pages = (tm_opt.class_prealloc[c] + per_page - 1) / per_page;
         class_pool[c].target = pages;

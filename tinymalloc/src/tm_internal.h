@@ -224,7 +224,27 @@ int tm_slab_aligned_class(size_t n, size_t align); /* -1 when no class fits */
 uint64_t tm_slab_background(uint64_t now);         /* the purger's pass; -> next due (0: none) */
 void tm_slab_trim(void);                           /* malloc_trim's part in each tier */
 
+extern uint32_t tm_bin_max[TM_MAX_CLASSES];
+void tm_slab_bin_flush(tm_tcache_t *tc, unsigned cls, uint32_t keep);
+void *
+tm_slab_bin_corrupt(const tm_block_t *b); /* never returns; a tail call keeps malloc frameless */
+
+/* A malloc takes the block this thread freed last in the class, whatever its page, and only
+ * then the current page's: a program that frees and allocates at random reuses blocks still in
+ * the cache, instead of switching pages every few blocks (thread-phases: 4.5 million page
+ * switches in 12.5 million mallocs without the bins). */
 static inline void *tm_slab_alloc(tm_tcache_t *tc, size_t cls) {
+    tm_block_t *h = tc->bin[cls];
+    if (tm_likely(h != NULL)) {
+        tm_block_t *next = h->next;
+        if (tm_unlikely(!tm_block_is_free(h))) return tm_slab_bin_corrupt(h);
+        tc->bin[cls] = next;
+        tc->bin_room[cls]++;
+        __builtin_prefetch(next, 1);
+        h->check = 0;
+        tc->nmalloc[cls]++;
+        return h;
+    }
     tm_page_t *pg = tc->cur[cls];
     tm_block_t *b = pg->free;
     if (tm_likely(b != NULL)) {
@@ -257,10 +277,11 @@ static inline void tm_slab_free(tm_page_t *pg, tm_block_t *b) {
     tm_tcache_t *tc = tm_tc;
     if (tm_unlikely(tm_rload(pg->owner) != tc)) return tm_slab_free_remote(tc, pg, b);
     if (tm_unlikely(tm_block_may_be_free(b))) return tm_slab_free_keyed(tc, pg, b);
-    tm_block_link(b, pg->free);
-    pg->free = b;
-    tc->nfree[pg->cls]++;
-    if (tm_unlikely((int32_t)--pg->used <= 0)) return tm_slab_free_slow(tc, pg, b);
+    unsigned cls = pg->cls;
+    tm_block_link(b, tc->bin[cls]);
+    tc->bin[cls] = b;
+    tc->nfree[cls]++;
+    if (tm_unlikely(tc->bin_room[cls]-- == 0)) tm_slab_bin_flush(tc, cls, tm_bin_max[cls] / 2);
 }
 
 /* ---- thread caches (tcache.c) ----------------------------------------------------------- */

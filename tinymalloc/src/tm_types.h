@@ -159,9 +159,9 @@ struct tm_tcache;
  * or under a pool lock while the page has no owner.
  * Invariant: used & TM_USED_MASK == carved - len(free) + (1 if it is its owner's current page);
  * blocks on thread_free, or on a thread's chain of remote frees, count as used until the owner
- * collects them. So the current page never reaches 0, and any other page at 0 is wholly free.
- * Bit 31 (TM_FULL_BIT) marks a page on its owner's full list, so the free fast path tests both
- * cases with one signed compare. */
+ * collects them, and so do blocks in the owner's bins until a flush gives them back. So the current
+ * page never reaches 0, and any other page at 0 is wholly free. Bit 31 (TM_FULL_BIT) marks a page
+ * on its owner's full list, so the free fast path tests both cases with one signed compare. */
 #define TM_FULL_BIT 0x80000000u
 #define TM_USED_MASK 0x7fffffffu
 typedef struct tm_page {
@@ -206,9 +206,11 @@ typedef struct {
 } tm_mbin_t;
 
 typedef struct tm_tcache {
-    tm_page_t *cur[TM_MAX_CLASSES];   /* allocation page per class, never NULL */
-    uint64_t nmalloc[TM_MAX_CLASSES]; /* counted by the owner, no atomics */
-    uint64_t nfree[TM_MAX_CLASSES];   /* frees by this thread, local or remote */
+    tm_page_t *cur[TM_MAX_CLASSES];    /* allocation page per class, never NULL */
+    tm_block_t *bin[TM_MAX_CLASSES];   /* this thread's freed blocks of its own pages (slab.c) */
+    uint32_t bin_room[TM_MAX_CLASSES]; /* frees the bin takes before it is flushed */
+    uint64_t nmalloc[TM_MAX_CLASSES];  /* counted by the owner, no atomics */
+    uint64_t nfree[TM_MAX_CLASSES];    /* frees by this thread, local or remote */
     uint64_t flushed_malloc[TM_MAX_CLASSES], flushed_free[TM_MAX_CLASSES];
     tm_classq_t q[TM_MAX_CLASSES];
     tm_mbin_t mbin[TM_MCLASSES]; /* freed medium blocks, by medium class */
