@@ -50,8 +50,8 @@ static void die_double_free_delayed(void) {
     for (int i = 0; i < 100; i++) vfree(q[i]);
     vfree(p);
 }
-/* Past its bin's bound a thread's frees go back to their pages; the blocks stay checked on
- * the way: freed twice, one of them is caught after the flush as before it. */
+/* Past its bin's bound a thread's frees go to their pages; a block in the bin freed again is
+ * caught all the same. */
 static void die_double_free_after_bin_flush(void) {
     enum { N = 300 };
     static void *ps[N];
@@ -234,8 +234,8 @@ static void rss_falls_after_the_purge_delay(void) {
     for (int tick = 0; tick < 2; tick++) {
         usleep(80 * 1000);
         vfree(vmalloc(1000)); /* the tier looks at the clock when pages come and go */
-        fill(200);            /* so make a page come and go */
-        drain(200);
+        fill(2000);           /* so make pages come and go */
+        drain(2000);
     }
     long after = tm_test_rss_kb();
     printf("  rss kB: before %ld, peak %ld, right after free %ld, after the delay %ld\n", before,

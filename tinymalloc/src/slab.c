@@ -3,7 +3,7 @@
  * A page belongs to one size class and, while in use, to one thread cache (its owner). The
  * owner frees its blocks into a bin per class, one list across all its pages, and allocates
  * from that bin first, then from its current page's free list, both with plain loads and
- * stores; a bin past tm_bin_max blocks gives the older half back to their pages' free lists.
+ * stores; a free that finds its bin full (tm_bin_max blocks) goes on its page's free list.
  * Other threads push their frees onto the page's atomic thread_free list with one CAS, and the
  * owner collects them when its free list runs dry. Pages without an owner sit in a pool: per class
  * (the preallocated cluster, pages abandoned by exited threads, recently emptied pages) or the
@@ -13,8 +13,8 @@
  * Invariants. A page's descriptor belongs to its owner thread while it has one (free list,
  * used count, queues), and to the lock of the pool it sits in while it has none. A bin holds
  * only blocks of pages its thread owns, linked with the free key, and only its thread touches
- * it; bin_room + the bin's length == tm_bin_max of the class once the bin was first flushed
- * (both 0 before); a thread's bins are empty after its exit or its malloc_trim. Only
+ * it; bin_room + the bin's length == tm_bin_max of the class (set when the cache is made); a
+ * thread's bins are empty after its exit or its malloc_trim. Only
  * thread_free is shared, through atomics. The free fast path reads owner, divisor and
  * carved_end without a lock, as relaxed atomics (tm_rload), where a stale answer is safe: an
  * owner seen stale sends the free to the remote path. The used count is kept as stated at
@@ -29,24 +29,19 @@ uint8_t tm_size_class[TM_SIZE_TABLE_LEN];
 uintptr_t tm_secret;
 tm_page_t tm_page_empty; /* free == NULL: the fast path falls through to the slow path */
 
-/* Blocks a bin holds before a flush: 16 KiB of the class, from 4 to 64 blocks, so that the
- * bins of one thread hold a few hundred KiB at most and a flush walks at most 32 blocks. */
+/* Blocks a bin holds: 16 KiB of the class, from 4 to 64 blocks, so that the bins of one
+ * thread hold a few hundred KiB at most. */
 uint32_t tm_bin_max[TM_MAX_CLASSES];
 
 void *tm_slab_bin_corrupt(const tm_block_t *b) { tm_slab_corrupt(b); }
 
-/* Gives the blocks of tc's bin of class cls past its first keep back to their pages, as the
- * frees they were: a page they empty is retired, a full page goes back on the avail list.
- * Each block was checked to be a block of a page tc owns when it was freed. */
-void tm_slab_bin_flush(tm_tcache_t *tc, unsigned cls, uint32_t keep) {
-    tm_block_t *b = tc->bin[cls], *last = NULL;
-    uint32_t kept = 0;
-    for (; kept < keep && b; kept++) last = b, b = b->next;
-    if (last)
-        tm_block_link(last, NULL);
-    else
-        tc->bin[cls] = NULL;
-    tc->bin_room[cls] = tm_bin_max[cls] - kept;
+/* Gives every block of tc's bin of class cls back to its page, as the frees they were: a page
+ * they empty is retired, a full page goes back on the avail list. Each block was checked to
+ * be a block of a page tc owns when it was freed. */
+void tm_slab_bin_flush(tm_tcache_t *tc, unsigned cls) {
+    tm_block_t *b = tc->bin[cls];
+    tc->bin[cls] = NULL;
+    tc->bin_room[cls] = tm_bin_max[cls];
     while (b) {
         if (tm_unlikely(!tm_block_is_free(b))) tm_slab_corrupt(b);
         tm_block_t *next = b->next;
@@ -61,7 +56,7 @@ void tm_slab_bin_flush(tm_tcache_t *tc, unsigned cls, uint32_t keep) {
 /* Empties every bin of this thread's cache back into its pages. */
 static void bins_flush(tm_tcache_t *tc) {
     if (tc == &tm_tcache_empty || tc->is_fallback) return; /* neither ever fills a bin */
-    for (unsigned c = 0; c < tm_opt.nclasses; c++) tm_slab_bin_flush(tc, c, 0);
+    for (unsigned c = 0; c < tm_opt.nclasses; c++) tm_slab_bin_flush(tc, c);
 }
 
 /* Pool of pages of one class without an owner. Lock order: class pool, then free pages,

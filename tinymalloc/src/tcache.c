@@ -86,7 +86,10 @@ tm_tcache_t *tm_tcache_get_slow(void) {
     }
     if (tc == NULL) return NULL;
     memset(tc, 0, sizeof *tc);
-    for (unsigned c = 0; c < TM_MAX_CLASSES; c++) tc->cur[c] = &tm_page_empty;
+    for (unsigned c = 0; c < TM_MAX_CLASSES; c++) {
+        tc->cur[c] = &tm_page_empty;
+        tc->bin_room[c] = tm_bin_max[c];
+    }
     tm_lock(&tm_tcache_lock);
     tc->next_live = live_caches;
     if (live_caches) live_caches->prev_live = tc;

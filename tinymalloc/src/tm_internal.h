@@ -225,7 +225,7 @@ uint64_t tm_slab_background(uint64_t now);         /* the purger's pass; -> next
 void tm_slab_trim(void);                           /* malloc_trim's part in each tier */
 
 extern uint32_t tm_bin_max[TM_MAX_CLASSES];
-void tm_slab_bin_flush(tm_tcache_t *tc, unsigned cls, uint32_t keep);
+void tm_slab_bin_flush(tm_tcache_t *tc, unsigned cls);
 void *
 tm_slab_bin_corrupt(const tm_block_t *b); /* never returns; a tail call keeps malloc frameless */
 
@@ -278,10 +278,18 @@ static inline void tm_slab_free(tm_page_t *pg, tm_block_t *b) {
     if (tm_unlikely(tm_rload(pg->owner) != tc)) return tm_slab_free_remote(tc, pg, b);
     if (tm_unlikely(tm_block_may_be_free(b))) return tm_slab_free_keyed(tc, pg, b);
     unsigned cls = pg->cls;
-    tm_block_link(b, tc->bin[cls]);
-    tc->bin[cls] = b;
     tc->nfree[cls]++;
-    if (tm_unlikely(tc->bin_room[cls]-- == 0)) tm_slab_bin_flush(tc, cls, tm_bin_max[cls] / 2);
+    if (tm_likely(tc->bin_room[cls] != 0)) {
+        tc->bin_room[cls]--;
+        tm_block_link(b, tc->bin[cls]);
+        tc->bin[cls] = b;
+        return;
+    }
+    /* A full bin: the block goes back on its page, so a burst of frees costs no more than
+     * before the bins, and the bin keeps the blocks freed first until mallocs take them. */
+    tm_block_link(b, pg->free);
+    pg->free = b;
+    if (tm_unlikely((int32_t)--pg->used <= 0)) return tm_slab_free_slow(tc, pg, b);
 }
 
 /* ---- thread caches (tcache.c) ----------------------------------------------------------- */
