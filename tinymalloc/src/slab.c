@@ -38,7 +38,7 @@ void *tm_slab_bin_corrupt(const tm_block_t *b) { tm_slab_corrupt(b); }
 /* Gives every block of tc's bin of class cls back to its page, as the frees they were: a page
  * they empty is retired, a full page goes back on the avail list. Each block was checked to
  * be a block of a page tc owns when it was freed. */
-void tm_slab_bin_flush(tm_tcache_t *tc, unsigned cls) {
+static void bin_flush(tm_tcache_t *tc, unsigned cls) {
     tm_block_t *b = tc->bin[cls];
     tc->bin[cls] = NULL;
     tc->bin_room[cls] = tm_bin_max[cls];
@@ -56,7 +56,7 @@ void tm_slab_bin_flush(tm_tcache_t *tc, unsigned cls) {
 /* Empties every bin of this thread's cache back into its pages. */
 static void bins_flush(tm_tcache_t *tc) {
     if (tc == &tm_tcache_empty || tc->is_fallback) return; /* neither ever fills a bin */
-    for (unsigned c = 0; c < tm_opt.nclasses; c++) tm_slab_bin_flush(tc, c);
+    for (unsigned c = 0; c < tm_opt.nclasses; c++) bin_flush(tc, c);
 }
 
 /* Pool of pages of one class without an owner. Lock order: class pool, then free pages,

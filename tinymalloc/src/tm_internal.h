@@ -225,9 +225,9 @@ uint64_t tm_slab_background(uint64_t now);         /* the purger's pass; -> next
 void tm_slab_trim(void);                           /* malloc_trim's part in each tier */
 
 extern uint32_t tm_bin_max[TM_MAX_CLASSES];
-void tm_slab_bin_flush(tm_tcache_t *tc, unsigned cls);
-void *
-tm_slab_bin_corrupt(const tm_block_t *b); /* never returns; a tail call keeps malloc frameless */
+/* Never returns; declared as returning, so that malloc reaches it by a tail call and keeps no
+ * stack frame on its fast path. */
+void *tm_slab_bin_corrupt(const tm_block_t *b);
 
 /* A malloc takes the block this thread freed last in the class, whatever its page, and only
  * then the current page's: a program that frees and allocates at random reuses blocks still in
