@@ -45,10 +45,7 @@ static void bin_flush(tm_tcache_t *tc, unsigned cls) {
     while (b) {
         if (tm_unlikely(!tm_block_is_free(b))) tm_slab_corrupt(b);
         tm_block_t *next = b->next;
-        tm_page_t *pg = tm_slab_page_of((uintptr_t)b);
-        tm_block_link(b, pg->free);
-        pg->free = b;
-        if ((int32_t)--pg->used <= 0) tm_slab_free_slow(tc, pg, b);
+        tm_slab_free_to_page(tc, tm_slab_page_of((uintptr_t)b), b);
         b = next;
     }
 }

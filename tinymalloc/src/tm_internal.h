@@ -272,6 +272,14 @@ static inline tm_page_t *tm_slab_page_of(uintptr_t a) {
     return pg;
 }
 
+/* An owner's free onto the block's page list: the path of a free that finds its bin full, and
+ * of a bin's blocks when the bin is emptied. */
+static inline void tm_slab_free_to_page(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
+    tm_block_link(b, pg->free);
+    pg->free = b;
+    if (tm_unlikely((int32_t)--pg->used <= 0)) return tm_slab_free_slow(tc, pg, b);
+}
+
 /* Every slow path is a tail call, so the fast path saves no registers. */
 static inline void tm_slab_free(tm_page_t *pg, tm_block_t *b) {
     tm_tcache_t *tc = tm_tc;
@@ -287,9 +295,7 @@ static inline void tm_slab_free(tm_page_t *pg, tm_block_t *b) {
     }
     /* A full bin: the block goes back on its page, so a burst of frees costs no more than
      * before the bins, and the bin keeps the blocks freed first until mallocs take them. */
-    tm_block_link(b, pg->free);
-    pg->free = b;
-    if (tm_unlikely((int32_t)--pg->used <= 0)) return tm_slab_free_slow(tc, pg, b);
+    tm_slab_free_to_page(tc, pg, b);
 }
 
 /* ---- thread caches (tcache.c) ----------------------------------------------------------- */
