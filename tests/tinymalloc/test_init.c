@@ -16,7 +16,11 @@ static void *busy(void *arg) {
         x = x * 1664525 + 1013904223;
         unsigned i = (x >> 8) % 64;
         free(keep[i]);
-        size_t n = (x >> 12) % 100 == 0 ? (5u << 20) : 16 + (x >> 16) % 4000;
+        /* Small, medium (the medium cache's sizes: its lock is a spin lock) and huge. */
+        unsigned kind = (x >> 12) % 100;
+        size_t n = kind == 0   ? (5u << 20)
+                   : kind < 30 ? 9000 + (x >> 16) % 24000
+                               : 16 + (x >> 16) % 4000;
         keep[i] = vmalloc(n);
         if (keep[i]) memset(keep[i], 1, n < 64 ? n : 64);
     }

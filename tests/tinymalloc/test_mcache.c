@@ -1,11 +1,13 @@
 /* The medium cache (mcache.c): class rounding, reuse without the arena, the per-thread and
  * process-wide byte caps, the flush at thread exit, malloc_trim and the decay reaching the
- * caches of idle threads, and double frees of cached blocks from any thread. */
+ * caches of idle threads, drains racing with the owners, and double frees of cached blocks from any
+ * thread. */
 #include "tm_test.h"
 #include "tinymalloc.h"
 
 #include <malloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 
 static void *(*volatile vmalloc)(size_t) = malloc;
@@ -121,6 +123,49 @@ static void decay_empties_idle_caches(void) {
     vfree(vmalloc(30000));
     CHECK(stats().medium_cached == 32768); /* only the block just freed */
     stop_idle(t, 1);
+}
+
+/* Owners take their cache's spin lock on every medium malloc and free while another thread
+ * drains every cache (malloc_trim) over and over: each side waits for the other, no block is
+ * lost or handed out twice (each keeps its tag), and the run ends. */
+static atomic_int trim_stop;
+static void *churn_medium(void *arg) {
+    unsigned x = (unsigned)(uintptr_t)arg, bad = 0;
+    unsigned char *keep[16] = {0};
+    for (int op = 0; op < 200000 && !bad; op++) {
+        x = x * 1664525 + 1013904223;
+        unsigned i = (x >> 8) % 16;
+        if (keep[i]) {
+            bad += keep[i][0] != (unsigned char)i || keep[i][8999] != (unsigned char)i;
+            vfree(keep[i]);
+        }
+        keep[i] = vmalloc(9000 + (x >> 12) % 24000); /* the cached classes */
+        if (keep[i] == NULL) return (void *)1;
+        keep[i][0] = keep[i][8999] = (unsigned char)i;
+    }
+    for (int i = 0; i < 16; i++) vfree(keep[i]);
+    return (void *)(uintptr_t)bad;
+}
+static void *trim_loop(void *arg) {
+    while (!atomic_load(&trim_stop)) malloc_trim(0);
+    return arg;
+}
+static void trims_race_with_owners(void) {
+    pthread_t owners[3], trimmer;
+    atomic_store(&trim_stop, 0);
+    CHECK(pthread_create(&trimmer, NULL, trim_loop, NULL) == 0);
+    for (uintptr_t i = 0; i < 3; i++)
+        CHECK(pthread_create(&owners[i], NULL, churn_medium, (void *)(i + 1)) == 0);
+    uintptr_t bad = 0;
+    for (int i = 0; i < 3; i++) {
+        void *r;
+        pthread_join(owners[i], &r);
+        bad += (uintptr_t)r;
+    }
+    atomic_store(&trim_stop, 1);
+    pthread_join(trimmer, NULL);
+    CHECK(bad == 0);
+    CHECK(stats().medium_cached <= 4u << 20); /* this thread's cap: the others have exited */
 }
 
 static void die_double_free(void) {
@@ -245,6 +290,7 @@ int main(int argc, char **argv) {
     RUN(thread_exit_returns_its_cache);
     RUN(total_is_capped_and_trim_empties_idle_caches);
     RUN(decay_empties_idle_caches);
+    RUN(trims_race_with_owners);
     RUN(moved_by_realloc_goes_to_the_arena);
     RUN(cached_blocks_are_checked);
     return tm_test_next_stage(argv, MAX_CONF);

@@ -509,8 +509,8 @@ void tm_arena_init(void) {
 void tm_arena_trim(void) { tm_clock_trim(&tm_arena_clock); }
 uint64_t tm_arena_background(uint64_t now) { return tm_clock_run(&tm_arena_clock, now); }
 
-void tm_arena_locks(tm_lock_fn fn) {
-    for (unsigned i = 0; i < narenas; i++) fn(&arenas[i].sh.lock);
+void tm_arena_locks(tm_lock_op_t op) {
+    for (unsigned i = 0; i < narenas; i++) tm_lock_fork(&arenas[i].sh.lock, op);
 }
 
 unsigned tm_arena_count(void) { return narenas; }

@@ -46,7 +46,7 @@ typedef struct {
     size_t size;
 } tm_range_t;
 
-void tm_chunk_locks(tm_lock_fn fn) { fn(&tm_chunk_lock); }
+void tm_chunk_locks(tm_lock_op_t op) { tm_lock_fork(&tm_chunk_lock, op); }
 
 /* Invariant (under tm_chunk_lock): [region_next, region_end) is reserved, unused, chunk
  * aligned; free_chunks links wholly free chunks through their first word. */

@@ -765,8 +765,8 @@ void tm_heap_init(void) {
 void tm_heap_trim(void) { tm_clock_trim(&tm_heap_clock); }
 uint64_t tm_heap_background(uint64_t now) { return tm_clock_run(&tm_heap_clock, now); }
 
-void tm_heap_locks(tm_lock_fn fn) {
-    for (unsigned i = 0; i < nheaps; i++) fn(&heaps[i].sh.lock);
+void tm_heap_locks(tm_lock_op_t op) {
+    for (unsigned i = 0; i < nheaps; i++) tm_lock_fork(&heaps[i].sh.lock, op);
 }
 
 /* Sums of all heaps, each read under its lock. */

@@ -29,27 +29,23 @@ static uintptr_t make_secret(void) {
  * may reach the chunk lock, never the reverse). Fork takes them all in this order and lets go
  * of them in the reverse one: the medium caches' locks are found on the list of live caches,
  * which may be read only while its lock is held. */
-static void (*const lock_owners[])(tm_lock_fn) = {
+static void (*const lock_owners[])(tm_lock_op_t) = {
     tm_tcache_locks, tm_mcache_locks, tm_slab_locks, tm_arena_locks, tm_heap_locks, tm_chunk_locks,
 };
 #define NOWNERS (sizeof lock_owners / sizeof lock_owners[0])
 
-static void lock_fn(tm_lock_t *l) { tm_lock(l); }
-static void unlock_fn(tm_lock_t *l) { tm_unlock(l); }
-static void reset_fn(tm_lock_t *l) { tm_lock_reset(l); }
-
 static void fork_prepare(void) {
     tm_lock(&init_lock);
-    for (size_t i = 0; i < NOWNERS; i++) lock_owners[i](lock_fn);
+    for (size_t i = 0; i < NOWNERS; i++) lock_owners[i](TM_LOCK_TAKE);
 }
 
 static void fork_parent(void) {
-    for (size_t i = NOWNERS; i-- > 0;) lock_owners[i](unlock_fn);
+    for (size_t i = NOWNERS; i-- > 0;) lock_owners[i](TM_LOCK_GIVE);
     tm_unlock(&init_lock);
 }
 
 static void fork_child(void) {
-    for (size_t i = NOWNERS; i-- > 0;) lock_owners[i](reset_fn);
+    for (size_t i = NOWNERS; i-- > 0;) lock_owners[i](TM_LOCK_RESET);
     tm_profile_fork_child();
     tm_purger_fork_child();
     tm_tcache_fork_child();

@@ -1,4 +1,5 @@
-/* Locks: the slow paths of tm_lock and tm_unlock (tm_internal.h).
+/* Locks: the slow paths of tm_lock and tm_unlock (tm_internal.h), the spin lock of the medium
+ * caches, and what fork does to each.
  *
  * A lock word is 0 (free), 1 (held) or 2 (held, and a thread may be asleep on it), after
  * Drepper's "Futexes are tricky". A thread that finds the lock held spins briefly, for a holder
@@ -9,6 +10,7 @@
 #include "tm_internal.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -44,3 +46,40 @@ void tm_lock_slow(tm_lock_t *l) {
 }
 
 void tm_lock_wake(tm_lock_t *l) { futex(l, FUTEX_WAKE_PRIVATE, 1); }
+
+void tm_lock_fork(tm_lock_t *l, tm_lock_op_t op) {
+    if (op == TM_LOCK_TAKE)
+        tm_lock(l);
+    else if (op == TM_LOCK_GIVE)
+        tm_unlock(l);
+    else
+        tm_lock_reset(l);
+}
+
+/* Nobody sleeps on a spin lock, so its unlock wakes nobody: a waiter spins for a holder that
+ * runs, then yields the CPU to one that was preempted. Its holders keep it briefly: a cache
+ * operation, or a drain of one cache (at most medium_cache bytes of blocks). */
+void tm_spin_slow(tm_spin_t *l) {
+    for (unsigned i = 0;; i++) {
+        if (i >= TM_LOCK_SPINS) {
+            sched_yield();
+            i = 0;
+        } else {
+            cpu_relax();
+        }
+        int unheld = 0;
+        if (atomic_load_explicit(&l->v, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_weak_explicit(&l->v, &unheld, 1, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return;
+    }
+}
+
+void tm_spin_fork(tm_spin_t *l, tm_lock_op_t op) {
+    if (op == TM_LOCK_TAKE)
+        tm_spin_lock(l);
+    else if (op == TM_LOCK_GIVE)
+        tm_spin_unlock(l);
+    else
+        atomic_store_explicit(&l->v, 0, memory_order_relaxed);
+}

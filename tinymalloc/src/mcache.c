@@ -21,7 +21,8 @@
  * caches whole.
  *
  * Invariants. A thread's bins and mcache_bytes are guarded by its cache's mlock, which its
- * owner takes (uncontended but for a decay or trim) on every cache operation, and another
+ * owner takes (uncontended but for a decay or trim) on every cache operation, so a spin lock,
+ * whose unlock is a plain store (an atomic exchange was 3 % of size-classes), and another
  * thread only while it holds tm_tcache_lock, to drain it: the lock order is tm_tcache_lock,
  * then mlock, then arena locks. A cached block stays allocated in its arena (its units used,
  * its start bit set), so the arena never hands it out twice. Bins are newest first: a block
@@ -111,10 +112,10 @@ void *tm_mcache_alloc(size_t n, size_t align) {
     if (tc == &tm_tcache_empty && (tc = tm_tcache_get_slow()) == NULL) return NULL;
     if (tc->is_fallback) return tm_arena_alloc(mclass_size[c]);
     tm_mbin_t *bin = &tc->mbin[c];
-    tm_lock(&tc->mlock);
+    tm_spin_lock(&tc->mlock);
     tm_block_t *b = bin->head;
     if (b == NULL) {
-        tm_unlock(&tc->mlock);
+        tm_spin_unlock(&tc->mlock);
         return tm_arena_alloc(mclass_size[c]);
     }
     if (tm_unlikely(!tm_block_is_free(b))) tm_slab_corrupt(b);
@@ -123,7 +124,7 @@ void *tm_mcache_alloc(size_t n, size_t align) {
     tc->mcache_bytes -= mclass_size[c];
     if (tc->mcache_credit - tc->mcache_bytes > 2 * TM_MCREDIT_STEP)
         credit_return(tc, TM_MCREDIT_STEP);
-    tm_unlock(&tc->mlock);
+    tm_spin_unlock(&tc->mlock);
     b->check = 0;
     return b;
 }
@@ -149,17 +150,17 @@ void tm_mcache_free(void *p, const char *func) {
     if (mclass_size[c] != size) return tm_arena_free(p, func);
     ((tm_mblock_t *)b)->cached_ms = now;
     tm_mbin_t *bin = &tc->mbin[c];
-    tm_lock(&tc->mlock);
+    tm_spin_lock(&tc->mlock);
     if (tc->mcache_bytes + size > tm_opt.medium_cache ||
         (tc->mcache_bytes + size > tc->mcache_credit && !credit_take(tc, size))) {
-        tm_unlock(&tc->mlock);
+        tm_spin_unlock(&tc->mlock);
         return tm_arena_free(p, func);
     }
     tm_block_link(b, bin->head);
     bin->head = b;
     bin->count++;
     tc->mcache_bytes += size;
-    tm_unlock(&tc->mlock);
+    tm_spin_unlock(&tc->mlock);
     tm_due_lower(&decay_due, now + tm_opt.medium_cache_decay);
 }
 
@@ -221,9 +222,9 @@ void tm_mcache_drain(uint64_t now) {
     tm_block_t *out = NULL;
     tm_lock(&tm_tcache_lock);
     for (tm_tcache_t *tc = tm_tcache_live_first(); tc; tc = tc->next_live) {
-        tm_lock(&tc->mlock);
+        tm_spin_lock(&tc->mlock);
         uint64_t o = take_old(tc, before, &out);
-        tm_unlock(&tc->mlock);
+        tm_spin_unlock(&tc->mlock);
         if (o && (!oldest || o < oldest)) oldest = o;
     }
     tm_unlock(&tm_tcache_lock);
@@ -234,9 +235,9 @@ void tm_mcache_drain(uint64_t now) {
 /* A dying thread's cached blocks go back to their arenas. */
 void tm_mcache_flush(tm_tcache_t *tc) {
     tm_block_t *out = NULL;
-    tm_lock(&tc->mlock);
+    tm_spin_lock(&tc->mlock);
     take_old(tc, UINT64_MAX, &out);
-    tm_unlock(&tc->mlock);
+    tm_spin_unlock(&tc->mlock);
     give_back(out);
 }
 
@@ -245,15 +246,16 @@ size_t tm_mcache_total(void) {
     size_t sum = 0;
     tm_lock(&tm_tcache_lock);
     for (tm_tcache_t *tc = tm_tcache_live_first(); tc; tc = tc->next_live) {
-        tm_lock(&tc->mlock);
+        tm_spin_lock(&tc->mlock);
         sum += tc->mcache_bytes;
-        tm_unlock(&tc->mlock);
+        tm_spin_unlock(&tc->mlock);
     }
     tm_unlock(&tm_tcache_lock);
     return sum;
 }
 
 /* Each live cache's lock, for fork: taken after tm_tcache_lock, let go of before it (init.c). */
-void tm_mcache_locks(tm_lock_fn fn) {
-    for (tm_tcache_t *tc = tm_tcache_live_first(); tc; tc = tc->next_live) fn(&tc->mlock);
+void tm_mcache_locks(tm_lock_op_t op) {
+    for (tm_tcache_t *tc = tm_tcache_live_first(); tc; tc = tc->next_live)
+        tm_spin_fork(&tc->mlock, op);
 }

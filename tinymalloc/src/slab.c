@@ -691,7 +691,7 @@ void tm_slab_init(void) {
     tm_opt.fast_max = tm_profiling ? 0 : tm_opt.slab_max;
 }
 
-void tm_slab_locks(tm_lock_fn fn) {
-    for (unsigned c = 0; c < TM_MAX_CLASSES; c++) fn(&class_pool[c].lock);
-    fn(&free_lock);
+void tm_slab_locks(tm_lock_op_t op) {
+    for (unsigned c = 0; c < TM_MAX_CLASSES; c++) tm_lock_fork(&class_pool[c].lock, op);
+    tm_lock_fork(&free_lock, op);
 }

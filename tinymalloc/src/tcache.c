@@ -116,7 +116,7 @@ void tm_tcache_init(void) {
 /* In a forked child only the forking thread runs: the caches of the others stay on the live
  * list (their counters still count), and their pages are never collected, which leaks but is
  * safe. */
-void tm_tcache_locks(tm_lock_fn fn) {
-    fn(&tm_fallback_lock);
-    fn(&tm_tcache_lock);
+void tm_tcache_locks(tm_lock_op_t op) {
+    tm_lock_fork(&tm_fallback_lock, op);
+    tm_lock_fork(&tm_tcache_lock, op);
 }

@@ -41,15 +41,29 @@ static inline void tm_unlock(tm_lock_t *l) {
 static inline void tm_lock_reset(tm_lock_t *l) {
     atomic_store_explicit(&l->v, 0, memory_order_relaxed);
 }
+void tm_lock_fork(tm_lock_t *l, tm_lock_op_t op);
 
-/* Fork holds every lock of the allocator (init.c). Each module that owns locks applies fn to
+void tm_spin_slow(tm_spin_t *l); /* spins, yielding the CPU after a while */
+static inline void tm_spin_lock(tm_spin_t *l) {
+    int unheld = 0;
+    if (tm_likely(atomic_compare_exchange_strong_explicit(&l->v, &unheld, 1, memory_order_acquire,
+                                                          memory_order_relaxed)))
+        return;
+    tm_spin_slow(l);
+}
+static inline void tm_spin_unlock(tm_spin_t *l) {
+    atomic_store_explicit(&l->v, 0, memory_order_release);
+}
+void tm_spin_fork(tm_spin_t *l, tm_lock_op_t op);
+
+/* Fork holds every lock of the allocator (init.c). Each module that owns locks applies op to
  * each of them in its own lock order; init.c calls the modules in the global order:
- * tcache, slab, arena, heap, chunk. */
-void tm_tcache_locks(tm_lock_fn fn);
-void tm_slab_locks(tm_lock_fn fn);
-void tm_arena_locks(tm_lock_fn fn);
-void tm_heap_locks(tm_lock_fn fn);
-void tm_chunk_locks(tm_lock_fn fn);
+ * tcache, mcache, slab, arena, heap, chunk. */
+void tm_tcache_locks(tm_lock_op_t op);
+void tm_slab_locks(tm_lock_op_t op);
+void tm_arena_locks(tm_lock_op_t op);
+void tm_heap_locks(tm_lock_op_t op);
+void tm_chunk_locks(tm_lock_op_t op);
 
 /* ---- counters with a peak ------------------------------------------------------------------
  * Statistics counters are relaxed atomics: they order nothing, they only count. */
@@ -447,7 +461,7 @@ void tm_mcache_flush(tm_tcache_t *tc);
 void tm_mcache_drain(uint64_t now);
 size_t tm_mcache_total(void); /* bytes in all threads' caches */
 uint64_t tm_mcache_due(void); /* when the oldest cached block decays (0: none cached) */
-void tm_mcache_locks(tm_lock_fn fn);
+void tm_mcache_locks(tm_lock_op_t op);
 
 /* ---- heap tier (heap.c): large blocks, and the huge threshold --------------------------- */
 void tm_heap_init(void);

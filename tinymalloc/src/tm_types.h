@@ -60,7 +60,15 @@ enum {
 typedef struct {
     _Atomic int v;
 } tm_lock_t;
-typedef void (*tm_lock_fn)(tm_lock_t *);
+/* A lock no thread sleeps on (0 free, 1 held), for a lock its owner takes on a fast path and
+ * another thread only rarely: with no sleepers to wake, the unlock is a plain store instead of
+ * an atomic exchange. */
+typedef struct {
+    _Atomic int v;
+} tm_spin_t;
+/* What fork does to every lock: take it before, give it back in the parent, make it free in
+ * the child. */
+typedef enum { TM_LOCK_TAKE, TM_LOCK_GIVE, TM_LOCK_RESET } tm_lock_op_t;
 
 /* Some fields are written under a lock (or by their owner) and read without it where a stale
  * answer is safe: the free path's page checks, a pool's peek, an arena block's start bit and
@@ -216,7 +224,7 @@ typedef struct tm_tcache {
     tm_mbin_t mbin[TM_MCLASSES]; /* freed medium blocks, by medium class */
     size_t mcache_bytes;         /* bytes in mbin, at most medium_cache */
     size_t mcache_credit;        /* bytes of medium_cache_total held, >= mcache_bytes */
-    tm_lock_t mlock; /* guards mbin, mcache_bytes and mcache_credit: the owner, or a drain */
+    tm_spin_t mlock; /* guards mbin, mcache_bytes and mcache_credit: the owner, or a drain */
     struct tm_tcache *next_live, *prev_live; /* list of live caches, for statistics */
     struct tm_tcache *next_free;
     /* Frees to another thread's page, not yet on its thread_free (slab.c): head..tail, of
