@@ -22,7 +22,7 @@
  *
  * Invariants. A thread's bins and mcache_bytes are guarded by its cache's mlock, which its
  * owner takes (uncontended but for a decay or trim) on every cache operation, so a spin lock,
- * whose unlock is a plain store (an atomic exchange was 3 % of size-classes), and another
+ * whose unlock is a plain store (an atomic exchange cost size-classes 3-6 %), and another
  * thread only while it holds tm_tcache_lock, to drain it: the lock order is tm_tcache_lock,
  * then mlock, then arena locks. A cached block stays allocated in its arena (its units used,
  * its start bit set), so the arena never hands it out twice. Bins are newest first: a block
