@@ -22,7 +22,7 @@ CARVE = 8192
 MAX_CLASSES = 64
 SMALL_MAX_LIMIT = 16384
 DEFAULT_TINY_MAX = 128
-DEFAULT_SMALL_MAX = 16384
+DEFAULT_SMALL_MAX = 8192
 
 
 def default_classes(tiny_max=DEFAULT_TINY_MAX, small_max=DEFAULT_SMALL_MAX):
@@ -316,8 +316,8 @@ def histogram(profile, top):
 
 
 def choose_top(profile, small_max):
-    """small_max 'auto': the default boundary, or the largest requested size up to the slab
-    limit when that is larger (both are 16384 since the default rose to the limit)."""
+    """small_max 'auto': keep the default boundary 8192, or move it up to cover the largest
+    requested size <= 16384 (chosen when every request above the boundary cost a mapping)."""
     if small_max != "auto":
         return int(small_max)
     largest = max((r.size for r in profile.sizes() if not r.pooled and r.size <= SMALL_MAX_LIMIT), default=0)

@@ -31,7 +31,7 @@ fit; the sum over processes (also kept) would reserve for processes that never r
 
 THE RECOMMENDATION (exact, not a heuristic)
   Candidates are the requested sizes rounded up to 16, the default classes (fillers) and the
-  largest class, small_max. Choosing at most K classes (--classes, default 36 = the default
+  largest class, small_max. Choosing at most K classes (--classes, default 32 = the default
   configuration's count) to minimise a cost that is a sum over classes of what each class
   costs for the contiguous range of sizes it serves is solved by dynamic programming over the
   sorted candidates: f[k][j] = min over i<j of f[k-1][i] + cost(sizes in (cand i, cand j]
@@ -54,10 +54,11 @@ THE RECOMMENDATION (exact, not a heuristic)
     16*R. A size the profile never saw then wastes less than 1 - 1/R of its block (the default
     classes keep R = 2). 0 turns this off: pure fit, and an unseen size may land in a far
     larger class.
-  --small-max auto (default): the largest class is 16384, the default and the slab limit, so
-    that every profiled size up to the limit is served by a slab (--small-max 8192, the default
-    before, sends 8-16 KiB requests to the arena tier instead). Sizes above it are not counted
-    in the fragmentation figures; their count is printed.
+  --small-max auto (default): the largest class is 8192 as by default, or the largest requested
+    size up to 16384 rounded up to 16 if that is larger, so that every profiled size up to the
+    slab limit is served by a slab. (Chosen when the next tier was one mapping per block; since
+    the arena tier, pass --small-max 8192 to keep the default boundary and compare.) Sizes
+    above it are not counted in the fragmentation figures; their count is printed.
 
   Preallocation: per class, whole pages for the sum of the peak live blocks of the sizes it
   serves (an upper bound of the class's own peak, as sizes may peak at different times), so
@@ -126,7 +127,7 @@ def parse_args(argv):
                     help="what --verify minimises (default time; RSS breaks ties)")
     ap.add_argument("--scale", default="quick", help="workload scale: default, quick (default), tiny")
     ap.add_argument("--exe", metavar="REGEX", help="use only the profiles of processes whose exe matches")
-    ap.add_argument("--classes", type=int, metavar="K", help="at most K classes (default 36, max 64)")
+    ap.add_argument("--classes", type=int, metavar="K", help="at most K classes (default 32, max 64)")
     ap.add_argument("--weight", choices=("peak", "count"), default="peak", help="what to minimise (default peak)")
     ap.add_argument("--max-ratio", type=float, default=2.0, metavar="R",
                     help="consecutive classes within a factor R (default 2; 0 = off)")

@@ -8,7 +8,7 @@ measured too, each as a variant of the one frozen library:
   tuned         the recommendation
   classes-only  its classes, with the default preallocation (one page per class)
   fewer, more   the same fit with half and with twice the class budget
-  small-8k      the same fit with small_max 8192 (the default slab limit before 16384)
+  small-8k      the same fit with small_max 8192, the default slab limit (when auto chose more)
   retain-more   tuned, keeping 4x as many empty slab pages and purging them 5x later
   retain-less   tuned, keeping a quarter of them and purging 4x sooner
 
@@ -62,7 +62,7 @@ def candidates(prof, rec, fit):
            ("classes-only", "classes:" + "/".join(map(str, rec["classes"]))),
            ("fewer", fit(budget=max(1, k // 2))),
            ("more", fit(budget=min(C.MAX_CLASSES, 2 * k))),
-           ("small-8k", fit(small_max=8192)),
+           ("small-8k", fit(small_max=C.DEFAULT_SMALL_MAX)),
            ("retain-more", rec["conf"] + tail_more),
            ("retain-less", rec["conf"] + tail_less)]
     seen, keep = set(), []

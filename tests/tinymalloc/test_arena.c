@@ -29,7 +29,7 @@ static void medium_sizes_use_arenas(void) {
     uint64_t f0 = s0.arena_frees;
     void *ps[64];
     for (int i = 0; i < 64; i++) {
-        size_t n = 17000 + (size_t)i * 3700; /* past small_max (16 KiB) .. 245 KiB */
+        size_t n = 9000 + (size_t)i * 3900; /* 9 KiB .. 255 KiB */
         ps[i] = vmalloc(n);
         CHECK(ps[i] && ((uintptr_t)ps[i] & 4095) == 0 && malloc_usable_size(ps[i]) >= n);
         CHECK(malloc_usable_size(ps[i]) < n + 4096);
@@ -37,7 +37,7 @@ static void medium_sizes_use_arenas(void) {
     }
     CHECK(arena_total() - a0 == 64);
     for (int i = 0; i < 64; i++) {
-        size_t n = 17000 + (size_t)i * 3700;
+        size_t n = 9000 + (size_t)i * 3900;
         CHECK(((unsigned char *)ps[i])[n - 1] == (unsigned char)i);
         vfree(ps[i]);
     }
@@ -102,12 +102,12 @@ static void runs_never_overlap_and_fit_first(void) {
 }
 
 static void realloc_in_place(void) {
-    char *p = vmalloc(40000);
-    memset(p, 7, 40000);
+    char *p = vmalloc(20000);
+    memset(p, 7, 20000);
     char *guard = vmalloc(200000);
-    CHECK(vrealloc(p, 24000) == p); /* shrink frees the tail units */
-    char *q = vrealloc(p, 40000);   /* ... which it grows back into */
-    CHECK(q == p && p[23999] == 7);
+    CHECK(vrealloc(p, 12000) == p); /* shrink frees the tail units */
+    char *q = vrealloc(p, 20000);   /* ... which it grows back into */
+    CHECK(q == p && p[11999] == 7);
     vfree(q);
     vfree(guard);
 }

@@ -19,7 +19,7 @@ static void *busy(void *arg) {
         /* Small, medium (the medium cache's sizes: its lock is a spin lock) and huge. */
         unsigned kind = (x >> 12) % 100;
         size_t n = kind == 0   ? (5u << 20)
-                   : kind < 30 ? 16400 + (x >> 16) % 16000
+                   : kind < 30 ? 9000 + (x >> 16) % 24000
                                : 16 + (x >> 16) % 4000;
         keep[i] = vmalloc(n);
         if (keep[i]) memset(keep[i], 1, n < 64 ? n : 64);

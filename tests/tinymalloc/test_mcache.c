@@ -21,8 +21,8 @@ static struct tinymalloc_stats stats(void) {
 }
 
 static void sizes_round_to_classes(void) {
-    void *a = vmalloc(17000), *b = vmalloc(30000), *c = vmalloc(200000);
-    CHECK(malloc_usable_size(a) == 20480); /* whole 4 KiB units, four classes per doubling */
+    void *a = vmalloc(9000), *b = vmalloc(30000), *c = vmalloc(200000);
+    CHECK(malloc_usable_size(a) == 12288); /* whole 4 KiB units, four classes per doubling */
     CHECK(malloc_usable_size(b) == 32768);
     CHECK(malloc_usable_size(c) == 229376);
     vfree(a);
@@ -139,7 +139,7 @@ static void *churn_medium(void *arg) {
             bad += keep[i][0] != (unsigned char)i || keep[i][8999] != (unsigned char)i;
             vfree(keep[i]);
         }
-        keep[i] = vmalloc(16400 + (x >> 12) % 16000); /* the cached classes */
+        keep[i] = vmalloc(9000 + (x >> 12) % 24000); /* the cached classes */
         if (keep[i] == NULL) return (void *)1;
         keep[i][0] = keep[i][8999] = (unsigned char)i;
     }

@@ -54,7 +54,7 @@ static const optdef_t optdefs[] = {
     /* At most TM_MAX_CLASSES tiny classes: past 1k, 16-byte steps would overrun the table. */
     SIZE(tiny_max, OF_MUL16, 128, 16, TM_MAX_CLASSES *TM_ALIGN,
          "tiny classes are 16, 32, ... up to this size"),
-    SIZE(small_max, OF_MUL16, 16384, 16, TM_SMALL_MAX_LIMIT,
+    SIZE(small_max, OF_MUL16, 8192, 16, TM_SMALL_MAX_LIMIT,
          "largest slab size; above it, the arena tier"),
     {"classes", OT_LIST, 0, FIELD(classes), 0, 0, 0, "derived",
      "sizes like 16/32/64: increasing multiples of 16, at most 16k, at most 64 of them",
