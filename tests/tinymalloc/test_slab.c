@@ -259,8 +259,10 @@ static void malloc_trim_purges_now(void) {
 }
 
 /* Blocks another thread freed come back to the owner: handed over when the freeing thread's
- * chain is full (n blocks of 1 KiB: 4 make a chain) or it calls malloc_trim while it lives on,
- * or when it exits. The owner gets them once its current page has no other block left. */
+ * chain is full (n blocks of 1 KiB: 4 make a chain; its frees reach the chain once its bin of
+ * the class is full, 16 blocks of 1 KiB, which it fills first with its own) or it calls
+ * malloc_trim while it lives on, or when it exits. The owner gets them once its current page
+ * has no other block left. */
 struct chained {
     void **p;
     int n, stay, trim;         /* trim: the thread calls malloc_trim after its frees */
@@ -268,6 +270,9 @@ struct chained {
 };
 static void *free_some(void *arg) {
     struct chained *c = arg;
+    void *own[16];
+    for (int i = 0; i < 16; i++) own[i] = vmalloc(1024);
+    for (int i = 0; i < 16; i++) vfree(own[i]); /* its bin of the class is full */
     for (int i = 0; i < c->n; i++) vfree(c->p[i]);
     if (c->trim) malloc_trim(0);
     if (!c->stay) return NULL;
@@ -429,6 +434,32 @@ static void consumer_frees_reach_the_peak(void) {
     CHECK(peak <= PRODUCED + 2 * STATS_BATCH);
 }
 
+/* A thread's frees of another thread's blocks go into its own bin while it has room, and its
+ * next mallocs of the class take them back (slab.c, tm_slab_free_remote): a server thread that
+ * frees what others allocated reuses those blocks with no atomic write to their page. */
+enum { FOREIGN = 8 };
+static void *free_then_allocate(void *arg) {
+    void **p = arg;
+    for (int i = 0; i < FOREIGN; i++) vfree(p[i]);
+    int again = 0;
+    void *q[FOREIGN];
+    for (int k = 0; k < FOREIGN; k++) {
+        q[k] = vmalloc(1024);
+        for (int i = 0; i < FOREIGN; i++) again += q[k] == p[i];
+    }
+    for (int k = 0; k < FOREIGN; k++) vfree(q[k]);
+    return (void *)(uintptr_t)again;
+}
+static void foreign_frees_are_reused_by_the_freer(void) {
+    void *p[FOREIGN];
+    for (int i = 0; i < FOREIGN; i++) p[i] = vmalloc(1024);
+    pthread_t t;
+    void *again;
+    pthread_create(&t, NULL, free_then_allocate, p);
+    pthread_join(t, &again);
+    CHECK((uintptr_t)again == FOREIGN);
+}
+
 static void freed_blocks_are_reused(void) {
     void *a = vmalloc(40);
     vfree(a);
@@ -467,6 +498,7 @@ int main(int argc, char **argv) {
     RUN_RSS(malloc_trim_purges_now);
     RUN(freed_blocks_are_reused);
     RUN(freed_blocks_are_reused_across_pages);
+    RUN(foreign_frees_are_reused_by_the_freer);
     RUN(remote_frees_reach_the_owner);
     RUN(mixed_frees_are_collected);
     RUN(remotely_emptied_pages_go_back);

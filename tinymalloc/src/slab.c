@@ -35,17 +35,25 @@ uint32_t tm_bin_max[TM_MAX_CLASSES];
 
 void *tm_slab_bin_corrupt(const tm_block_t *b) { tm_slab_corrupt(b); }
 
-/* Gives every block of tc's bin of class cls back to its page, as the frees they were: a page
- * they empty is retired, a full page goes back on the avail list. Each block was checked to
- * be a block of a page tc owns when it was freed. */
+static void remote_push(tm_page_t *pg, tm_block_t *head, tm_block_t *tail, uint32_t n);
+
+/* Gives every block of tc's bin of class cls back to its page, as the frees they were: a block
+ * of a page tc owns goes on the page's list (a page they empty is retired, a full page goes
+ * back on the avail list), another thread's block (a foreign one: tm_slab_free_remote) onto
+ * its page's thread_free. Each block was checked to be a block of a slab page when it was
+ * freed. */
 static void bin_flush(tm_tcache_t *tc, unsigned cls) {
     tm_block_t *b = tc->bin[cls];
     tc->bin[cls] = NULL;
     tc->bin_room[cls] = tm_bin_max[cls];
     while (b) {
-        if (tm_unlikely(!tm_block_is_free(b))) tm_slab_corrupt(b);
+        if (tm_unlikely(!tm_block_is_freed(b))) tm_slab_corrupt(b);
         tm_block_t *next = b->next;
-        tm_slab_free_to_page(tc, tm_slab_page_of((uintptr_t)b), b);
+        tm_page_t *pg = tm_slab_page_of((uintptr_t)b);
+        if (tm_rload(pg->owner) == tc)
+            tm_slab_free_to_page(tc, pg, b);
+        else
+            remote_push(pg, b, b, 1);
         b = next;
     }
 }
@@ -579,8 +587,19 @@ void tm_slab_free_remote(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
     }
     /* A consumer's frees reach the totals here, or the class's peak live count would climb
      * with every block its producers allocate. */
-    if (++tc->nfree[pg->cls] - tc->flushed_free[pg->cls] >= TM_STATS_BATCH)
-        tm_stats_flush_class(tc, pg->cls);
+    unsigned cls = pg->cls;
+    if (++tc->nfree[cls] - tc->flushed_free[cls] >= TM_STATS_BATCH) tm_stats_flush_class(tc, cls);
+    /* A bin with room takes the block as its own frees, for this thread's next malloc of the
+     * class: no atomic write to the owner's page, and the block is reused while it is still
+     * in this thread's cache (a thread that frees what others allocated, and allocates, as
+     * servers do). The block stays used on its page, as every binned block does, and carries
+     * the pending key, so that its owner's free of it is a double free too. */
+    if (tc->bin_room[cls] != 0) {
+        tc->bin_room[cls]--;
+        tm_block_link_pending(b, tc->bin[cls]);
+        tc->bin[cls] = b;
+        return;
+    }
     if (pg != tc->rpage) {
         tm_slab_remote_flush(tc);
         tm_block_link_pending(b, NULL);

@@ -254,7 +254,7 @@ static inline void *tm_slab_alloc(tm_tcache_t *tc, size_t cls) {
     tm_block_t *h = tc->bin[cls];
     if (tm_likely(h != NULL)) {
         tm_block_t *next = h->next;
-        if (tm_unlikely(!tm_block_is_free(h))) return tm_slab_bin_corrupt(h);
+        if (tm_unlikely(!tm_block_is_freed(h))) return tm_slab_bin_corrupt(h); /* either key */
         tc->bin[cls] = next;
         tc->bin_room[cls]++;
         h->check = 0;
