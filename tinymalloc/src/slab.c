@@ -593,8 +593,11 @@ void tm_slab_free_remote(tm_tcache_t *tc, tm_page_t *pg, tm_block_t *b) {
      * class: no atomic write to the owner's page, and the block is reused while it is still
      * in this thread's cache (a thread that frees what others allocated, and allocates, as
      * servers do). The block stays used on its page, as every binned block does, and carries
-     * the pending key, so that its owner's free of it is a double free too. */
-    if (tc->bin_room[cls] != 0) {
+     * the pending key, so that its owner's free of it is a double free too. Only blocks of
+     * whole cache lines (a class a multiple of 64 B): a smaller block shares its line with
+     * neighbours its owner may still write, and this thread's reuse of it would make the two
+     * threads write one line (false-share-passive: 4.07x the time with every class). */
+    if (tc->bin_room[cls] != 0 && pg->block_size % 64 == 0) {
         tc->bin_room[cls]--;
         tm_block_link_pending(b, tc->bin[cls]);
         tc->bin[cls] = b;
