@@ -32,14 +32,19 @@ static void futex(tm_lock_t *l, int op, int val) {
     errno = saved;
 }
 
+/* A waiter's attempt: read first, so that spinning waiters do not take the line from the
+ * holder with failed exchanges. */
+static bool take_if_free(_Atomic int *v) {
+    int unheld = 0;
+    return atomic_load_explicit(v, memory_order_relaxed) == 0 &&
+           atomic_compare_exchange_weak_explicit(v, &unheld, 1, memory_order_acquire,
+                                                 memory_order_relaxed);
+}
+
 void tm_lock_slow(tm_lock_t *l) {
     for (unsigned i = 0; i < TM_LOCK_SPINS; i++) {
         cpu_relax();
-        int unheld = 0;
-        if (atomic_load_explicit(&l->v, memory_order_relaxed) == 0 &&
-            atomic_compare_exchange_weak_explicit(&l->v, &unheld, 1, memory_order_acquire,
-                                                  memory_order_relaxed))
-            return;
+        if (take_if_free(&l->v)) return;
     }
     while (atomic_exchange_explicit(&l->v, 2, memory_order_acquire) != 0)
         futex(l, FUTEX_WAIT_PRIVATE, 2); /* returns at once if the word is no longer 2 */
@@ -67,11 +72,7 @@ void tm_spin_slow(tm_spin_t *l) {
         } else {
             cpu_relax();
         }
-        int unheld = 0;
-        if (atomic_load_explicit(&l->v, memory_order_relaxed) == 0 &&
-            atomic_compare_exchange_weak_explicit(&l->v, &unheld, 1, memory_order_acquire,
-                                                  memory_order_relaxed))
-            return;
+        if (take_if_free(&l->v)) return;
     }
 }
 
