@@ -430,9 +430,9 @@ static void die_overflow(void) {
 
 static void invalid_frees_abort(void) {
 #ifdef __SANITIZE_THREAD__
-    /* Under ThreadSanitizer the cases before (the RSS ones skipped) leave each new 2 MiB block
-     * in its own 4 MiB span, with free space below it: that space absorbs the freed block's
-     * header, so the second free is found invalid without being named a double free. */
+    /* Under ThreadSanitizer each new 2 MiB block of this case was seen alone in a 4 MiB span,
+     * with free space below it: that space absorbs the freed block's header, so the second
+     * free is found invalid without being named a double free. */
     CHECK(tm_expect_abort(die_double_free, "free(): invalid pointer"));
 #else
     CHECK(tm_expect_abort(die_double_free, "free(): invalid pointer: double free of 0x"));

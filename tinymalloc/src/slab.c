@@ -4,21 +4,23 @@
  * owner frees its blocks into a bin per class, one list across all its pages, and allocates
  * from that bin first, then from its current page's free list, both with plain loads and
  * stores; a free that finds its bin full (tm_bin_max blocks) goes on its page's free list.
- * Other threads push their frees onto the page's atomic thread_free list with one CAS, and the
- * owner collects them when its free list runs dry. Pages without an owner sit in a pool: per class
- * (the preallocated cluster, pages abandoned by exited threads, recently emptied pages) or the
- * global free-page pool (unassigned; past slab_retain, pages unused for slab_purge_delay ms
- * are purged).
+ * Another thread's free of a block of whole cache lines goes into that thread's own bin while
+ * it has room; other remote frees are pushed onto the page's atomic thread_free list, a chain
+ * per CAS, and the owner collects them when its free list runs dry. Pages without an owner sit in a
+ * pool: per class (the preallocated cluster, pages abandoned by exited threads, recently emptied
+ * pages) or the global free-page pool (unassigned; past slab_retain, pages unused for
+ * slab_purge_delay ms are purged).
  *
  * Invariants. A page's descriptor belongs to its owner thread while it has one (free list,
  * used count, queues), and to the lock of the pool it sits in while it has none. A bin holds
- * only blocks of pages its thread owns, linked with the free key, and only its thread touches
- * it; bin_room + the bin's length == tm_bin_max of the class (set when the cache is made); a
- * thread's bins are empty after its exit or its malloc_trim. Only
- * thread_free is shared, through atomics. The free fast path reads owner, divisor and
- * carved_end without a lock, as relaxed atomics (tm_rload), where a stale answer is safe: an
- * owner seen stale sends the free to the remote path. The used count is kept as stated at
- * tm_page_t. Lock order: a class pool, then the free-page pool, then the chunk layer's lock.
+ * blocks of pages its thread owns, linked with the free key, and blocks of other threads'
+ * pages (foreign ones, still counted used on their page), linked with the pending key; only
+ * its thread touches it; bin_room + the bin's length == tm_bin_max of the class (set when the cache
+ * is made); a thread's bins are empty after its exit or its malloc_trim. Only thread_free is
+ * shared, through atomics. The free fast path reads owner, divisor and carved_end without a lock,
+ * as relaxed atomics (tm_rload), where a stale answer is safe: an owner seen stale sends the free
+ * to the remote path. The used count is kept as stated at tm_page_t. Lock order: a class pool, then
+ * the free-page pool, then the chunk layer's lock.
  */
 #include "tm_internal.h"
 

@@ -215,7 +215,7 @@ typedef struct {
 
 typedef struct tm_tcache {
     tm_page_t *cur[TM_MAX_CLASSES];    /* allocation page per class, never NULL */
-    tm_block_t *bin[TM_MAX_CLASSES];   /* this thread's freed blocks of its own pages (slab.c) */
+    tm_block_t *bin[TM_MAX_CLASSES];   /* blocks this thread freed, of any page (slab.c) */
     uint32_t bin_room[TM_MAX_CLASSES]; /* frees the bin takes before it is full */
     uint64_t nmalloc[TM_MAX_CLASSES];  /* counted by the owner, no atomics */
     uint64_t nfree[TM_MAX_CLASSES];    /* frees by this thread, local or remote */
