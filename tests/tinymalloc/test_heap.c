@@ -1,10 +1,11 @@
 /* The heap tier (heap.c): best fit, coalescing, statistics and their invariants, growth,
- * realloc in place, purging (RSS falls), calloc's known-zero parts, the adaptive huge
- * threshold, and its death tests. */
+ * realloc in place and down into a free block below (also from several threads), purging (RSS
+ * falls), calloc's known-zero parts, the adaptive huge threshold, and its death tests. */
 #include "tm_test.h"
 #include "tinymalloc.h"
 
 #include <malloc.h>
+#include <pthread.h>
 #include <stdint.h>
 
 static void *(*volatile vmalloc)(size_t) = malloc;
@@ -164,6 +165,97 @@ static void realloc_in_place(void) {
     check_invariants();
 }
 
+/* Three live blocks of 4, 2 and 8 MiB, the 2 MiB one right above the 4 MiB one (a header and
+ * page rounding apart). Earlier cases may leave free space that splits such a triple, so
+ * triples that are not neighbours are kept aside (in spare, freed by the caller) and the
+ * request is made again; false after 8 tries. */
+static bool neighbours(char **below, char **p, char **above, char *spare[24]) {
+    for (int i = 0; i < 8; i++) {
+        *below = vmalloc(4 * MiB), *p = vmalloc(2 * MiB), *above = vmalloc(8 * MiB);
+        if (*p == *below + 4 * MiB + 4096) return true;
+        spare[3 * i] = *below, spare[3 * i + 1] = *p, spare[3 * i + 2] = *above;
+    }
+    return false;
+}
+
+/* A block that cannot grow upwards (a live block above it) grows into the free block below:
+ * it moves down, keeps its contents, and the heap neither grows nor maps; the old pointer is
+ * no block any more. Without it the realloc takes a new block while the old one is live. */
+static void realloc_grows_down(void) {
+    char *below, *p, *above, *spare[24] = {0};
+    CHECK(neighbours(&below, &p, &above, spare));
+    fill(p, 2 * MiB, 5);
+    vfree(below);
+    struct tinymalloc_heap_stats h0, h1;
+    struct tinymalloc_stats s0, s1;
+    tinymalloc_heap_stats_get(&h0, sizeof h0);
+    tinymalloc_stats_get(&s0, sizeof s0);
+    char *q = vrealloc(p, 5 * MiB);
+    tinymalloc_heap_stats_get(&h1, sizeof h1);
+    tinymalloc_stats_get(&s1, sizeof s1);
+    CHECK(q == below);
+    CHECK(check(q, 2 * MiB, 5));
+    CHECK(h1.size == h0.size && h1.grows == h0.grows && s1.os_mmap == s0.os_mmap);
+    CHECK(malloc_usable_size(q) >= 5 * MiB);
+    check_invariants();
+    fill(q, 5 * MiB, 6);
+    vfree(q);
+    vfree(above);
+    for (int i = 0; i < 24; i++) vfree(spare[i]);
+    check_invariants();
+}
+
+/* Threads grow and shrink heap blocks in the heaps they share, so that blocks move down
+ * while other threads carve, free and merge around them (grow_down copies without the lock).
+ * Every page of every block keeps its contents; the heap's invariants hold at the end. */
+#define RG_THREADS 4
+#define RG_BLOCKS 6
+static void *realloc_churn(void *arg) {
+    unsigned seed = (unsigned)(uintptr_t)arg * 7919u + 1;
+    char *b[RG_BLOCKS] = {0};
+    size_t n[RG_BLOCKS] = {0};
+    long bad = 0;
+    for (int step = 0; step < 3000; step++) {
+        seed = seed * 1103515245u + 12345u;
+        int i = (int)(seed >> 16) % RG_BLOCKS;
+        size_t want = (size_t)(300 + (seed >> 8) % 3800) * 1024; /* 300 KiB-4 MiB: the heap */
+        unsigned tag = (unsigned)(uintptr_t)arg * 64 + (unsigned)i;
+        if (b[i] && (seed & 0x300) == 0) {
+            vfree(b[i]);
+            b[i] = NULL;
+            n[i] = 0;
+            continue;
+        }
+        char *q = b[i] ? vrealloc(b[i], want) : vmalloc(want);
+        if (q == NULL) {
+            bad++;
+            continue;
+        }
+        size_t keep = n[i] < want ? n[i] : want;
+        for (size_t at = 0; at < keep; at += 4096) bad += q[at] != (char)(tag + at / 4096);
+        for (size_t at = (keep + 4095) & ~(size_t)4095; at < want; at += 4096)
+            q[at] = (char)(tag + at / 4096); /* one byte per page: each page below n[i] has it */
+        b[i] = q;
+        n[i] = want;
+    }
+    for (int i = 0; i < RG_BLOCKS; i++) vfree(b[i]);
+    return (void *)bad;
+}
+
+static void threads_realloc_heap_blocks(void) {
+    pthread_t t[RG_THREADS];
+    for (uintptr_t i = 0; i < RG_THREADS; i++)
+        CHECK(pthread_create(&t[i], NULL, realloc_churn, (void *)i) == 0);
+    long bad = 0;
+    for (int i = 0; i < RG_THREADS; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        bad += (long)r;
+    }
+    CHECK(bad == 0);
+    check_invariants();
+}
+
 /* Several misses in a row grow by more than asked (fewer growths than misses), within the
  * bound; hits decay the anticipation. The counters are per heap and heaps are per CPU, so the
  * case runs on one CPU (RUN_HERE). The summed statistics report the longest miss streak of any
@@ -265,8 +357,10 @@ static void rss_falls(void) {
     long peak = tm_test_rss_kb() / 4;
     for (int i = 0; i < N; i++) vfree(ps[i]);
     moved = moved && tm_test_pin_to(1, &allowed);
-    usleep(1200 * 1000);     /* past the default purge delay (1000 ms) */
-    vfree(vmalloc(2 * MiB)); /* a heap operation runs the check */
+    usleep(1200 * 1000); /* past the default purge delay (1000 ms) */
+    /* Heap operations run the check, but read the clock only every few calls (TM_CLOCK_TICKS,
+     * 8): one call ran it or not by how many calls the cases before had made. */
+    for (int i = 0; i < 16; i++) vfree(vmalloc(2 * MiB));
     long after = tm_test_rss_kb() / 4;
     sched_setaffinity(0, sizeof allowed, &allowed);
     printf("  rss pages: before %ld, peak %ld, after free %ld (%s)\n", before, peak, after,
@@ -428,6 +522,17 @@ static void die_overflow(void) {
     vfree(p);                                    /* reads it to coalesce: the seal does not match */
 }
 
+/* The block moved down by realloc_grows_down leaves its old pointer behind. */
+static void die_free_after_grow_down(void) {
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) == 0) tm_test_pin_to(0, &allowed);
+    char *below, *p, *above, *spare[24];
+    if (!neighbours(&below, &p, &above, spare)) abort(); /* no message: the case never ran */
+    vfree(below);
+    if (vrealloc(p, 5 * MiB) != below) abort();
+    vfree(p);
+}
+
 static void invalid_frees_abort(void) {
 #ifdef __SANITIZE_THREAD__
     /* Under ThreadSanitizer each new 2 MiB block of this case was seen alone in a 4 MiB span,
@@ -439,6 +544,7 @@ static void invalid_frees_abort(void) {
 #endif
     CHECK(tm_expect_abort(die_interior, "free(): invalid pointer"));
     CHECK(tm_expect_abort(die_overflow, "free(): heap block header corrupted at 0x"));
+    CHECK(tm_expect_abort(die_free_after_grow_down, "free(): invalid pointer"));
 }
 
 /* Memory freed into one heap is found by a request that lands on another (heaps are per CPU,
@@ -468,6 +574,7 @@ int main(int argc, char **argv) {
     RUN_HERE(fragmentation_pattern);
     RUN_HERE(coalescing);
     RUN_HERE(realloc_in_place);
+    RUN_HERE(realloc_grows_down);
     RUN_HERE(growth_policy);
     RUN_HERE(huge_blocks_go_back_until_they_churn);
     RUN(alignment);
@@ -475,6 +582,7 @@ int main(int argc, char **argv) {
     RUN(lazy_purges_are_not_taken_as_zero);
     RUN_RSS(rss_falls);
     RUN_CAPPED(oom_finds_other_heaps_free_blocks);
+    RUN(threads_realloc_heap_blocks); /* late: it leaves free blocks in every heap */
     RUN(invalid_frees_abort);
     TEST_EXIT();
 }

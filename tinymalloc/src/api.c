@@ -170,8 +170,8 @@ static void *resize_in_place(void *p, size_t n, size_t old) {
         if (n > tm_opt.slab_max && n <= tm_opt.medium_max && tm_arena_resize(p, n)) return p;
     } else if (kind == TM_KIND_HEAP) {
         if (n > tm_opt.medium_max)
-            return tm_heap_realloc(p, n); /* shrunk, or grown into a
-                                              free next block */
+            return tm_heap_realloc(p, n); /* shrunk, grown into a free next
+                                              block, or moved into a free one below */
     } else if (n > tm_opt.medium_max) {
         return tm_huge_realloc(p, n);
     }

@@ -712,8 +712,44 @@ size_t tm_heap_usable(const void *p, const char *func) {
     return n;
 }
 
-/* Resizes in place: shrinks by splitting the tail off, grows into a free next block. NULL
- * when it cannot (the caller moves the block). */
+/* Grows used block *bp into the free block below it, and the free one above if any, when
+ * together they hold size bytes; the contents move down by the lower block's size. A copy
+ * either way, but into memory the heap holds already: a move to a new block holds the old and
+ * the new one at once, so the peak in use, and with it the heap, grows by the old block
+ * (realloc-huge: peak RSS 337 MiB, 301 MiB with this). Called and returns with h locked, which
+ * it drops for the copy: the merged block is sealed as used first, so no other thread takes
+ * or merges any of it meanwhile, and the old header is unsealed, so that a later free of the
+ * old pointer is refused. *bp becomes the moved block; NULL when it cannot grow. */
+static void *grow_down(tm_heap_t *h, tm_hblock_t **bp, size_t size, tm_hblock_t *nx) {
+    tm_hblock_t *b = *bp, *pv = checked(prev_block(b));
+    size_t above = nx->state == TM_HB_FREE ? nx->size : 0;
+    if (pv->state != TM_HB_FREE || pv->size + b->size + above < size) return NULL;
+    size_t old = b->size, total = pv->size + old + above;
+    if (above) {
+        bin_remove(h, nx);
+        h->blocks--;
+    }
+    bin_remove(h, pv);
+    h->blocks--;
+    tm_hblock_t *after = checked((tm_hblock_t *)((char *)pv + total));
+    pv->size = total;
+    pv->state = TM_HB_USED;
+    pv->zero = 0; /* a used block's known-zero part is calloc's alone */
+    seal(pv);
+    after->prev_size = total;
+    seal(after);
+    b->seal = 0;
+    tm_unlock(&h->sh.lock);
+    memmove((char *)pv + TM_HEAP_HDR, (char *)b + TM_HEAP_HDR, old - TM_HEAP_HDR);
+    tm_lock(&h->sh.lock);
+    split_tail(h, pv, size, 0, 0);
+    *bp = pv;
+    return (char *)pv + TM_HEAP_HDR;
+}
+
+/* Resizes within the heap: shrinks by splitting the tail off, grows into a free next block,
+ * or else down into a free block below (grow_down). NULL when it cannot (the caller moves the
+ * block). */
 void *tm_heap_realloc(void *p, size_t n) {
     tm_heap_t *h;
     tm_hblock_t *b = lock_block(p, "realloc", &h);
@@ -741,6 +777,8 @@ void *tm_heap_realloc(void *p, size_t n) {
             seal(after);
             split_tail(h, b, size, purged, zero);
             q = p;
+        } else if (b->prev_size) {
+            q = grow_down(h, &b, size, nx);
         }
     }
     if (q) {
