@@ -24,7 +24,10 @@
  *
  * Growth policy (the README's "How it works" states it too):
  *   - A hit (a free block fits) resets the consecutive-miss counter and decays the
- *     anticipation: ahead -= ahead * heap_decay / 100.
+ *     anticipation: ahead -= ahead * heap_decay / 100. Except a hit in the room the last
+ *     growth made past its need, while no block was freed since: the anticipation served it,
+ *     and the streak goes on. (Else a program that keeps growing alternates a miss and a hit,
+ *     and its anticipation never grows: 28 growths for 48 new 3 MiB blocks.)
  *   - A miss grows the heap by what is needed. From heap_miss_threshold consecutive misses
  *     on, it also grows by `ahead`, which starts at the size asked for and is multiplied by
  *     heap_growth / 100 at each further consecutive miss: a program that keeps growing gets
@@ -112,6 +115,7 @@ typedef struct {
     uint64_t blocks, free_blocks, consecutive_misses, misses, hits, grows;
     uint64_t purged_bytes, unmapped_bytes, nalloc, nfree;
     size_t ahead;
+    size_t ahead_left; /* what the last growth added past its need, less the hits since */
 } __attribute__((aligned(64))) tm_heap_t;
 
 static tm_heap_t heaps[TM_MAX_ARENAS];
@@ -379,10 +383,12 @@ static size_t grow_size(tm_heap_t *h, size_t need, size_t *least) {
     h->misses++;
     size_t extra = 0;
     if (h->consecutive_misses >= tm_opt.heap_miss_threshold) {
-        if (h->consecutive_misses == tm_opt.heap_miss_threshold || h->ahead < need)
-            h->ahead = h->ahead > need ? h->ahead : need;
-        else if (h->ahead < ((size_t)1 << 40))
+        /* Multiplied, then at least the need: requests that grow a little each time (48 of
+         * 3 MiB, 3 MiB + 64 KiB, ...) were each a little above it, and reset it to the need
+         * instead of multiplying it. */
+        if (h->consecutive_misses > tm_opt.heap_miss_threshold && h->ahead < ((size_t)1 << 40))
             h->ahead = h->ahead / 100 * tm_opt.heap_growth;
+        if (h->ahead < need) h->ahead = need;
         size_t peak = h->peak_in_use > h->in_use + need ? h->peak_in_use : h->in_use + need;
         size_t bound = peak / 100 * (100 + tm_opt.heap_bound);
         size_t after = h->size + need;
@@ -395,6 +401,7 @@ static size_t grow_size(tm_heap_t *h, size_t need, size_t *least) {
     size_t span = tm_align_up(want + extra, TM_CHUNK_SIZE);
     if (tm_opt.heap_max && h->size + *least > tm_opt.heap_max) return 0;
     if (tm_opt.heap_max && h->size + span > tm_opt.heap_max) span = *least;
+    h->ahead_left = span - want;
     return span;
 }
 
@@ -568,9 +575,14 @@ static void huge_missed(size_t n, uint64_t now) {
 static void *take_fit(tm_heap_t *h, size_t n, size_t align, size_t size, size_t search) {
     tm_hblock_t *b = find_fit(h, search);
     if (b == NULL) return NULL;
-    h->consecutive_misses = 0;
     h->hits++;
-    h->ahead -= h->ahead / 100 * tm_opt.heap_decay;
+    if (h->ahead_left >= size) {
+        h->ahead_left -= size;
+    } else {
+        h->ahead_left = 0;
+        h->consecutive_misses = 0;
+        h->ahead -= h->ahead / 100 * tm_opt.heap_decay;
+    }
     return carve(h, b, n, size, align);
 }
 
@@ -650,6 +662,7 @@ void tm_heap_free(void *p, const char *func) {
     tm_heap_t *h;
     tm_hblock_t *b = lock_block(p, func, &h);
     h->nfree++;
+    h->ahead_left = 0; /* hits may take what this frees: no longer the anticipation's */
     stat_use(h, -(ssize_t)b->size);
     uint64_t now = tm_now_ms_lazy();
     b->req = now;
@@ -720,8 +733,10 @@ size_t tm_heap_usable(const void *p, const char *func) {
  * it drops for the copy: the merged block is sealed as used first, so no other thread takes
  * or merges any of it meanwhile, and the old header is unsealed, so that a later free of the
  * old pointer is refused. *bp becomes the moved block; NULL when it cannot grow. */
-static void *grow_down(tm_heap_t *h, tm_hblock_t **bp, size_t size, tm_hblock_t *nx) {
-    tm_hblock_t *b = *bp, *pv = checked(prev_block(b));
+static void *grow_down(tm_heap_t *h, tm_hblock_t **bp, size_t size) {
+    tm_hblock_t *b = *bp, *nx = checked(next_block(b));
+    if (b->prev_size == 0) return NULL; /* first of its span */
+    tm_hblock_t *pv = checked(prev_block(b));
     size_t above = nx->state == TM_HB_FREE ? nx->size : 0;
     if (pv->state != TM_HB_FREE || pv->size + b->size + above < size) return NULL;
     size_t old = b->size, total = pv->size + old + above;
@@ -747,9 +762,52 @@ static void *grow_down(tm_heap_t *h, tm_hblock_t **bp, size_t size, tm_hblock_t 
     return (char *)pv + TM_HEAP_HDR;
 }
 
+/* Grows used block b into the free block above it when the two hold size bytes. */
+static bool grow_up(tm_heap_t *h, tm_hblock_t *b, size_t size) {
+    tm_hblock_t *nx = checked(next_block(b));
+    if (nx->state != TM_HB_FREE || b->size + nx->size < size) return false;
+    uint32_t purged = nx->purged;
+    uintptr_t zero = nx->zero ? (uintptr_t)nx + nx->zero : 0;
+    bin_remove(h, nx);
+    h->blocks--;
+    tm_hblock_t *after = checked(next_block(nx));
+    b->size += nx->size;
+    seal(b);
+    after->prev_size = b->size;
+    seal(after);
+    split_tail(h, b, size, purged, zero);
+    return true;
+}
+
+/* b ends its span (but for a free block above it): grows the heap by what b lacks, as a miss
+ * would (anticipation included). The chunk layer hands out address space in order, so the new
+ * chunks mostly follow the span, and add_span merges them into it: b then grows up, with no
+ * copy and without the old and the new block held at once. Called and returns with h locked,
+ * dropped while the chunks are taken. False when b still cannot grow (the chunks landed
+ * elsewhere: they stay the heap's, for the caller's new block). */
+static bool grow_at_end(tm_heap_t *h, tm_hblock_t *b, size_t size) {
+    tm_hblock_t *end = checked(next_block(b));
+    size_t have = b->size;
+    if (end->state == TM_HB_FREE) {
+        have += end->size;
+        end = checked(next_block(end));
+    }
+    if (end->state != TM_HB_END) return false;
+    size_t least = 0, span = grow_size(h, size - have, &least);
+    if (span == 0) return false;
+    tm_unlock(&h->sh.lock);
+    char *base = tm_chunk_alloc_span(span, TM_KIND_HEAP);
+    if (base == NULL && span > least) /* the extra is a wish, not a need */
+        base = tm_chunk_alloc_span(span = least, TM_KIND_HEAP);
+    tm_lock(&h->sh.lock);
+    if (base == NULL) return false;
+    add_span(h, base, span);
+    return grow_up(h, b, size);
+}
+
 /* Resizes within the heap: shrinks by splitting the tail off, grows into a free next block,
- * or else down into a free block below (grow_down). NULL when it cannot (the caller moves the
- * block). */
+ * or else down into a free block below (grow_down), or else at the heap's end (grow_at_end).
+ * NULL when it cannot (the caller moves the block). */
 void *tm_heap_realloc(void *p, size_t n) {
     tm_heap_t *h;
     tm_hblock_t *b = lock_block(p, "realloc", &h);
@@ -763,23 +821,11 @@ void *tm_heap_realloc(void *p, size_t n) {
     if (size <= old) {
         split_tail(h, b, size, 0, 0);
         q = p;
+    } else if (grow_up(h, b, size)) {
+        q = p;
     } else {
-        tm_hblock_t *nx = checked(next_block(b));
-        if (nx->state == TM_HB_FREE && old + nx->size >= size) {
-            uint32_t purged = nx->purged;
-            uintptr_t zero = nx->zero ? (uintptr_t)nx + nx->zero : 0;
-            bin_remove(h, nx);
-            h->blocks--;
-            tm_hblock_t *after = checked(next_block(nx));
-            b->size = old + nx->size;
-            seal(b);
-            after->prev_size = b->size;
-            seal(after);
-            split_tail(h, b, size, purged, zero);
-            q = p;
-        } else if (b->prev_size) {
-            q = grow_down(h, &b, size, nx);
-        }
+        q = grow_down(h, &b, size);
+        if (q == NULL && grow_at_end(h, b, size)) q = p;
     }
     if (q) {
         b->req = n;

@@ -110,7 +110,8 @@ static const optdef_t optdefs[] = {
     NUM(heap_growth, 200, 100, 1000,
         "percent: the heap's anticipation multiplies by this at each further miss"),
     NUM(heap_miss_threshold, 2, 1, 1000,
-        "consecutive misses before the heap grows by more than asked"),
+        "consecutive misses before the heap grows by more than asked (hits in the room a "
+        "growth added do not break the streak)"),
     NUM(heap_decay, 10, 0, 100, "percent of the anticipation dropped at each hit"),
     NUM(heap_bound, 50, 0, 1000, "percent above the peak in use that the heap may ever grow to"),
     NUM(heap_purge_delay, 1000, 0, MS_MAX, "ms a free heap block stays committed before madvise"),
