@@ -587,21 +587,28 @@ static void *take_fit(tm_heap_t *h, size_t n, size_t align, size_t size, size_t 
 }
 
 /* Under h's lock, which it releases while the chunk layer makes a span (that may map). */
-static void *heap_alloc_in(tm_heap_t *h, size_t n, size_t align) {
-    size_t size, search;
-    if (!block_sizes(n, align, &size, &search)) return NULL;
-    void *p = take_fit(h, n, align, size, search);
-    if (p) return p;
-    huge_missed(n, tm_now_ms());
-    size_t least = 0, span = grow_size(h, search, &least);
+/* A miss: grows h for a free block of need bytes, by the policy above. Called and returns with
+ * h locked, dropped while the chunks are taken. The new free block (merged into the last span
+ * when the chunks follow it), or NULL. */
+static tm_hblock_t *heap_grow(tm_heap_t *h, size_t need) {
+    size_t least = 0, span = grow_size(h, need, &least);
     if (span == 0) return NULL;
     tm_unlock(&h->sh.lock);
     char *base = tm_chunk_alloc_span(span, TM_KIND_HEAP);
     if (base == NULL && span > least) /* the extra is a wish, not a need */
         base = tm_chunk_alloc_span(span = least, TM_KIND_HEAP);
     tm_lock(&h->sh.lock);
-    if (base == NULL) return NULL;
-    return carve(h, add_span(h, base, span), n, size, align);
+    return base ? add_span(h, base, span) : NULL;
+}
+
+static void *heap_alloc_in(tm_heap_t *h, size_t n, size_t align) {
+    size_t size, search;
+    if (!block_sizes(n, align, &size, &search)) return NULL;
+    void *p = take_fit(h, n, align, size, search);
+    if (p) return p;
+    huge_missed(n, tm_now_ms());
+    tm_hblock_t *b = heap_grow(h, search);
+    return b ? carve(h, b, n, size, align) : NULL;
 }
 
 /* Neither a span nor a mapping could be had (the address space is exhausted): a block freed
@@ -793,16 +800,7 @@ static bool grow_at_end(tm_heap_t *h, tm_hblock_t *b, size_t size) {
         end = checked(next_block(end));
     }
     if (end->state != TM_HB_END) return false;
-    size_t least = 0, span = grow_size(h, size - have, &least);
-    if (span == 0) return false;
-    tm_unlock(&h->sh.lock);
-    char *base = tm_chunk_alloc_span(span, TM_KIND_HEAP);
-    if (base == NULL && span > least) /* the extra is a wish, not a need */
-        base = tm_chunk_alloc_span(span = least, TM_KIND_HEAP);
-    tm_lock(&h->sh.lock);
-    if (base == NULL) return false;
-    add_span(h, base, span);
-    return grow_up(h, b, size);
+    return heap_grow(h, size - have) && grow_up(h, b, size);
 }
 
 /* Resizes within the heap: shrinks by splitting the tail off, grows into a free next block,
