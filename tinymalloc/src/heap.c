@@ -586,7 +586,6 @@ static void *take_fit(tm_heap_t *h, size_t n, size_t align, size_t size, size_t 
     return carve(h, b, n, size, align);
 }
 
-/* Under h's lock, which it releases while the chunk layer makes a span (that may map). */
 /* A miss: grows h for a free block of need bytes, by the policy above. Called and returns with
  * h locked, dropped while the chunks are taken. The new free block (merged into the last span
  * when the chunks follow it), or NULL. */
@@ -601,6 +600,7 @@ static tm_hblock_t *heap_grow(tm_heap_t *h, size_t need) {
     return base ? add_span(h, base, span) : NULL;
 }
 
+/* Under h's lock, which it releases while the chunk layer makes a span (that may map). */
 static void *heap_alloc_in(tm_heap_t *h, size_t n, size_t align) {
     size_t size, search;
     if (!block_sizes(n, align, &size, &search)) return NULL;
