@@ -125,9 +125,11 @@ static void decay_empties_idle_caches(void) {
     stop_idle(t, 1);
 }
 
-/* Owners take their cache's spin lock on every medium malloc and free while another thread
- * drains every cache (malloc_trim) over and over: each side waits for the other, no block is
- * lost or handed out twice (each keeps its tag), and the run ends. */
+/* Owners work on their bins at every medium malloc and free (without a lock where membarrier
+ * works, with their spin lock elsewhere) while another thread drains every cache (malloc_trim)
+ * over and over: each side waits for the other, no block is lost or handed out twice (each
+ * keeps its tag), and the run ends. A drain that skips the barrier or the wait for busy owners
+ * fails it (a double free or a corrupted list within three runs). */
 static atomic_int trim_stop;
 static void *churn_medium(void *arg) {
     unsigned x = (unsigned)(uintptr_t)arg, bad = 0;

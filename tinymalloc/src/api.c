@@ -50,6 +50,12 @@ static tm_noinline void *malloc_profiled(size_t n, size_t align) {
 
 static tm_noinline void *malloc_large(size_t n, size_t align) {
     if (tm_unlikely(tm_profiling)) return malloc_profiled(n, align);
+    /* A hit in the medium cache changes no tier, so it leaves the maintenance to the calls
+     * that do (the purger's inline pass costs as much as the hit). */
+    if (n <= tm_mcache_fast_max && align <= TM_ALIGN) {
+        void *b = tm_mcache_take(n);
+        if (b) return b;
+    }
     void *p = alloc_any(n, align);
     tm_purger_poll();
     tm_purger_inline();
@@ -74,9 +80,11 @@ static tm_noinline void free_other(void *p, unsigned kind, const char *func) {
     }
     if (kind == TM_KIND_SLAB)
         free_slab(p, func);
-    else if (kind == TM_KIND_ARENA)
-        tm_mcache_free(p, func);
-    else if (kind == TM_KIND_HEAP)
+    else if (kind == TM_KIND_ARENA) {
+        /* Cached: no tier changed (see malloc_large), but the first cached block sets the
+         * cache's due time, which wants the purger. */
+        if (tm_mcache_free(p, func)) return tm_purger_poll();
+    } else if (kind == TM_KIND_HEAP)
         tm_heap_free(p, func);
     else if (kind == TM_KIND_HUGE)
         tm_huge_free(p, func);

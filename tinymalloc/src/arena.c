@@ -383,7 +383,8 @@ void *tm_arena_alloc(size_t n) {
 }
 
 /* The chunk and unit of an arena pointer; fatal unless p is the start of a unit. */
-static tm_achunk_t *chunk_of(const void *p, unsigned *unit, const char *func) {
+static inline __attribute__((always_inline)) tm_achunk_t *chunk_of(const void *p, unsigned *unit,
+                                                                   const char *func) {
     uintptr_t a = (uintptr_t)p;
     tm_achunk_t *c = (tm_achunk_t *)(a & ~TM_CHUNK_MASK);
     size_t off = a & TM_CHUNK_MASK;

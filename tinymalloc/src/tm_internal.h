@@ -106,6 +106,8 @@ void tm_os_unmap(void *p, size_t size);
 bool tm_os_purge(void *p, size_t size);      /* give pages back, keep the range; true: zero */
 bool tm_os_purge_zero(void *p, size_t size); /* same, and true: the range reads zero after */
 void tm_os_populate(void *p, size_t size);
+bool tm_os_barrier_init(void); /* false: tm_os_barrier is not available here */
+void tm_os_barrier(void);      /* every thread of the process has run a full barrier */
 void *tm_os_remap(void *p, size_t old_size, size_t new_size, void *fixed);
 
 /* Monotonic milliseconds from the vDSO clock (coarse: a few ms of resolution is enough). */
@@ -453,8 +455,10 @@ uint64_t tm_arena_allocs_of(unsigned idx);
 
 /* ---- medium cache (mcache.c): per-thread bins in front of the arenas -------------------- */
 void tm_mcache_init(void);
+extern size_t tm_mcache_fast_max; /* the largest request the caches serve; 0: off */
+void *tm_mcache_take(size_t n);   /* a cached block for n <= tm_mcache_fast_max, or NULL */
 void *tm_mcache_alloc(size_t n, size_t align);
-void tm_mcache_free(void *p, const char *func);
+bool tm_mcache_free(void *p, const char *func); /* true: cached, no arena call was made */
 void tm_mcache_flush(tm_tcache_t *tc);
 /* Empties all live threads' caches of blocks older than medium_cache_decay at now, when that
  * is due (now UINT64_MAX: of every block, at once: malloc_trim). No lock held. */

@@ -224,7 +224,9 @@ typedef struct tm_tcache {
     tm_mbin_t mbin[TM_MCLASSES]; /* freed medium blocks, by medium class */
     size_t mcache_bytes;         /* bytes in mbin, at most medium_cache */
     size_t mcache_credit;        /* bytes of medium_cache_total held, >= mcache_bytes */
-    tm_spin_t mlock; /* guards mbin, mcache_bytes and mcache_credit: the owner, or a drain */
+    tm_spin_t mlock;       /* guards mbin, mcache_bytes and mcache_credit against other drainers */
+    _Atomic uint8_t mbusy; /* the owner works on its bins without mlock (mcache.c) */
+    _Atomic uint8_t mstop; /* a drainer holds mlock: the owner must take it too */
     struct tm_tcache *next_live, *prev_live; /* list of live caches, for statistics */
     struct tm_tcache *next_free;
     /* Frees to another thread's page, not yet on its thread_free (slab.c): head..tail, of
