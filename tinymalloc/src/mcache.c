@@ -56,6 +56,9 @@ typedef struct {
 static uint32_t mclass_size[TM_MCLASSES];
 static unsigned nmclasses;
 static uint8_t mclass_of_units[TM_MCLASS_TABLE];
+/* The class of a block of u units where u units are exactly a class the caches keep, else
+ * TM_MCLASSES: a free's one test of whether its block may be cached. */
+static uint8_t cached_class_of_units[TM_MCLASS_TABLE];
 static unsigned unit_shift;
 static _Atomic size_t reserved;
 #define TM_MCREDIT_STEP (256u << 10)
@@ -125,6 +128,8 @@ void tm_mcache_init(void) {
     for (size_t u = 0; u < TM_MCLASS_TABLE; u++) {
         while (c + 1 < n && mclass_size[c] < (u << unit_shift)) c++;
         mclass_of_units[u] = (uint8_t)c;
+        bool exact = mclass_size[c] == (u << unit_shift) && mclass_size[c] <= tm_mcache_fast_max;
+        cached_class_of_units[u] = (uint8_t)(exact ? c : TM_MCLASSES);
     }
 }
 
@@ -196,11 +201,16 @@ void *tm_mcache_alloc(size_t n, size_t align) {
     return b ? b : tm_arena_alloc(mclass_size[mclass_of(n)]);
 }
 
+static tm_noinline bool to_arena(void *p, const char *func) {
+    tm_arena_free(p, func);
+    return false;
+}
+
 bool tm_mcache_free(void *p, const char *func) {
     /* With the cache off nothing is cached and nothing decays: the arena frees the block,
      * checks included, without the cache's clock read (a fifth of a medium free's time) or a
      * second lookup of the block. */
-    if (tm_opt.medium_cache == 0) return tm_arena_free(p, func), false;
+    if (tm_mcache_fast_max == 0) return to_arena(p, func);
     size_t size = tm_arena_usable(p, func); /* validates p */
     tm_block_t *b = p;
     /* A block in some thread's bin is still allocated to its arena, so only its check word
@@ -208,20 +218,19 @@ bool tm_mcache_free(void *p, const char *func) {
      * check must match: live data does so only if copied out of a freed block. */
     if (tm_unlikely(tm_block_is_free(b))) tm_fatal(func, "double free of", p);
     tm_tcache_t *tc = tm_tc;
-    if (tc == &tm_tcache_empty || tc->is_fallback || size > tm_mcache_fast_max)
-        return tm_arena_free(p, func), false;
+    unsigned c =
+        size <= tm_mcache_fast_max ? cached_class_of_units[size >> unit_shift] : TM_MCLASSES;
+    if (c == TM_MCLASSES || tc == &tm_tcache_empty || tc->is_fallback) return to_arena(p, func);
     uint64_t now = tm_now_ms_lazy(); /* early at worst: the block leaves sooner */
     uint64_t due = atomic_load_explicit(&decay_due, memory_order_relaxed);
     if (tm_unlikely(due && now >= due)) tm_mcache_drain(now);
-    unsigned c = size <= tm_opt.medium_max ? mclass_of(size) : 0;
-    if (mclass_size[c] != size) return tm_arena_free(p, func), false;
     ((tm_mblock_t *)b)->cached_ms = now;
     tm_mbin_t *bin = &tc->mbin[c];
     bool locked = owner_enter(tc);
-    if (tc->mcache_bytes + size > tm_opt.medium_cache ||
-        (tc->mcache_bytes + size > tc->mcache_credit && !credit_take(tc, size))) {
+    if (tm_unlikely(tc->mcache_bytes + size > tm_opt.medium_cache ||
+                    (tc->mcache_bytes + size > tc->mcache_credit && !credit_take(tc, size)))) {
         owner_leave(tc, locked);
-        return tm_arena_free(p, func), false;
+        return to_arena(p, func);
     }
     tm_block_link(b, bin->head);
     bin->head = b;
