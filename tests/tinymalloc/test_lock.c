@@ -2,11 +2,13 @@
  * and large blocks, with the defaults and with every free purging at once (no medium cache).
  * A lock that spins while its holder is preempted, or one held across madvise, stalls such a
  * run for seconds; the run must finish within a bound far above its normal time, and every
- * block must keep its contents. */
+ * block must keep its contents. First, the locks of a process that has one thread, taken with
+ * plain stores, handed over to the threads it starts. */
 #include "tm_test.h"
 
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/single_threaded.h>
 #include <time.h>
 
 static void *(*volatile vmalloc)(size_t) = malloc;
@@ -82,6 +84,55 @@ static void *work(void *arg) {
     return NULL;
 }
 
+/* While the process has one thread its locks are taken with plain stores (tm_single_thread).
+ * Medium and large blocks made then are freed by threads started later, which take the same
+ * arena and heap locks with atomics, while this thread goes on replacing blocks too: a lock word
+ * a plain store left held hangs the run, and a block handed out twice loses its contents. */
+#define EARLY 64
+struct early {
+    unsigned char **blk;
+    size_t *len;
+    int from;
+    struct worker w;
+};
+static void *free_early_then_work(void *arg) {
+    struct early *e = arg;
+    for (int i = e->from; i < EARLY; i += 4) {
+        e->w.bad += !intact(e->blk[i], e->len[i], (unsigned char)i);
+        vfree(e->blk[i]);
+    }
+    return work(&e->w);
+}
+static void single_thread_then_threads(void) {
+#ifndef __SANITIZE_THREAD__ /* its runtime has threads of its own */
+    CHECK(__libc_single_threaded);
+#endif
+    unsigned char *blk[EARLY];
+    size_t len[EARLY];
+    struct worker me = {.rng = 42, .bad = 0};
+    for (int i = 0; i < EARLY; i++) {
+        len[i] = pick(&me.rng);
+        blk[i] = vmalloc(len[i]);
+        CHECK(blk[i] != NULL);
+        if (blk[i] == NULL) return;
+        fill(blk[i], len[i], (unsigned char)i);
+    }
+    work(&me); /* arena and heap operations under plain-store locks */
+    pthread_t t[4];
+    struct early e[4];
+    for (int k = 0; k < 4; k++) {
+        e[k] = (struct early){blk, len, k, {.rng = 7 + (uint64_t)k, .bad = 0}};
+        CHECK(pthread_create(&t[k], NULL, free_early_then_work, &e[k]) == 0);
+    }
+    CHECK(!__libc_single_threaded);
+    work(&me);
+    for (int k = 0; k < 4; k++) {
+        pthread_join(t[k], NULL);
+        me.bad += e[k].w.bad;
+    }
+    CHECK(me.bad == 0);
+}
+
 static void oversubscribed(void) {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int n = (int)(cpus > 2 ? 8 * cpus : 16);
@@ -114,6 +165,7 @@ static void oversubscribed_purging_at_once(void) { oversubscribed(); }
 int main(int argc, char **argv) {
     (void)argc;
     if (getenv("TINYMALLOC_CONF") == NULL) {
+        RUN(single_thread_then_threads); /* first: the process has one thread */
         RUN(oversubscribed_defaults);
         if (tm_test_failed_cases) return 1;
         fflush(stdout);

@@ -6,6 +6,7 @@
 #include "tm_types.h"
 
 #include <sys/rseq.h>
+#include <sys/single_threaded.h>
 
 /* Everything declared below is internal: hidden, so the compiler addresses globals directly
  * (one RIP-relative operand) instead of through the GOT (a load, then the access). */
@@ -21,7 +22,20 @@ static inline uint64_t tm_earliest(uint64_t a, uint64_t b) {
  * never across a system call (tm_defer_t) ----------------------------------------------------- */
 void tm_lock_slow(tm_lock_t *l);
 void tm_lock_wake(tm_lock_t *l);
+/* While the process has one thread, a lock is taken and let go of with plain stores: nobody can
+ * wait for it, and the locked instructions cost an uncontended arena or heap operation a
+ * quarter of its time. glibc's __libc_single_threaded says so (its own malloc reads it for the
+ * same purpose): glibc clears it before a second thread starts and never sets it again in the
+ * process, so a lock taken with an atomic is never let go of with a plain store, and one taken
+ * with a plain store by a thread that then started another (the purger) is let go of with the
+ * exchange, which wakes any waiter. A program that starts threads with a raw clone() breaks
+ * glibc's malloc in the same way. */
+static inline bool tm_single_thread(void) { return __libc_single_threaded; }
 static inline void tm_lock(tm_lock_t *l) {
+    if (tm_single_thread()) {
+        atomic_store_explicit(&l->v, 1, memory_order_relaxed);
+        return;
+    }
     int unheld = 0;
     if (tm_likely(atomic_compare_exchange_strong_explicit(&l->v, &unheld, 1, memory_order_acquire,
                                                           memory_order_relaxed)))
@@ -29,12 +43,21 @@ static inline void tm_lock(tm_lock_t *l) {
     tm_lock_slow(l);
 }
 static inline bool tm_trylock(tm_lock_t *l) {
+    if (tm_single_thread()) {
+        if (atomic_load_explicit(&l->v, memory_order_relaxed)) return false;
+        atomic_store_explicit(&l->v, 1, memory_order_relaxed);
+        return true;
+    }
     int unheld = 0;
     return atomic_load_explicit(&l->v, memory_order_relaxed) == 0 &&
            atomic_compare_exchange_strong_explicit(&l->v, &unheld, 1, memory_order_acquire,
                                                    memory_order_relaxed);
 }
 static inline void tm_unlock(tm_lock_t *l) {
+    if (tm_single_thread()) {
+        atomic_store_explicit(&l->v, 0, memory_order_relaxed);
+        return;
+    }
     if (tm_unlikely(atomic_exchange_explicit(&l->v, 0, memory_order_release) == 2)) tm_lock_wake(l);
 }
 /* After fork() only the forking thread exists: every lock is made free again. */
