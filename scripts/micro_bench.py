@@ -28,10 +28,10 @@ statistics (bench/stats.py, a percentile bootstrap over the rounds). Target (iss
 below 1.1 ("unclear" when the median is but the interval reaches above). The per-run times and
 the summary go to OUT/RUN_ID/micro.json.
 
-Modes: pair:16 pair:32 ... pair:8192 (tight malloc(SIZE)/free loop; --modes takes any pair:N,
-such as pair:16384 for the medium sizes), lifo and fifo (batches of
-1000 mixed sizes 16..1024, freed newest-first or oldest-first), prodcons (one thread mallocs
-64 B blocks, another frees them; not pinned by the runner: the program puts its two threads on
+Modes: pair:16 pair:32 ... pair:65536 (tight malloc(SIZE)/free loop, up to the medium sizes
+that tinymalloc's medium cache and arenas serve; --modes takes any pair:N), lifo and fifo
+(batches of 1000 mixed sizes 16..1024, freed newest-first or oldest-first), prodcons (one
+thread mallocs 64 B blocks, another frees them; not pinned by the runner: the program puts its two threads on
 two CPUs of their own), large (16 blocks of 64 KiB to 8 MiB replaced at random, first page
 written), floor: the pair loop against a thread-local free list behind an indirect call,
 with no allocator in it, and floor-lib: the same list in a shared library that the program
@@ -65,7 +65,7 @@ import run as runner  # noqa: E402
 import stats as bstats  # noqa: E402
 
 DEFAULT_BIN = os.path.join(ROOT, "build", "bench", "micro", "pairs")
-PAIR_SIZES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+PAIR_SIZES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
 ALL_MODES = tuple(f"pair:{s}" for s in PAIR_SIZES) + ("lifo", "fifo", "prodcons", "large", "floor",
                                                        "floor-lib")
 MAX_PAIR_SIZE = 64 << 20  # --modes pair:N beyond the default sizes
