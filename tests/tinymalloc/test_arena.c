@@ -101,6 +101,30 @@ static void runs_never_overlap_and_fit_first(void) {
     for (int i = 0; i < LIVE; i++) vfree(p[i]);
 }
 
+/* First fit walks an arena's chunks in address order: a run freed in the lowest chunk is
+ * taken before the free units of higher ones, however recently those were added (newest
+ * first, a chunk added for one request took the blocks after it, leaving the holes below). */
+static void lower_chunks_fill_first(void) {
+    enum { N = 64, SIZE = 200 * 1024 }; /* 50 units: at most 20 a chunk, so 4 chunks or more */
+    char *p[N];
+    int lo = 0, hi = 0;
+    for (int i = 0; i < N; i++) {
+        p[i] = vmalloc(SIZE);
+        CHECK(p[i] != NULL);
+        if (p[i] == NULL) return;
+        if (p[i] < p[lo]) lo = i;
+        if (p[i] > p[hi]) hi = i;
+    }
+    CHECK(((uintptr_t)p[hi] >> 22) > ((uintptr_t)p[lo] >> 22));
+    char *x = p[lo];
+    vfree(p[lo]);
+    vfree(p[hi]);
+    p[lo] = vmalloc(SIZE);
+    p[hi] = vmalloc(SIZE);
+    CHECK(p[lo] <= x); /* x's run, or one lower still */
+    for (int i = 0; i < N; i++) vfree(p[i]);
+}
+
 static void realloc_in_place(void) {
     char *p = vmalloc(20000);
     memset(p, 7, 20000);
@@ -580,6 +604,7 @@ int main(int argc, char **argv) {
     RUN(medium_sizes_use_arenas);
     RUN_HERE(first_fit_reuses_runs);
     RUN_HERE(runs_never_overlap_and_fit_first);
+    RUN_HERE(lower_chunks_fill_first);
     RUN_HERE(realloc_in_place);
     RUN(cross_thread_free);
     RUN(arena_per_cpu);

@@ -229,8 +229,8 @@ static void reuse_where_a_merged_run_started(void) {
     vfree(tm_test_take_at(b, 40000));
     (void)guard;
 }
-/* First: first fit goes through an arena's chunks newest first, so the blocks must all come
- * from one chunk, as they do before other cases have spread over more. */
+/* First: the blocks must all come from one chunk, as they do before other cases have spread
+ * over more. */
 static void no_false_alarm_where_a_merged_run_started(void) {
     CHECK(tm_test_runs_clean(reuse_where_a_merged_run_started) == 0);
 }
