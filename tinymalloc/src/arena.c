@@ -195,10 +195,10 @@ static tm_achunk_t *chunk_new(tm_arena_t *a, tm_achunk_t *c) {
     c->free_units = nunits - c->first;
     c->hint = c->first;
     /* The list is kept in address order, and first fit walks it from the lowest chunk: new
-     * blocks fill the holes of the oldest, fullest chunks, so live blocks gather low and the
-     * chunks at the top empty out, to be purged. (Newest first, a chunk added for one request
-     * that found no run took every later block until it filled, and the holes below stayed:
-     * steady-rss's peak RSS was 1.2x.) A new chunk is rare, the walk short. */
+     * blocks fill the holes of the lowest chunks, so live blocks gather low and the chunks at
+     * the top empty out, to be purged. (Newest first, a chunk added for one request that found
+     * no run took every later block until it filled, and the holes below stayed: steady-rss's
+     * peak RSS was 1.2x.) A new chunk is rare, the walk short. */
     tm_achunk_t **pp = &a->chunks, *prev = NULL;
     while (*pp && *pp < c) {
         prev = *pp;
