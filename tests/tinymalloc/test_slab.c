@@ -177,6 +177,7 @@ static void die_realloc_freed_grow(void) {
     vrealloc(p, 4000);
 }
 
+static void die_double_free_in_transfer(void); /* with the transfer cache's cases */
 static void invalid_and_double_frees_abort(void) {
     CHECK(tm_expect_abort(die_write_after_free, "malloc(): corrupted free list"));
     CHECK(tm_expect_abort(die_free_stack, "free(): invalid pointer 0x"));
@@ -190,6 +191,7 @@ static void invalid_and_double_frees_abort(void) {
     CHECK(tm_expect_abort(die_double_free_remote_twice, "free(): double free of 0x"));
     CHECK(tm_expect_abort(die_double_free_while_chained, "free(): double free of 0x"));
     CHECK(tm_expect_abort(die_double_free_collected, "free(): double free of 0x"));
+    CHECK(tm_expect_abort(die_double_free_in_transfer, "free(): double free of 0x"));
     CHECK(tm_expect_abort(die_realloc_while_chained, "realloc(): invalid pointer (freed already)"));
     CHECK(tm_expect_abort(die_double_free_huge, "free(): invalid pointer"));
     CHECK(tm_expect_abort(die_free_huge_interior, "free(): invalid pointer"));
@@ -258,20 +260,23 @@ static void malloc_trim_purges_now(void) {
     CHECK(malloc_trim(0) == 0); /* nothing left to give back */
 }
 
-/* Blocks another thread freed come back to the owner: handed over when the freeing thread's
- * chain is full (n blocks of 1 KiB: 4 make a chain; its frees reach the chain once its bin of
- * the class is full, 16 blocks of 1 KiB, which it fills first with its own) or it calls
- * malloc_trim while it lives on, or when it exits. The owner gets them once its current page
- * has no other block left. */
+/* Blocks another thread freed come back to the owner while the freeing thread lives on, by
+ * either way: blocks of whole cache lines past the freeing thread's full bin (16 blocks of
+ * 1 KiB, which it fills first with its own) make a chain of 16 for the transfer cache, which
+ * the owner's refill takes; blocks of 80 B go back to their page in chains of 4 KiB (52 of
+ * them), which the owner collects once its current page has no other block left. A partial
+ * chain of either kind is handed over when the thread calls malloc_trim or exits. */
+enum { SOME = 64 };
 struct chained {
     void **p;
+    size_t size;
     int n, stay, trim;         /* trim: the thread calls malloc_trim after its frees */
     struct gate freed, looked; /* the thread has freed; the owner has looked */
 };
 static void *free_some(void *arg) {
     struct chained *c = arg;
     void *own[16];
-    for (int i = 0; i < 16; i++) own[i] = vmalloc(1024);
+    for (int i = 0; i < 16; i++) own[i] = vmalloc(c->size);
     for (int i = 0; i < 16; i++) vfree(own[i]); /* its bin of the class is full */
     for (int i = 0; i < c->n; i++) vfree(c->p[i]);
     if (c->trim) malloc_trim(0);
@@ -280,12 +285,13 @@ static void *free_some(void *arg) {
     gate_wait(&c->looked);
     return NULL;
 }
-static bool remote_frees_come_back(int n, int stay, int trim) {
-    enum { MAX = 300 };
-    void *p[8], *got[MAX];
-    struct chained c = {p, n, stay, trim, {{-1, -1}}, {{-1, -1}}};
+static bool remote_frees_come_back(size_t size, int n, int stay, int trim) {
+    enum { MAX = 1000 }; /* more than a page of 80 B blocks */
+    static void *got[MAX];
+    void *p[SOME];
+    struct chained c = {p, size, n, stay, trim, {{-1, -1}}, {{-1, -1}}};
     if (stay && (!gate_open(&c.freed) || !gate_open(&c.looked))) return false;
-    for (int i = 0; i < n; i++) p[i] = vmalloc(1024);
+    for (int i = 0; i < n; i++) p[i] = vmalloc(size);
     pthread_t t;
     pthread_create(&t, NULL, free_some, &c);
     if (stay)
@@ -295,7 +301,7 @@ static bool remote_frees_come_back(int n, int stay, int trim) {
     bool back = false;
     int k = 0;
     while (k < MAX && !back) {
-        got[k] = vmalloc(1024);
+        got[k] = vmalloc(size);
         for (int i = 0; i < n; i++) back |= got[k] == p[i];
         k++;
     }
@@ -309,9 +315,91 @@ static bool remote_frees_come_back(int n, int stay, int trim) {
     return back;
 }
 static void remote_frees_reach_the_owner(void) {
-    CHECK(remote_frees_come_back(8, 1, 0)); /* two full chains, the thread alive */
-    CHECK(remote_frees_come_back(1, 0, 0)); /* one block, handed over at exit */
-    CHECK(remote_frees_come_back(1, 1, 1)); /* one block, handed over by malloc_trim */
+    CHECK(remote_frees_come_back(1024, 16, 1, 0)); /* a transfer chain, the thread alive */
+    CHECK(remote_frees_come_back(80, SOME, 1, 0)); /* a page's chain, the thread alive */
+    CHECK(remote_frees_come_back(1024, 1, 0, 0));  /* one block, handed over at exit */
+    CHECK(remote_frees_come_back(1024, 1, 1, 1));  /* one block, handed over by malloc_trim */
+    CHECK(remote_frees_come_back(80, 1, 1, 1));
+}
+
+/* The transfer cache: 64 blocks of 1 KiB that the main thread allocated and another thread
+ * frees past its full bin (four chains) go to the next refills of the class in any thread, a
+ * new one here, while their owner lives on and allocates nothing; the chains that no refill
+ * takes go back to their pages after slab_purge_delay (50 ms in this test), and malloc_trim
+ * sends them back at once. With slab_transfer:0 the new thread gets none of them. */
+enum { HANDED = 64, HANDED_SIZE = 1024 };
+struct handed {
+    void *p[HANDED];
+    struct gate freed, done;
+};
+static void *free_past_bin(void *arg) {
+    struct handed *h = arg;
+    void *own[16];
+    for (int i = 0; i < 16; i++) own[i] = vmalloc(HANDED_SIZE);
+    for (int i = 0; i < 16; i++) vfree(own[i]);
+    for (int i = 0; i < HANDED; i++) vfree(h->p[i]);
+    gate_pass(&h->freed);
+    gate_wait(&h->done);
+    return NULL;
+}
+static void *count_handed(void *arg) {
+    struct handed *h = arg;
+    void *q[HANDED];
+    uintptr_t found = 0;
+    for (int k = 0; k < HANDED; k++) {
+        q[k] = vmalloc(HANDED_SIZE);
+        for (int i = 0; i < HANDED; i++) found += q[k] == h->p[i];
+    }
+    for (int k = 0; k < HANDED; k++) vfree(q[k]);
+    return (void *)found;
+}
+enum { RIGHT_AFTER, AFTER_TRIM, AFTER_DELAY };
+static int handed_to_a_new_thread(int when) {
+    struct handed h;
+    if (!gate_open(&h.freed) || !gate_open(&h.done)) return -1;
+    malloc_trim(0); /* no chain of earlier cases in the stacks */
+    for (int i = 0; i < HANDED; i++) h.p[i] = vmalloc(HANDED_SIZE);
+    pthread_t freer, taker;
+    pthread_create(&freer, NULL, free_past_bin, &h);
+    gate_wait(&h.freed);
+    if (when == AFTER_TRIM) malloc_trim(0);
+    if (when == AFTER_DELAY) usleep(400 * 1000); /* the purger's passes, 50 ms apart */
+    void *found;
+    pthread_create(&taker, NULL, count_handed, &h);
+    pthread_join(taker, &found);
+    gate_pass(&h.done);
+    pthread_join(freer, NULL);
+    gate_close(&h.freed);
+    gate_close(&h.done);
+    return (int)(uintptr_t)found;
+}
+static void transfer_cache_serves_any_thread(void) {
+    int right_after = handed_to_a_new_thread(RIGHT_AFTER);
+    int after_trim = handed_to_a_new_thread(AFTER_TRIM);
+    int after_delay = handed_to_a_new_thread(AFTER_DELAY);
+    printf("  of %d blocks handed over, a new thread got %d right after, %d after malloc_trim, "
+           "%d after the delay\n",
+           HANDED, right_after, after_trim, after_delay);
+    CHECK(right_after == HANDED);
+    CHECK(after_trim == 0);
+    CHECK(after_delay == 0);
+}
+
+/* A block is still counted freed while it waits in the transfer cache: its owner's second
+ * free of it is caught. */
+static void *free_chain_of(void *arg) {
+    void **p = arg;
+    void *own[16];
+    for (int i = 0; i < 16; i++) own[i] = vmalloc(HANDED_SIZE);
+    for (int i = 0; i < 16; i++) vfree(own[i]);
+    for (int i = 0; i < 16; i++) vfree(p[i]);
+    return NULL;
+}
+static void die_double_free_in_transfer(void) {
+    void *p[16];
+    for (int i = 0; i < 16; i++) p[i] = vmalloc(HANDED_SIZE);
+    in_thread(free_chain_of, p);
+    vfree(p[3]);
 }
 
 /* A page whose owner exits with blocks freed both by itself (on its list) and by another
@@ -510,6 +598,7 @@ int main(int argc, char **argv) {
     RUN(freed_blocks_are_reused_across_pages);
     RUN(foreign_frees_are_reused_by_the_freer);
     RUN(remote_frees_reach_the_owner);
+    RUN(transfer_cache_serves_any_thread);
     RUN(mixed_frees_are_collected);
     RUN(remotely_emptied_pages_go_back);
     RUN(consumer_frees_reach_the_peak);

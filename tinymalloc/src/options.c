@@ -67,6 +67,9 @@ static const optdef_t optdefs[] = {
         "empty slab pages kept committed before their memory goes back to the OS"),
     NUM(slab_purge_delay, 1000, 0, MS_MAX,
         "ms an empty slab page past slab_retain stays unused before it is purged; 0: at once"),
+    SIZE(slab_transfer, 0, 32 * MiB, 0, 64 * GiB,
+         "bytes of freed blocks of other threads' slab pages that the transfer cache keeps for "
+         "any thread's next malloc of their class; 0: they go back to their pages"),
     SIZE(reserve, OF_POW2, GiB, TM_CHUNK_SIZE, 1024 * GiB,
          "address space reserved at a time; halves on failure"),
     NUM(commit_chunks, 2, 0, 2,

@@ -111,7 +111,7 @@ static void *purger_main(void *arg) {
         }
         atomic_store_explicit(&sleeping, 1, memory_order_relaxed);
         atomic_thread_fence(memory_order_seq_cst);
-        if (tm_arena_due() || tm_heap_due() || tm_mcache_due()) {
+        if (tm_arena_due() || tm_heap_due() || tm_mcache_due() || tm_slab_xfer_due()) {
             atomic_store_explicit(&sleeping, 0, memory_order_relaxed);
             continue;
         }
@@ -200,10 +200,11 @@ void tm_purger_kick(void) {
  * when nothing is due. */
 void tm_purger_inline(void) {
     if (atomic_load_explicit(&state, memory_order_relaxed) == TM_PURGER_RUNNING) return;
-    uint64_t due = tm_earliest(tm_arena_due(), tm_heap_due());
+    uint64_t due = tm_earliest(tm_earliest(tm_arena_due(), tm_heap_due()), tm_slab_xfer_due());
     if (due == 0 || tm_clock_skipped()) return;
     uint64_t now = tm_now_ms();
     if (now < due) return;
+    tm_slab_xfer_decay(now);
     tm_arena_background(now);
     tm_heap_background(now);
 }

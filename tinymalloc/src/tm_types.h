@@ -93,6 +93,7 @@ typedef struct {
     bool prefault;                /* touch preallocated pages at start-up */
     uint32_t slab_retain;         /* free slab pages kept committed before purging */
     uint32_t slab_purge_delay;    /* ms a free slab page stays unused before purging */
+    size_t slab_transfer;         /* bytes of freed blocks the transfer cache holds; 0: off */
     size_t reserve;               /* bytes of address space reserved at a time */
     int stats;                    /* 0 off, 1 table on stderr, 2 json to stats_file */
     char stats_file[256];         /* "%p" is replaced by the pid */
@@ -235,6 +236,10 @@ typedef struct tm_tcache {
     tm_block_t *rhead, *rtail;
     uint32_t rcount;
     uint32_t refills; /* slab refills: every 64th adds all classes' counts (stats.c) */
+    /* Blocks of other threads' pages freed here past a full bin, gathered per class into a
+     * chain for the transfer cache (slab.c): xcount blocks from xhead. */
+    tm_block_t *xhead[TM_MAX_CLASSES];
+    uint16_t xcount[TM_MAX_CLASSES];
     bool is_fallback;
 } tm_tcache_t;
 
