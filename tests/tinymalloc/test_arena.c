@@ -559,9 +559,15 @@ static void churned_chunks_stay_committed(void) {
     }
     unsigned long long churn = tm_test_stat("\"arena\"", "churn_chunks");
     usleep(1200 * 1000); /* past the default delay (1000 ms) */
-    /* Arena operations run the delayed purge: the clock is read on one call in 8. */
-    for (int i = 0; i < 16; i++) vfree(vmalloc(100 << 10));
-    long after = tm_test_rss_kb();
+    /* Arena operations run the delayed purge: the clock is read on one call in 8. On a loaded
+     * machine (the whole suite running) the pass may come later: look again for 3 s more. */
+    long after = 0;
+    for (int look = 0; look < 30; look++) {
+        for (int i = 0; i < 16; i++) vfree(vmalloc(100 << 10));
+        after = tm_test_rss_kb();
+        if (after - before < (peak - before) / 4) break;
+        usleep(100 * 1000);
+    }
     malloc_trim(0);
     unsigned long long trimmed = tm_test_stat("\"arena\"", "churn_chunks");
     sched_setaffinity(0, sizeof allowed, &allowed);
