@@ -354,7 +354,11 @@ static void *count_handed(void *arg) {
     return (void *)found;
 }
 enum { RIGHT_AFTER, AFTER_TRIM, AFTER_DELAY };
-static int handed_to_a_new_thread(int when) {
+static uint64_t transferred(void) {
+    struct tinymalloc_stats st;
+    return tinymalloc_stats_get(&st, sizeof st) == 0 ? st.slab_transferred : UINT64_MAX;
+}
+static int handed_to_a_new_thread(int when, uint64_t *held) {
     struct handed h;
     if (!gate_open(&h.freed) || !gate_open(&h.done)) return -1;
     malloc_trim(0); /* no chain of earlier cases in the stacks */
@@ -364,6 +368,7 @@ static int handed_to_a_new_thread(int when) {
     gate_wait(&h.freed);
     if (when == AFTER_TRIM) malloc_trim(0);
     if (when == AFTER_DELAY) usleep(400 * 1000); /* the purger's passes, 50 ms apart */
+    *held = transferred();
     void *found;
     pthread_create(&taker, NULL, count_handed, &h);
     pthread_join(taker, &found);
@@ -374,15 +379,21 @@ static int handed_to_a_new_thread(int when) {
     return (int)(uintptr_t)found;
 }
 static void transfer_cache_serves_any_thread(void) {
-    int right_after = handed_to_a_new_thread(RIGHT_AFTER);
-    int after_trim = handed_to_a_new_thread(AFTER_TRIM);
-    int after_delay = handed_to_a_new_thread(AFTER_DELAY);
+    uint64_t held[3];
+    int right_after = handed_to_a_new_thread(RIGHT_AFTER, &held[0]);
+    int after_trim = handed_to_a_new_thread(AFTER_TRIM, &held[1]);
+    int after_delay = handed_to_a_new_thread(AFTER_DELAY, &held[2]);
     printf("  of %d blocks handed over, a new thread got %d right after, %d after malloc_trim, "
-           "%d after the delay\n",
-           HANDED, right_after, after_trim, after_delay);
+           "%d after the delay; the cache held %llu, %llu and %llu bytes before it looked\n",
+           HANDED, right_after, after_trim, after_delay, (unsigned long long)held[0],
+           (unsigned long long)held[1], (unsigned long long)held[2]);
     CHECK(right_after == HANDED);
     CHECK(after_trim == 0);
     CHECK(after_delay == 0);
+    CHECK(held[0] == HANDED * HANDED_SIZE); /* four chains of 16 */
+    CHECK(held[1] == 0);
+    CHECK(held[2] == 0);
+    CHECK(transferred() == 0); /* the new thread took them all */
 }
 
 /* A block is still counted freed while it waits in the transfer cache: its owner's second

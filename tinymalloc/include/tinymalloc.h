@@ -28,10 +28,12 @@ struct tinymalloc_stats {
     uint64_t arenas;                      /* arenas (one per CPU) */
     /* Added with the bounded medium cache. */
     uint64_t medium_cached; /* bytes of freed medium blocks in all threads' caches */
+    /* Added with the slab tier's transfer cache. */
+    uint64_t slab_transferred; /* bytes of freed small blocks waiting there for any thread */
 };
 
 /* Fills *s (size: sizeof *s, or for callers built against an older header the size before the
- * arena fields or before medium_cached).
+ * arena fields, before medium_cached or before slab_transferred).
  * Returns 0, or -1 if size is wrong. */
 int tinymalloc_stats_get(struct tinymalloc_stats *s, size_t size);
 

@@ -173,6 +173,8 @@ static void xfer_release(uint64_t now, bool all) {
 
 uint64_t tm_slab_xfer_due(void) { return atomic_load_explicit(&xfer_due, memory_order_relaxed); }
 
+size_t tm_slab_xfer_bytes(void) { return atomic_load_explicit(&xfer_bytes, memory_order_relaxed); }
+
 /* The decay pass, when due; only the caller that takes the due time it saw runs it. */
 void tm_slab_xfer_decay(uint64_t now) {
     uint64_t due = atomic_load_explicit(&xfer_due, memory_order_relaxed);

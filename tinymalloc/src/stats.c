@@ -154,7 +154,8 @@ int tinymalloc_stats_get(struct tinymalloc_stats *s, size_t size) {
     /* Callers built against an older header pass the size that ended with its last field. */
     if (s == NULL ||
         (size != sizeof *s && size != offsetof(struct tinymalloc_stats, arena_allocs) &&
-         size != offsetof(struct tinymalloc_stats, medium_cached)))
+         size != offsetof(struct tinymalloc_stats, medium_cached) &&
+         size != offsetof(struct tinymalloc_stats, slab_transferred)))
         return -1;
     tm_init();
     struct tinymalloc_stats full;
@@ -192,6 +193,7 @@ int tinymalloc_stats_get(struct tinymalloc_stats *s, size_t size) {
     s->mapped_bytes = LOAD(tm_os_stats.mapped_bytes);
     s->mapped_peak = LOAD(tm_os_stats.mapped_peak);
     s->medium_cached = tm_mcache_total();
+    s->slab_transferred = tm_slab_xfer_bytes();
     memcpy(out, s, size);
     return 0;
 }

@@ -263,6 +263,7 @@ int tm_slab_aligned_class(size_t n, size_t align); /* -1 when no class fits */
 uint64_t tm_slab_background(uint64_t now);         /* the purger's pass; -> next due (0: none) */
 uint64_t tm_slab_xfer_due(void);       /* the transfer cache's next decay pass (0: none) */
 void tm_slab_xfer_decay(uint64_t now); /* that pass, when due */
+size_t tm_slab_xfer_bytes(void);       /* bytes the transfer cache holds */
 void tm_slab_trim(void);               /* malloc_trim's part in each tier */
 
 extern uint32_t tm_bin_max[TM_MAX_CLASSES];
