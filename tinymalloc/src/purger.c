@@ -196,8 +196,8 @@ void tm_purger_kick(void) {
  * call that tier again: one thread that frees a large block and then asks only for small
  * or medium ones would keep the block's pages for good. The slab tier's slow path, taken
  * about once per page of small blocks, and every call above the slabs run the arena and heap
- * passes that are past due here; their clocks are built for callers on any thread. Two loads
- * when nothing is due. */
+ * passes and the slab transfer cache's decay that are past due here; their clocks are built
+ * for callers on any thread. Three loads when nothing is due. */
 void tm_purger_inline(void) {
     if (atomic_load_explicit(&state, memory_order_relaxed) == TM_PURGER_RUNNING) return;
     uint64_t due = tm_earliest(tm_earliest(tm_arena_due(), tm_heap_due()), tm_slab_xfer_due());
