@@ -48,10 +48,10 @@ static void remote_push(tm_page_t *pg, tm_block_t *head, tm_block_t *tail, uint3
  * 8+8 threads: 2000 pages held with over 100 MiB of their blocks freed and not collected;
  * peak RSS 2.3x tcmalloc's). So past its full bin, a consumer gathers such blocks of whole
  * cache lines (as its bin takes: no line shared with the owner's live blocks) into chains of
- * a bin's length, and hands each full chain to its class's stack here; a refill that finds no
- * block on its own pages takes a chain as its bin, before it takes a page from the pools. A
- * block keeps being counted used on its page while it travels, as binned foreign blocks are,
- * and keeps the pending key, so a second free of it is caught by whoever makes it.
+ * a full bin's length (tm_bin_max), and hands each full chain to its class's stack here; a refill
+ * that finds no block on its own pages takes a chain as its bin, before it takes a page from the
+ * pools. A block keeps being counted used on its page while it travels, as binned foreign blocks
+ * are, and keeps the pending key, so a second free of it is caught by whoever makes it.
  *
  * Bounds. All stacks together hold at most slab_transfer bytes (xfer_bytes, reserved before
  * the push); a chain past that goes back to its pages. A class whose stack nobody took from
@@ -71,13 +71,13 @@ typedef struct {
 } __attribute__((aligned(64))) tm_xfer_t;
 
 static tm_xfer_t xfer[TM_MAX_CLASSES];
-static uint16_t xfer_len[TM_MAX_CLASSES]; /* blocks per chain: tm_bin_max of the class */
 static _Atomic size_t xfer_bytes;
 static _Atomic uint64_t xfer_due; /* the next decay pass (0: no chain held) */
 
-static size_t chain_bytes(unsigned cls) { return (size_t)xfer_len[cls] * tm_opt.class_size[cls]; }
+static size_t chain_bytes(unsigned cls) { return (size_t)tm_bin_max[cls] * tm_opt.class_size[cls]; }
 
-static uint64_t xfer_delay(void) { return tm_opt.slab_purge_delay ? tm_opt.slab_purge_delay : 100; }
+/* The slab tier's background period: slab_purge_delay, or 100 ms when that is 0. */
+static uint64_t delay_base(void) { return tm_opt.slab_purge_delay ? tm_opt.slab_purge_delay : 100; }
 
 /* Frees a chain's blocks to their pages, as the remote frees they were. */
 static void chain_to_pages(tm_block_t *b) {
@@ -107,7 +107,7 @@ static tm_noinline void xfer_push(tm_tcache_t *tc, unsigned cls) {
     ((tm_xchain_t *)h)->next_chain = x->chains;
     tm_rstore(x->chains, h);
     tm_spin_unlock(&x->lock);
-    tm_due_lower(&xfer_due, tm_now_ms_lazy() + xfer_delay());
+    tm_due_lower(&xfer_due, tm_now_ms_lazy() + delay_base());
     tm_purger_poll();
 }
 
@@ -115,7 +115,7 @@ static tm_noinline void xfer_push(tm_tcache_t *tc, unsigned cls) {
 static inline void xfer_add(tm_tcache_t *tc, unsigned cls, tm_block_t *b) {
     tm_block_link_pending(b, tc->xhead[cls]);
     tc->xhead[cls] = b;
-    if (++tc->xcount[cls] == xfer_len[cls]) xfer_push(tc, cls);
+    if (++tc->xcount[cls] == tm_bin_max[cls]) xfer_push(tc, cls);
 }
 
 /* This thread's partial chains go back to their pages (thread exit, malloc_trim). */
@@ -142,7 +142,7 @@ static bool xfer_take(tm_tcache_t *tc, unsigned cls) {
     if (h == NULL) return false;
     atomic_fetch_sub_explicit(&xfer_bytes, chain_bytes(cls), memory_order_relaxed);
     tc->bin[cls] = h;
-    tc->bin_room[cls] = tm_bin_max[cls] - xfer_len[cls];
+    tc->bin_room[cls] = 0; /* a chain fills the bin */
     return true;
 }
 
@@ -168,7 +168,7 @@ static void xfer_release(uint64_t now, bool all) {
             chain_to_pages(out);
         }
     }
-    if (left) tm_due_lower(&xfer_due, now + xfer_delay());
+    if (left) tm_due_lower(&xfer_due, now + delay_base());
 }
 
 uint64_t tm_slab_xfer_due(void) { return atomic_load_explicit(&xfer_due, memory_order_relaxed); }
@@ -529,7 +529,7 @@ static unsigned pools_reclaim(void) {
  * Returns when the next is due (0: nothing waits). */
 uint64_t tm_slab_background(uint64_t now) {
     tm_slab_xfer_decay(now); /* first: the chains it gives back may empty pages */
-    uint64_t base = tm_opt.slab_purge_delay ? tm_opt.slab_purge_delay : 100, next = 0;
+    uint64_t base = delay_base(), next = 0;
     if (atomic_load_explicit(&abandoned, memory_order_relaxed)) {
         if (now >= reclaim_due) {
             reclaim_gap = pools_reclaim() || reclaim_gap == 0 ? base
@@ -853,7 +853,6 @@ void tm_slab_init(void) {
     for (c = 0; c < tm_opt.nclasses; c++) {
         uint32_t fit = (uint32_t)(16384 / tm_opt.class_size[c]);
         tm_bin_max[c] = fit < 4 ? 4 : fit > 64 ? 64 : fit;
-        xfer_len[c] = (uint16_t)tm_bin_max[c];
         uint32_t per_page = (uint32_t)(TM_PAGE_SIZE / tm_opt.class_size[c]);
         uint32_t pages = (tm_opt.class_prealloc[c] + per_page - 1) / per_page;
         class_pool[c].target = pages;
