@@ -558,14 +558,19 @@ static void churned_chunks_stay_committed(void) {
         for (int i = 0; i < N; i++) vfree(ps[i]);
     }
     unsigned long long churn = tm_test_stat("\"arena\"", "churn_chunks");
+    /* The operations that run the delayed purge go to another CPU's arena. In this arena they
+     * would take its lowest chunk, still dirty, before the clock is read (on one call in 8): a
+     * chunk in use is not purged, and each free empties it anew, so its delay starts again on
+     * every look (CI saw 4012 kB left after 3 s of looking). On one CPU that chunk is allowed. */
+    bool moved = tm_test_pin_to(1, &allowed);
+    long bound = (peak - before) / 4 + (moved ? 0 : 4096);
     usleep(1200 * 1000); /* past the default delay (1000 ms) */
-    /* Arena operations run the delayed purge: the clock is read on one call in 8. On a loaded
-     * machine (the whole suite running) the pass may come later: look again for 3 s more. */
+    /* On a loaded machine (the whole suite running) the pass may come later: look for 3 s. */
     long after = 0;
     for (int look = 0; look < 30; look++) {
         for (int i = 0; i < 16; i++) vfree(vmalloc(100 << 10));
         after = tm_test_rss_kb();
-        if (after - before < (peak - before) / 4) break;
+        if (after - before < bound) break;
         usleep(100 * 1000);
     }
     malloc_trim(0);
@@ -573,15 +578,15 @@ static void churned_chunks_stay_committed(void) {
     sched_setaffinity(0, sizeof allowed, &allowed);
     printf("  page faults per round:");
     for (int r = 0; r < ROUNDS; r++) printf(" %ld", faults[r]);
-    printf("; rss kB: before %ld, first round %ld, after the delay %ld; churn_chunks %llu, %llu "
-           "after malloc_trim\n",
-           before, peak, after, churn, trimmed);
+    printf("; rss kB: before %ld, first round %ld, after the delay %ld (%s); churn_chunks %llu, "
+           "%llu after malloc_trim\n",
+           before, peak, after, moved ? "looked from another CPU" : "one CPU", churn, trimmed);
     CHECK(churn > 0 && churn != (unsigned long long)-1);
     CHECK(trimmed == 0);
     CHECK(faults[1] > 500); /* the first chunks purged at once are faulted in again */
     CHECK(faults[ROUNDS - 1] < faults[1] / 4);
     CHECK(peak - before > 8000);
-    CHECK(after - before < (peak - before) / 4);
+    CHECK(after - before < bound);
 }
 
 #define DELAY_CONF "medium_cache:0,arena_dirty:1000"
