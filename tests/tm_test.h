@@ -3,7 +3,9 @@
 #ifndef TM_TEST_H
 #define TM_TEST_H
 
+#include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +95,28 @@ static inline bool tm_test_pin_to(int idx, cpu_set_t *allowed) {
         return sched_setaffinity(0, sizeof one, &one) == 0;
     }
     return false;
+}
+
+/* Runs fn(arg) in a new thread pinned to the idx-th CPU of `allowed`, and waits for it; false
+ * (fn not run) when there is no such CPU or no thread could be started. A thread takes the
+ * arena and the heap of its CPU at its first request and keeps to them wherever it runs: a new
+ * thread is how a case reaches another CPU's. A small stack, for the cases run capped. */
+static inline bool tm_test_on_cpu(int idx, const cpu_set_t *allowed, void *(*fn)(void *),
+                                  void *arg) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    for (int c = 0, k = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, allowed) && k++ == idx) CPU_SET(c, &one);
+    if (CPU_COUNT(&one) == 0) return false;
+    pthread_attr_t attr;
+    pthread_t t;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 << 10);
+    pthread_attr_setaffinity_np(&attr, sizeof one, &one);
+    bool ok = pthread_create(&t, &attr, fn, arg) == 0;
+    pthread_attr_destroy(&attr);
+    if (ok) pthread_join(t, NULL);
+    return ok;
 }
 
 #define TEST_EXIT() return tm_test_failed_cases ? 1 : 0
@@ -223,21 +247,45 @@ __attribute__((unused)) static int tm_test_capped(int (*fn)(void), size_t extra)
  * CPU until none fits, all freed, and as many taken again on the second, where they must be
  * found in the first CPU's arena or heap. 0 when they were. */
 static size_t tm_test_oom_size;
+static int tm_test_want, tm_test_again;
+static _Atomic int tm_test_go;
+__attribute__((unused)) static void *tm_test_take_again(void *ps) {
+    void *(*volatile take)(size_t) = malloc;
+    while (!atomic_load(&tm_test_go)) usleep(1000);
+    while (tm_test_again < tm_test_want &&
+           (((void **)ps)[tm_test_again] = take(tm_test_oom_size)) != NULL)
+        tm_test_again++;
+    return NULL;
+}
+/* The second CPU's requests come from a thread started there before the first CPU's take the
+ * address space (its stack would not fit after): a thread keeps to the arena and heap of the
+ * CPU of its first request. */
 __attribute__((unused)) static int tm_test_refill_elsewhere(void) {
     enum { MAX = 65536 }; /* more blocks than the cap and the reservations it counts hold */
     static void *ps[MAX];
     void *(*volatile take)(size_t) = malloc;
-    cpu_set_t allowed;
+    cpu_set_t allowed, second;
     if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || !tm_test_pin_to(0, &allowed))
         return 3;
-    int n = 0, again = 0;
+    CPU_ZERO(&second);
+    for (int c = 0, k = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &allowed) && k++ == 1) CPU_SET(c, &second);
+    pthread_attr_t attr;
+    pthread_t t;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 << 10);
+    pthread_attr_setaffinity_np(&attr, sizeof second, &second);
+    if (CPU_COUNT(&second) == 0 || pthread_create(&t, &attr, tm_test_take_again, ps) != 0) return 3;
+    pthread_attr_destroy(&attr);
+    int n = 0;
     while (n < MAX && (ps[n] = take(tm_test_oom_size)) != NULL) n++;
     for (int i = 0; i < n; i++) free(ps[i]);
-    if (!tm_test_pin_to(1, &allowed)) return 3;
-    while (again < n && (ps[again] = take(tm_test_oom_size)) != NULL) again++;
+    tm_test_want = n;
+    atomic_store(&tm_test_go, 1);
+    pthread_join(t, NULL);
     printf("  %d blocks of %zu KiB on the first CPU, %d again on the second\n", n,
-           tm_test_oom_size >> 10, again);
-    return n == 0 || n == MAX ? 4 : again < n ? 5 : 0;
+           tm_test_oom_size >> 10, tm_test_again);
+    return n == 0 || n == MAX ? 4 : tm_test_again < n ? 5 : 0;
 }
 
 /* The case of the per-CPU tiers: tm_test_refill_elsewhere for blocks of `size` bytes, run with

@@ -154,7 +154,8 @@ static void cross_thread_free(void) {
     CHECK(s1.arena_allocs - s0.arena_allocs == 50 && s1.arena_frees - s0.arena_frees == 50);
 }
 
-/* A thread pinned to CPU 0, then to CPU 1, is served by two different arenas. */
+/* A thread takes the arena of its CPU at its first medium request and keeps to it when it
+ * moves to another CPU; a thread that starts on that other CPU takes the other arena. */
 static int pin(int cpu) {
     cpu_set_t set;
     CPU_ZERO(&set);
@@ -164,43 +165,55 @@ static int pin(int cpu) {
     return sched_getcpu() == cpu;
 }
 
-static void *per_cpu_thread(void *arg) {
-    int *ok = arg;
-    uint64_t c0[64] = {0}, c1[64] = {0}, c2[64] = {0};
+/* The arena that served at least 90 of 100 medium blocks (a busy lock may send a few
+ * elsewhere, and moves the thread), or -1. */
+static int batch_arena(void) {
+    uint64_t c0[64] = {0}, c1[64] = {0};
     unsigned n = tinymalloc_arena_allocs(c0, 64);
-    if (n < 2 || !pin(0)) {
-        *ok = -1;
-        return NULL;
-    }
     void *ps[100];
     for (int i = 0; i < 100; i++) ps[i] = vmalloc(20000);
     tinymalloc_arena_allocs(c1, 64);
-    if (!pin(1)) {
-        *ok = -1;
-        return NULL;
-    }
     for (int i = 0; i < 100; i++) vfree(ps[i]);
-    for (int i = 0; i < 100; i++) ps[i] = vmalloc(20000);
-    tinymalloc_arena_allocs(c2, 64);
-    for (int i = 0; i < 100; i++) vfree(ps[i]);
-    /* Most of each batch from the CPU's own arena (a busy lock may send a few elsewhere). */
-    *ok = c1[0 % n] - c0[0 % n] >= 90 && c2[1 % n] - c1[1 % n] >= 90;
-    if (!*ok)
-        printf("  arenas %u: on cpu0 arena0 +%llu, on cpu1 arena1 +%llu\n", n,
-               (unsigned long long)(c1[0] - c0[0]), (unsigned long long)(c2[1] - c1[1]));
+    for (unsigned a = 0; a < n && a < 64; a++)
+        if (c1[a] - c0[a] >= 90) return (int)a;
+    return -1;
+}
+
+static void *moved_thread(void *arg) {
+    int *got = arg;
+    if (!pin(0)) return NULL;
+    got[0] = batch_arena();
+    if (!pin(1)) return NULL;
+    got[1] = batch_arena();
     return NULL;
 }
 
-static void arena_per_cpu(void) {
-    int ok = 0;
+static void *new_thread_on_cpu1(void *arg) {
+    int *got = arg;
+    if (pin(1)) got[2] = batch_arena();
+    return NULL;
+}
+
+static void arena_home_per_thread(void) {
+    int got[3] = {-2, -2, -2};
     pthread_t t;
-    pthread_create(&t, NULL, per_cpu_thread, &ok);
-    pthread_join(t, NULL);
-    if (ok < 0) {
-        printf("SKIP: arena_per_cpu (needs CPUs 0 and 1)\n");
+    if (tinymalloc_arena_allocs(NULL, 0) < 2) {
+        printf("SKIP: arena_home_per_thread (one arena)\n");
         return;
     }
-    CHECK(ok == 1);
+    pthread_create(&t, NULL, moved_thread, got);
+    pthread_join(t, NULL);
+    pthread_create(&t, NULL, new_thread_on_cpu1, got);
+    pthread_join(t, NULL);
+    if (got[0] == -2 || got[1] == -2 || got[2] == -2) {
+        printf("SKIP: arena_home_per_thread (needs CPUs 0 and 1)\n");
+        return;
+    }
+    printf("  arenas: on cpu0 %d, moved to cpu1 %d, a thread started on cpu1 %d\n", got[0], got[1],
+           got[2]);
+    CHECK(got[0] == 0);
+    CHECK(got[1] == 0);
+    CHECK(got[2] == 1);
 }
 
 /* ---- stress: every tier, cross-thread frees, content checks ---------------------------- */
@@ -454,33 +467,52 @@ static void invalid_frees_abort(void) {
     CHECK(tm_expect_abort(die_unaligned, "free(): invalid pointer"));
 }
 
+static void *probe_ops(void *arg) {
+    for (int i = 0; i < 16; i++) vfree(vmalloc(100 << 10));
+    return arg;
+}
+
+/* Runs fn in a thread started on the idx-th CPU of allowed, which takes that CPU's arena and
+ * keeps to it; here when there is no such CPU. True when it ran there. */
+static bool on_cpu_or_here(int idx, const cpu_set_t *allowed, void *(*fn)(void *), void *arg) {
+    if (tm_test_on_cpu(idx, allowed, fn, arg)) return true;
+    fn(arg);
+    return false;
+}
+
+enum { SPREAD_N = 160 };
+static void *spread[SPREAD_N], *spread_ballast;
+static long spread_peak;
+
+static void *fill_and_free(void *arg) {
+    spread_ballast = vmalloc(200 << 10); /* keeps a chunk of this arena in use */
+    for (int i = 0; i < SPREAD_N; i++) {
+        spread[i] = vmalloc(200 << 10); /* 32 MiB in all: whole chunks */
+        memset(spread[i], 1, 200 << 10);
+    }
+    spread_peak = tm_test_rss_kb();
+    for (int i = 0; i < SPREAD_N; i++) vfree(spread[i]);
+    return arg;
+}
+
 /* Wholly free chunks give their pages back after arena_purge_delay, checked by the next
  * operation of any arena: here the blocks are freed on one CPU and the next operation runs
  * on another (where there is one), in another arena. Run with arena_dirty:1000 and a block
  * kept in use, so the arena may keep all the chunks it empties until the delay is over. */
 static void free_chunks_are_purged_from_any_arena(void) {
-    enum { N = 160 };
-    static void *ps[N];
     cpu_set_t allowed;
     CHECK(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
-    bool moved = tm_test_pin_to(0, &allowed);
     malloc_trim(0); /* what the earlier cases left free goes back first */
-    void *ballast = vmalloc(200 << 10);
     long before = tm_test_rss_kb();
-    for (int i = 0; i < N; i++) {
-        ps[i] = vmalloc(200 << 10); /* 32 MiB in all: whole chunks */
-        memset(ps[i], 1, 200 << 10);
-    }
-    long peak = tm_test_rss_kb();
-    for (int i = 0; i < N; i++) vfree(ps[i]);
-    long kept = tm_test_rss_kb();
-    moved = moved && tm_test_pin_to(1, &allowed);
+    /* The blocks come from a thread started on the first CPU, in its arena, and the next
+     * operations from one started on the second, in another arena. */
+    bool moved = on_cpu_or_here(0, &allowed, fill_and_free, NULL);
+    long peak = spread_peak, kept = tm_test_rss_kb();
     usleep(1200 * 1000); /* past the default delay (1000 ms) */
     /* Arena operations run the check: a purge clock is read on one call in 8 (TM_CLOCK_TICKS). */
-    for (int i = 0; i < 16; i++) vfree(vmalloc(100 << 10));
+    moved = on_cpu_or_here(1, &allowed, probe_ops, NULL) && moved;
     long after = tm_test_rss_kb();
-    sched_setaffinity(0, sizeof allowed, &allowed);
-    vfree(ballast);
+    vfree(spread_ballast);
     printf("  rss kB: before %ld, peak %ld, right after free %ld, after the delay %ld (%s)\n",
            before, peak, kept, after, moved ? "the check ran on another CPU" : "one CPU");
     CHECK(peak - before > 25000);
@@ -537,54 +569,60 @@ static long minor_faults(void) {
 /* A program that empties its chunks and fills them again within the purge delay: the chunks
  * purged at once past the dirty share come back, and the arena keeps them from then on, so
  * refilling them stops costing a page fault per page. When the churn stops, the delay still
- * gives them back. Pinned to one CPU: one arena. */
+ * gives them back. One thread: one arena. */
+enum { CHURN_N = 80, CHURN_ROUNDS = 5 };
+static long churn_faults[CHURN_ROUNDS], churn_peak;
+
+static void *churn_rounds(void *arg) {
+    static void *ps[CHURN_N];
+    for (int r = 0; r < CHURN_ROUNDS; r++) {
+        long f = minor_faults();
+        for (int i = 0; i < CHURN_N; i++) {
+            ps[i] = vmalloc(200 << 10); /* 16 MiB: 4 chunks or more */
+            memset(ps[i], r + 1, 200 << 10);
+        }
+        churn_faults[r] = minor_faults() - f;
+        if (r == 0) churn_peak = tm_test_rss_kb();
+        for (int i = 0; i < CHURN_N; i++) vfree(ps[i]);
+    }
+    return arg;
+}
+
 static void churned_chunks_stay_committed(void) {
-    enum { N = 80, ROUNDS = 5, SIZE = 200 << 10 };
-    static void *ps[N];
-    long faults[ROUNDS];
     cpu_set_t allowed;
     CHECK(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
-    tm_test_pin_to(0, &allowed);
     malloc_trim(0);
-    long before = settled_rss_kb(), peak = 0;
-    for (int r = 0; r < ROUNDS; r++) {
-        long f = minor_faults();
-        for (int i = 0; i < N; i++) {
-            ps[i] = vmalloc(SIZE); /* 16 MiB: 4 chunks or more */
-            memset(ps[i], r + 1, SIZE);
-        }
-        faults[r] = minor_faults() - f;
-        if (r == 0) peak = tm_test_rss_kb();
-        for (int i = 0; i < N; i++) vfree(ps[i]);
-    }
+    long before = settled_rss_kb();
+    /* The churn runs in a thread started on the first CPU, in that CPU's arena; the operations
+     * that run the delayed purge come from threads started on the second, in another arena.
+     * In the churned arena they would take its lowest chunk, still dirty, before the clock is
+     * read (on one call in 8): a chunk in use is not purged, and each free empties it anew, so
+     * its delay would start again on every look (CI saw 4012 kB left after 3 s of looking).
+     * On one CPU that chunk is allowed. */
+    bool moved = on_cpu_or_here(0, &allowed, churn_rounds, NULL);
+    long peak = churn_peak, *faults = churn_faults;
     unsigned long long churn = tm_test_stat("\"arena\"", "churn_chunks");
-    /* The operations that run the delayed purge go to another CPU's arena. In this arena they
-     * would take its lowest chunk, still dirty, before the clock is read (on one call in 8): a
-     * chunk in use is not purged, and each free empties it anew, so its delay starts again on
-     * every look (CI saw 4012 kB left after 3 s of looking). On one CPU that chunk is allowed. */
-    bool moved = tm_test_pin_to(1, &allowed);
-    long bound = (peak - before) / 4 + (moved ? 0 : 4096);
+    long bound = (peak - before) / 4 + (CPU_COUNT(&allowed) > 1 ? 0 : 4096);
     usleep(1200 * 1000); /* past the default delay (1000 ms) */
     /* On a loaded machine (the whole suite running) the pass may come later: look for 3 s. */
     long after = 0;
     for (int look = 0; look < 30; look++) {
-        for (int i = 0; i < 16; i++) vfree(vmalloc(100 << 10));
+        moved = on_cpu_or_here(1, &allowed, probe_ops, NULL) && moved;
         after = tm_test_rss_kb();
         if (after - before < bound) break;
         usleep(100 * 1000);
     }
     malloc_trim(0);
     unsigned long long trimmed = tm_test_stat("\"arena\"", "churn_chunks");
-    sched_setaffinity(0, sizeof allowed, &allowed);
     printf("  page faults per round:");
-    for (int r = 0; r < ROUNDS; r++) printf(" %ld", faults[r]);
+    for (int r = 0; r < CHURN_ROUNDS; r++) printf(" %ld", faults[r]);
     printf("; rss kB: before %ld, first round %ld, after the delay %ld (%s); churn_chunks %llu, "
            "%llu after malloc_trim\n",
            before, peak, after, moved ? "looked from another CPU" : "one CPU", churn, trimmed);
     CHECK(churn > 0 && churn != (unsigned long long)-1);
     CHECK(trimmed == 0);
     CHECK(faults[1] > 500); /* the first chunks purged at once are faulted in again */
-    CHECK(faults[ROUNDS - 1] < faults[1] / 4);
+    CHECK(faults[CHURN_ROUNDS - 1] < faults[1] / 4);
     CHECK(peak - before > 8000);
     CHECK(after - before < bound);
 }
@@ -618,7 +656,7 @@ int main(int argc, char **argv) {
     RUN_HERE(lower_chunks_fill_first);
     RUN_HERE(realloc_in_place);
     RUN(cross_thread_free);
-    RUN(arena_per_cpu);
+    RUN(arena_home_per_thread);
     RUN(stress_all_tiers);
     RUN_RSS(chunks_past_the_dirty_share_are_purged_at_once);
     RUN_RSS(churned_chunks_stay_committed);

@@ -380,26 +380,40 @@ static void alignment(void) {
  * passed; the check runs at the next heap operation, whichever heap it uses. The blocks are
  * allocated and freed on one CPU and the next operation runs on another, where there is one:
  * heaps are per CPU, and an idle heap must still be purged. */
-static void rss_falls(void) {
+static void *heap_probe_ops(void *arg) {
+    for (int i = 0; i < 16; i++) vfree(vmalloc(2 * MiB));
+    return arg;
+}
+
+static long heap_peak;
+static void *heap_fill_and_free(void *arg) {
     enum { N = 40 };
     void *ps[N];
-    cpu_set_t allowed;
-    CHECK(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
-    bool moved = tm_test_pin_to(0, &allowed);
-    long before = tm_test_rss_kb() / 4;
     for (int i = 0; i < N; i++) {
         ps[i] = vmalloc((size_t)(1 + i % 7) * MiB);
         memset(ps[i], 1, (size_t)(1 + i % 7) * MiB);
     }
-    long peak = tm_test_rss_kb() / 4;
+    heap_peak = tm_test_rss_kb() / 4;
     for (int i = 0; i < N; i++) vfree(ps[i]);
-    moved = moved && tm_test_pin_to(1, &allowed);
+    return arg;
+}
+
+static void rss_falls(void) {
+    cpu_set_t allowed;
+    CHECK(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
+    long before = tm_test_rss_kb() / 4;
+    /* A thread takes the heap of its CPU at its first request and keeps to it: the blocks come
+     * from a thread started on the first CPU, the operations after the delay from one started
+     * on the second. */
+    bool moved = tm_test_on_cpu(0, &allowed, heap_fill_and_free, NULL);
+    if (!moved) heap_fill_and_free(NULL);
+    long peak = heap_peak;
     usleep(1200 * 1000); /* past the default purge delay (1000 ms) */
     /* Heap operations run the check, but read the clock only every few calls (TM_CLOCK_TICKS,
      * 8): one call ran it or not by how many calls the cases before had made. */
-    for (int i = 0; i < 16; i++) vfree(vmalloc(2 * MiB));
+    moved = tm_test_on_cpu(1, &allowed, heap_probe_ops, NULL) && moved;
+    if (!moved) heap_probe_ops(NULL);
     long after = tm_test_rss_kb() / 4;
-    sched_setaffinity(0, sizeof allowed, &allowed);
     printf("  rss pages: before %ld, peak %ld, after free %ld (%s)\n", before, peak, after,
            moved ? "the check ran on another CPU" : "one CPU");
     CHECK(peak > (long)((100 * MiB) / 4096));

@@ -10,12 +10,13 @@
  *
  * Concurrency. There are `heaps` heaps (default one per CPU, at most TM_MAX_ARENAS), each
  * behind the lock of its tm_shard_t, which guards every field of the heap and every header of
- * its blocks. A thread uses the heap of the CPU it runs on until it first finds that heap's
- * lock taken; it then moves to the next free one (trylock), or waits for its own when all are
- * taken, and from then on keeps to that heap (heap_home), so that contention spreads threads
- * out once and a thread's blocks stay together. A free takes the lock of the heap named in
- * the block's header. Without a lock only what a live block's header never changes is read
- * (its heap, to know which lock to take), and it is checked again under the lock.
+ * its blocks. A thread takes the heap of the CPU it runs on at its first request and keeps to
+ * it (heap_home) wherever the scheduler moves it, until it finds that heap's lock taken; it then
+ * moves to the next free one (trylock), or waits for its own when all are taken, and keeps to
+ * the one it got, so that contention spreads threads out and a thread's blocks stay together. A
+ * free takes the lock of the heap named in the block's header. Without a lock only what a live
+ * block's header never changes is read (its heap, to know which lock to take), and it is checked
+ * again under the lock.
  *
  * Best fit. Free blocks sit in size bins, four per doubling, with a two-word bitmap of the
  * non-empty bins: the request's own bin is searched for the smallest block that fits, then the
@@ -460,7 +461,7 @@ static tm_hblock_t *add_span(tm_heap_t *h, char *base, size_t span) {
 /* ---- allocation ------------------------------------------------------------------------- */
 static tm_heap_t *heap_acquire(void) {
     int home = heap_home;
-    if (tm_unlikely(home < 0)) home = (int)tm_cpu_shard(nheaps);
+    if (tm_unlikely(home < 0)) heap_home = home = (int)tm_cpu_shard(nheaps);
     tm_heap_t *h = &heaps[home];
     if (tm_likely(tm_trylock(&h->sh.lock))) return h;
     for (unsigned k = 1; k < nheaps; k++) {
@@ -471,7 +472,6 @@ static tm_heap_t *heap_acquire(void) {
         }
     }
     tm_lock(&h->sh.lock);
-    heap_home = home;
     return h;
 }
 
