@@ -249,6 +249,15 @@ __attribute__((unused)) static int tm_test_capped(int (*fn)(void), size_t extra)
 static size_t tm_test_oom_size;
 static int tm_test_want, tm_test_again;
 static _Atomic int tm_test_go;
+__attribute__((unused)) static void *tm_test_take_first(void *ps) {
+    void *(*volatile take)(size_t) = malloc;
+    int n = 0;
+    while (n < 65536 && (((void **)ps)[n] = take(tm_test_oom_size)) != NULL) n++;
+    for (int i = 0; i < n; i++) free(((void **)ps)[i]);
+    tm_test_want = n;
+    atomic_store(&tm_test_go, 1);
+    return NULL;
+}
 __attribute__((unused)) static void *tm_test_take_again(void *ps) {
     void *(*volatile take)(size_t) = malloc;
     while (!atomic_load(&tm_test_go)) usleep(1000);
@@ -257,32 +266,32 @@ __attribute__((unused)) static void *tm_test_take_again(void *ps) {
         tm_test_again++;
     return NULL;
 }
-/* The second CPU's requests come from a thread started there before the first CPU's take the
- * address space (its stack would not fit after): a thread keeps to the arena and heap of the
- * CPU of its first request. */
+/* Each CPU's requests come from a thread started there, before the first takes the address
+ * space (a stack would not fit after): a new thread's first request goes to its CPU's arena
+ * or heap. */
 __attribute__((unused)) static int tm_test_refill_elsewhere(void) {
     enum { MAX = 65536 }; /* more blocks than the cap and the reservations it counts hold */
     static void *ps[MAX];
-    void *(*volatile take)(size_t) = malloc;
-    cpu_set_t allowed, second;
-    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || !tm_test_pin_to(0, &allowed))
-        return 3;
-    CPU_ZERO(&second);
-    for (int c = 0, k = 0; c < CPU_SETSIZE; c++)
-        if (CPU_ISSET(c, &allowed) && k++ == 1) CPU_SET(c, &second);
-    pthread_attr_t attr;
-    pthread_t t;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 256 << 10);
-    pthread_attr_setaffinity_np(&attr, sizeof second, &second);
-    if (CPU_COUNT(&second) == 0 || pthread_create(&t, &attr, tm_test_take_again, ps) != 0) return 3;
-    pthread_attr_destroy(&attr);
-    int n = 0;
-    while (n < MAX && (ps[n] = take(tm_test_oom_size)) != NULL) n++;
-    for (int i = 0; i < n; i++) free(ps[i]);
-    tm_test_want = n;
-    atomic_store(&tm_test_go, 1);
-    pthread_join(t, NULL);
+    cpu_set_t allowed, cpu[2];
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return 3;
+    CPU_ZERO(&cpu[0]);
+    CPU_ZERO(&cpu[1]);
+    for (int c = 0, k = 0; c < CPU_SETSIZE && k < 2; c++)
+        if (CPU_ISSET(c, &allowed)) CPU_SET(c, &cpu[k++]);
+    pthread_t t[2];
+    void *(*fn[2])(void *) = {tm_test_take_first, tm_test_take_again};
+    for (int k = 1; k >= 0; k--) { /* the one that waits first */
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, 256 << 10);
+        pthread_attr_setaffinity_np(&attr, sizeof cpu[k], &cpu[k]);
+        int e = CPU_COUNT(&cpu[k]) ? pthread_create(&t[k], &attr, fn[k], ps) : -1;
+        pthread_attr_destroy(&attr);
+        if (e) return 3; /* the waiting thread, if started, ends with the process */
+    }
+    pthread_join(t[0], NULL);
+    pthread_join(t[1], NULL);
+    int n = tm_test_want;
     printf("  %d blocks of %zu KiB on the first CPU, %d again on the second\n", n,
            tm_test_oom_size >> 10, tm_test_again);
     return n == 0 || n == MAX ? 4 : tm_test_again < n ? 5 : 0;

@@ -154,8 +154,9 @@ static void cross_thread_free(void) {
     CHECK(s1.arena_allocs - s0.arena_allocs == 50 && s1.arena_frees - s0.arena_frees == 50);
 }
 
-/* A thread takes the arena of its CPU at its first medium request and keeps to it when it
- * moves to another CPU; a thread that starts on that other CPU takes the other arena. */
+/* A thread allocates from its CPU's arena, or stays in the one it last allocated from while no
+ * other thread has allocated there since: moved to another CPU it keeps its arena, until
+ * another thread allocates there; then it takes its new CPU's. */
 static int pin(int cpu) {
     cpu_set_t set;
     CPU_ZERO(&set);
@@ -166,7 +167,7 @@ static int pin(int cpu) {
 }
 
 /* The arena that served at least 90 of 100 medium blocks (a busy lock may send a few
- * elsewhere, and moves the thread), or -1. */
+ * elsewhere), or -1. */
 static int batch_arena(void) {
     uint64_t c0[64] = {0}, c1[64] = {0};
     unsigned n = tinymalloc_arena_allocs(c0, 64);
@@ -179,41 +180,53 @@ static int batch_arena(void) {
     return -1;
 }
 
-static void *moved_thread(void *arg) {
-    int *got = arg;
-    if (!pin(0)) return NULL;
-    got[0] = batch_arena();
-    if (!pin(1)) return NULL;
-    got[1] = batch_arena();
-    return NULL;
+static _Atomic int home_step;
+static int home_got[4];
+
+static void wait_step(int step) {
+    for (int i = 0; i < 5000 && atomic_load(&home_step) < step; i++) usleep(1000);
 }
 
-static void *new_thread_on_cpu1(void *arg) {
-    int *got = arg;
-    if (pin(1)) got[2] = batch_arena();
-    return NULL;
+static void *moved_thread(void *arg) {
+    if (!pin(0)) return arg;
+    home_got[0] = batch_arena(); /* CPU 0's */
+    if (!pin(1)) return arg;
+    home_got[1] = batch_arena(); /* still the same */
+    atomic_store(&home_step, 1);
+    wait_step(2);
+    home_got[3] = batch_arena(); /* another thread took it: CPU 1's */
+    return arg;
+}
+
+static void *second_thread(void *arg) {
+    wait_step(1);
+    if (pin(0)) home_got[2] = batch_arena();
+    atomic_store(&home_step, 2);
+    return arg;
 }
 
 static void arena_home_per_thread(void) {
-    int got[3] = {-2, -2, -2};
-    pthread_t t;
+    home_got[0] = home_got[1] = home_got[2] = home_got[3] = -2;
     if (tinymalloc_arena_allocs(NULL, 0) < 2) {
         printf("SKIP: arena_home_per_thread (one arena)\n");
         return;
     }
-    pthread_create(&t, NULL, moved_thread, got);
-    pthread_join(t, NULL);
-    pthread_create(&t, NULL, new_thread_on_cpu1, got);
-    pthread_join(t, NULL);
-    if (got[0] == -2 || got[1] == -2 || got[2] == -2) {
+    pthread_t t1, t2;
+    pthread_create(&t1, NULL, moved_thread, NULL);
+    pthread_create(&t2, NULL, second_thread, NULL);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    printf("  arenas: a thread on cpu0 %d, moved to cpu1 %d; another thread on cpu0 %d; the first "
+           "again %d\n",
+           home_got[0], home_got[1], home_got[2], home_got[3]);
+    if (home_got[0] == -2 || home_got[1] == -2 || home_got[2] == -2) {
         printf("SKIP: arena_home_per_thread (needs CPUs 0 and 1)\n");
         return;
     }
-    printf("  arenas: on cpu0 %d, moved to cpu1 %d, a thread started on cpu1 %d\n", got[0], got[1],
-           got[2]);
-    CHECK(got[0] == 0);
-    CHECK(got[1] == 0);
-    CHECK(got[2] == 1);
+    CHECK(home_got[0] == 0);
+    CHECK(home_got[1] == 0);
+    CHECK(home_got[2] == 0);
+    CHECK(home_got[3] == 1);
 }
 
 /* ---- stress: every tier, cross-thread frees, content checks ---------------------------- */

@@ -1,11 +1,11 @@
 /* The arena tier: medium blocks (slab_max < n <= medium_max) as runs of fixed units.
  *
  * There are `arenas` arenas (default one per CPU, at most TM_MAX_ARENAS), each behind the lock
- * of its tm_shard_t, never a global one. A thread takes the arena of the CPU it runs on at its
- * first medium request (sched_getcpu, answered by rseq or the vDSO) and keeps to it wherever it
- * runs, until it finds its lock busy: it then moves on to the next arena whose lock is free
- * (trylock) and keeps to that one, so contention spreads threads out; only when all are busy
- * does it wait for its own.
+ * of its tm_shard_t, never a global one. A thread allocates from the arena of the CPU it runs on
+ * (sched_getcpu, answered by rseq or the vDSO), or stays in the arena it last allocated from while
+ * no other thread has allocated there since (tm_shard_home), and moves on to the next arena
+ * whose lock is free (trylock) when that one is busy; only when all are busy does it wait for
+ * its own.
  *
  * An arena is a list of 4 MiB chunks marked TM_KIND_ARENA, each cut into units of
  * arena_unit bytes. Metadata is out of band, in the chunk's first units: the header and two
@@ -307,25 +307,27 @@ static void arena_purged(tm_shard_t *sh, void *obj, size_t bytes, bool zero) {
 }
 
 /* ---- allocation ------------------------------------------------------------------------- */
-/* The thread's arena: its CPU's at its first medium request, another's once that lock was busy
- * (-1: none yet). Following the CPU at every request instead left a thread that the scheduler
- * moves with blocks, and a dirty chunk, in every CPU's arena and heap: realloc-grow moved
- * between two CPUs every 20 ms peaked at 13.3 MB, against 8.4 with one arena and one heap. */
-static __thread int arena_home __attribute__((tls_model("initial-exec"))) = -1;
+/* The arena this thread last allocated from (-1: none): see tm_shard_home. */
+static __thread int arena_last __attribute__((tls_model("initial-exec"))) = -1;
 
 static tm_arena_t *arena_acquire(void) {
-    int home = arena_home;
-    if (tm_unlikely(home < 0)) arena_home = home = (int)tm_cpu_shard(narenas);
+    uintptr_t self = (uintptr_t)&arena_last;
+    int last = arena_last;
+    unsigned home = tm_shard_home(last, last >= 0 ? &arenas[last].sh : NULL, narenas, self);
     tm_arena_t *a = &arenas[home];
-    if (tm_likely(tm_trylock(&a->sh.lock))) return a;
-    for (unsigned k = 1; k < narenas; k++) {
-        unsigned i = ((unsigned)home + k) % narenas;
-        if (tm_trylock(&arenas[i].sh.lock)) {
-            arena_home = (int)i;
-            return &arenas[i];
+    if (tm_unlikely(!tm_trylock(&a->sh.lock))) {
+        unsigned k = 1;
+        for (; k < narenas; k++) {
+            tm_arena_t *b = &arenas[(home + k) % narenas];
+            if (tm_trylock(&b->sh.lock)) {
+                a = b;
+                break;
+            }
         }
+        if (k == narenas) tm_lock(&a->sh.lock);
     }
-    tm_lock(&a->sh.lock);
+    tm_shard_mark(&a->sh, self);
+    arena_last = (int)a->idx;
     return a;
 }
 
@@ -371,8 +373,8 @@ static void *take_run(tm_arena_t *a, tm_achunk_t *c, unsigned i, unsigned need) 
 }
 
 /* No chunk could be had (the address space is exhausted): a run freed into any arena will do,
- * as glibc retries in another arena: the blocks freed may all sit in arenas other threads use,
- * or in one this thread left when it found its lock busy. */
+ * as glibc retries in another arena. Arenas are per CPU and a thread mostly follows its CPU,
+ * so the blocks it freed may all sit in an arena it no longer uses. */
 static tm_noinline void *alloc_elsewhere(unsigned home, unsigned need) {
     for (unsigned k = 0; k < narenas; k++) {
         tm_arena_t *a = &arenas[(home + k) % narenas];

@@ -10,13 +10,13 @@
  *
  * Concurrency. There are `heaps` heaps (default one per CPU, at most TM_MAX_ARENAS), each
  * behind the lock of its tm_shard_t, which guards every field of the heap and every header of
- * its blocks. A thread takes the heap of the CPU it runs on at its first request and keeps to
- * it (heap_home) wherever the scheduler moves it, until it finds that heap's lock taken; it then
- * moves to the next free one (trylock), or waits for its own when all are taken, and keeps to
- * the one it got, so that contention spreads threads out and a thread's blocks stay together. A
- * free takes the lock of the heap named in the block's header. Without a lock only what a live
- * block's header never changes is read (its heap, to know which lock to take), and it is checked
- * again under the lock.
+ * its blocks. A thread uses the heap of the CPU it runs on, or stays in the one it last
+ * allocated from while no other thread has allocated there since (tm_shard_home), so that a
+ * thread's blocks stay together wherever the scheduler moves it; when that heap's lock is
+ * taken it moves to the next free one (trylock), or waits for its own when all are taken. A free
+ * takes the lock of the heap named in the block's header. Without a lock only what a live block's
+ * header never changes is read (its heap, to know which lock to take), and it is checked again
+ * under the lock.
  *
  * Best fit. Free blocks sit in size bins, four per doubling, with a two-word bitmap of the
  * non-empty bins: the request's own bin is searched for the smallest block that fits, then the
@@ -121,7 +121,8 @@ typedef struct {
 
 static tm_heap_t heaps[TM_MAX_ARENAS];
 static unsigned nheaps = 1;
-static __thread int heap_home __attribute__((tls_model("initial-exec"))) = -1;
+/* The heap this thread last allocated from (-1: none): see tm_shard_home. */
+static __thread int heap_last __attribute__((tls_model("initial-exec"))) = -1;
 tm_clock_t tm_heap_clock;
 static _Atomic size_t tm_huge_threshold; /* see "Huge blocks" above */
 static _Atomic uint64_t huge_back_ms;    /* when a huge block last went back at once */
@@ -460,18 +461,23 @@ static tm_hblock_t *add_span(tm_heap_t *h, char *base, size_t span) {
 
 /* ---- allocation ------------------------------------------------------------------------- */
 static tm_heap_t *heap_acquire(void) {
-    int home = heap_home;
-    if (tm_unlikely(home < 0)) heap_home = home = (int)tm_cpu_shard(nheaps);
+    uintptr_t self = (uintptr_t)&heap_last;
+    int last = heap_last;
+    unsigned home = tm_shard_home(last, last >= 0 ? &heaps[last].sh : NULL, nheaps, self);
     tm_heap_t *h = &heaps[home];
-    if (tm_likely(tm_trylock(&h->sh.lock))) return h;
-    for (unsigned k = 1; k < nheaps; k++) {
-        unsigned i = ((unsigned)home + k) % nheaps;
-        if (tm_trylock(&heaps[i].sh.lock)) {
-            heap_home = (int)i;
-            return &heaps[i];
+    if (tm_unlikely(!tm_trylock(&h->sh.lock))) {
+        unsigned k = 1;
+        for (; k < nheaps; k++) {
+            tm_heap_t *o = &heaps[(home + k) % nheaps];
+            if (tm_trylock(&o->sh.lock)) {
+                h = o;
+                break;
+            }
         }
+        if (k == nheaps) tm_lock(&h->sh.lock);
     }
-    tm_lock(&h->sh.lock);
+    tm_shard_mark(&h->sh, self);
+    heap_last = (int)h->idx;
     return h;
 }
 

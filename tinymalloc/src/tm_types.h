@@ -256,15 +256,18 @@ typedef struct {
 
 /* ---- shards and their purge clock (clock.c) -------------------------------------------------
  * The arena and heap tiers are sharded per CPU: a thread works in the shard of the CPU it runs
- * on. Each shard (tm_arena_t, tm_heap_t) begins with a tm_shard_t: its lock, and when its
- * delayed maintenance (purging what stayed free past the tier's delay) is next due.
+ * on, or stays in the one it last allocated from while no other thread has allocated there
+ * since (tm_shard_home). Each shard (tm_arena_t, tm_heap_t) begins with a tm_shard_t: its lock,
+ * the thread that last allocated there, and when its delayed maintenance (purging what stayed
+ * free past the tier's delay) is next due.
  * A thread that freed memory and moved to another CPU would leave the first shard's purge
  * waiting for an operation there that may never come. So each tier's clock also keeps the
  * earliest due time of all its shards: every operation reads it, and the one that finds it
  * past runs the other shards' due maintenance. */
 typedef struct {
-    tm_lock_t lock;  /* guards the whole shard */
-    uint64_t due_ms; /* its maintenance is due at this time; 0: nothing waits (under lock) */
+    tm_lock_t lock;         /* guards the whole shard */
+    uint64_t due_ms;        /* its maintenance is due at this time; 0: nothing waits (under lock) */
+    _Atomic uintptr_t last; /* tm_shard_self of the thread that last allocated here */
 } tm_shard_t;
 
 /* System calls that a shard's maintenance decided on under the shard's lock and that run after
