@@ -12,8 +12,9 @@
  * behind the lock of its tm_shard_t, which guards every field of the heap and every header of
  * its blocks. A thread uses the heap of the CPU it runs on, or stays in the one it last
  * allocated from while no other thread has allocated there since (tm_shard_home), so that a
- * thread's blocks stay together wherever the scheduler moves it; when that heap's lock is
- * taken it moves to the next free one (trylock), or waits for its own when all are taken. A free
+ * thread's blocks stay together wherever the scheduler moves it. When that heap's lock is
+ * taken it moves to the next free one (trylock), or waits for its own when all are taken, and
+ * from then on keeps to the heap it got (heap_home): contention spreads threads out once. A free
  * takes the lock of the heap named in the block's header. Without a lock only what a live block's
  * header never changes is read (its heap, to know which lock to take), and it is checked again
  * under the lock.
@@ -123,6 +124,8 @@ static tm_heap_t heaps[TM_MAX_ARENAS];
 static unsigned nheaps = 1;
 /* The heap this thread last allocated from (-1: none): see tm_shard_home. */
 static __thread int heap_last __attribute__((tls_model("initial-exec"))) = -1;
+/* The heap this thread keeps to since it first found a heap's lock taken (-1: not yet). */
+static __thread int heap_home __attribute__((tls_model("initial-exec"))) = -1;
 tm_clock_t tm_heap_clock;
 static _Atomic size_t tm_huge_threshold; /* see "Huge blocks" above */
 static _Atomic uint64_t huge_back_ms;    /* when a huge block last went back at once */
@@ -463,7 +466,9 @@ static tm_hblock_t *add_span(tm_heap_t *h, char *base, size_t span) {
 static tm_heap_t *heap_acquire(void) {
     uintptr_t self = (uintptr_t)&heap_last;
     int last = heap_last;
-    unsigned home = tm_shard_home(last, last >= 0 ? &heaps[last].sh : NULL, nheaps, self);
+    unsigned home = heap_home >= 0
+                        ? (unsigned)heap_home
+                        : tm_shard_home(last, last >= 0 ? &heaps[last].sh : NULL, nheaps, self);
     tm_heap_t *h = &heaps[home];
     if (tm_unlikely(!tm_trylock(&h->sh.lock))) {
         unsigned k = 1;
@@ -475,6 +480,7 @@ static tm_heap_t *heap_acquire(void) {
             }
         }
         if (k == nheaps) tm_lock(&h->sh.lock);
+        heap_home = (int)h->idx; /* from now on: contention spreads threads out once */
     }
     tm_shard_mark(&h->sh, self);
     heap_last = (int)h->idx;
