@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,12 +21,15 @@ struct wl_opts wl;
 static void usage(FILE *f) {
     const struct wl_spec *s = wl.spec;
     fprintf(f,
-            "usage: %s [--seed N] [--threads N] [--scale S|quick|tiny]%s%s [--help]\n"
+            "usage: %s [--seed N] [--threads N] [--scale S|quick|tiny] [--migrate MS]%s%s "
+            "[--help]\n"
             "  %s\n"
             "  --seed N       PRNG seed (default 42)\n"
             "  --threads N    threads (default %d)\n"
             "  --scale S      work multiplier: a number > 0 (default 1), `quick` (= %g) or "
-            "`tiny` (= %g)\n",
+            "`tiny` (= %g)\n"
+            "  --migrate MS   every MS ms, move each worker thread to the next CPU it may run on,\n"
+            "                 as the scheduler of a busy machine does (default 0: never)\n",
             s->name, s->latency ? " [--latency]" : "",
             s->set ? " [--set N] [--min-size N] [--max-size N]" : "", s->summary, s->threads,
             s->quick, s->tiny);
@@ -91,6 +95,8 @@ void wl_init(const struct wl_spec *spec, int argc, char **argv) {
         } else if ((v = opt_value("--threads", argc, argv, &i))) {
             wl.threads = (int)parse_uint("--threads", v, 256);
             if (wl.threads < 1) bad_option("--threads must be 1 to 256, not %s", v);
+        } else if ((v = opt_value("--migrate", argc, argv, &i))) {
+            wl.migrate_ms = (int)parse_uint("--migrate", v, 60000);
         } else if ((v = opt_value("--scale", argc, argv, &i))) {
             char *end;
             if (strcmp(v, "quick") == 0)
@@ -350,12 +356,59 @@ void wl_free_timed(struct wl_ctx *c, void *p) {
 
 /* ---- threads ------------------------------------------------------------------------- */
 
+/* --migrate: a mover thread sets each worker's affinity to the next usable CPU every
+ * migrate_ms ms, until every worker has returned (joined only after the mover is). */
+struct wl_moved {
+    void *(*fn)(void *);
+    void *arg;
+};
+static _Atomic int running;
+static pthread_t moved_tid[LAT_MAX_THREADS];
+static int moved_n;
+
+static void *moved_run(void *arg) {
+    struct wl_moved *m = arg;
+    void *r = m->fn(m->arg);
+    atomic_fetch_sub(&running, 1);
+    return r;
+}
+
+static void *mover(void *arg) {
+    cpu_set_t *allowed = arg;
+    int cpus[CPU_SETSIZE], ncpu = 0;
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, allowed)) cpus[ncpu++] = c;
+    struct timespec ts = {wl.migrate_ms / 1000, (long)(wl.migrate_ms % 1000) * 1000000L};
+    for (unsigned step = 1; ncpu > 1 && atomic_load(&running) > 0; step++) {
+        nanosleep(&ts, NULL);
+        for (int i = 0; i < moved_n; i++) {
+            cpu_set_t one;
+            CPU_ZERO(&one);
+            CPU_SET(cpus[((unsigned)i + step) % (unsigned)ncpu], &one);
+            pthread_setaffinity_np(moved_tid[i], sizeof one, &one); /* ESRCH once it ended */
+        }
+    }
+    return NULL;
+}
+
 void wl_run_threads(int n, void *(*fn)(void *), void *args, size_t arg_size) {
-    pthread_t tid[LAT_MAX_THREADS];
+    pthread_t *tid = moved_tid, mover_tid;
+    struct wl_moved m[LAT_MAX_THREADS];
+    cpu_set_t allowed;
     if (n > LAT_MAX_THREADS) wl_die("too many threads (%d)", n);
+    int move = wl.migrate_ms > 0 && sched_getaffinity(0, sizeof allowed, &allowed) == 0;
+    atomic_store(&running, n);
+    moved_n = n;
     for (int i = 0; i < n; i++) {
-        int e = pthread_create(&tid[i], NULL, fn, (char *)args + (size_t)i * arg_size);
+        m[i].fn = fn;
+        m[i].arg = (char *)args + (size_t)i * arg_size;
+        int e = pthread_create(&tid[i], NULL, moved_run, &m[i]);
         if (e) wl_die("pthread_create: %s", strerror(e));
+    }
+    if (move) {
+        int e = pthread_create(&mover_tid, NULL, mover, &allowed);
+        if (e) wl_die("pthread_create: %s", strerror(e));
+        pthread_join(mover_tid, NULL);
     }
     for (int i = 0; i < n; i++) pthread_join(tid[i], NULL);
 }

@@ -36,6 +36,7 @@ struct wl_opts {
     int latency;
     int set;
     size_t min_size, max_size;
+    int migrate_ms; /* --migrate: every this many ms each worker moves to the next CPU (0: never) */
 };
 extern struct wl_opts wl;
 
