@@ -315,19 +315,19 @@ static tm_arena_t *arena_acquire(void) {
     int last = arena_last;
     unsigned home = tm_shard_home(last, last >= 0 ? &arenas[last].sh : NULL, narenas, self);
     tm_arena_t *a = &arenas[home];
-    if (tm_unlikely(!tm_trylock(&a->sh.lock))) {
-        unsigned k = 1;
-        for (; k < narenas; k++) {
-            tm_arena_t *b = &arenas[(home + k) % narenas];
-            if (tm_trylock(&b->sh.lock)) {
-                a = b;
-                break;
-            }
-        }
-        if (k == narenas) tm_lock(&a->sh.lock);
+    if (tm_likely(tm_trylock(&a->sh.lock))) {
+        tm_shard_mark(&a->sh, self);
+        arena_last = (int)home;
+        return a;
     }
-    tm_shard_mark(&a->sh, self);
-    arena_last = (int)a->idx;
+    /* Busy: this request goes elsewhere, but the thread does not move there. One busy lock
+     * says nothing of where the thread runs, and moving on it mixes the blocks of threads
+     * that run at once (the heap, whose requests are rarer, keeps its own rule: heap.c). */
+    for (unsigned k = 1; k < narenas; k++) {
+        tm_arena_t *b = &arenas[(home + k) % narenas];
+        if (tm_trylock(&b->sh.lock)) return b;
+    }
+    tm_lock(&a->sh.lock);
     return a;
 }
 
