@@ -97,26 +97,33 @@ static inline bool tm_test_pin_to(int idx, cpu_set_t *allowed) {
     return false;
 }
 
-/* Runs fn(arg) in a new thread pinned to the idx-th CPU of `allowed`, and waits for it; false
- * (fn not run) when there is no such CPU or no thread could be started. A thread takes the
- * arena and the heap of its CPU at its first request and keeps to them wherever it runs: a new
- * thread is how a case reaches another CPU's. A small stack, for the cases run capped. */
-static inline bool tm_test_on_cpu(int idx, const cpu_set_t *allowed, void *(*fn)(void *),
-                                  void *arg) {
+/* Starts fn(arg) in a new thread pinned to the idx-th CPU of `allowed` (a small stack, for
+ * the cases run capped); false when there is no such CPU or no thread could be started. A new
+ * thread's first request goes to its CPU's arena and heap: it is how a case reaches another
+ * CPU's shard. */
+static inline bool tm_test_start_on_cpu(int idx, const cpu_set_t *allowed, void *(*fn)(void *),
+                                        void *arg, pthread_t *t) {
     cpu_set_t one;
     CPU_ZERO(&one);
     for (int c = 0, k = 0; c < CPU_SETSIZE; c++)
         if (CPU_ISSET(c, allowed) && k++ == idx) CPU_SET(c, &one);
     if (CPU_COUNT(&one) == 0) return false;
     pthread_attr_t attr;
-    pthread_t t;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 << 10);
     pthread_attr_setaffinity_np(&attr, sizeof one, &one);
-    bool ok = pthread_create(&t, &attr, fn, arg) == 0;
+    bool ok = pthread_create(t, &attr, fn, arg) == 0;
     pthread_attr_destroy(&attr);
-    if (ok) pthread_join(t, NULL);
     return ok;
+}
+
+/* tm_test_start_on_cpu, and waits for the thread; false when it could not start it. */
+static inline bool tm_test_on_cpu(int idx, const cpu_set_t *allowed, void *(*fn)(void *),
+                                  void *arg) {
+    pthread_t t;
+    if (!tm_test_start_on_cpu(idx, allowed, fn, arg, &t)) return false;
+    pthread_join(t, NULL);
+    return true;
 }
 
 #define TEST_EXIT() return tm_test_failed_cases ? 1 : 0
@@ -247,12 +254,13 @@ __attribute__((unused)) static int tm_test_capped(int (*fn)(void), size_t extra)
  * CPU until none fits, all freed, and as many taken again on the second, where they must be
  * found in the first CPU's arena or heap. 0 when they were. */
 static size_t tm_test_oom_size;
+#define TM_TEST_REFILL_MAX 65536 /* more blocks than the cap and its reservations hold */
 static int tm_test_want, tm_test_again;
 static _Atomic int tm_test_go;
 __attribute__((unused)) static void *tm_test_take_first(void *ps) {
     void *(*volatile take)(size_t) = malloc;
     int n = 0;
-    while (n < 65536 && (((void **)ps)[n] = take(tm_test_oom_size)) != NULL) n++;
+    while (n < TM_TEST_REFILL_MAX && (((void **)ps)[n] = take(tm_test_oom_size)) != NULL) n++;
     for (int i = 0; i < n; i++) free(((void **)ps)[i]);
     tm_test_want = n;
     atomic_store(&tm_test_go, 1);
@@ -266,35 +274,23 @@ __attribute__((unused)) static void *tm_test_take_again(void *ps) {
         tm_test_again++;
     return NULL;
 }
-/* Each CPU's requests come from a thread started there, before the first takes the address
- * space (a stack would not fit after): a new thread's first request goes to its CPU's arena
- * or heap. */
+/* Each CPU's requests come from a thread started there, both started before the first takes
+ * the address space (a stack would not fit after). */
 __attribute__((unused)) static int tm_test_refill_elsewhere(void) {
-    enum { MAX = 65536 }; /* more blocks than the cap and the reservations it counts hold */
-    static void *ps[MAX];
-    cpu_set_t allowed, cpu[2];
-    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return 3;
-    CPU_ZERO(&cpu[0]);
-    CPU_ZERO(&cpu[1]);
-    for (int c = 0, k = 0; c < CPU_SETSIZE && k < 2; c++)
-        if (CPU_ISSET(c, &allowed)) CPU_SET(c, &cpu[k++]);
-    pthread_t t[2];
-    void *(*fn[2])(void *) = {tm_test_take_first, tm_test_take_again};
-    for (int k = 1; k >= 0; k--) { /* the one that waits first */
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setstacksize(&attr, 256 << 10);
-        pthread_attr_setaffinity_np(&attr, sizeof cpu[k], &cpu[k]);
-        int e = CPU_COUNT(&cpu[k]) ? pthread_create(&t[k], &attr, fn[k], ps) : -1;
-        pthread_attr_destroy(&attr);
-        if (e) return 3; /* the waiting thread, if started, ends with the process */
-    }
-    pthread_join(t[0], NULL);
-    pthread_join(t[1], NULL);
+    static void *ps[TM_TEST_REFILL_MAX];
+    cpu_set_t allowed;
+    pthread_t first, again;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 ||
+        !tm_test_start_on_cpu(1, &allowed, tm_test_take_again, ps, &again))
+        return 3;
+    if (!tm_test_start_on_cpu(0, &allowed, tm_test_take_first, ps, &first))
+        return 3; /* the waiting thread ends with the process */
+    pthread_join(first, NULL);
+    pthread_join(again, NULL);
     int n = tm_test_want;
     printf("  %d blocks of %zu KiB on the first CPU, %d again on the second\n", n,
            tm_test_oom_size >> 10, tm_test_again);
-    return n == 0 || n == MAX ? 4 : tm_test_again < n ? 5 : 0;
+    return n == 0 || n == TM_TEST_REFILL_MAX ? 4 : tm_test_again < n ? 5 : 0;
 }
 
 /* The case of the per-CPU tiers: tm_test_refill_elsewhere for blocks of `size` bytes, run with

@@ -485,8 +485,8 @@ static void *probe_ops(void *arg) {
     return arg;
 }
 
-/* Runs fn in a thread started on the idx-th CPU of allowed, which takes that CPU's arena and
- * keeps to it; here when there is no such CPU. True when it ran there. */
+/* Runs fn in a thread started on the idx-th CPU of allowed, whose requests go to that CPU's
+ * arena (pinned, it stays there); here when there is no such CPU. True when it ran there. */
 static bool on_cpu_or_here(int idx, const cpu_set_t *allowed, void *(*fn)(void *), void *arg) {
     if (tm_test_on_cpu(idx, allowed, fn, arg)) return true;
     fn(arg);

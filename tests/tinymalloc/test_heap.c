@@ -402,9 +402,9 @@ static void rss_falls(void) {
     cpu_set_t allowed;
     CHECK(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
     long before = tm_test_rss_kb() / 4;
-    /* A thread takes the heap of its CPU at its first request and keeps to it: the blocks come
-     * from a thread started on the first CPU, the operations after the delay from one started
-     * on the second. */
+    /* A new thread's first request goes to its CPU's heap: the blocks come from a thread
+     * started on the first CPU, the operations after the delay from one started on the
+     * second. */
     bool moved = tm_test_on_cpu(0, &allowed, heap_fill_and_free, NULL);
     if (!moved) heap_fill_and_free(NULL);
     long peak = heap_peak;

@@ -173,7 +173,8 @@ static inline unsigned tm_cpu_shard(unsigned n) {
  * and that shard (NULL with -1). It stays there while no other thread has allocated there
  * since, wherever it runs: following the CPU at every request left a thread that the scheduler
  * moves with blocks, and a dirty chunk, in every CPU's arena and heap (realloc-grow moved
- * between two CPUs every 20 ms peaked at 13.3-13.6 MB, against 8.4-8.6 with one of each).
+ * between two CPUs every 20 ms peaked at 13.3-13.6 MB, against 8.4-8.6 with one of each; the
+ * moved-thread workload, 0.666x, in results/20261204-quick-shards-final).
  * Otherwise the CPU's: threads running at once on different CPUs do not share a shard.
  * `self` tells threads apart (the address of a thread-local variable). */
 static inline unsigned tm_shard_home(int last, const tm_shard_t *s, unsigned n, uintptr_t self) {

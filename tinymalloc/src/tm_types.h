@@ -267,7 +267,7 @@ typedef struct {
 typedef struct {
     tm_lock_t lock;         /* guards the whole shard */
     uint64_t due_ms;        /* its maintenance is due at this time; 0: nothing waits (under lock) */
-    _Atomic uintptr_t last; /* tm_shard_self of the thread that last allocated here */
+    _Atomic uintptr_t last; /* `self` (tm_shard_home) of the thread that last allocated here */
 } tm_shard_t;
 
 /* System calls that a shard's maintenance decided on under the shard's lock and that run after
