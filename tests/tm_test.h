@@ -117,11 +117,15 @@ static inline bool tm_test_start_on_cpu(int idx, const cpu_set_t *allowed, void 
     return ok;
 }
 
-/* tm_test_start_on_cpu, and waits for the thread; false when it could not start it. */
-static inline bool tm_test_on_cpu(int idx, const cpu_set_t *allowed, void *(*fn)(void *),
-                                  void *arg) {
+/* Runs fn(arg) in a thread started on the idx-th CPU of `allowed` and waits for it, or here
+ * when that thread could not be started. True when it ran there. */
+static inline bool tm_test_on_cpu_or_here(int idx, const cpu_set_t *allowed, void *(*fn)(void *),
+                                          void *arg) {
     pthread_t t;
-    if (!tm_test_start_on_cpu(idx, allowed, fn, arg, &t)) return false;
+    if (!tm_test_start_on_cpu(idx, allowed, fn, arg, &t)) {
+        fn(arg);
+        return false;
+    }
     pthread_join(t, NULL);
     return true;
 }

@@ -485,14 +485,6 @@ static void *probe_ops(void *arg) {
     return arg;
 }
 
-/* Runs fn in a thread started on the idx-th CPU of allowed, whose requests go to that CPU's
- * arena (pinned, it stays there); here when there is no such CPU. True when it ran there. */
-static bool on_cpu_or_here(int idx, const cpu_set_t *allowed, void *(*fn)(void *), void *arg) {
-    if (tm_test_on_cpu(idx, allowed, fn, arg)) return true;
-    fn(arg);
-    return false;
-}
-
 enum { SPREAD_N = 160 };
 static void *spread[SPREAD_N], *spread_ballast;
 static long spread_peak;
@@ -519,11 +511,11 @@ static void free_chunks_are_purged_from_any_arena(void) {
     long before = tm_test_rss_kb();
     /* The blocks come from a thread started on the first CPU, in its arena, and the next
      * operations from one started on the second, in another arena. */
-    bool moved = on_cpu_or_here(0, &allowed, fill_and_free, NULL);
+    bool moved = tm_test_on_cpu_or_here(0, &allowed, fill_and_free, NULL);
     long peak = spread_peak, kept = tm_test_rss_kb();
     usleep(1200 * 1000); /* past the default delay (1000 ms) */
     /* Arena operations run the check: a purge clock is read on one call in 8 (TM_CLOCK_TICKS). */
-    moved = on_cpu_or_here(1, &allowed, probe_ops, NULL) && moved;
+    moved = tm_test_on_cpu_or_here(1, &allowed, probe_ops, NULL) && moved;
     long after = tm_test_rss_kb();
     vfree(spread_ballast);
     printf("  rss kB: before %ld, peak %ld, right after free %ld, after the delay %ld (%s)\n",
@@ -612,7 +604,7 @@ static void churned_chunks_stay_committed(void) {
      * read (on one call in 8): a chunk in use is not purged, and each free empties it anew, so
      * its delay would start again on every look (CI saw 4012 kB left after 3 s of looking).
      * On one CPU that chunk is allowed. */
-    bool moved = on_cpu_or_here(0, &allowed, churn_rounds, NULL);
+    bool moved = tm_test_on_cpu_or_here(0, &allowed, churn_rounds, NULL);
     long peak = churn_peak, *faults = churn_faults;
     unsigned long long churn = tm_test_stat("\"arena\"", "churn_chunks");
     long bound = (peak - before) / 4 + (CPU_COUNT(&allowed) > 1 ? 0 : 4096);
@@ -620,7 +612,7 @@ static void churned_chunks_stay_committed(void) {
     /* On a loaded machine (the whole suite running) the pass may come later: look for 3 s. */
     long after = 0;
     for (int look = 0; look < 30; look++) {
-        moved = on_cpu_or_here(1, &allowed, probe_ops, NULL) && moved;
+        moved = tm_test_on_cpu_or_here(1, &allowed, probe_ops, NULL) && moved;
         after = tm_test_rss_kb();
         if (after - before < bound) break;
         usleep(100 * 1000);

@@ -405,14 +405,12 @@ static void rss_falls(void) {
     /* A new thread's first request goes to its CPU's heap: the blocks come from a thread
      * started on the first CPU, the operations after the delay from one started on the
      * second. */
-    bool moved = tm_test_on_cpu(0, &allowed, heap_fill_and_free, NULL);
-    if (!moved) heap_fill_and_free(NULL);
+    bool moved = tm_test_on_cpu_or_here(0, &allowed, heap_fill_and_free, NULL);
     long peak = heap_peak;
     usleep(1200 * 1000); /* past the default purge delay (1000 ms) */
     /* Heap operations run the check, but read the clock only every few calls (TM_CLOCK_TICKS,
      * 8): one call ran it or not by how many calls the cases before had made. */
-    moved = tm_test_on_cpu(1, &allowed, heap_probe_ops, NULL) && moved;
-    if (!moved) heap_probe_ops(NULL);
+    moved = tm_test_on_cpu_or_here(1, &allowed, heap_probe_ops, NULL) && moved;
     long after = tm_test_rss_kb() / 4;
     printf("  rss pages: before %ld, peak %ld, after free %ld (%s)\n", before, peak, after,
            moved ? "the check ran on another CPU" : "one CPU");
