@@ -99,8 +99,9 @@ static inline bool tm_test_pin_to(int idx, cpu_set_t *allowed) {
 
 /* Starts fn(arg) in a new thread pinned to the idx-th CPU of `allowed` (a small stack, for
  * the cases run capped); false when there is no such CPU or no thread could be started. A new
- * thread's first request goes to its CPU's arena and heap: it is how a case reaches another
- * CPU's shard. */
+ * thread's first request goes to its CPU's arena and heap, unless a thread that exited left
+ * one (then it takes that one: tm_shard_adopt); a case reaches another CPU's shard with a
+ * thread started there while the threads before it still live (tm_test_hold_on_cpu). */
 static inline bool tm_test_start_on_cpu(int idx, const cpu_set_t *allowed, void *(*fn)(void *),
                                         void *arg, pthread_t *t) {
     cpu_set_t one;
@@ -128,6 +129,46 @@ static inline bool tm_test_on_cpu_or_here(int idx, const cpu_set_t *allowed, voi
     }
     pthread_join(t, NULL);
     return true;
+}
+
+/* A thread that runs fn(arg) on a CPU and then waits, alive, until released: while it lives,
+ * the arena and heap it allocated from are not left for the next new thread to take. */
+typedef struct {
+    pthread_t t;
+    void *(*fn)(void *);
+    void *arg;
+    _Atomic int state; /* 0: running fn; 1: fn returned; 2: released */
+    bool started;
+} tm_test_held_t;
+
+static inline void *tm_test_held_main(void *arg) {
+    tm_test_held_t *h = arg;
+    h->fn(h->arg);
+    atomic_store(&h->state, 1);
+    while (atomic_load(&h->state) != 2) usleep(1000);
+    return NULL;
+}
+
+/* Runs fn(arg) in a thread held on the idx-th CPU of `allowed`, or here when it cannot be
+ * started (false), and returns once fn has. tm_test_release ends the thread. */
+static inline bool tm_test_hold_on_cpu(tm_test_held_t *h, int idx, const cpu_set_t *allowed,
+                                       void *(*fn)(void *), void *arg) {
+    h->fn = fn;
+    h->arg = arg;
+    atomic_store(&h->state, 0);
+    h->started = tm_test_start_on_cpu(idx, allowed, tm_test_held_main, h, &h->t);
+    if (!h->started) {
+        fn(arg);
+        return false;
+    }
+    while (atomic_load(&h->state) != 1) usleep(1000);
+    return true;
+}
+
+static inline void tm_test_release(tm_test_held_t *h) {
+    if (!h->started) return;
+    atomic_store(&h->state, 2);
+    pthread_join(h->t, NULL);
 }
 
 #define TEST_EXIT() return tm_test_failed_cases ? 1 : 0

@@ -229,6 +229,36 @@ static void arena_home_per_thread(void) {
     CHECK(home_got[3] == 1);
 }
 
+/* A thread's first request takes an arena that a thread which exited left, before its CPU's:
+ * A holds CPU 0's arena, B (on CPU 1) allocates and exits, and C, started on CPU 0, takes the
+ * arena B left, not A's. Run right after arena_home_per_thread, the first case that starts
+ * threads: the only arenas left before are CPU 0's and CPU 1's, which its threads left. */
+static int left_got[3];
+
+static void *batch_in_thread(void *arg) {
+    *(int *)arg = batch_arena();
+    return NULL;
+}
+
+static void an_exited_threads_arena_is_taken(void) {
+    cpu_set_t allowed;
+    CHECK(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
+    left_got[0] = left_got[1] = left_got[2] = -2;
+    tm_test_held_t a;
+    bool ok = tm_test_hold_on_cpu(&a, 0, &allowed, batch_in_thread, &left_got[0]);
+    ok = tm_test_on_cpu_or_here(1, &allowed, batch_in_thread, &left_got[1]) && ok;
+    ok = tm_test_on_cpu_or_here(0, &allowed, batch_in_thread, &left_got[2]) && ok;
+    tm_test_release(&a);
+    printf("  arenas: A (held on cpu0) %d, B (cpu1, exited) %d, C (cpu0) %d\n", left_got[0],
+           left_got[1], left_got[2]);
+    if (!ok || tinymalloc_arena_allocs(NULL, 0) < 2) {
+        printf("SKIP: an_exited_threads_arena_is_taken (needs two CPUs and two arenas)\n");
+        return;
+    }
+    CHECK(left_got[0] >= 0 && left_got[1] >= 0 && left_got[0] != left_got[1]);
+    CHECK(left_got[2] == left_got[1]); /* the old rule: CPU 0's, A's */
+}
+
 /* ---- stress: every tier, cross-thread frees, content checks ---------------------------- */
 #define STRESS_THREADS 4
 #define SLOTS 256
@@ -509,14 +539,16 @@ static void free_chunks_are_purged_from_any_arena(void) {
     CHECK(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
     malloc_trim(0); /* what the earlier cases left free goes back first */
     long before = tm_test_rss_kb();
-    /* The blocks come from a thread started on the first CPU, in its arena, and the next
-     * operations from one started on the second, in another arena. */
-    bool moved = tm_test_on_cpu_or_here(0, &allowed, fill_and_free, NULL);
+    /* The blocks come from a thread held on the first CPU, in its arena, and the next
+     * operations from one started on the second while it lives, in another arena. */
+    tm_test_held_t filler;
+    bool moved = tm_test_hold_on_cpu(&filler, 0, &allowed, fill_and_free, NULL);
     long peak = spread_peak, kept = tm_test_rss_kb();
     usleep(1200 * 1000); /* past the default delay (1000 ms) */
     /* Arena operations run the check: a purge clock is read on one call in 8 (TM_CLOCK_TICKS). */
     moved = tm_test_on_cpu_or_here(1, &allowed, probe_ops, NULL) && moved;
     long after = tm_test_rss_kb();
+    tm_test_release(&filler);
     vfree(spread_ballast);
     printf("  rss kB: before %ld, peak %ld, right after free %ld, after the delay %ld (%s)\n",
            before, peak, kept, after, moved ? "the check ran on another CPU" : "one CPU");
@@ -598,13 +630,15 @@ static void churned_chunks_stay_committed(void) {
     CHECK(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
     malloc_trim(0);
     long before = settled_rss_kb();
-    /* The churn runs in a thread started on the first CPU, in that CPU's arena; the operations
-     * that run the delayed purge come from threads started on the second, in another arena.
+    /* The churn runs in a thread held on the first CPU, in that CPU's arena; the operations
+     * that run the delayed purge come from threads started on the second while it lives, in
+     * another arena (once it exited, the next new thread would take its arena).
      * In the churned arena they would take its lowest chunk, still dirty, before the clock is
      * read (on one call in 8): a chunk in use is not purged, and each free empties it anew, so
      * its delay would start again on every look (CI saw 4012 kB left after 3 s of looking).
      * On one CPU that chunk is allowed. */
-    bool moved = tm_test_on_cpu_or_here(0, &allowed, churn_rounds, NULL);
+    tm_test_held_t churner;
+    bool moved = tm_test_hold_on_cpu(&churner, 0, &allowed, churn_rounds, NULL);
     long peak = churn_peak, *faults = churn_faults;
     unsigned long long churn = tm_test_stat("\"arena\"", "churn_chunks");
     long bound = (peak - before) / 4 + (CPU_COUNT(&allowed) > 1 ? 0 : 4096);
@@ -617,6 +651,7 @@ static void churned_chunks_stay_committed(void) {
         if (after - before < bound) break;
         usleep(100 * 1000);
     }
+    tm_test_release(&churner);
     malloc_trim(0);
     unsigned long long trimmed = tm_test_stat("\"arena\"", "churn_chunks");
     printf("  page faults per round:");
@@ -660,8 +695,10 @@ int main(int argc, char **argv) {
     RUN_HERE(runs_never_overlap_and_fit_first);
     RUN_HERE(lower_chunks_fill_first);
     RUN_HERE(realloc_in_place);
-    RUN(cross_thread_free);
+    /* First of the cases that start threads: no thread has left an arena yet. */
     RUN(arena_home_per_thread);
+    RUN(an_exited_threads_arena_is_taken);
+    RUN(cross_thread_free);
     RUN(stress_all_tiers);
     RUN_RSS(chunks_past_the_dirty_share_are_purged_at_once);
     RUN_RSS(churned_chunks_stay_committed);

@@ -402,16 +402,17 @@ static void rss_falls(void) {
     cpu_set_t allowed;
     CHECK(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
     long before = tm_test_rss_kb() / 4;
-    /* A new thread's first request goes to its CPU's heap: the blocks come from a thread
-     * started on the first CPU, the operations after the delay from one started on the
-     * second. */
-    bool moved = tm_test_on_cpu_or_here(0, &allowed, heap_fill_and_free, NULL);
+    /* The blocks come from a thread held on the first CPU, in its heap, the operations after
+     * the delay from one started on the second while it lives, in another heap. */
+    tm_test_held_t filler;
+    bool moved = tm_test_hold_on_cpu(&filler, 0, &allowed, heap_fill_and_free, NULL);
     long peak = heap_peak;
     usleep(1200 * 1000); /* past the default purge delay (1000 ms) */
     /* Heap operations run the check, but read the clock only every few calls (TM_CLOCK_TICKS,
      * 8): one call ran it or not by how many calls the cases before had made. */
     moved = tm_test_on_cpu_or_here(1, &allowed, heap_probe_ops, NULL) && moved;
     long after = tm_test_rss_kb() / 4;
+    tm_test_release(&filler);
     printf("  rss pages: before %ld, peak %ld, after free %ld (%s)\n", before, peak, after,
            moved ? "the check ran on another CPU" : "one CPU");
     CHECK(peak > (long)((100 * MiB) / 4096));
@@ -611,7 +612,44 @@ static void lazy_purges_are_not_taken_as_zero(void) {
     CHECK(tm_test_rerun("lazy", "purge_lazy:1") == 0);
 }
 
+/* A thread's first request takes a heap that a thread which exited left, before its CPU's, and
+ * finds there the blocks it freed: A holds CPU 0's heap, B (on CPU 1) frees a block and exits,
+ * and C, started on CPU 0, gets B's block back, not a block of A's heap. In a process of its
+ * own ("shards"), where no thread has left a heap before A and B start. */
+static void *left_blocks[3];
+
+static void *alloc_3mib_and_free(void *arg) {
+    void **slot = arg;
+    *slot = vmalloc(3 * MiB);
+    vfree(*slot);
+    return NULL;
+}
+
+static void an_exited_threads_heap_is_taken(void) {
+    cpu_set_t allowed;
+    CHECK(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
+    tm_test_held_t a;
+    bool ok = tm_test_hold_on_cpu(&a, 0, &allowed, alloc_3mib_and_free, &left_blocks[0]);
+    ok = tm_test_on_cpu_or_here(1, &allowed, alloc_3mib_and_free, &left_blocks[1]) && ok;
+    ok = tm_test_on_cpu_or_here(0, &allowed, alloc_3mib_and_free, &left_blocks[2]) && ok;
+    tm_test_release(&a);
+    printf("  blocks: A (held on cpu0) %p, B (cpu1, exited) %p, C (cpu0) %p\n", left_blocks[0],
+           left_blocks[1], left_blocks[2]);
+    if (!ok) {
+        printf("SKIP: an_exited_threads_heap_is_taken (needs two CPUs)\n");
+        return;
+    }
+    CHECK(left_blocks[0] != left_blocks[1]);
+    CHECK(left_blocks[2] == left_blocks[1]); /* the old rule: a block of CPU 0's heap, A's */
+}
+
+static void exited_threads_heaps_are_taken(void) { CHECK(tm_test_rerun("shards", "") == 0); }
+
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "shards") == 0) {
+        RUN(an_exited_threads_heap_is_taken);
+        TEST_EXIT();
+    }
     if (argc > 1 && strcmp(argv[1], "growth") == 0) {
         RUN_HERE(growth_policy);
         TEST_EXIT();
@@ -640,6 +678,7 @@ int main(int argc, char **argv) {
     RUN(alignment);
     RUN_HERE(calloc_zero_after_reuse);
     RUN(lazy_purges_are_not_taken_as_zero);
+    RUN(exited_threads_heaps_are_taken);
     RUN_RSS(rss_falls);
     RUN_CAPPED(oom_finds_other_heaps_free_blocks);
     RUN(invalid_frees_abort);

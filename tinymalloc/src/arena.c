@@ -313,7 +313,8 @@ static __thread int arena_last __attribute__((tls_model("initial-exec"))) = -1;
 static tm_arena_t *arena_acquire(void) {
     uintptr_t self = (uintptr_t)&arena_last;
     int last = arena_last;
-    unsigned home = tm_shard_home(last, last >= 0 ? &arenas[last].sh : NULL, narenas, self);
+    unsigned home = last >= 0 ? tm_shard_home(last, &arenas[last].sh, narenas, self)
+                              : tm_shard_adopt(&tm_arena_clock, self);
     tm_arena_t *a = &arenas[home];
     if (tm_likely(tm_trylock(&a->sh.lock))) {
         tm_shard_mark(&a->sh, self);
@@ -536,6 +537,10 @@ uint64_t tm_arena_background(uint64_t now) { return tm_clock_run(&tm_arena_clock
 
 void tm_arena_locks(tm_lock_op_t op) {
     for (unsigned i = 0; i < narenas; i++) tm_lock_fork(&arenas[i].sh.lock, op);
+}
+
+void tm_arena_thread_exit(void) {
+    tm_shard_leave(&tm_arena_clock, arena_last, (uintptr_t)&arena_last);
 }
 
 unsigned tm_arena_count(void) { return narenas; }

@@ -96,3 +96,30 @@ uint64_t tm_clock_run(tm_clock_t *c, uint64_t now) {
 
 /* malloc_trim: every shard's maintenance as if all its delays were past. */
 void tm_clock_trim(tm_clock_t *c) { run_shards(c, UINT64_MAX); }
+
+static tm_shard_t *shard_at(const tm_clock_t *c, unsigned i) {
+    return (tm_shard_t *)((char *)c->first + i * c->stride);
+}
+
+/* The CPU's shard first, when it was left: threads that come and go on one CPU keep one. */
+unsigned tm_shard_adopt(tm_clock_t *c, uintptr_t self) {
+    unsigned home = tm_cpu_shard(c->n);
+    for (unsigned k = 0; k < c->n; k++) {
+        unsigned i = (home + k) % c->n;
+        _Atomic uintptr_t *last = &shard_at(c, i)->last;
+        uintptr_t left = TM_SHARD_LEFT;
+        if (atomic_load_explicit(last, memory_order_relaxed) == left &&
+            atomic_compare_exchange_strong_explicit(last, &left, self, memory_order_relaxed,
+                                                    memory_order_relaxed))
+            return i;
+    }
+    return home;
+}
+
+void tm_shard_leave(tm_clock_t *c, int last, uintptr_t self) {
+    if (last < 0 || (unsigned)last >= c->n) return;
+    uintptr_t mine = self;
+    atomic_compare_exchange_strong_explicit(&shard_at(c, (unsigned)last)->last, &mine,
+                                            TM_SHARD_LEFT, memory_order_relaxed,
+                                            memory_order_relaxed);
+}

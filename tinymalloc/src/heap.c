@@ -466,9 +466,9 @@ static tm_hblock_t *add_span(tm_heap_t *h, char *base, size_t span) {
 static tm_heap_t *heap_acquire(void) {
     uintptr_t self = (uintptr_t)&heap_last;
     int last = heap_last;
-    unsigned home = heap_home >= 0
-                        ? (unsigned)heap_home
-                        : tm_shard_home(last, last >= 0 ? &heaps[last].sh : NULL, nheaps, self);
+    unsigned home = heap_home >= 0 ? (unsigned)heap_home
+                    : last >= 0    ? tm_shard_home(last, &heaps[last].sh, nheaps, self)
+                                   : tm_shard_adopt(&tm_heap_clock, self);
     tm_heap_t *h = &heaps[home];
     if (tm_unlikely(!tm_trylock(&h->sh.lock))) {
         unsigned k = 1;
@@ -854,6 +854,8 @@ void tm_heap_init(void) {
                   heap_maintain, heap_purged);
     atomic_store_explicit(&tm_huge_threshold, tm_opt.huge_threshold, memory_order_relaxed);
 }
+
+void tm_heap_thread_exit(void) { tm_shard_leave(&tm_heap_clock, heap_last, (uintptr_t)&heap_last); }
 
 /* malloc_trim: purges every free block now, whatever its age. */
 void tm_heap_trim(void) { tm_clock_trim(&tm_heap_clock); }

@@ -169,19 +169,26 @@ static inline unsigned tm_cpu_shard(unsigned n) {
     return tm_likely(cpu < n) ? cpu : cpu % n;
 }
 
-/* The shard a thread allocates from, of n, given the one it last allocated from (-1: none)
- * and that shard (NULL with -1). It stays there while no other thread has allocated there
- * since, wherever it runs: following the CPU at every request left a thread that the scheduler
- * moves with blocks, and a dirty chunk, in every CPU's arena and heap (realloc-grow moved
- * between two CPUs every 20 ms peaked at 13.3-13.6 MB, against 8.4-8.6 with one of each; the
- * moved-thread workload, 0.666x, in results/20261204-quick-shards-final).
- * Otherwise the CPU's: threads running at once on different CPUs do not share a shard.
- * `self` tells threads apart (the address of a thread-local variable). */
+/* The shard a thread allocates from, of n, given the one it last allocated from, s. It stays there
+ * while no other thread has allocated there since, wherever it runs: following the CPU at every
+ * request left a thread that the scheduler moves with blocks, and a dirty chunk, in every CPU's
+ * arena and heap (realloc-grow moved between two CPUs every 20 ms peaked at 13.3-13.6 MB,
+ * against 8.4-8.6 with one of each; the moved-thread workload, 0.666x, in
+ * results/20261204-quick-shards-final). Otherwise the CPU's: threads running at once on different
+ * CPUs do not share a shard. `self` tells threads apart (the address of a thread-local variable).
+ */
 static inline unsigned tm_shard_home(int last, const tm_shard_t *s, unsigned n, uintptr_t self) {
-    if (last >= 0 && atomic_load_explicit(&s->last, memory_order_relaxed) == self)
-        return (unsigned)last;
+    if (atomic_load_explicit(&s->last, memory_order_relaxed) == self) return (unsigned)last;
     return tm_cpu_shard(n);
 }
+
+/* A shard whose last thread exited has TM_SHARD_LEFT as its `last` (no thread-local address
+ * is odd). A thread's first request in a tier takes such a shard, when there is one, before
+ * its CPU's (tm_shard_adopt, clock.c), as glibc hands a new thread an exited thread's arena:
+ * a program whose threads come and go keeps reusing the blocks they freed. Each new thread of
+ * thread-phases on one thread took its CPU's heap, and the program's two CPUs' heaps each
+ * grew to the peak (96 MB against glibc's 60). */
+#define TM_SHARD_LEFT ((uintptr_t)1)
 
 /* Under s's lock: the calling thread allocated there. The line is the lock's: written only
  * when it changes hands, so that the check above reads a line that stays shared. */
@@ -459,6 +466,12 @@ void tm_defer_run(tm_clock_t *c, tm_defer_t *d);
 /* malloc_trim of a tier: all its due-later work now. No lock held. */
 void tm_clock_trim(tm_clock_t *c);
 uint64_t tm_clock_run(tm_clock_t *c, uint64_t now); /* the purger's pass; -> next due */
+/* The shard of c's tier for a thread's first request there: one an exited thread left
+ * (claimed for self), else its CPU's. */
+unsigned tm_shard_adopt(tm_clock_t *c, uintptr_t self);
+/* At a thread's exit: the shard of c's tier it last allocated from is left, if no other
+ * thread has allocated there since. */
+void tm_shard_leave(tm_clock_t *c, int last, uintptr_t self);
 static inline uint64_t tm_clock_due(const tm_clock_t *c) {
     return atomic_load_explicit(&c->due_ms, memory_order_relaxed);
 }
@@ -498,6 +511,7 @@ static inline uint64_t tm_arena_due(void) { return tm_clock_due(&tm_arena_clock)
 size_t tm_arena_usable(const void *p, const char *func);
 bool tm_arena_resize(void *p, size_t n); /* in place, or false */
 void tm_arena_trim(void);
+void tm_arena_thread_exit(void); /* the arena the thread used is left (tm_shard_leave) */
 unsigned tm_arena_count(void);
 void tm_arena_totals(tm_arena_totals_t *t);
 uint64_t tm_arena_allocs_of(unsigned idx);
@@ -524,6 +538,7 @@ size_t tm_heap_usable(const void *p, const char *func);
 void tm_heap_clear(void *p, size_t n);    /* calloc: zero a block just allocated, fresh pages not */
 void *tm_heap_realloc(void *p, size_t n); /* in place or NULL; the block stays valid */
 void tm_heap_trim(void);
+void tm_heap_thread_exit(void);            /* the heap the thread used is left (tm_shard_leave) */
 uint64_t tm_heap_background(uint64_t now); /* the purger's pass; -> next due (0: none) */
 extern tm_clock_t tm_heap_clock;           /* due: a free block waits to be purged */
 static inline uint64_t tm_heap_due(void) { return tm_clock_due(&tm_heap_clock); }
