@@ -3,9 +3,10 @@
  * There are `arenas` arenas (default one per CPU, at most TM_MAX_ARENAS), each behind the lock
  * of its tm_shard_t, never a global one. A thread allocates from the arena of the CPU it runs on
  * (sched_getcpu, answered by rseq or the vDSO), or stays in the arena it last allocated from while
- * no other thread has allocated there since (tm_shard_home), and moves on to the next arena
- * whose lock is free (trylock) when that one is busy; only when all are busy does it wait for
- * its own.
+ * no other thread has allocated there since (tm_shard_home); its first request takes an arena
+ * that an exited thread left, when there is one (tm_shard_adopt). A request moves on to the
+ * next arena whose lock is free (trylock) when that one is busy; only when all are busy does it
+ * wait for its own.
  *
  * An arena is a list of 4 MiB chunks marked TM_KIND_ARENA, each cut into units of
  * arena_unit bytes. Metadata is out of band, in the chunk's first units: the header and two

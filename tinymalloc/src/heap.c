@@ -12,7 +12,8 @@
  * behind the lock of its tm_shard_t, which guards every field of the heap and every header of
  * its blocks. A thread uses the heap of the CPU it runs on, or stays in the one it last
  * allocated from while no other thread has allocated there since (tm_shard_home), so that a
- * thread's blocks stay together wherever the scheduler moves it. When that heap's lock is
+ * thread's blocks stay together wherever the scheduler moves it; a new thread takes a heap
+ * that an exited thread left, when there is one (tm_shard_adopt). When that heap's lock is
  * taken it moves to the next free one (trylock), or waits for its own when all are taken, and
  * from then on keeps to the heap it got (heap_home): contention spreads threads out once. A free
  * takes the lock of the heap named in the block's header. Without a lock only what a live block's

@@ -257,8 +257,9 @@ typedef struct {
 /* ---- shards and their purge clock (clock.c) -------------------------------------------------
  * The arena and heap tiers are sharded per CPU: a thread works in the shard of the CPU it runs
  * on, or stays in the one it last allocated from while no other thread has allocated there
- * since (tm_shard_home). Each shard (tm_arena_t, tm_heap_t) begins with a tm_shard_t: its lock,
- * the thread that last allocated there, and when its delayed maintenance (purging what stayed
+ * since (tm_shard_home); a new thread takes one that an exited thread left (tm_shard_adopt).
+ * Each shard (tm_arena_t, tm_heap_t) begins with a tm_shard_t: its lock, the thread that last
+ * allocated there (or TM_SHARD_LEFT), and when its delayed maintenance (purging what stayed
  * free past the tier's delay) is next due.
  * A thread that freed memory and moved to another CPU would leave the first shard's purge
  * waiting for an operation there that may never come. So each tier's clock also keeps the
