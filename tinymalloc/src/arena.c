@@ -24,21 +24,31 @@
  * A free, from any thread, takes the lock of the arena named in the chunk header. A chunk
  * that becomes wholly free stays in its arena; after arena_purge_delay ms (checked by any
  * arena's operations: the tier's tm_clock_t) its pages go back to the OS (madvise), and past
- * arena_retain such chunks the rest are returned to the chunk layer. An arena keeps at most
+ * arena_retain such chunks the rest are returned to the chunk layer. In a chunk still in use,
+ * the pages of free runs go back once the runs have stayed free from one pass to the next
+ * (the passes come arena_purge_delay ms apart while the chunk has such runs: a run goes back
+ * between one and two delays after it was freed, and never while a program keeps taking it
+ * again); a chunk lightly used for good no longer keeps the pages of all its free runs. An
+ * arena keeps at most
  * one such chunk committed plus arena_dirty percent of its chunks in use (and more where it
  * churns: chunk_reused): a chunk emptied past that share is purged at once, so memory a program
  * stops using goes back even when no later operation comes to run the delayed purge. Neither, nor
  * taking a new chunk (which may map), happens under the arena's lock: a chunk being purged is
- * marked `purging` and no block is made in it until it is back.
+ * marked `purging` and no block is made in it until it is back; the units of free runs being
+ * purged are held as used meanwhile (runs_purging counts those purges: the chunk is not
+ * released while any is under way).
  *
  * Invariants. The arena's lock guards its chunk list, its counters and every field of its
  * chunks' headers and bitmaps. Read without it: a chunk's seal and arena (set before the chunk
  * is listed, cleared only when it leaves), and a live block's start bit and length (relaxed
  * atomics; written under the lock, constant while the block is live). For every chunk,
- * free_units == the zero bits of `used`, and a unit has its start bit iff it begins a live
- * block, and the len[] units from it are all used. ndirty counts the chunks with empty_since
- * set, purged and purging clear. hasty_ms is set only while a chunk purged at once past the
- * share stays wholly free (cleared when a block is made in it, and by malloc_trim).
+ * free_units == the zero bits of `used` plus the units held for purges of free runs under way,
+ * and a unit has its start bit iff it begins a live block, and the len[] units from it are all
+ * used. ndirty counts the chunks with empty_since set, purged and purging clear. A unit's
+ * `aged` bit is set only while it stayed free since the last pass over its chunk (take_run
+ * clears it); age_ms is set whenever a free unit of a chunk in use is dirty. hasty_ms is set
+ * only while a chunk purged at once past the share stays wholly free (cleared when a block is
+ * made in it, and by malloc_trim).
  */
 #include "tm_internal.h"
 
@@ -53,12 +63,14 @@ typedef struct tm_achunk {
     uint32_t arena; /* owner */
     uint32_t first; /* first unit after the metadata */
     uint32_t free_units;
-    uint32_t hint;        /* no free unit below it */
-    uint32_t fail_need;   /* a search for this many units failed since the last free; 0: none */
-    uint64_t empty_since; /* ms when it became wholly free; 0 while in use */
-    uint64_t hasty_ms;    /* when it was purged at once, past the dirty share; 0: it was not */
-    uint8_t purged;       /* wholly free and given back */
-    uint8_t purging;      /* its pages are going back now: no block may be made in it */
+    uint32_t hint;         /* no free unit below it */
+    uint32_t fail_need;    /* a search for this many units failed since the last free; 0: none */
+    uint64_t empty_since;  /* ms when it became wholly free; 0 while in use */
+    uint64_t hasty_ms;     /* when it was purged at once, past the dirty share; 0: it was not */
+    uint64_t age_ms;       /* the last pass over its free runs (or the free that needs one) */
+    uint8_t purged;        /* wholly free and given back */
+    uint8_t purging;       /* its pages are going back now: no block may be made in it */
+    uint16_t runs_purging; /* purges of free runs under way (their units held as used) */
     struct tm_achunk *next, *prev;
     uint64_t used[TM_ARENA_WORDS];
     uint64_t start[TM_ARENA_WORDS];
@@ -69,6 +81,8 @@ typedef struct tm_achunk {
      * one, or one of locked pages, keeps the contents), would leave a word that realloc and
      * the medium cache's free take for a freed block's once a block starts there again. */
     uint64_t freed[TM_ARENA_WORDS];
+    uint64_t dirty[TM_ARENA_WORDS];   /* freed, and not purged since: its pages may be committed */
+    uint64_t aged[TM_ARENA_WORDS];    /* dirty and free since the last pass: the next purges it */
     uint16_t len[TM_ARENA_MAX_UNITS]; /* units in the block starting here, while it is live */
 } tm_achunk_t;
 
@@ -80,6 +94,7 @@ typedef struct {
     uint32_t ndirty;      /* wholly free chunks neither purged nor being purged */
     uint32_t dirty_extra; /* chunks the arena keeps past its dirty share: see chunk_reused() */
     uint64_t nalloc, nfree, used_units, purged, released;
+    uint64_t run_bytes; /* bytes purged from free runs of chunks in use */
 } __attribute__((aligned(64))) tm_arena_t;
 
 static tm_arena_t arenas[TM_MAX_ARENAS];
@@ -218,13 +233,20 @@ static tm_achunk_t *chunk_new(tm_arena_t *a, tm_achunk_t *c) {
 
 static bool chunk_empty(const tm_achunk_t *c) { return c->free_units == nunits - c->first; }
 
+/* Where the pages of chunk c past its metadata start: a whole-chunk purge's. */
+static void *whole_pages(const tm_achunk_t *c) {
+    return (void *)tm_align_up((uintptr_t)c + ((size_t)c->first << unit_shift), TM_OS_PAGE);
+}
+
 /* Hands the pages of wholly free chunk c to d, to purge once the lock is released
  * (arena_purged takes it back). The caller has checked that d is not full. */
 static void purge_chunk(tm_arena_t *a, tm_achunk_t *c, tm_defer_t *d) {
-    uintptr_t lo = (uintptr_t)c + ((size_t)c->first << unit_shift);
-    lo = tm_align_up(lo, TM_OS_PAGE);
+    uintptr_t lo = (uintptr_t)whole_pages(c);
     c->purging = 1;
     drop_marks(c, 0, nunits);
+    memset(c->dirty, 0, sizeof c->dirty);
+    memset(c->aged, 0, sizeof c->aged);
+    c->age_ms = 0;
     a->ndirty--;
     tm_defer_add(d, &a->sh, TM_DEFER_PURGE, c, (void *)lo, (uintptr_t)c + TM_CHUNK_SIZE - lo);
 }
@@ -245,6 +267,63 @@ static void chunk_reused(tm_arena_t *a, tm_achunk_t *c) {
     c->hasty_ms = 0;
 }
 
+/* Under a's lock: chunk c, in use, has free units whose pages may be committed; its next pass
+ * is due a delay after now (the first such free after a pass reads the clock). */
+static void runs_dirtied(tm_arena_t *a, tm_achunk_t *c) {
+    if (c->age_ms) return;
+    c->age_ms = tm_now_ms();
+    uint64_t due = c->age_ms + tm_opt.arena_purge_delay;
+    if (a->sh.due_ms == 0 || due < a->sh.due_ms) tm_clock_set(&tm_arena_clock, &a->sh, due);
+}
+
+/* The pages of [u, u + n) units of c: whole pages only. */
+static void run_pages(const tm_achunk_t *c, unsigned u, unsigned n, uintptr_t *lo, uintptr_t *hi) {
+    *lo = tm_align_up((uintptr_t)c + ((size_t)u << unit_shift), TM_OS_PAGE);
+    *hi = ((uintptr_t)c + ((size_t)(u + n) << unit_shift)) & ~(TM_OS_PAGE - 1);
+}
+
+/* The pass over the free runs of chunk c, in use, once its age_ms is a delay old: runs that
+ * stayed free since the last pass (aged) go to d; then what is free and dirty now ages. Returns
+ * the next due time for c (now when d filled up first, 0 when nothing is left to age). */
+static uint64_t runs_pass(tm_arena_t *a, tm_achunk_t *c, uint64_t now, tm_defer_t *d) {
+    for (unsigned w = 0; w < nwords; w++) {
+        uint64_t x = c->aged[w] & c->dirty[w] & ~c->used[w];
+        while (x) {
+            unsigned u = w * 64 + (unsigned)__builtin_ctzll(x);
+            /* the run of aged free units from u, across words */
+            unsigned e = u;
+            while (e < nunits &&
+                   ((c->aged[e / 64] & c->dirty[e / 64] & ~c->used[e / 64]) >> (e % 64)) & 1)
+                e++;
+            uintptr_t lo, hi;
+            run_pages(c, u, e - u, &lo, &hi);
+            if (hi > lo) {
+                if (tm_defer_full(d) || c->runs_purging == UINT16_MAX) return now;
+                /* A purged word would read zero: a freed block's check word goes first. The
+                 * units of the pages are held as used until the purge is back (arena_purged):
+                 * no block is made over them meanwhile, and the rest of the chunk stays usable. */
+                drop_marks(c, u, e - u);
+                unsigned pu = (unsigned)((lo - (uintptr_t)c) >> unit_shift);
+                set_range(c->used, pu, (unsigned)((hi - lo) >> unit_shift), true);
+                c->runs_purging++;
+                a->run_bytes += hi - lo;
+                tm_defer_add(d, &a->sh, TM_DEFER_PURGE, c, (void *)lo, hi - lo);
+            }
+            set_range(c->dirty, u, e - u, false);
+            set_range(c->aged, u, e - u, false);
+            if (e / 64 != w) break; /* the run went on into later words: they are rescanned */
+            x &= e % 64 ? ~0ULL << (e % 64) : 0;
+        }
+    }
+    bool any = false;
+    for (unsigned w = 0; w < nwords; w++) {
+        c->aged[w] = c->dirty[w] & ~c->used[w];
+        any |= c->aged[w] != 0;
+    }
+    c->age_ms = any ? now : 0;
+    return any ? now + tm_opt.arena_purge_delay : 0;
+}
+
 /* Purges wholly free chunks that have been so for the delay, and returns those past
  * arena_retain to the chunk layer; both through d, after the lock. Under the arena lock. */
 static void arena_maintain(tm_shard_t *sh, uint64_t now, tm_defer_t *d) {
@@ -258,8 +337,16 @@ static void arena_maintain(tm_shard_t *sh, uint64_t now, tm_defer_t *d) {
     while (c) {
         tm_achunk_t *nx = c->next;
         if (now == UINT64_MAX) c->hasty_ms = 0;
+        if (!c->empty_since && c->age_ms) {
+            if (now == UINT64_MAX) /* malloc_trim: every free run now, aged or not */
+                memcpy(c->aged, c->dirty, sizeof c->aged);
+            if (now == UINT64_MAX || c->age_ms + tm_opt.arena_purge_delay <= now)
+                pending = tm_earliest(pending, runs_pass(a, c, now == UINT64_MAX ? 1 : now, d));
+            else
+                pending = tm_earliest(pending, c->age_ms + tm_opt.arena_purge_delay);
+        }
         if (c->empty_since) {
-            if (c->purging) {
+            if (c->purging || c->runs_purging) {
                 kept++;
             } else if (c->empty_since + tm_opt.arena_purge_delay > now) {
                 pending = tm_earliest(pending, c->empty_since + tm_opt.arena_purge_delay);
@@ -298,10 +385,20 @@ static void arena_maintain(tm_shard_t *sh, uint64_t now, tm_defer_t *d) {
     tm_clock_set(&tm_arena_clock, &a->sh, pending);
 }
 
-static void arena_purged(tm_shard_t *sh, void *obj, size_t bytes, bool zero) {
+static void arena_purged(tm_shard_t *sh, void *obj, void *p, size_t bytes, bool zero) {
     (void)zero; /* a chunk's set-up does not count on it */
     tm_achunk_t *c = obj;
-    (void)bytes;
+    bool whole = p == whole_pages(c) && bytes == (uintptr_t)c + TM_CHUNK_SIZE - (uintptr_t)p;
+    if (!whole) {
+        /* Free runs of a chunk in use: their units, held as used meanwhile, are free again. */
+        unsigned u = (unsigned)(((uintptr_t)p - (uintptr_t)c) >> unit_shift);
+        unsigned n = (unsigned)(bytes >> unit_shift);
+        set_range(c->used, u, n, false);
+        if (u < c->hint) c->hint = u;
+        c->fail_need = 0;
+        c->runs_purging--;
+        return;
+    }
     c->purging = 0;
     c->purged = 1;
     ((tm_arena_t *)sh)->purged++;
@@ -353,6 +450,7 @@ static void *take_run(tm_arena_t *a, tm_achunk_t *c, unsigned i, unsigned need) 
     }
     drop_marks(c, i, need); /* free and realloc test the word: a live block must not carry it */
     set_range(c->used, i, need, true);
+    set_range(c->aged, i, need, false); /* taken again: not idle since the last pass */
     tm_rstore(c->start[i / 64], c->start[i / 64] | 1ULL << (i % 64));
     tm_rstore(c->len[i], (uint16_t)need);
     if (i == c->hint) c->hint = next_bit(c->used, i + need, false);
@@ -362,6 +460,7 @@ static void *take_run(tm_arena_t *a, tm_achunk_t *c, unsigned i, unsigned need) 
         c->empty_since = 0;
         c->purged = 0;
         a->nempty--;
+        runs_dirtied(a, c); /* kept committed while free: its free runs are dirty */
     }
     c->free_units -= need;
     a->used_units += need;
@@ -440,6 +539,7 @@ void tm_arena_free_since(void *p, const char *func, uint64_t since) {
     unsigned n = c->len[i];
     tm_rstore(c->start[i / 64], c->start[i / 64] & ~(1ULL << (i % 64)));
     set_range(c->used, i, n, false);
+    set_range(c->dirty, i, n, true);
     tm_block_link((tm_block_t *)p, NULL);
     c->freed[i / 64] |= 1ULL << (i % 64);
     if (i < c->hint) c->hint = i;
@@ -466,6 +566,8 @@ void tm_arena_free_since(void *p, const char *func, uint64_t since) {
         } else if (a->sh.due_ms == 0 || since + tm_opt.arena_purge_delay < a->sh.due_ms) {
             tm_clock_set(&tm_arena_clock, &a->sh, since + tm_opt.arena_purge_delay);
         }
+    } else {
+        runs_dirtied(a, c);
     }
     tm_clock_tick(&tm_arena_clock, &a->sh, now, &d);
     tm_unlock(&a->sh.lock);
@@ -500,6 +602,8 @@ bool tm_arena_resize(void *p, size_t n) {
     bool ok = true;
     if (need < have) {
         set_range(c->used, i + need, have - need, false);
+        set_range(c->dirty, i + need, have - need, true);
+        runs_dirtied(a, c);
         if (i + need < c->hint) c->hint = i + need;
         c->fail_need = 0;
         c->free_units += have - need;
@@ -509,6 +613,7 @@ bool tm_arena_resize(void *p, size_t n) {
         ok = e + (need - have) <= nunits && next_bit(c->used, e, true) >= i + need;
         if (ok) {
             set_range(c->used, e, need - have, true);
+            set_range(c->aged, e, need - have, false);
             drop_marks(c, e, need - have);
             if (c->hint >= e && c->hint < i + need) c->hint = next_bit(c->used, i + need, false);
             c->free_units -= need - have;
@@ -565,6 +670,7 @@ void tm_arena_totals(tm_arena_totals_t *t) {
         t->released_chunks += a->released;
         t->dirty_chunks += a->ndirty;
         t->churn_chunks += a->dirty_extra;
+        t->purged_run_bytes += a->run_bytes;
         tm_unlock(&a->sh.lock);
     }
     t->chunks_peak = atomic_load_explicit(&chunks_peak, memory_order_relaxed);

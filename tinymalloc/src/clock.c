@@ -55,7 +55,7 @@ void tm_defer_run(tm_clock_t *c, tm_defer_t *d) {
         bool zero = tm_os_purge(d->v[i].p, d->v[i].size);
         tm_shard_t *s = d->v[i].shard;
         tm_lock(&s->lock);
-        c->purged(s, d->v[i].obj, d->v[i].size, zero);
+        c->purged(s, d->v[i].obj, d->v[i].p, d->v[i].size, zero);
         tm_unlock(&s->lock);
     }
     d->n = 0;

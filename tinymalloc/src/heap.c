@@ -301,7 +301,8 @@ static bool block_purge(tm_heap_t *h, tm_hblock_t *b, tm_defer_t *d) {
     return block_purge_part(h, b, (uintptr_t)b, (uintptr_t)b + b->size, d);
 }
 
-static void heap_purged(tm_shard_t *sh, void *obj, size_t bytes, bool zero) {
+static void heap_purged(tm_shard_t *sh, void *obj, void *p, size_t bytes, bool zero) {
+    (void)p; /* b's pages from pages_lo (or from the part freed last): bytes tells which */
     tm_heap_t *h = (tm_heap_t *)sh;
     tm_hblock_t *b = obj;
     h->purged_bytes += bytes;

@@ -265,12 +265,13 @@ static void print_groups(tm_out_t *o, bool json) {
     tm_heap_totals_t h;
     tm_arena_totals(&a);
     tm_heap_totals(&h);
-    static const char *const an[] = {
-        "arenas",     "allocs",        "frees",           "chunks",       "chunks_peak",
-        "used_bytes", "purged_chunks", "released_chunks", "dirty_chunks", "churn_chunks"};
-    uint64_t av[] = {tm_arena_count(), a.nalloc,      a.nfree,         a.chunks,
-                     a.chunks_peak,    a.used_bytes,  a.purged_chunks, a.released_chunks,
-                     a.dirty_chunks,   a.churn_chunks};
+    static const char *const an[] = {"arenas",        "allocs",          "frees",
+                                     "chunks",        "chunks_peak",     "used_bytes",
+                                     "purged_chunks", "released_chunks", "dirty_chunks",
+                                     "churn_chunks",  "purged_run_bytes"};
+    uint64_t av[] = {tm_arena_count(), a.nalloc,       a.nfree,           a.chunks,
+                     a.chunks_peak,    a.used_bytes,   a.purged_chunks,   a.released_chunks,
+                     a.dirty_chunks,   a.churn_chunks, a.purged_run_bytes};
     static const char *const hn[] = {
         "heaps",       "max_size", "size",          "peak_size",          "in_use",
         "peak_in_use", "blocks",   "free_blocks",   "consecutive_misses", "misses",

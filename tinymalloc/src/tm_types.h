@@ -293,9 +293,9 @@ typedef struct {
 /* Under s's lock: the due work, into d (which it stops filling when full, leaving s due at
  * once); sets s's next due time. */
 typedef void (*tm_maintain_fn)(tm_shard_t *s, uint64_t now, tm_defer_t *d);
-/* Under s's lock, after a PURGE item ran: obj is back in use, its pages purged (zero: and
- * they read zero now). */
-typedef void (*tm_purged_fn)(tm_shard_t *s, void *obj, size_t bytes, bool zero);
+/* Under s's lock, after a PURGE item ran: obj is back in use, its pages [p, p + bytes) purged
+ * (zero: and they read zero now). */
+typedef void (*tm_purged_fn)(tm_shard_t *s, void *obj, void *p, size_t bytes, bool zero);
 
 typedef struct {
     /* Invariant: no shard's due_ms is earlier than this (0: none is due). */
@@ -312,6 +312,7 @@ typedef struct {
 typedef struct {
     uint64_t nalloc, nfree, chunks, chunks_peak, used_bytes, purged_chunks, released_chunks;
     uint64_t dirty_chunks, churn_chunks; /* wholly free and committed; dirty_extra summed */
+    uint64_t purged_run_bytes;           /* purged from free runs of chunks in use */
 } tm_arena_totals_t;
 
 typedef struct {
