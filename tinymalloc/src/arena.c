@@ -45,10 +45,10 @@
  * free_units == the zero bits of `used` plus the units held for purges of free runs under way,
  * and a unit has its start bit iff it begins a live block, and the len[] units from it are all
  * used. ndirty counts the chunks with empty_since set, purged and purging clear. A unit's
- * `aged` bit is set only while it stayed free since the last pass over its chunk (take_run
- * clears it); age_ms is set whenever a free unit of a chunk in use is dirty. hasty_ms is set
- * only while a chunk purged at once past the share stays wholly free (cleared when a block is
- * made in it, and by malloc_trim).
+ * `aged` bit is set only while it stayed free since the last pass over its chunk (a free
+ * clears it: units_freed); age_ms is set whenever a free unit of a chunk in use is dirty. hasty_ms
+ * is set only while a chunk purged at once past the share stays wholly free (cleared when a block
+ * is made in it, and by malloc_trim).
  */
 #include "tm_internal.h"
 
@@ -82,7 +82,7 @@ typedef struct tm_achunk {
      * the medium cache's free take for a freed block's once a block starts there again. */
     uint64_t freed[TM_ARENA_WORDS];
     uint64_t dirty[TM_ARENA_WORDS];   /* freed, and not purged since: its pages may be committed */
-    uint64_t aged[TM_ARENA_WORDS];    /* dirty and free since the last pass: the next purges it */
+    uint64_t aged[TM_ARENA_WORDS];    /* free since the last pass: the next purges it */
     uint16_t len[TM_ARENA_MAX_UNITS]; /* units in the block starting here, while it is live */
 } tm_achunk_t;
 
@@ -126,6 +126,20 @@ static inline void set_range(uint64_t *map, unsigned i, unsigned n, bool bit) {
             map[w] |= m;
         else
             map[w] &= ~m;
+        i += k;
+        n -= k;
+    }
+}
+
+/* Units [i, i + n) of c were freed: their pages may be committed, and they were in use since
+ * the last pass over the chunk, so they are not idle (a unit taken and freed again between two
+ * passes is not purged; one taken and still in use at a pass is not free). */
+static inline void units_freed(tm_achunk_t *c, unsigned i, unsigned n) {
+    while (n) {
+        unsigned w = i / 64, o = i % 64, k = 64 - o < n ? 64 - o : n;
+        uint64_t m = (k == 64 ? ~0ULL : ((1ULL << k) - 1)) << o;
+        c->dirty[w] |= m;
+        c->aged[w] &= ~m;
         i += k;
         n -= k;
     }
@@ -450,7 +464,6 @@ static void *take_run(tm_arena_t *a, tm_achunk_t *c, unsigned i, unsigned need) 
     }
     drop_marks(c, i, need); /* free and realloc test the word: a live block must not carry it */
     set_range(c->used, i, need, true);
-    set_range(c->aged, i, need, false); /* taken again: not idle since the last pass */
     tm_rstore(c->start[i / 64], c->start[i / 64] | 1ULL << (i % 64));
     tm_rstore(c->len[i], (uint16_t)need);
     if (i == c->hint) c->hint = next_bit(c->used, i + need, false);
@@ -539,7 +552,7 @@ void tm_arena_free_since(void *p, const char *func, uint64_t since) {
     unsigned n = c->len[i];
     tm_rstore(c->start[i / 64], c->start[i / 64] & ~(1ULL << (i % 64)));
     set_range(c->used, i, n, false);
-    set_range(c->dirty, i, n, true);
+    units_freed(c, i, n);
     tm_block_link((tm_block_t *)p, NULL);
     c->freed[i / 64] |= 1ULL << (i % 64);
     if (i < c->hint) c->hint = i;
@@ -602,7 +615,7 @@ bool tm_arena_resize(void *p, size_t n) {
     bool ok = true;
     if (need < have) {
         set_range(c->used, i + need, have - need, false);
-        set_range(c->dirty, i + need, have - need, true);
+        units_freed(c, i + need, have - need);
         runs_dirtied(a, c);
         if (i + need < c->hint) c->hint = i + need;
         c->fail_need = 0;
@@ -613,7 +626,6 @@ bool tm_arena_resize(void *p, size_t n) {
         ok = e + (need - have) <= nunits && next_bit(c->used, e, true) >= i + need;
         if (ok) {
             set_range(c->used, e, need - have, true);
-            set_range(c->aged, e, need - have, false);
             drop_marks(c, e, need - have);
             if (c->hint >= e && c->hint < i + need) c->hint = next_bit(c->used, i + need, false);
             c->free_units -= need - have;
