@@ -171,6 +171,21 @@ static inline void tm_test_release(tm_test_held_t *h) {
     pthread_join(h->t, NULL);
 }
 
+/* The exited-thread case of the sharded tiers: fn(a) in a thread A held on the first CPU, then
+ * fn(b) in a thread B on the second, which exits, then fn(c) in a thread C on the first while A
+ * lives. C should take the arena or heap B left, not its CPU's, which is A's. True when all
+ * three ran where meant. */
+static inline bool tm_test_left_shard(void *(*fn)(void *), void *a, void *b, void *c) {
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return false;
+    tm_test_held_t held;
+    bool ok = tm_test_hold_on_cpu(&held, 0, &allowed, fn, a);
+    ok = tm_test_on_cpu_or_here(1, &allowed, fn, b) && ok;
+    ok = tm_test_on_cpu_or_here(0, &allowed, fn, c) && ok;
+    tm_test_release(&held);
+    return ok;
+}
+
 #define TEST_EXIT() return tm_test_failed_cases ? 1 : 0
 
 /* Runs fn in a child with stderr captured; returns 1 when the child died of SIGABRT and its

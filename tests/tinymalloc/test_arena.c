@@ -241,14 +241,8 @@ static void *batch_in_thread(void *arg) {
 }
 
 static void an_exited_threads_arena_is_taken(void) {
-    cpu_set_t allowed;
-    CHECK(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
     left_got[0] = left_got[1] = left_got[2] = -2;
-    tm_test_held_t a;
-    bool ok = tm_test_hold_on_cpu(&a, 0, &allowed, batch_in_thread, &left_got[0]);
-    ok = tm_test_on_cpu_or_here(1, &allowed, batch_in_thread, &left_got[1]) && ok;
-    ok = tm_test_on_cpu_or_here(0, &allowed, batch_in_thread, &left_got[2]) && ok;
-    tm_test_release(&a);
+    bool ok = tm_test_left_shard(batch_in_thread, &left_got[0], &left_got[1], &left_got[2]);
     printf("  arenas: A (held on cpu0) %d, B (cpu1, exited) %d, C (cpu0) %d\n", left_got[0],
            left_got[1], left_got[2]);
     if (!ok || tinymalloc_arena_allocs(NULL, 0) < 2) {

@@ -626,13 +626,8 @@ static void *alloc_3mib_and_free(void *arg) {
 }
 
 static void an_exited_threads_heap_is_taken(void) {
-    cpu_set_t allowed;
-    CHECK(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
-    tm_test_held_t a;
-    bool ok = tm_test_hold_on_cpu(&a, 0, &allowed, alloc_3mib_and_free, &left_blocks[0]);
-    ok = tm_test_on_cpu_or_here(1, &allowed, alloc_3mib_and_free, &left_blocks[1]) && ok;
-    ok = tm_test_on_cpu_or_here(0, &allowed, alloc_3mib_and_free, &left_blocks[2]) && ok;
-    tm_test_release(&a);
+    bool ok =
+        tm_test_left_shard(alloc_3mib_and_free, &left_blocks[0], &left_blocks[1], &left_blocks[2]);
     printf("  blocks: A (held on cpu0) %p, B (cpu1, exited) %p, C (cpu0) %p\n", left_blocks[0],
            left_blocks[1], left_blocks[2]);
     if (!ok) {
