@@ -300,34 +300,28 @@ static void run_pages(const tm_achunk_t *c, unsigned u, unsigned n, uintptr_t *l
  * stayed free since the last pass (aged) go to d; then what is free and dirty now ages. Returns
  * the next due time for c (now when d filled up first, 0 when nothing is left to age). */
 static uint64_t runs_pass(tm_arena_t *a, tm_achunk_t *c, uint64_t now, tm_defer_t *d) {
-    for (unsigned w = 0; w < nwords; w++) {
-        uint64_t x = c->aged[w] & c->dirty[w] & ~c->used[w];
-        while (x) {
-            unsigned u = w * 64 + (unsigned)__builtin_ctzll(x);
-            /* the run of aged free units from u, across words */
-            unsigned e = u;
-            while (e < nunits &&
-                   ((c->aged[e / 64] & c->dirty[e / 64] & ~c->used[e / 64]) >> (e % 64)) & 1)
-                e++;
-            uintptr_t lo, hi;
-            run_pages(c, u, e - u, &lo, &hi);
-            if (hi > lo) {
-                if (tm_defer_full(d) || c->runs_purging == UINT16_MAX) return now;
-                /* A purged word would read zero: a freed block's check word goes first. The
-                 * units of the pages are held as used until the purge is back (arena_purged):
-                 * no block is made over them meanwhile, and the rest of the chunk stays usable. */
-                drop_marks(c, u, e - u);
-                unsigned pu = (unsigned)((lo - (uintptr_t)c) >> unit_shift);
-                set_range(c->used, pu, (unsigned)((hi - lo) >> unit_shift), true);
-                c->runs_purging++;
-                a->run_bytes += hi - lo;
-                tm_defer_add(d, &a->sh, TM_DEFER_PURGE, c, (void *)lo, hi - lo);
-            }
-            set_range(c->dirty, u, e - u, false);
-            set_range(c->aged, u, e - u, false);
-            if (e / 64 != w) break; /* the run went on into later words: they are rescanned */
-            x &= e % 64 ? ~0ULL << (e % 64) : 0;
+    /* Idle units: dirty, free, and free since the last pass. Runs of them are found with
+     * next_bit, one step per run. */
+    uint64_t idle[TM_ARENA_WORDS];
+    for (unsigned w = 0; w < TM_ARENA_WORDS; w++) idle[w] = c->aged[w] & c->dirty[w] & ~c->used[w];
+    for (unsigned u = next_bit(idle, 0, true), e; u < nunits; u = next_bit(idle, e, true)) {
+        e = next_bit(idle, u + 1, false);
+        uintptr_t lo, hi;
+        run_pages(c, u, e - u, &lo, &hi);
+        if (hi > lo) {
+            if (tm_defer_full(d) || c->runs_purging == UINT16_MAX) return now;
+            /* A purged word would read zero: a freed block's check word goes first. The units
+             * of the pages are held as used until the purge is back (arena_purged): no block
+             * is made over them meanwhile, and the rest of the chunk stays usable. */
+            drop_marks(c, u, e - u);
+            unsigned pu = (unsigned)((lo - (uintptr_t)c) >> unit_shift);
+            set_range(c->used, pu, (unsigned)((hi - lo) >> unit_shift), true);
+            c->runs_purging++;
+            a->run_bytes += hi - lo;
+            tm_defer_add(d, &a->sh, TM_DEFER_PURGE, c, (void *)lo, hi - lo);
         }
+        set_range(c->dirty, u, e - u, false);
+        set_range(c->aged, u, e - u, false);
     }
     bool any = false;
     for (unsigned w = 0; w < nwords; w++) {
