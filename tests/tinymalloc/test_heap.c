@@ -638,9 +638,32 @@ static void an_exited_threads_heap_is_taken(void) {
     CHECK(left_blocks[2] == left_blocks[1]); /* the old rule: a block of CPU 0's heap, A's */
 }
 
+/* A request takes a free block whose pages are committed before a smaller one whose pages the
+ * OS has not given yet (a span's fresh tail, or purged pages): best fit alone took the fresh
+ * tail while a freed block sat committed, and peak RSS held both (large-churn, quick scale:
+ * 158 MB, 133 with this). In a process of its own ("warm"): one fresh span of 4 MiB, whose
+ * tail after a and g (about 1 MiB) fits 900 KiB better than a's 2 MiB. */
+static void committed_blocks_go_first(void) {
+    char *a = vmalloc(2 * MiB), *g = vmalloc(MiB);
+    CHECK(a && g);
+    memset(a, 1, 2 * MiB);
+    vfree(a);
+    char *q = vmalloc(900 << 10);
+    printf("  freed block %p, kept %p, new block %p\n", (void *)a, (void *)g, (void *)q);
+    CHECK(q == a);
+    vfree(q);
+    vfree(g);
+}
+
+static void warm_blocks_first(void) { CHECK(tm_test_rerun("warm", "") == 0); }
+
 static void exited_threads_heaps_are_taken(void) { CHECK(tm_test_rerun("shards", "") == 0); }
 
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "warm") == 0) {
+        RUN_HERE(committed_blocks_go_first);
+        TEST_EXIT();
+    }
     if (argc > 1 && strcmp(argv[1], "shards") == 0) {
         RUN(an_exited_threads_heap_is_taken);
         TEST_EXIT();
@@ -674,6 +697,7 @@ int main(int argc, char **argv) {
     RUN_HERE(calloc_zero_after_reuse);
     RUN(lazy_purges_are_not_taken_as_zero);
     RUN(exited_threads_heaps_are_taken);
+    RUN(warm_blocks_first);
     RUN_RSS(rss_falls);
     RUN_CAPPED(oom_finds_other_heaps_free_blocks);
     RUN(invalid_frees_abort);

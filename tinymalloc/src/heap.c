@@ -194,6 +194,8 @@ static void bin_remove(tm_heap_t *h, tm_hblock_t *b) {
     h->free_bytes -= b->size;
 }
 
+static tm_hblock_t *find_fit_any(tm_heap_t *h, size_t size);
+
 /* The smallest block of bin i that is >= size (lowest address on ties), looking at no more
  * than TM_HEAP_SCAN of them. */
 static tm_hblock_t *bin_best(tm_heap_t *h, unsigned i, size_t size) {
@@ -209,7 +211,36 @@ static tm_hblock_t *bin_best(tm_heap_t *h, unsigned i, size_t size) {
     return best;
 }
 
+/* Bytes of a block of `size` carved from the front of free block b that would land on pages
+ * not committed (purged, or fresh: past b's known-zero offset). */
+static size_t fresh_cost(const tm_hblock_t *b, size_t size) {
+    if (b->purged) return size;
+    return b->zero && size > b->zero ? size - b->zero : 0;
+}
+
+/* The smallest block of bins i and up that holds size on committed pages only, or NULL. */
+static tm_hblock_t *find_warm(tm_heap_t *h, unsigned i, size_t size) {
+    for (; i < TM_HEAP_BINS; i++) {
+        if (!(h->binmap[i / 64] >> (i % 64) & 1)) continue;
+        tm_hblock_t *best = NULL;
+        unsigned n = 0;
+        for (tm_hblock_t *b = h->bins[i]; b && n < TM_HEAP_SCAN; b = link_dec(b->next, b), n++)
+            if (b->size >= size && fresh_cost(b, size) == 0 &&
+                (!best || b->size < best->size || (b->size == best->size && b < best)))
+                best = b;
+        if (best) return best;
+    }
+    return NULL;
+}
+
 static tm_hblock_t *find_fit(tm_heap_t *h, size_t size) {
+    tm_hblock_t *b = find_fit_any(h, size);
+    if (b == NULL || fresh_cost(b, size) == 0) return b;
+    tm_hblock_t *w = find_warm(h, bin_of(size), size);
+    return w ? w : b;
+}
+
+static tm_hblock_t *find_fit_any(tm_heap_t *h, size_t size) {
     unsigned i = bin_of(size);
     tm_hblock_t *b = bin_best(h, i, size);
     if (b) return b;
