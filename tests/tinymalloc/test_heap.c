@@ -642,7 +642,8 @@ static void an_exited_threads_heap_is_taken(void) {
  * OS has not given yet (a span's fresh tail, or purged pages): best fit alone took the fresh
  * tail while a freed block sat committed, and peak RSS held both (large-churn, quick scale:
  * 158 MB, 133 with this). In a process of its own ("warm"): one fresh span of 4 MiB, whose
- * tail after a and g (about 1 MiB) fits 900 KiB better than a's 2 MiB. */
+ * tail after a and g (about 1 MiB) fits 900 KiB better than a's 2 MiB. A calloc of the same
+ * size takes the tail. */
 static void committed_blocks_go_first(void) {
     char *a = vmalloc(2 * MiB), *g = vmalloc(MiB);
     CHECK(a && g);
@@ -652,6 +653,11 @@ static void committed_blocks_go_first(void) {
     printf("  freed block %p, kept %p, new block %p\n", (void *)a, (void *)g, (void *)q);
     CHECK(q == a);
     vfree(q);
+    /* calloc keeps plain best fit: the fresh tail reads zero, where a's block must be cleared */
+    char *c = calloc(1, 900 << 10);
+    printf("  calloc's block %p\n", (void *)c);
+    CHECK(c && c != a && c > g);
+    vfree(c);
     vfree(g);
 }
 

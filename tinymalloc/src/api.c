@@ -18,7 +18,7 @@
 
 /* Everything the fast path does not serve: sizes above the slab tier, alignments above 16,
  * requests before start-up finished, and every request while profiling. */
-static void *alloc_any(size_t n, size_t align) {
+static void *alloc_any(size_t n, size_t align, bool zero) {
     if (tm_unlikely(n > PTRDIFF_MAX)) {
         errno = ENOMEM;
         return NULL;
@@ -36,19 +36,20 @@ static void *alloc_any(size_t n, size_t align) {
      * runs are aligned to a unit; everything else to the heap, which sends huge requests to
      * their own mappings. */
     if (n <= tm_opt.medium_max && align <= tm_opt.arena_unit) return tm_mcache_alloc(n, align);
-    return tm_heap_alloc(n, align);
+    return tm_heap_alloc(n, align, zero);
 }
 
 static size_t usable_size(void *p, const char *func);
 
 /* While profiling, every request carries a trailer (profile.c). */
 static tm_noinline void *malloc_profiled(size_t n, size_t align) {
-    void *p = alloc_any(n <= PTRDIFF_MAX ? n + TM_PROF_TRAILER : n, align);
+    void *p = alloc_any(n <= PTRDIFF_MAX ? n + TM_PROF_TRAILER : n, align, false);
     if (p) tm_profile_alloc(p, n, usable_size(p, "malloc"));
     return p;
 }
 
-static tm_noinline void *malloc_large(size_t n, size_t align) {
+/* zero: a calloc's request (see tm_heap_alloc). */
+static tm_noinline void *malloc_large(size_t n, size_t align, bool zero) {
     if (tm_unlikely(tm_profiling)) return malloc_profiled(n, align);
     /* A hit in the medium cache changes no tier, so it leaves the maintenance to the calls
      * that do (the purger's inline pass costs as much as the hit). */
@@ -56,7 +57,7 @@ static tm_noinline void *malloc_large(size_t n, size_t align) {
         void *b = tm_mcache_take(n);
         if (b) return b;
     }
-    void *p = alloc_any(n, align);
+    void *p = alloc_any(n, align, zero);
     tm_purger_poll();
     tm_purger_inline();
     return p;
@@ -64,7 +65,7 @@ static tm_noinline void *malloc_large(size_t n, size_t align) {
 
 static inline void *tm_malloc(size_t n) {
     if (tm_likely(n <= tm_opt.fast_max)) return tm_slab_alloc(tm_tc, tm_class_of(n));
-    return malloc_large(n, TM_ALIGN);
+    return malloc_large(n, TM_ALIGN, false);
 }
 
 static inline __attribute__((always_inline)) void free_slab(void *p, const char *func) {
@@ -122,7 +123,7 @@ static void *tm_memalign(size_t align, size_t n) {
         errno = ENOMEM;
         return NULL;
     }
-    return malloc_large(n, align);
+    return malloc_large(n, align, false);
 }
 
 /* malloc and free each start a cache line: else where they fall moves with every change to the
@@ -142,7 +143,8 @@ TM_EXPORT void *TM_API(calloc)(size_t count, size_t size) {
         errno = ENOMEM;
         return NULL;
     }
-    void *p = tm_malloc(n);
+    void *p = tm_likely(n <= tm_opt.fast_max) ? tm_slab_alloc(tm_tc, tm_class_of(n))
+                                              : malloc_large(n, TM_ALIGN, true);
     if (p == NULL) return NULL;
     /* Huge blocks are fresh mappings, already zero; a heap block may be partly fresh; blocks
      * of the other tiers may be reused. */

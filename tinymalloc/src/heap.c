@@ -194,8 +194,6 @@ static void bin_remove(tm_heap_t *h, tm_hblock_t *b) {
     h->free_bytes -= b->size;
 }
 
-static tm_hblock_t *find_fit_any(tm_heap_t *h, size_t size);
-
 /* The smallest block of bin i that is >= size (lowest address on ties), looking at no more
  * than TM_HEAP_SCAN of them. */
 static tm_hblock_t *bin_best(tm_heap_t *h, unsigned i, size_t size) {
@@ -233,13 +231,6 @@ static tm_hblock_t *find_warm(tm_heap_t *h, unsigned i, size_t size) {
     return NULL;
 }
 
-static tm_hblock_t *find_fit(tm_heap_t *h, size_t size) {
-    tm_hblock_t *b = find_fit_any(h, size);
-    if (b == NULL || fresh_cost(b, size) == 0) return b;
-    tm_hblock_t *w = find_warm(h, bin_of(size), size);
-    return w ? w : b;
-}
-
 static tm_hblock_t *find_fit_any(tm_heap_t *h, size_t size) {
     unsigned i = bin_of(size);
     tm_hblock_t *b = bin_best(h, i, size);
@@ -254,6 +245,19 @@ static tm_hblock_t *find_fit_any(tm_heap_t *h, size_t size) {
         }
     }
     return NULL;
+}
+
+/* Best fit, but a warm request (a malloc: one that will write what it gets) takes committed
+ * pages before pages the OS has still to give: best fit alone would carve a span's fresh tail
+ * or a purged block while a larger freed block sits committed, and the peak holds both
+ * (large-churn). A calloc keeps plain best fit: fresh pages read zero and need no clearing,
+ * where a committed block must be cleared whole. Aligned requests keep it too (their search
+ * size is not what they touch). */
+static tm_hblock_t *find_fit(tm_heap_t *h, size_t size, bool warm) {
+    tm_hblock_t *b = find_fit_any(h, size);
+    if (!warm || b == NULL || fresh_cost(b, size) == 0) return b;
+    tm_hblock_t *w = find_warm(h, bin_of(size), size);
+    return w ? w : b;
 }
 
 /* ---- freeing and purging ------------------------------------------------------------------ */
@@ -617,8 +621,8 @@ static void huge_missed(size_t n, uint64_t now) {
 }
 
 /* Under h's lock: a free block of h that fits, carved (a hit), or NULL. */
-static void *take_fit(tm_heap_t *h, size_t n, size_t align, size_t size, size_t search) {
-    tm_hblock_t *b = find_fit(h, search);
+static void *take_fit(tm_heap_t *h, size_t n, size_t align, size_t size, size_t search, bool zero) {
+    tm_hblock_t *b = find_fit(h, search, !zero && align <= TM_ALIGN);
     if (b == NULL) return NULL;
     h->hits++;
     if (h->ahead_left >= size) {
@@ -646,10 +650,10 @@ static tm_hblock_t *heap_grow(tm_heap_t *h, size_t need) {
 }
 
 /* Under h's lock, which it releases while the chunk layer makes a span (that may map). */
-static void *heap_alloc_in(tm_heap_t *h, size_t n, size_t align) {
+static void *heap_alloc_in(tm_heap_t *h, size_t n, size_t align, bool zero) {
     size_t size, search;
     if (!block_sizes(n, align, &size, &search)) return NULL;
-    void *p = take_fit(h, n, align, size, search);
+    void *p = take_fit(h, n, align, size, search, zero);
     if (p) return p;
     huge_missed(n, tm_now_ms());
     tm_hblock_t *b = heap_grow(h, search);
@@ -660,31 +664,31 @@ static void *heap_alloc_in(tm_heap_t *h, size_t n, size_t align) {
  * into any heap will do, as glibc retries in another arena. Heaps are per CPU and a thread
  * follows its CPU until it meets contention, so the blocks it freed may all sit in a heap it
  * no longer uses. errno stays ENOMEM when none fits. */
-static tm_noinline void *alloc_elsewhere(unsigned home, size_t n, size_t align) {
+static tm_noinline void *alloc_elsewhere(unsigned home, size_t n, size_t align, bool zero) {
     size_t size, search;
     if (!block_sizes(n, align, &size, &search)) return NULL;
     for (unsigned k = 0; k < nheaps; k++) {
         tm_heap_t *h = &heaps[(home + k) % nheaps];
         tm_lock(&h->sh.lock);
-        void *p = take_fit(h, n, align, size, search);
+        void *p = take_fit(h, n, align, size, search, zero);
         tm_unlock(&h->sh.lock);
         if (p) return p;
     }
     return NULL;
 }
 
-void *tm_heap_alloc(size_t n, size_t align) {
+void *tm_heap_alloc(size_t n, size_t align, bool zero) {
     if (align < TM_ALIGN) align = TM_ALIGN;
     if (align > TM_CHUNK_SIZE || n > PTRDIFF_MAX / 2) return tm_huge_alloc(n, align);
     tm_heap_t *h = heap_acquire();
     tm_defer_t d;
     d.n = 0;
     tm_clock_tick(&tm_heap_clock, &h->sh, 0, &d);
-    void *p = heap_alloc_in(h, n, align);
+    void *p = heap_alloc_in(h, n, align, zero);
     tm_unlock(&h->sh.lock);
     if (tm_unlikely(d.n)) tm_defer_run(&tm_heap_clock, &d);
     if (p == NULL) p = tm_huge_alloc(n, align); /* heap_max, or no room for a span */
-    if (p == NULL) p = alloc_elsewhere(h->idx, n, align);
+    if (p == NULL) p = alloc_elsewhere(h->idx, n, align, zero);
     return p;
 }
 

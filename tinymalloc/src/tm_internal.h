@@ -532,7 +532,9 @@ void tm_mcache_locks(tm_lock_op_t op);
 
 /* ---- heap tier (heap.c): large blocks, and the huge threshold --------------------------- */
 void tm_heap_init(void);
-void *tm_heap_alloc(size_t n, size_t align); /* or an own mapping: align > chunk, past heap_max */
+/* zero: for calloc, which fresh pages serve best; else committed ones go first. Or an own
+ * mapping: align > chunk, past heap_max. */
+void *tm_heap_alloc(size_t n, size_t align, bool zero);
 void tm_heap_free(void *p, const char *func);
 size_t tm_heap_usable(const void *p, const char *func);
 void tm_heap_clear(void *p, size_t n);    /* calloc: zero a block just allocated, fresh pages not */
