@@ -10,12 +10,14 @@
  *
  * Concurrency. There are `heaps` heaps (default one per CPU, at most TM_MAX_ARENAS), each
  * behind the lock of its tm_shard_t, which guards every field of the heap and every header of
- * its blocks. A thread uses the heap of the CPU it runs on, or stays in the one it last
- * allocated from while no other thread has allocated there since (tm_shard_home), so that a
- * thread's blocks stay together wherever the scheduler moves it; a new thread takes a heap
- * that an exited thread left, when there is one (tm_shard_adopt). When that heap's lock is
- * taken it moves to the next free one (trylock), or waits for its own when all are taken, and
- * from then on keeps to the heap it got (heap_home): contention spreads threads out once. A free
+ * its blocks. Every thread starts on heap 0, as glibc gives every thread its main arena until
+ * it meets contention. When that heap's lock is taken a thread moves to the next free one
+ * (trylock), or waits for its own when all are taken, and from then on keeps to the heap it got
+ * (heap_home): contention spreads threads out once. Not a heap per CPU, as the arenas have:
+ * large blocks are few and dear (a page fault per page touched), so threads that do not
+ * collide lose little to a shared lock, while each CPU's heap grew to its own peak and held it
+ * apart from the others' (thread-phases on two threads peaked at 113 MB with a heap per CPU,
+ * 81 MB with one; glibc 92, tcmalloc 80). A free
  * takes the lock of the heap named in the block's header. Without a lock only what a live block's
  * header never changes is read (its heap, to know which lock to take), and it is checked again
  * under the lock.
@@ -123,8 +125,6 @@ typedef struct {
 
 static tm_heap_t heaps[TM_MAX_ARENAS];
 static unsigned nheaps = 1;
-/* The heap this thread last allocated from (-1: none): see tm_shard_home. */
-static __thread int heap_last __attribute__((tls_model("initial-exec"))) = -1;
 /* The heap this thread keeps to since it first found a heap's lock taken (-1: not yet). */
 static __thread int heap_home __attribute__((tls_model("initial-exec"))) = -1;
 tm_clock_t tm_heap_clock;
@@ -501,14 +501,9 @@ static tm_hblock_t *add_span(tm_heap_t *h, char *base, size_t span) {
 
 /* ---- allocation ------------------------------------------------------------------------- */
 static tm_heap_t *heap_acquire(void) {
-    uintptr_t self = (uintptr_t)&heap_last;
-    int last = heap_last;
-    unsigned home = heap_home >= 0 ? (unsigned)heap_home
-                    : last >= 0    ? tm_shard_home(last, &heaps[last].sh, nheaps, self)
-                                   : tm_shard_adopt(&tm_heap_clock, self);
-    tm_heap_t *h = &heaps[home];
+    tm_heap_t *h = &heaps[heap_home >= 0 ? (unsigned)heap_home : 0];
     if (tm_unlikely(!tm_trylock(&h->sh.lock))) {
-        unsigned k = 1;
+        unsigned k = 1, home = h->idx;
         for (; k < nheaps; k++) {
             tm_heap_t *o = &heaps[(home + k) % nheaps];
             if (tm_trylock(&o->sh.lock)) {
@@ -519,8 +514,6 @@ static tm_heap_t *heap_acquire(void) {
         if (k == nheaps) tm_lock(&h->sh.lock);
         heap_home = (int)h->idx; /* from now on: contention spreads threads out once */
     }
-    tm_shard_mark(&h->sh, self);
-    heap_last = (int)h->idx;
     return h;
 }
 
@@ -891,8 +884,6 @@ void tm_heap_init(void) {
                   heap_maintain, heap_purged);
     atomic_store_explicit(&tm_huge_threshold, tm_opt.huge_threshold, memory_order_relaxed);
 }
-
-void tm_heap_thread_exit(void) { tm_shard_leave(&tm_heap_clock, heap_last, (uintptr_t)&heap_last); }
 
 /* malloc_trim: purges every free block now, whatever its age. */
 void tm_heap_trim(void) { tm_clock_trim(&tm_heap_clock); }

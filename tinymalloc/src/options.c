@@ -101,7 +101,8 @@ static const optdef_t optdefs[] = {
         "arena_purge_delay (less one for each the delay purges); a chunk emptied past that is "
         "purged at once"),
     NUM(arenas, 0, 0, TM_MAX_ARENAS, "number of arenas; 0: one per CPU"),
-    NUM(heaps, 0, 0, TM_MAX_ARENAS, "number of heaps; 0: one per CPU"),
+    NUM(heaps, 0, 0, TM_MAX_ARENAS,
+        "number of heaps (threads share the first until they contend); 0: one per CPU"),
     SIZE(medium_cache, 0, 256 * KiB, 0, GiB,
          "bytes of freed medium blocks each thread keeps; 0 turns the cache off"),
     SIZE(medium_cache_max, 0, 32 * KiB, 0, TM_CHUNK_SIZE,

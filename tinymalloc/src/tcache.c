@@ -53,7 +53,6 @@ static void tcache_destroy(void *arg) {
     tm_mcache_flush(tc);
     tm_stats_flush(tc);
     tm_arena_thread_exit(); /* after the flush: a new thread finds the blocks it freed */
-    tm_heap_thread_exit();
     tm_lock(&tm_tcache_lock);
     if (tc->prev_live)
         tc->prev_live->next_live = tc->next_live;

@@ -540,7 +540,6 @@ size_t tm_heap_usable(const void *p, const char *func);
 void tm_heap_clear(void *p, size_t n);    /* calloc: zero a block just allocated, fresh pages not */
 void *tm_heap_realloc(void *p, size_t n); /* in place or NULL; the block stays valid */
 void tm_heap_trim(void);
-void tm_heap_thread_exit(void);            /* the heap the thread used is left (tm_shard_leave) */
 uint64_t tm_heap_background(uint64_t now); /* the purger's pass; -> next due (0: none) */
 extern tm_clock_t tm_heap_clock;           /* due: a free block waits to be purged */
 static inline uint64_t tm_heap_due(void) { return tm_clock_due(&tm_heap_clock); }
