@@ -16,11 +16,10 @@
  * (heap_home): contention spreads threads out once. Not a heap per CPU, as the arenas have:
  * large blocks are few and dear (a page fault per page touched), so threads that do not
  * collide lose little to a shared lock, while each CPU's heap grew to its own peak and held it
- * apart from the others' (thread-phases on two threads peaked at 113 MB with a heap per CPU,
- * 81 MB with one; glibc 92, tcmalloc 80). A free
- * takes the lock of the heap named in the block's header. Without a lock only what a live block's
- * header never changes is read (its heap, to know which lock to take), and it is checked again
- * under the lock.
+ * apart from the others' (thread-phases on two threads peaked at 104-122 MB with a heap per
+ * CPU, 85-95 MB with this; glibc 92, tcmalloc 80). A free takes the lock of the heap named in
+ * the block's header. Without a lock only what a live block's header never changes is read
+ * (its heap, to know which lock to take), and it is checked again under the lock.
  *
  * Best fit. Free blocks sit in size bins, four per doubling, with a two-word bitmap of the
  * non-empty bins: the request's own bin is searched for the smallest block that fits, then the
@@ -654,9 +653,9 @@ static void *heap_alloc_in(tm_heap_t *h, size_t n, size_t align, bool zero) {
 }
 
 /* Neither a span nor a mapping could be had (the address space is exhausted): a block freed
- * into any heap will do, as glibc retries in another arena. Heaps are per CPU and a thread
- * follows its CPU until it meets contention, so the blocks it freed may all sit in a heap it
- * no longer uses. errno stays ENOMEM when none fits. */
+ * into any heap will do, as glibc retries in another arena. A thread that met contention
+ * keeps to the heap it moved to, so the blocks it freed before may all sit in a heap it no
+ * longer uses. errno stays ENOMEM when none fits. */
 static tm_noinline void *alloc_elsewhere(unsigned home, size_t n, size_t align, bool zero) {
     size_t size, search;
     if (!block_sizes(n, align, &size, &search)) return NULL;

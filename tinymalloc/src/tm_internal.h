@@ -183,11 +183,12 @@ static inline unsigned tm_shard_home(int last, const tm_shard_t *s, unsigned n, 
 }
 
 /* A shard whose last thread exited has TM_SHARD_LEFT as its `last` (no thread-local address
- * is odd). A thread's first request in a tier takes such a shard, when there is one, before
- * its CPU's (tm_shard_adopt, clock.c), as glibc hands a new thread an exited thread's arena:
- * a program whose threads come and go keeps reusing the blocks they freed. Each new thread of
- * thread-phases on one thread took its CPU's heap, and the program's two CPUs' heaps each
- * grew to the peak (96 MB against glibc's 60). */
+ * is odd). A thread's first request in the arena tier takes such a shard, when there is one,
+ * before its CPU's (tm_shard_adopt, clock.c), as glibc hands a new thread an exited thread's
+ * arena: a program whose threads come and go keeps reusing the blocks they freed. Each new
+ * thread of thread-phases on one thread took its CPU's heap, and the program's two CPUs'
+ * heaps each grew to the peak (96 MB against glibc's 60); heaps are now shared until threads
+ * contend (heap.c), so only the arenas adopt. */
 #define TM_SHARD_LEFT ((uintptr_t)1)
 
 /* Under s's lock: the calling thread allocated there. The line is the lock's: written only
