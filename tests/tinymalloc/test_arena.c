@@ -101,10 +101,11 @@ static void runs_never_overlap_and_fit_first(void) {
     for (int i = 0; i < LIVE; i++) vfree(p[i]);
 }
 
-/* First fit walks an arena's chunks in address order: a run freed in the lowest chunk is
- * taken before the free units of higher ones, however recently those were added (newest
- * first, a chunk added for one request took the blocks after it, leaving the holes below). */
-static void lower_chunks_fill_first(void) {
+/* First fit walks an arena's chunks from the highest down, the oldest first (the chunk layer
+ * hands chunks out from a region's top down): a run freed in the highest chunk is taken before
+ * the free units of lower ones, however recently those were added (newest first, a chunk added
+ * for one request took the blocks after it, leaving the holes in the others). */
+static void older_chunks_fill_first(void) {
     enum { N = 64, SIZE = 200 * 1024 }; /* 50 units: at most 20 a chunk, so 4 chunks or more */
     char *p[N];
     int lo = 0, hi = 0;
@@ -116,12 +117,12 @@ static void lower_chunks_fill_first(void) {
         if (p[i] > p[hi]) hi = i;
     }
     CHECK(((uintptr_t)p[hi] >> 22) > ((uintptr_t)p[lo] >> 22));
-    char *x = p[lo];
-    vfree(p[lo]);
+    char *x = p[hi];
     vfree(p[hi]);
-    p[lo] = vmalloc(SIZE);
+    vfree(p[lo]);
     p[hi] = vmalloc(SIZE);
-    CHECK(p[lo] <= x); /* x's run, or one lower still */
+    p[lo] = vmalloc(SIZE);
+    CHECK(((uintptr_t)p[hi] >> 22) == ((uintptr_t)x >> 22)); /* x's chunk, the highest */
     for (int i = 0; i < N; i++) vfree(p[i]);
 }
 
@@ -736,7 +737,7 @@ int main(int argc, char **argv) {
     RUN(medium_sizes_use_arenas);
     RUN_HERE(first_fit_reuses_runs);
     RUN_HERE(runs_never_overlap_and_fit_first);
-    RUN_HERE(lower_chunks_fill_first);
+    RUN_HERE(older_chunks_fill_first);
     RUN_HERE(realloc_in_place);
     /* First of the cases that start threads: no thread has left an arena yet. */
     RUN(arena_home_per_thread);

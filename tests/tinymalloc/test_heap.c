@@ -664,11 +664,36 @@ static void committed_blocks_go_first(void) {
 
 static void warm_blocks_first(void) { CHECK(tm_test_rerun("warm", "") == 0); }
 
+/* A heap's new span follows its last one, whatever chunks the other tiers took meanwhile (the
+ * chunk layer cuts spans from a region's bottom, their chunks from its top), so the free tail
+ * of one span merges with the next: with arena chunks between its spans, thread-phases' heap
+ * touched 44 MB for 32.5 MB in use at most. In a process of its own ("follow"): a's span of
+ * one chunk keeps a free tail of about 1 MiB, 48 blocks of 200 KiB take arena chunks, and b
+ * (3 MiB) must grow the heap; it starts in a's tail. */
+static void heap_spans_follow_each_other(void) {
+    char *a = vmalloc(3 * MiB), *b;
+    static void *m[48];
+    for (int i = 0; i < 48; i++) CHECK((m[i] = vmalloc(200 << 10)) != NULL);
+    b = vmalloc(3 * MiB);
+    printf("  a %p, b %p: %zu KiB apart; arena blocks from %p\n", (void *)a, (void *)b,
+           (size_t)(b - a) >> 10, m[0]);
+    CHECK(a && b && b > a && (size_t)(b - a) < 4 * MiB);
+    for (int i = 0; i < 48; i++) vfree(m[i]);
+    vfree(b);
+    vfree(a);
+}
+
+static void spans_follow(void) { CHECK(tm_test_rerun("follow", "") == 0); }
+
 static void threads_share_a_heap(void) { CHECK(tm_test_rerun("shared", "") == 0); }
 
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "warm") == 0) {
         RUN_HERE(committed_blocks_go_first);
+        TEST_EXIT();
+    }
+    if (argc > 1 && strcmp(argv[1], "follow") == 0) {
+        RUN_HERE(heap_spans_follow_each_other);
         TEST_EXIT();
     }
     if (argc > 1 && strcmp(argv[1], "shared") == 0) {
@@ -705,6 +730,7 @@ int main(int argc, char **argv) {
     RUN(lazy_purges_are_not_taken_as_zero);
     RUN(threads_share_a_heap);
     RUN(warm_blocks_first);
+    RUN(spans_follow);
     RUN_RSS(rss_falls);
     RUN_CAPPED(oom_finds_other_heaps_free_blocks);
     RUN(invalid_frees_abort);

@@ -16,10 +16,10 @@
  * that frees it can read its size without the lock (mcache.c does). A free whose unit has no
  * start bit is an invalid pointer or a double free, detected before anything is changed.
  *
- * Allocation is first fit over the arena's chunks in address order (skipping those with too
- * few free units) and, within a chunk, over its free runs from the lowest free unit: each step
- * finds the next zero of `used` and then the next one with count-trailing-zeros on whole words,
- * so a scan costs one step per free run, never one per unit.
+ * Allocation is first fit over the arena's chunks from the highest address down (skipping those
+ * with too few free units) and, within a chunk, over its free runs from the lowest free unit: each
+ * step finds the next zero of `used` and then the next one with count-trailing-zeros on whole
+ * words, so a scan costs one step per free run, never one per unit.
  *
  * A free, from any thread, takes the lock of the arena named in the chunk header. A chunk
  * that becomes wholly free stays in its arena; after arena_purge_delay ms (checked by any
@@ -226,13 +226,14 @@ static tm_achunk_t *chunk_new(tm_arena_t *a, tm_achunk_t *c) {
     set_range(c->used, 0, c->first, true); /* the metadata units are never free */
     c->free_units = nunits - c->first;
     c->hint = c->first;
-    /* The list is kept in address order, and first fit walks it from the lowest chunk: new
-     * blocks fill the holes of the lowest chunks, so live blocks gather low and the chunks at
-     * the top empty out, to be purged. (Newest first, a chunk added for one request that found
-     * no run took every later block until it filled, and the holes below stayed: steady-rss's
-     * peak RSS was 1.2x.) A new chunk is rare, the walk short. */
+    /* The list is kept in descending address order, and first fit walks it from the highest
+     * chunk: the chunk layer hands the tiers' chunks out from a region's top down, so new
+     * blocks fill the holes of the oldest chunks, live blocks gather there and the newest
+     * chunks empty out, to be purged. (Newest first, a chunk added for one request that found
+     * no run took every later block until it filled, and the holes in the others stayed:
+     * steady-rss's peak RSS was 1.2x.) A new chunk is rare, the walk short. */
     tm_achunk_t **pp = &a->chunks, *prev = NULL;
-    while (*pp && *pp < c) {
+    while (*pp && *pp > c) {
         prev = *pp;
         pp = &prev->next;
     }
