@@ -48,7 +48,6 @@ static tm_noinline void *malloc_profiled(size_t n, size_t align) {
     return p;
 }
 
-/* zero: a calloc's request (see tm_heap_alloc). */
 static tm_noinline void *malloc_large(size_t n, size_t align, bool zero) {
     if (tm_unlikely(tm_profiling)) return malloc_profiled(n, align);
     /* A hit in the medium cache changes no tier, so it leaves the maintenance to the calls
@@ -63,10 +62,13 @@ static tm_noinline void *malloc_large(size_t n, size_t align, bool zero) {
     return p;
 }
 
-static inline void *tm_malloc(size_t n) {
+/* zero: a calloc's request (see tm_heap_alloc). */
+static inline void *tm_alloc(size_t n, bool zero) {
     if (tm_likely(n <= tm_opt.fast_max)) return tm_slab_alloc(tm_tc, tm_class_of(n));
-    return malloc_large(n, TM_ALIGN, false);
+    return malloc_large(n, TM_ALIGN, zero);
 }
+
+static inline void *tm_malloc(size_t n) { return tm_alloc(n, false); }
 
 static inline __attribute__((always_inline)) void free_slab(void *p, const char *func) {
     tm_page_t *pg = tm_slab_page_of((uintptr_t)p);
@@ -143,8 +145,7 @@ TM_EXPORT void *TM_API(calloc)(size_t count, size_t size) {
         errno = ENOMEM;
         return NULL;
     }
-    void *p = tm_likely(n <= tm_opt.fast_max) ? tm_slab_alloc(tm_tc, tm_class_of(n))
-                                              : malloc_large(n, TM_ALIGN, true);
+    void *p = tm_alloc(n, true);
     if (p == NULL) return NULL;
     /* Huge blocks are fresh mappings, already zero; a heap block may be partly fresh; blocks
      * of the other tiers may be reused. */

@@ -193,21 +193,6 @@ static void bin_remove(tm_heap_t *h, tm_hblock_t *b) {
     h->free_bytes -= b->size;
 }
 
-/* The smallest block of bin i that is >= size (lowest address on ties), looking at no more
- * than TM_HEAP_SCAN of them. */
-static tm_hblock_t *bin_best(tm_heap_t *h, unsigned i, size_t size) {
-    tm_hblock_t *best = NULL;
-    unsigned n = 0;
-    for (tm_hblock_t *b = h->bins[i]; b && n < TM_HEAP_SCAN; b = link_dec(b->next, b), n++) {
-        if (tm_unlikely(b->state != TM_HB_FREE || !sealed(b)))
-            tm_fatal("malloc", "heap free list corrupted at", b);
-        if (b->size >= size &&
-            (!best || b->size < best->size || (b->size == best->size && b < best)))
-            best = b;
-    }
-    return best;
-}
-
 /* Bytes of a block of `size` carved from the front of free block b that would land on pages
  * not committed (purged, or fresh: past b's known-zero offset). */
 static size_t fresh_cost(const tm_hblock_t *b, size_t size) {
@@ -215,31 +200,32 @@ static size_t fresh_cost(const tm_hblock_t *b, size_t size) {
     return b->zero && size > b->zero ? size - b->zero : 0;
 }
 
-/* The smallest block of bins i and up that holds size on committed pages only, or NULL. */
-static tm_hblock_t *find_warm(tm_heap_t *h, unsigned i, size_t size) {
-    for (; i < TM_HEAP_BINS; i++) {
-        if (!(h->binmap[i / 64] >> (i % 64) & 1)) continue;
-        tm_hblock_t *best = NULL;
-        unsigned n = 0;
-        for (tm_hblock_t *b = h->bins[i]; b && n < TM_HEAP_SCAN; b = link_dec(b->next, b), n++)
-            if (b->size >= size && fresh_cost(b, size) == 0 &&
-                (!best || b->size < best->size || (b->size == best->size && b < best)))
-                best = b;
-        if (best) return best;
+/* The smallest block of bin i that is >= size (lowest address on ties), looking at no more
+ * than TM_HEAP_SCAN of them; with warm, only those that hold size on committed pages. */
+static tm_hblock_t *bin_best(tm_heap_t *h, unsigned i, size_t size, bool warm) {
+    tm_hblock_t *best = NULL;
+    unsigned n = 0;
+    for (tm_hblock_t *b = h->bins[i]; b && n < TM_HEAP_SCAN; b = link_dec(b->next, b), n++) {
+        if (tm_unlikely(b->state != TM_HB_FREE || !sealed(b)))
+            tm_fatal("malloc", "heap free list corrupted at", b);
+        if (b->size >= size && (!warm || fresh_cost(b, size) == 0) &&
+            (!best || b->size < best->size || (b->size == best->size && b < best)))
+            best = b;
     }
-    return NULL;
+    return best;
 }
 
-static tm_hblock_t *find_fit_any(tm_heap_t *h, size_t size) {
+/* The best of the first bin, from the request's up, that has a block bin_best takes. */
+static tm_hblock_t *best_fit(tm_heap_t *h, size_t size, bool warm) {
     unsigned i = bin_of(size);
-    tm_hblock_t *b = bin_best(h, i, size);
+    tm_hblock_t *b = bin_best(h, i, size, warm);
     if (b) return b;
     for (unsigned w = (i + 1) / 64; w < TM_HEAP_BINS / 64; w++) {
         uint64_t m = h->binmap[w];
         if (w == (i + 1) / 64) m &= ~0ULL << ((i + 1) % 64);
         while (m) {
             unsigned j = w * 64 + (unsigned)__builtin_ctzll(m);
-            if ((b = bin_best(h, j, size)) != NULL) return b;
+            if ((b = bin_best(h, j, size, warm)) != NULL) return b;
             m &= m - 1; /* only the last bin can hold blocks smaller than its floor */
         }
     }
@@ -253,9 +239,9 @@ static tm_hblock_t *find_fit_any(tm_heap_t *h, size_t size) {
  * where a committed block must be cleared whole. Aligned requests keep it too (their search
  * size is not what they touch). */
 static tm_hblock_t *find_fit(tm_heap_t *h, size_t size, bool warm) {
-    tm_hblock_t *b = find_fit_any(h, size);
+    tm_hblock_t *b = best_fit(h, size, false);
     if (!warm || b == NULL || fresh_cost(b, size) == 0) return b;
-    tm_hblock_t *w = find_warm(h, bin_of(size), size);
+    tm_hblock_t *w = best_fit(h, size, true);
     return w ? w : b;
 }
 
