@@ -9,12 +9,14 @@
  * Chunks given back read zero when the program has locked its pages (mlockall), which madvise
  * cannot drop. */
 #include "tm_test.h"
+#include "tinymalloc.h"
 
 #include <errno.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 
 static void *(*volatile vmalloc)(size_t) = malloc;
 static void (*volatile vfree)(void *) = free;
@@ -195,6 +197,70 @@ static void chunks_given_back_read_zero_when_pages_are_locked(void) {
     CHECK(code == 0 || code == 77);
 }
 
+static long minor_faults(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_minflt;
+}
+
+/* In a fresh process (heap_purge_delay as given): a huge block freed, then 24 MiB of blocks of
+ * `each` bytes. Returns 0 when the freed block's pages served them without page faults and went
+ * back once the delay had passed (kept), or went back at once (!kept); else the number of the
+ * failed step. */
+static int dirty_mode(bool kept, size_t each) {
+    enum { FILL = 24 << 20 };
+    size_t n = 48UL << 20; /* past huge_threshold (32 MiB) */
+    char *p = vmalloc(n);
+    if (p == NULL) return 2;
+    for (size_t i = 0; i < n; i += 4096) p[i] = 1;
+    long held = tm_test_rss_kb();
+    vfree(p);
+    struct tinymalloc_stats s;
+    tinymalloc_stats_get(&s, sizeof s);
+    long freed = tm_test_rss_kb();
+    long faults = minor_faults();
+    static void *ps[FILL / 64];
+    size_t count = FILL / each;
+    for (size_t i = 0; i < count; i++) {
+        ps[i] = vmalloc(each);
+        memset(ps[i], 2, each);
+    }
+    faults = minor_faults() - faults;
+    printf("  %s: rss %ld kB held, %ld kB after the free (dirty chunks %zu KiB); %ld faults "
+           "for %d MiB of %zu-byte blocks\n",
+           getenv("TINYMALLOC_CONF"), held, freed, (size_t)(s.dirty_chunk_bytes >> 10), faults,
+           FILL >> 20, each);
+    if (!kept) return s.dirty_chunk_bytes == 0 && held - freed > (long)(n >> 11) ? 0 : 3;
+    /* 48 MiB and the header: 13 chunks, all kept (heap_retain: 64 MiB). */
+    if (s.dirty_chunk_bytes != 13UL << 22 || held - freed > (long)(n >> 12)) return 4;
+    if (faults > (FILL >> 12) / 4) return 5;    /* without them: one per page, 6144 */
+    struct timespec t = {1, 200 * 1000 * 1000}; /* past heap_purge_delay (1 s) */
+    nanosleep(&t, NULL);
+    /* The slab tier's slow path runs the purges due: a call that carves a page of blocks. */
+    for (size_t i = 0; i < count; i++) vfree(ps[i]);
+    for (int i = 0; i < 4096; i++) ps[i] = vmalloc(64);
+    tinymalloc_stats_get(&s, sizeof s);
+    long after = tm_test_rss_kb();
+    printf("  a delay later: rss %ld kB, dirty chunks %zu KiB\n", after,
+           (size_t)(s.dirty_chunk_bytes >> 10));
+    if (s.dirty_chunk_bytes != 0) return 6;
+    /* The tier took 6 or 7 of the 13 chunks, whose pages it keeps until its own delay has
+     * passed; the rest, 24 MiB, went back. */
+    return after < held - (16L << 10) ? 0 : 7;
+}
+
+/* A huge block's span goes to the chunk layer with its pages committed (up to heap_retain), the
+ * slabs and the arenas take those chunks first and pay no page fault on them, and what no tier
+ * takes is purged a heap_purge_delay later; with heap_purge_delay:0 it goes back at once. */
+static void freed_huge_pages_serve_the_slabs(void) {
+    CHECK(tm_test_rerun("dirty", "heap_purge_delay:1000") == 0);
+    CHECK(tm_test_rerun("clean", "heap_purge_delay:0") == 0);
+}
+
+static void freed_huge_pages_serve_the_arenas(void) {
+    CHECK(tm_test_rerun("dirty-medium", "heap_purge_delay:1000,medium_cache:0") == 0);
+}
+
 int main(int argc, char **argv) {
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
     puts("SKIP: address-space limits (the sanitizer's shadow memory needs the address space)");
@@ -202,6 +268,9 @@ int main(int argc, char **argv) {
 #endif
     if (argc == 2 && strcmp(argv[1], "reserve") == 0) return reserve_mode();
     if (argc == 2 && strcmp(argv[1], "locked") == 0) return locked_mode();
+    if (argc == 2 && strcmp(argv[1], "dirty") == 0) return dirty_mode(true, 64);
+    if (argc == 2 && strcmp(argv[1], "clean") == 0) return dirty_mode(false, 64);
+    if (argc == 2 && strcmp(argv[1], "dirty-medium") == 0) return dirty_mode(true, 100000);
     if (argc == 4 && strcmp(argv[1], "fill") == 0)
         return fill_the_limit(strtoul(argv[2], NULL, 10), strtoul(argv[3], NULL, 10));
     self = argv[0];
@@ -211,5 +280,7 @@ int main(int argc, char **argv) {
     RUN(committed_per_chunk_fills_the_limit);
     RUN(reservation_is_inaccessible_when_asked);
     RUN(chunks_given_back_read_zero_when_pages_are_locked);
+    RUN_RSS(freed_huge_pages_serve_the_slabs);
+    RUN_RSS(freed_huge_pages_serve_the_arenas);
     TEST_EXIT();
 }

@@ -30,10 +30,12 @@ struct tinymalloc_stats {
     uint64_t medium_cached; /* bytes of freed medium blocks in all threads' caches */
     /* Added with the slab tier's transfer cache. */
     uint64_t slab_transferred; /* bytes of freed small blocks waiting there for any thread */
+    /* Added with the dirty chunks. */
+    uint64_t dirty_chunk_bytes; /* freed huge blocks' pages kept for slabs and arenas */
 };
 
 /* Fills *s (size: sizeof *s, or for callers built against an older header the size before the
- * arena fields, before medium_cached or before slab_transferred).
+ * arena fields, before medium_cached, before slab_transferred or before dirty_chunk_bytes).
  * Returns 0, or -1 if size is wrong. */
 int tinymalloc_stats_get(struct tinymalloc_stats *s, size_t size);
 

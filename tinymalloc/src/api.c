@@ -306,6 +306,7 @@ TM_EXPORT int TM_API(malloc_trim)(size_t pad) {
     tm_slab_trim();
     tm_arena_trim();
     tm_heap_trim();
+    tm_chunk_background(UINT64_MAX); /* last: the heap may have released dirty spans */
     return atomic_load_explicit(&tm_os_stats.purged_bytes, memory_order_relaxed) != before ||
            atomic_load_explicit(&tm_os_stats.munmap_calls, memory_order_relaxed) != unmapped;
 }

@@ -216,9 +216,12 @@ static unsigned find_run(const tm_achunk_t *c, unsigned n) {
 static size_t meta_bytes(size_t unit) { return (sizeof(tm_achunk_t) + unit - 1) / unit * unit; }
 size_t tm_arena_capacity(size_t unit) { return TM_CHUNK_SIZE - meta_bytes(unit); }
 
+static void runs_dirtied(tm_arena_t *a, tm_achunk_t *c);
+
 /* Lists a chunk fresh from the chunk layer in arena a, under a's lock. */
-static tm_achunk_t *chunk_new(tm_arena_t *a, tm_achunk_t *c) {
-    /* The chunk is zero (fresh or purged before it was listed): only non-zero fields. */
+static tm_achunk_t *chunk_new(tm_arena_t *a, tm_achunk_t *c, bool dirty) {
+    /* The metadata is zero (fresh, purged, or cleared by the chunk layer): only non-zero
+     * fields. */
     *(void **)c = NULL;
     c->arena = a->idx;
     c->seal = seal_of(c);
@@ -226,6 +229,12 @@ static tm_achunk_t *chunk_new(tm_arena_t *a, tm_achunk_t *c) {
     set_range(c->used, 0, c->first, true); /* the metadata units are never free */
     c->free_units = nunits - c->first;
     c->hint = c->first;
+    if (dirty) {
+        /* A freed huge block's pages, committed: what no block takes is purged as a free
+         * run's pages are, a pass or two later. */
+        set_range(c->dirty, c->first, nunits - c->first, true);
+        runs_dirtied(a, c);
+    }
     /* The list is kept in descending address order, and first fit walks it from the highest
      * chunk: the chunk layer hands the tiers' chunks out from a region's top down, so new
      * blocks fill the holes of the oldest chunks, live blocks gather there and the newest
@@ -506,10 +515,11 @@ void *tm_arena_alloc(size_t n) {
     if (c == NULL) {
         /* A new chunk may take a new reservation (mmap): not under the arena's lock. */
         tm_unlock(&a->sh.lock);
-        tm_achunk_t *fresh = tm_chunk_alloc(TM_KIND_ARENA);
+        bool dirty = false;
+        tm_achunk_t *fresh = tm_chunk_alloc(TM_KIND_ARENA, meta_bytes(1UL << unit_shift), &dirty);
         if (fresh == NULL) return alloc_elsewhere(a->idx, need);
         tm_lock(&a->sh.lock);
-        c = chunk_new(a, fresh);
+        c = chunk_new(a, fresh, dirty);
         i = c->first;
     }
     return take_run(a, c, i, need);

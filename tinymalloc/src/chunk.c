@@ -4,6 +4,7 @@
 #include "tm_internal.h"
 
 #include <errno.h>
+#include <string.h>
 #include <unistd.h>
 
 #define TM_MAP_PAGE 4096UL
@@ -59,6 +60,21 @@ void tm_chunk_locks(tm_lock_op_t op) { tm_lock_fork(&tm_chunk_lock, op); }
 static uintptr_t region_next, region_end;
 static void *free_chunks;
 static size_t free_count; /* chunks on free_chunks */
+
+/* Released chunks whose pages may still be committed (a huge heap block's span): the slabs
+ * and arenas take them before any other, and their pages, written once already, cost no page
+ * fault again. large-then-small (a 128 MiB block freed, then 64 MiB of small blocks) paid 52,500
+ * faults with every released chunk purged at once, against tcmalloc's 34,000, which builds
+ * its small objects in the freed block. Invariants (under tm_chunk_lock): the list is in
+ * release order, newest first, and word 1 of each chunk holds its release time; at most
+ * heap_retain bytes are listed (the heap's own allowance of free committed memory), and
+ * dirty_due is the oldest one's release time plus heap_purge_delay (0: empty), when it is
+ * purged and goes on free_chunks, so that memory no tier takes goes back as the heap's own
+ * free blocks do. */
+static void *dirty_chunks;
+static size_t dirty_count;
+static _Atomic uint64_t dirty_due;
+static uint64_t dirty_purge(uint64_t now, size_t keep);
 static uintptr_t meta_next, meta_end;
 
 void tm_chunk_mark(uintptr_t start, size_t size, unsigned kind) {
@@ -137,9 +153,17 @@ static void unmap_rest(tm_range_t rest) {
     if (rest.size) tm_os_unmap(rest.p, rest.size);
 }
 
-/* One chunk from the free list, or else from the current region: its bottom for a heap span,
- * its top for the other tiers. NULL when both are empty. */
-static void *chunk_take_locked(bool span) {
+/* One chunk: a dirty one when the caller takes one (*dirty set), else one from the free
+ * list, else from the current region: its bottom for a heap span, its top for the other tiers.
+ * NULL when all are empty. */
+static void *chunk_take_locked(bool span, bool *dirty) {
+    if (dirty && dirty_chunks) {
+        void *c = dirty_chunks;
+        dirty_chunks = *(void **)c;
+        if (--dirty_count == 0) atomic_store_explicit(&dirty_due, 0, memory_order_relaxed);
+        *dirty = true;
+        return c;
+    }
     if (free_chunks) {
         void *c = free_chunks;
         free_chunks = *(void **)c;
@@ -165,10 +189,11 @@ static void *commit_taken(void *c, size_t size, bool from_region) {
     return NULL;
 }
 
-static void *chunk_take(bool span) {
+/* dirty: NULL for a chunk that reads zero throughout, else where to say that it may not. */
+static void *chunk_take(bool span, bool *dirty) {
     tm_lock(&tm_chunk_lock);
-    bool listed = free_chunks != NULL;
-    void *c = chunk_take_locked(span);
+    bool listed = free_chunks != NULL || (dirty && dirty_chunks);
+    void *c = chunk_take_locked(span, dirty);
     tm_unlock(&tm_chunk_lock);
     uintptr_t start = 0;
     size_t size = 0;
@@ -176,16 +201,21 @@ static void *chunk_take(bool span) {
     tm_range_t rest;
     tm_lock(&tm_chunk_lock);
     region_install_locked(start, size, &rest);
-    listed = free_chunks != NULL;
-    c = chunk_take_locked(span);
+    listed = free_chunks != NULL || (dirty && dirty_chunks);
+    c = chunk_take_locked(span, dirty);
     tm_unlock(&tm_chunk_lock);
     unmap_rest(rest);
     return commit_taken(c, TM_CHUNK_SIZE, !listed);
 }
 
-void *tm_chunk_alloc(unsigned kind) {
-    void *c = chunk_take(kind == TM_KIND_HEAP);
-    if (c) tm_chunk_mark((uintptr_t)c, TM_CHUNK_SIZE, kind);
+void *tm_chunk_alloc(unsigned kind, size_t clear, bool *dirty) {
+    bool was_dirty = false;
+    bool any = clear < TM_CHUNK_SIZE && kind != TM_KIND_HEAP;
+    void *c = chunk_take(kind == TM_KIND_HEAP, any ? &was_dirty : NULL);
+    if (c == NULL) return NULL;
+    if (was_dirty) memset(c, 0, clear); /* the link and time words too */
+    if (dirty) *dirty = was_dirty;
+    tm_chunk_mark((uintptr_t)c, TM_CHUNK_SIZE, kind);
     return c;
 }
 
@@ -194,9 +224,8 @@ void *tm_meta_alloc(size_t size) {
     tm_lock(&tm_chunk_lock);
     if (meta_end - meta_next < size) {
         tm_unlock(&tm_chunk_lock);
-        void *c = chunk_take(false);
+        void *c = tm_chunk_alloc(TM_KIND_META, TM_CHUNK_SIZE, NULL);
         if (c == NULL) return NULL;
-        tm_chunk_mark((uintptr_t)c, TM_CHUNK_SIZE, TM_KIND_META);
         tm_lock(&tm_chunk_lock);
         /* A chunk another thread started meanwhile is used up first; this one waits. */
         if (meta_end - meta_next < size) {
@@ -219,17 +248,19 @@ void *tm_meta_alloc(size_t size) {
 static bool space_give_back(void) {
     tm_lock(&tm_chunk_lock);
     uintptr_t rest = region_next, rest_end = region_end;
-    void *list = free_chunks;
+    void *lists[2] = {free_chunks, dirty_chunks};
     region_next = region_end = 0;
-    free_chunks = NULL;
-    free_count = 0;
+    free_chunks = dirty_chunks = NULL;
+    free_count = dirty_count = 0;
+    atomic_store_explicit(&dirty_due, 0, memory_order_relaxed);
     tm_unlock(&tm_chunk_lock);
-    bool any = rest < rest_end || list != NULL;
+    bool any = rest < rest_end || lists[0] != NULL || lists[1] != NULL;
     if (rest < rest_end) tm_os_unmap((void *)rest, rest_end - rest);
-    while (list) {
-        void *next = *(void **)list;
-        tm_os_unmap(list, TM_CHUNK_SIZE);
-        list = next;
+    for (int i = 0; i < 2; i++) {
+        for (void *c = lists[i], *next; c; c = next) {
+            next = *(void **)c;
+            tm_os_unmap(c, TM_CHUNK_SIZE);
+        }
     }
     return any;
 }
@@ -251,7 +282,17 @@ static void *span_take_locked(size_t size) {
 }
 
 void *tm_chunk_alloc_span(size_t size, unsigned kind) {
-    if (size == TM_CHUNK_SIZE) return tm_chunk_alloc(kind);
+    /* The heap grows into pages that read zero (its calloc counts on it), never dirty chunks.
+     * Beside the new span they would raise RSS past what it was while the huge block they came
+     * from lived (a huge block freed and a larger one taken would hold both); so as many of
+     * them as the span has chunks, the oldest, are purged now. */
+    if (tm_chunk_due()) {
+        tm_lock(&tm_chunk_lock);
+        size_t n = dirty_count, drop = size / TM_CHUNK_SIZE;
+        tm_unlock(&tm_chunk_lock);
+        if (n) dirty_purge(0, n > drop ? n - drop : 0);
+    }
+    if (size == TM_CHUNK_SIZE) return tm_chunk_alloc(kind, TM_CHUNK_SIZE, NULL);
     tm_lock(&tm_chunk_lock);
     void *c = span_take_locked(size);
     tm_unlock(&tm_chunk_lock);
@@ -271,18 +312,14 @@ void *tm_chunk_alloc_span(size_t size, unsigned kind) {
     return c;
 }
 
-/* Returns chunks that a tier no longer uses. Their pages go back to the OS at once; the
- * address space is kept for reuse (one chunk at a time) up to 256 free chunks (1 GiB), past
- * which it is unmapped. The chunk map is cleared first, so a stale pointer into the range is
- * reported as invalid from now on. */
-void tm_chunk_release(void *p, size_t size) {
-    tm_chunk_mark((uintptr_t)p, size, TM_KIND_NONE);
+/* Chunks [p, p + size) purged and listed free, or unmapped past 256 free chunks (1 GiB).
+ * Purged before it is listed: a chunk on the list is all zero but for its link word, as a fresh
+ * one is, which the tiers' chunk set-up and the heap's calloc rely on. Locked pages cannot be
+ * purged; such chunks are unmapped instead. */
+static void release_clean(void *p, size_t size) {
     tm_lock(&tm_chunk_lock);
     bool keep = free_count + size / TM_CHUNK_SIZE <= 256; /* a hint: checked without the purge */
     tm_unlock(&tm_chunk_lock);
-    /* Purged before it is listed: a chunk on the list is all zero but for its link word, as
-     * a fresh one is, which the tiers' chunk set-up and the heap's calloc rely on. Locked
-     * pages cannot be purged; such chunks are unmapped instead. */
     if (!keep || !tm_os_purge_zero(p, size)) {
         tm_os_unmap(p, size);
         return;
@@ -291,4 +328,71 @@ void tm_chunk_release(void *p, size_t size) {
     for (uintptr_t c = (uintptr_t)p; c < (uintptr_t)p + size; c += TM_CHUNK_SIZE)
         free_push_locked((void *)c);
     tm_unlock(&tm_chunk_lock);
+}
+
+/* Returns chunks that a tier no longer uses. Dirty ones (their pages may be committed) are
+ * listed as such while the allowance lasts; the rest are purged now, their address space kept
+ * for reuse. The chunk map is cleared first, so a stale pointer into the range is reported as
+ * invalid from now on. */
+void tm_chunk_release(void *p, size_t size, bool dirty) {
+    tm_chunk_mark((uintptr_t)p, size, TM_KIND_NONE);
+    size_t cap = dirty && tm_opt.heap_purge_delay ? tm_opt.heap_retain / TM_CHUNK_SIZE : 0;
+    size_t kept = 0;
+    if (cap) {
+        uint64_t now = tm_now_ms();
+        tm_lock(&tm_chunk_lock);
+        /* The range's top chunks: the rest, purged, stays one range for one madvise. */
+        for (; kept < size / TM_CHUNK_SIZE && dirty_count < cap; kept++) {
+            void **c = (void **)((char *)p + size - (kept + 1) * TM_CHUNK_SIZE);
+            c[0] = dirty_chunks;
+            c[1] = (void *)(uintptr_t)now;
+            dirty_chunks = c;
+            dirty_count++;
+        }
+        if (kept && atomic_load_explicit(&dirty_due, memory_order_relaxed) == 0)
+            tm_due_lower(&dirty_due, now + tm_opt.heap_purge_delay);
+        tm_unlock(&tm_chunk_lock);
+    }
+    if (size > kept * TM_CHUNK_SIZE) release_clean(p, size - kept * TM_CHUNK_SIZE);
+}
+
+size_t tm_chunk_dirty_bytes(void) {
+    tm_lock(&tm_chunk_lock);
+    size_t n = dirty_count;
+    tm_unlock(&tm_chunk_lock);
+    return n * TM_CHUNK_SIZE;
+}
+
+uint64_t tm_chunk_due(void) { return atomic_load_explicit(&dirty_due, memory_order_relaxed); }
+
+/* Purges the dirty chunks released a heap_purge_delay before now (now UINT64_MAX: all), and
+ * past the newest `keep` of them the older ones too, and lists them free. Returns the next due
+ * time (0: none is left). */
+static uint64_t dirty_purge(uint64_t now, size_t keep) {
+    uint64_t delay = tm_opt.heap_purge_delay;
+    tm_lock(&tm_chunk_lock);
+    void **pp = &dirty_chunks, *last = NULL;
+    size_t left = 0;
+    while (*pp && left < keep && now != UINT64_MAX && ((uintptr_t *)*pp)[1] + delay > now) {
+        last = *pp;
+        pp = (void **)*pp;
+        left++;
+    }
+    void *old = *pp; /* these and the ones after them, older still */
+    *pp = NULL;
+    dirty_count = left;
+    uint64_t due = last ? ((uintptr_t *)last)[1] + delay : 0;
+    atomic_store_explicit(&dirty_due, due, memory_order_relaxed);
+    tm_unlock(&tm_chunk_lock);
+    for (void *c = old, *next; c; c = next) {
+        next = *(void **)c;
+        ((void **)c)[1] = NULL;
+        release_clean(c, TM_CHUNK_SIZE);
+    }
+    return due;
+}
+
+uint64_t tm_chunk_background(uint64_t now) {
+    uint64_t due = tm_chunk_due();
+    return due == 0 || now < due ? due : dirty_purge(now, SIZE_MAX);
 }

@@ -48,8 +48,8 @@ tm_noinline void tm_clock_others(tm_clock_t *c, tm_shard_t *s, uint64_t due, uin
 
 void tm_defer_run(tm_clock_t *c, tm_defer_t *d) {
     for (unsigned i = 0; i < d->n; i++) {
-        if (d->v[i].op == TM_DEFER_RELEASE) {
-            tm_chunk_release(d->v[i].p, d->v[i].size);
+        if (d->v[i].op != TM_DEFER_PURGE) {
+            tm_chunk_release(d->v[i].p, d->v[i].size, d->v[i].op == TM_DEFER_RELEASE_DIRTY);
             continue;
         }
         bool zero = tm_os_purge(d->v[i].p, d->v[i].size);

@@ -348,7 +348,11 @@ static bool whole_span(tm_hblock_t *b) {
 
 /* Takes the span of the free block b, which fills it, out of the heap; d gives it back to the
  * chunk layer once the lock is released. */
-static void span_release(tm_heap_t *h, tm_hblock_t *b, tm_defer_t *d) {
+/* dirty: b is a huge block just freed; its pages go to the chunk layer as they are, for the
+ * slabs to use again, and are purged there a delay later. Spans that maintenance returns are
+ * purged now: a merged block's free time is its newest part's, so what a span holds that is
+ * older than the delay cannot be told from what is not. */
+static void span_release(tm_heap_t *h, tm_hblock_t *b, bool dirty, tm_defer_t *d) {
     tm_hspan_t *s = (tm_hspan_t *)((char *)b - TM_HEAP_HDR);
     bin_remove(h, b);
     span_unlink(h, s);
@@ -356,7 +360,7 @@ static void span_release(tm_heap_t *h, tm_hblock_t *b, tm_defer_t *d) {
     h->size -= s->size;
     h->unmapped_bytes += s->size;
     s->seal = 0;
-    tm_defer_add(d, &h->sh, TM_DEFER_RELEASE, s, s, s->size);
+    tm_defer_add(d, &h->sh, dirty ? TM_DEFER_RELEASE_DIRTY : TM_DEFER_RELEASE, s, s, s->size);
 }
 
 /* Past heap_retain free bytes, returns spans that are wholly free; purges the other blocks
@@ -374,7 +378,7 @@ static void heap_maintain(tm_shard_t *sh, uint64_t now, tm_defer_t *d) {
                 if (tm_defer_full(d))
                     pending = now; /* on the next operation */
                 else
-                    span_release(h, b, d);
+                    span_release(h, b, false, d);
             } else if (!b->purged) {
                 if (b->req + delay > now) {
                     pending = tm_earliest(pending, b->req + delay);
@@ -716,7 +720,7 @@ void tm_heap_free(void *p, const char *func) {
          * merged with were purged when they were freed, so only the part just freed needs the
          * madvise, not the whole merged block again. */
         if (huge && whole_span(b))
-            span_release(h, b, &d);
+            span_release(h, b, true, &d);
         else if (tm_opt.heap_purge_delay == 0 && h->free_bytes > tm_opt.heap_retain)
             heap_maintain(&h->sh, now, &d);
         else if (rest_purged)

@@ -73,6 +73,7 @@ static uint64_t run_due(uint64_t now) {
     uint64_t next = tm_arena_background(now);
     next = tm_earliest(next, tm_heap_background(now));
     next = tm_earliest(next, tm_slab_background(now));
+    next = tm_earliest(next, tm_chunk_background(now)); /* after the heap: it may release */
     return tm_earliest(next, tm_mcache_due());
 }
 
@@ -111,7 +112,8 @@ static void *purger_main(void *arg) {
         }
         atomic_store_explicit(&sleeping, 1, memory_order_relaxed);
         atomic_thread_fence(memory_order_seq_cst);
-        if (tm_arena_due() || tm_heap_due() || tm_mcache_due() || tm_slab_xfer_due()) {
+        if (tm_arena_due() || tm_heap_due() || tm_mcache_due() || tm_slab_xfer_due() ||
+            tm_chunk_due()) {
             atomic_store_explicit(&sleeping, 0, memory_order_relaxed);
             continue;
         }
@@ -197,16 +199,19 @@ void tm_purger_kick(void) {
  * or medium ones would keep the block's pages for good. The slab tier's slow path, taken
  * about once per page of small blocks, and every call above the slabs run the arena and heap
  * passes and the slab transfer cache's decay that are past due here; their clocks are built
- * for callers on any thread. Three loads when nothing is due. */
+ * for callers on any thread, and purge the chunk layer's dirty chunks. Four loads when nothing
+ * is due. */
 void tm_purger_inline(void) {
     if (atomic_load_explicit(&state, memory_order_relaxed) == TM_PURGER_RUNNING) return;
-    uint64_t due = tm_earliest(tm_earliest(tm_arena_due(), tm_heap_due()), tm_slab_xfer_due());
+    uint64_t due = tm_earliest(tm_earliest(tm_arena_due(), tm_heap_due()),
+                               tm_earliest(tm_slab_xfer_due(), tm_chunk_due()));
     if (due == 0 || tm_clock_skipped()) return;
     uint64_t now = tm_now_ms();
     if (now < due) return;
     tm_slab_xfer_decay(now);
     tm_arena_background(now);
     tm_heap_background(now);
+    tm_chunk_background(now);
 }
 
 /* The purger does not exist in a forked child: the child starts its own when it needs one. */

@@ -398,7 +398,8 @@ static tm_page_t *page_fresh(unsigned cls) {
     tm_lock(&free_lock);
     if (free_pages == NULL && free_purged == NULL) {
         tm_unlock(&free_lock);
-        tm_chunk_hdr_t *ch = tm_chunk_alloc(TM_KIND_SLAB); /* may map: not under the lock */
+        tm_chunk_hdr_t *ch =
+            tm_chunk_alloc(TM_KIND_SLAB, sizeof(tm_chunk_hdr_t), NULL); /* may map */
         if (ch == NULL) return NULL;
         tm_lock(&free_lock);
         slab_chunk_init(ch);

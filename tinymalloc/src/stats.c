@@ -155,7 +155,8 @@ int tinymalloc_stats_get(struct tinymalloc_stats *s, size_t size) {
     if (s == NULL ||
         (size != sizeof *s && size != offsetof(struct tinymalloc_stats, arena_allocs) &&
          size != offsetof(struct tinymalloc_stats, medium_cached) &&
-         size != offsetof(struct tinymalloc_stats, slab_transferred)))
+         size != offsetof(struct tinymalloc_stats, slab_transferred) &&
+         size != offsetof(struct tinymalloc_stats, dirty_chunk_bytes)))
         return -1;
     tm_init();
     struct tinymalloc_stats full;
@@ -194,6 +195,7 @@ int tinymalloc_stats_get(struct tinymalloc_stats *s, size_t size) {
     s->mapped_peak = LOAD(tm_os_stats.mapped_peak);
     s->medium_cached = tm_mcache_total();
     s->slab_transferred = tm_slab_xfer_bytes();
+    s->dirty_chunk_bytes = tm_chunk_dirty_bytes();
     memcpy(out, s, size);
     return 0;
 }
@@ -285,11 +287,12 @@ static void print_groups(tm_out_t *o, bool json) {
     print_group(o, json, "heap", hn, hv, sizeof hv / sizeof hv[0], ", ");
     static const char *const on[] = {"mmap",        "munmap",        "madvise",
                                      "mremap",      "mmap_failures", "mapped_bytes",
-                                     "mapped_peak", "purged_bytes"};
+                                     "mapped_peak", "purged_bytes",  "dirty_chunk_bytes"};
     uint64_t ov[] = {LOAD(tm_os_stats.mmap_calls),    LOAD(tm_os_stats.munmap_calls),
                      LOAD(tm_os_stats.madvise_calls), LOAD(tm_os_stats.mremap_calls),
                      LOAD(tm_os_stats.mmap_failures), LOAD(tm_os_stats.mapped_bytes),
-                     LOAD(tm_os_stats.mapped_peak),   LOAD(tm_os_stats.purged_bytes)};
+                     LOAD(tm_os_stats.mapped_peak),   LOAD(tm_os_stats.purged_bytes),
+                     tm_chunk_dirty_bytes()};
     print_group(o, json, "os", on, ov, sizeof ov / sizeof ov[0], "}\n");
 }
 

@@ -212,11 +212,19 @@ static inline unsigned tm_chunk_kind(uintptr_t a) {
 void tm_chunk_init(void);
 bool tm_chunk_map_commit(uintptr_t start, size_t size); /* before marking a range (commit_chunks) */
 void tm_chunk_mark(uintptr_t start, size_t size, unsigned kind);
-void *tm_chunk_alloc(unsigned kind); /* one chunk from the reserved region, or NULL */
-void *tm_meta_alloc(size_t size);    /* zeroed metadata that is never freed (thread caches) */
+/* One chunk, or NULL. Its first `clear` bytes read zero; past them, a chunk that another tier
+ * released dirty may hold old data (then *dirty is set), unless clear is TM_CHUNK_SIZE: a
+ * chunk that reads zero throughout. clear is at least 16 (the dirty list's words). */
+void *tm_chunk_alloc(unsigned kind, size_t clear, bool *dirty);
+void *tm_meta_alloc(size_t size); /* zeroed metadata that is never freed (thread caches) */
 
 void *tm_chunk_alloc_span(size_t size, unsigned kind); /* size: a multiple of TM_CHUNK_SIZE */
-void tm_chunk_release(void *p, size_t size);           /* purged and kept, or unmapped */
+/* dirty: its pages may be committed (kept a while for the slabs and arenas), else purged and kept, or
+ * unmapped. */
+void tm_chunk_release(void *p, size_t size, bool dirty);
+uint64_t tm_chunk_due(void);                /* when dirty chunks are next purged; 0: none */
+uint64_t tm_chunk_background(uint64_t now); /* purges those due; returns the next due time */
+size_t tm_chunk_dirty_bytes(void);
 /* A mapping of its own (huge blocks, spans past a region); when the address space is full,
  * retried after the chunk layer unmaps the space it holds unused. */
 void *tm_chunk_map_aligned(size_t size, size_t align);

@@ -278,7 +278,7 @@ typedef struct {
  * lock again, puts it back. A RELEASE item is a range already unlinked from its shard, for the
  * chunk layer. */
 #define TM_DEFER_MAX 8
-enum { TM_DEFER_PURGE = 1, TM_DEFER_RELEASE = 2 };
+enum { TM_DEFER_PURGE = 1, TM_DEFER_RELEASE = 2, TM_DEFER_RELEASE_DIRTY = 3 };
 typedef struct {
     unsigned n;
     struct {
