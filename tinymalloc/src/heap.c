@@ -347,11 +347,10 @@ static bool whole_span(tm_hblock_t *b) {
 }
 
 /* Takes the span of the free block b, which fills it, out of the heap; d gives it back to the
- * chunk layer once the lock is released. */
-/* dirty: b is a huge block just freed; its pages go to the chunk layer as they are, for the
- * slabs to use again, and are purged there a delay later. Spans that maintenance returns are
- * purged now: a merged block's free time is its newest part's, so what a span holds that is
- * older than the delay cannot be told from what is not. */
+ * chunk layer once the lock is released. dirty: b is a huge block just freed; its pages go to
+ * the chunk layer as they are, for the slabs and arenas, and are purged there a delay later. Spans
+ * that maintenance returns are purged now: a merged block's free time is its newest part's, so what
+ * a span holds that is older than the delay cannot be told from what is not. */
 static void span_release(tm_heap_t *h, tm_hblock_t *b, bool dirty, tm_defer_t *d) {
     tm_hspan_t *s = (tm_hspan_t *)((char *)b - TM_HEAP_HDR);
     bin_remove(h, b);
