@@ -324,8 +324,8 @@ static void growth_policy(void) {
 
 /* A huge block is a heap block, but its span leaves the heap at its free, as an own mapping
  * would go back to the OS (up to heap_retain of it kept a delay as the chunk layer's dirty
- * chunks, for the slabs and arenas), and it raises the threshold past its size (glibc's rule); a huge
- * request that then misses shows that the program churns them, and the threshold goes to its
+ * chunks, for the slabs and arenas), and it raises the threshold past its size (glibc's rule); a
+ * huge request that then misses shows that the program churns them, and the threshold goes to its
  * ceiling: the next free keeps the block. */
 static void huge_blocks_go_back_until_they_churn(void) {
     struct tinymalloc_heap_stats h0, h1, h2, h3;

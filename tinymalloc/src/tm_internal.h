@@ -219,8 +219,8 @@ void *tm_chunk_alloc(unsigned kind, size_t clear, bool *dirty);
 void *tm_meta_alloc(size_t size); /* zeroed metadata that is never freed (thread caches) */
 
 void *tm_chunk_alloc_span(size_t size, unsigned kind); /* size: a multiple of TM_CHUNK_SIZE */
-/* dirty: its pages may be committed (kept a while for the slabs and arenas), else purged and kept, or
- * unmapped. */
+/* dirty: its pages may be committed (kept a while for the slabs and arenas), else purged and kept,
+ * or unmapped. */
 void tm_chunk_release(void *p, size_t size, bool dirty);
 uint64_t tm_chunk_due(void);                /* when dirty chunks are next purged; 0: none */
 uint64_t tm_chunk_background(uint64_t now); /* purges those due; returns the next due time */
