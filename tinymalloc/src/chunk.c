@@ -74,7 +74,7 @@ static size_t free_count; /* chunks on free_chunks */
 static void *dirty_chunks;
 static size_t dirty_count;
 static _Atomic uint64_t dirty_due;
-static uint64_t dirty_purge(uint64_t now, size_t keep);
+static uint64_t dirty_purge(uint64_t now, size_t drop);
 static uintptr_t meta_next, meta_end;
 
 void tm_chunk_mark(uintptr_t start, size_t size, unsigned kind) {
@@ -286,12 +286,7 @@ void *tm_chunk_alloc_span(size_t size, unsigned kind) {
      * Beside the new span they would raise RSS past what it was while the huge block they came
      * from lived (a huge block freed and a larger one taken would hold both); so as many of
      * them as the span has chunks, the oldest, are purged now. */
-    if (tm_chunk_due()) {
-        tm_lock(&tm_chunk_lock);
-        size_t n = dirty_count, drop = size / TM_CHUNK_SIZE;
-        tm_unlock(&tm_chunk_lock);
-        if (n) dirty_purge(0, n > drop ? n - drop : 0);
-    }
+    if (tm_chunk_due()) dirty_purge(0, size / TM_CHUNK_SIZE);
     if (size == TM_CHUNK_SIZE) return tm_chunk_alloc(kind, TM_CHUNK_SIZE, NULL);
     tm_lock(&tm_chunk_lock);
     void *c = span_take_locked(size);
@@ -366,11 +361,12 @@ size_t tm_chunk_dirty_bytes(void) {
 uint64_t tm_chunk_due(void) { return atomic_load_explicit(&dirty_due, memory_order_relaxed); }
 
 /* Purges the dirty chunks released a heap_purge_delay before now (now UINT64_MAX: all), and
- * past the newest `keep` of them the older ones too, and lists them free. Returns the next due
- * time (0: none is left). */
-static uint64_t dirty_purge(uint64_t now, size_t keep) {
+ * the `drop` oldest of the others too, and lists them free. Returns the next due time (0: none
+ * is left). */
+static uint64_t dirty_purge(uint64_t now, size_t drop) {
     uint64_t delay = tm_opt.heap_purge_delay;
     tm_lock(&tm_chunk_lock);
+    size_t keep = dirty_count > drop ? dirty_count - drop : 0;
     void **pp = &dirty_chunks, *last = NULL;
     size_t left = 0;
     while (*pp && left < keep && now != UINT64_MAX && ((uintptr_t *)*pp)[1] + delay > now) {
@@ -386,13 +382,12 @@ static uint64_t dirty_purge(uint64_t now, size_t keep) {
     tm_unlock(&tm_chunk_lock);
     for (void *c = old, *next; c; c = next) {
         next = *(void **)c;
-        ((void **)c)[1] = NULL;
-        release_clean(c, TM_CHUNK_SIZE);
+        release_clean(c, TM_CHUNK_SIZE); /* its purge clears the link and time words */
     }
     return due;
 }
 
 uint64_t tm_chunk_background(uint64_t now) {
     uint64_t due = tm_chunk_due();
-    return due == 0 || now < due ? due : dirty_purge(now, SIZE_MAX);
+    return due == 0 || now < due ? due : dirty_purge(now, 0);
 }
