@@ -6,7 +6,9 @@
 
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
+#include <unistd.h>
 
 static void *(*volatile vmalloc)(size_t) = malloc;
 static void *(*volatile vrealloc)(void *, size_t) = realloc;
@@ -695,6 +697,54 @@ static void spans_follow(void) { CHECK(tm_test_rerun("follow", "") == 0); }
 
 static void threads_share_a_heap(void) { CHECK(tm_test_rerun("shared", "") == 0); }
 
+/* A miss in a thread's heap takes a fit from another heap before it grows: heaps that threads
+ * spread over after contention otherwise each grow to their own peak (oversub-purge: 262-302
+ * MB with two heaps, 227-232 with one). In a process of its own with two heaps ("elsewhere"):
+ * the main thread, on heap 0, keeps k and frees a (2.5 MiB). B is moved to heap 1 for good by
+ * finding heap 0's lock taken (the heap walk holds it while its callback waits for B), takes
+ * 3.5 MiB there (heap 1's first span of 4 MiB, which has 0.5 MiB left), then asks for 2 MiB:
+ * it must get a's memory, not a new span of heap 1. */
+static void *other_a, *other_b, *other_c;
+static _Atomic int other_go, other_done;
+
+static void *take_on_the_other_heap(void *arg) {
+    (void)arg;
+    while (!atomic_load(&other_go)) sched_yield();
+    other_b = vmalloc(3 * MiB + MiB / 2); /* heap 0 is locked by the walk: on to heap 1 */
+    atomic_store(&other_done, 1);
+    while (atomic_load(&other_go) != 2) sched_yield(); /* the walk is over */
+    other_c = vmalloc(2 * MiB);
+    return NULL;
+}
+
+static void hold_heap0_until_b_moved(void *p, size_t size, int used, void *arg) {
+    (void)p, (void)size, (void)used, (void)arg;
+    if (atomic_load(&other_go)) return;
+    atomic_store(&other_go, 1);
+    for (int ms = 0; ms < 5000 && !atomic_load(&other_done); ms++) usleep(1000);
+}
+
+static void miss_takes_a_fit_from_another_heap(void) {
+    char *k = vmalloc(MiB / 2);
+    other_a = vmalloc(2 * MiB + MiB / 2);
+    CHECK(k && other_a);
+    vfree(other_a);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, take_on_the_other_heap, NULL) == 0);
+    tinymalloc_heap_walk(hold_heap0_until_b_moved, NULL);
+    CHECK(atomic_load(&other_done));
+    atomic_store(&other_go, 2);
+    pthread_join(t, NULL);
+    printf("  a (freed, heap 0) %p, b (heap 1) %p, c (B's miss) %p\n", other_a, other_b, other_c);
+    CHECK(other_b && ((char *)other_b < k || (char *)other_b >= k + 4 * MiB)); /* another span */
+    CHECK(other_c == other_a);
+    vfree(other_c);
+    vfree(other_b);
+    vfree(k);
+}
+
+static void misses_look_elsewhere(void) { CHECK(tm_test_rerun("elsewhere", "heaps:2") == 0); }
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "warm") == 0) {
         RUN_HERE(committed_blocks_go_first);
@@ -702,6 +752,10 @@ int main(int argc, char **argv) {
     }
     if (argc > 1 && strcmp(argv[1], "follow") == 0) {
         RUN_HERE(heap_spans_follow_each_other);
+        TEST_EXIT();
+    }
+    if (argc > 1 && strcmp(argv[1], "elsewhere") == 0) {
+        RUN_HERE(miss_takes_a_fit_from_another_heap);
         TEST_EXIT();
     }
     if (argc > 1 && strcmp(argv[1], "shared") == 0) {
@@ -739,6 +793,7 @@ int main(int argc, char **argv) {
     RUN(threads_share_a_heap);
     RUN(warm_blocks_first);
     RUN(spans_follow);
+    RUN(misses_look_elsewhere);
     RUN_RSS(rss_falls);
     RUN_CAPPED(oom_finds_other_heaps_free_blocks);
     RUN(invalid_frees_abort);
