@@ -542,11 +542,24 @@ static bool is_start(const tm_achunk_t *c, unsigned i) {
     return (tm_rload(c->start[i / 64]) >> (i % 64)) & 1;
 }
 
-void tm_arena_free(void *p, const char *func) { tm_arena_free_since(p, func, 0); }
+static void free_in(tm_achunk_t *c, unsigned i, void *p, const char *func, uint64_t since);
 
-void tm_arena_free_since(void *p, const char *func, uint64_t since) {
+void tm_arena_free(void *p, const char *func) {
     unsigned i;
     tm_achunk_t *c = chunk_of(p, &i, func);
+    free_in(c, i, p, func, 0);
+}
+
+void tm_arena_free_valid(void *p, const char *func, uint64_t since) {
+    uintptr_t a = (uintptr_t)p;
+    tm_achunk_t *c = (tm_achunk_t *)(a & ~TM_CHUNK_MASK);
+    /* Bounded still: a program racing two frees of p may have had the chunk leave since. */
+    if (tm_unlikely(c->arena >= narenas)) tm_fatal(func, "invalid pointer", p);
+    free_in(c, (unsigned)((a & TM_CHUNK_MASK) >> unit_shift), p, func, since);
+}
+
+/* Frees the block at unit i of chunk c, its arena's lock taken here. */
+static void free_in(tm_achunk_t *c, unsigned i, void *p, const char *func, uint64_t since) {
     tm_arena_t *a = &arenas[c->arena];
     tm_lock(&a->sh.lock);
     if (tm_unlikely(!is_start(c, i))) {
@@ -569,7 +582,7 @@ void tm_arena_free_since(void *p, const char *func, uint64_t since) {
     tm_defer_t d;
     d.n = 0;
     if (chunk_empty(c)) {
-        now = tm_now_ms();
+        now = tm_now_ms_lazy(); /* early at worst: the chunk is purged sooner */
         if (since == 0 || since > now) since = now ? now : 1;
         c->empty_since = since;
         a->nempty++;

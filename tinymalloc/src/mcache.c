@@ -206,6 +206,12 @@ static tm_noinline bool to_arena(void *p, const char *func) {
     return false;
 }
 
+/* The same for a block tm_arena_usable has just validated. */
+static tm_noinline bool valid_to_arena(void *p, const char *func) {
+    tm_arena_free_valid(p, func, 0);
+    return false;
+}
+
 bool tm_mcache_free(void *p, const char *func) {
     /* With the cache off nothing is cached and nothing decays: the arena frees the block,
      * checks included, without the cache's clock read (a fifth of a medium free's time) or a
@@ -220,7 +226,8 @@ bool tm_mcache_free(void *p, const char *func) {
     tm_tcache_t *tc = tm_tc;
     unsigned c =
         size <= tm_mcache_fast_max ? cached_class_of_units[size >> unit_shift] : TM_MCLASSES;
-    if (c == TM_MCLASSES || tc == &tm_tcache_empty || tc->is_fallback) return to_arena(p, func);
+    if (c == TM_MCLASSES || tc == &tm_tcache_empty || tc->is_fallback)
+        return valid_to_arena(p, func);
     uint64_t now = tm_now_ms_lazy(); /* early at worst: the block leaves sooner */
     uint64_t due = atomic_load_explicit(&decay_due, memory_order_relaxed);
     if (tm_unlikely(due && now >= due)) tm_mcache_drain(now);
@@ -230,7 +237,7 @@ bool tm_mcache_free(void *p, const char *func) {
     if (tm_unlikely(tc->mcache_bytes + size > tm_opt.medium_cache ||
                     (tc->mcache_bytes + size > tc->mcache_credit && !credit_take(tc, size)))) {
         owner_leave(tc, locked);
-        return to_arena(p, func);
+        return valid_to_arena(p, func);
     }
     tm_block_link(b, bin->head);
     bin->head = b;
@@ -279,7 +286,7 @@ static void give_back(tm_block_t *b) {
         tm_block_t *next = b->next;
         uint64_t since = cached_ms(b);
         b->check = 0;
-        tm_arena_free_since(b, "free", since);
+        tm_arena_free_valid(b, "free", since);
         b = next;
     }
 }

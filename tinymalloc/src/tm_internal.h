@@ -490,8 +490,14 @@ static inline uint64_t tm_clock_due(const tm_clock_t *c) {
  * every lock, polls it (tm_purger_poll) and starts or wakes the purger. */
 extern __thread bool tm_purger_wanted __attribute__((tls_model("initial-exec")));
 void tm_purger_wake(void);
-void tm_purger_kick(void);   /* no thread with a cache is left: the purger leaves */
-void tm_purger_inline(void); /* the passes past due, run by a caller: no purger runs */
+void tm_purger_kick(void); /* no thread with a cache is left: the purger leaves */
+void tm_purger_inline_slow(void);
+/* The passes past due, run by a caller while no purger runs; looked for on one call in
+ * TM_CLOCK_TICKS only, inline, as the tiers' clocks are (the call was a tenth of a medium
+ * block's malloc and free where the medium cache misses). */
+static inline void tm_purger_inline(void) {
+    if (!tm_clock_skipped()) tm_purger_inline_slow();
+}
 static inline void tm_purger_poll(void) {
     if (tm_unlikely(tm_purger_wanted)) tm_purger_wake();
 }
@@ -511,9 +517,11 @@ void tm_arena_init(void);
 size_t tm_arena_capacity(size_t unit); /* the largest block one chunk holds at this unit */
 void *tm_arena_alloc(size_t n);        /* unit aligned; NULL (errno ENOMEM) on failure */
 void tm_arena_free(void *p, const char *func);
-/* The same, for a block the program freed at `since` (ms) and a cache held until now: a chunk
- * it empties counts as free since then. */
-void tm_arena_free_since(void *p, const char *func, uint64_t since);
+/* The same for a block that tm_arena_usable took for a live block's start on this thread (its
+ * chunk's seal is not checked again: the chunk cannot leave while the block lives; the start
+ * bit is, under the lock), which the program freed at `since` (ms; 0: now) and a cache may
+ * have held until now: a chunk it empties counts as free since then. */
+void tm_arena_free_valid(void *p, const char *func, uint64_t since);
 uint64_t tm_arena_background(uint64_t now); /* the purger's pass; -> next due (0: none) */
 extern tm_clock_t tm_arena_clock; /* due: a wholly free chunk waits to be purged or released */
 static inline uint64_t tm_arena_due(void) { return tm_clock_due(&tm_arena_clock); }
