@@ -237,13 +237,18 @@ static int dirty_mode(bool kept, size_t each) {
     struct timespec t = {1, 200 * 1000 * 1000}; /* past heap_purge_delay (1 s) */
     nanosleep(&t, NULL);
     /* The slab tier's slow path runs the purges due: a call that carves a page of blocks. */
+    uint64_t madvise_before = s.os_madvise;
     for (size_t i = 0; i < count; i++) vfree(ps[i]);
     for (int i = 0; i < 4096; i++) ps[i] = vmalloc(64);
     tinymalloc_stats_get(&s, sizeof s);
     long after = tm_test_rss_kb();
-    printf("  a delay later: rss %ld kB, dirty chunks %zu KiB\n", after,
-           (size_t)(s.dirty_chunk_bytes >> 10));
+    printf("  a delay later: rss %ld kB, dirty chunks %zu KiB, %llu madvise calls\n", after,
+           (size_t)(s.dirty_chunk_bytes >> 10),
+           (unsigned long long)(s.os_madvise - madvise_before));
     if (s.dirty_chunk_bytes != 0) return 6;
+    /* The chunks no tier took lie next to each other: one purge for all of them (it was one
+     * per chunk, 6 or 7). The slabs purge nothing yet, their pages emptied a moment ago. */
+    if (each == 64 && s.os_madvise - madvise_before > 2) return 8;
     /* The tier took 6 or 7 of the 13 chunks, whose pages it keeps until its own delay has
      * passed; the rest, 24 MiB, went back. */
     return after < held - (16L << 10) ? 0 : 7;

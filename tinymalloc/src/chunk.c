@@ -380,9 +380,13 @@ static uint64_t dirty_purge(uint64_t now, size_t drop) {
     uint64_t due = last ? ((uintptr_t *)last)[1] + delay : 0;
     atomic_store_explicit(&dirty_due, due, memory_order_relaxed);
     tm_unlock(&tm_chunk_lock);
+    /* One release's chunks follow each other on the list in ascending addresses (listed from
+     * the range's top down, newest first): each such run goes back in one purge, which clears
+     * the link and time words. */
     for (void *c = old, *next; c; c = next) {
-        next = *(void **)c;
-        release_clean(c, TM_CHUNK_SIZE); /* its purge clears the link and time words */
+        size_t n = 1;
+        for (next = *(void **)c; next == (char *)c + n * TM_CHUNK_SIZE; next = *(void **)next) n++;
+        release_clean(c, n * TM_CHUNK_SIZE);
     }
     return due;
 }
