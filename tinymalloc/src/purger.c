@@ -214,6 +214,10 @@ void tm_purger_inline_slow(void) {
     tm_chunk_background(now);
 }
 
+bool tm_purger_running(void) {
+    return atomic_load_explicit(&state, memory_order_relaxed) == TM_PURGER_RUNNING;
+}
+
 /* The purger does not exist in a forked child: the child starts its own when it needs one. */
 void tm_purger_fork_child(void) {
     atomic_store_explicit(&state, TM_PURGER_NONE, memory_order_relaxed);

@@ -490,7 +490,8 @@ static inline uint64_t tm_clock_due(const tm_clock_t *c) {
  * every lock, polls it (tm_purger_poll) and starts or wakes the purger. */
 extern __thread bool tm_purger_wanted __attribute__((tls_model("initial-exec")));
 void tm_purger_wake(void);
-void tm_purger_kick(void); /* no thread with a cache is left: the purger leaves */
+void tm_purger_kick(void);    /* no thread with a cache is left: the purger leaves */
+bool tm_purger_running(void); /* delayed work runs on time, whether or not a call comes */
 void tm_purger_inline_slow(void);
 /* The passes past due, run by a caller while no purger runs; looked for on one call in
  * TM_CLOCK_TICKS only, inline, as the tiers' clocks are (the call was a tenth of a medium
