@@ -99,7 +99,8 @@ static const optdef_t optdefs[] = {
         "percent of its chunks in use that an arena may keep wholly free and committed, plus "
         "one, plus one for each chunk it purged at once and took again within "
         "arena_purge_delay (less one for each the delay purges); a chunk emptied past that is "
-        "purged at once"),
+        "purged at once, or once the purger runs, kept a heap_purge_delay as a dirty chunk that "
+        "any tier takes first"),
     NUM(arenas, 0, 0, TM_MAX_ARENAS, "number of arenas; 0: one per CPU"),
     NUM(heaps, 0, 0, TM_MAX_ARENAS,
         "number of heaps (threads share the first until they contend); 0: one per CPU"),
