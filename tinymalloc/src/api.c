@@ -48,24 +48,20 @@ static tm_noinline void *malloc_profiled(size_t n, size_t align) {
     return p;
 }
 
-static tm_noinline void *malloc_large(size_t n, size_t align, bool zero) {
+tm_noinline void *tm_malloc_large(size_t n, size_t align, bool zero) {
     if (tm_unlikely(tm_profiling)) return malloc_profiled(n, align);
-    /* A hit in the medium cache changes no tier, so it leaves the maintenance to the calls
-     * that do (the purger's inline pass costs as much as the hit). */
-    if (n <= tm_mcache_fast_max && align <= TM_ALIGN) {
-        void *b = tm_mcache_take(n);
-        if (b) return b;
-    }
     void *p = alloc_any(n, align, zero);
     tm_purger_poll();
     tm_purger_inline();
     return p;
 }
 
-/* zero: a calloc's request (see tm_heap_alloc). */
+/* zero: a calloc's request (see tm_heap_alloc). Requests the medium cache may hold go to it by
+ * a tail call, which comes back to tm_malloc_large on a miss: malloc keeps no stack frame. */
 static inline void *tm_alloc(size_t n, bool zero) {
     if (tm_likely(n <= tm_opt.fast_max)) return tm_slab_alloc(tm_tc, tm_class_of(n));
-    return malloc_large(n, TM_ALIGN, zero);
+    if (n <= tm_mcache_fast_max && !tm_profiling) return tm_mcache_malloc(n, zero);
+    return tm_malloc_large(n, TM_ALIGN, zero);
 }
 
 static inline void *tm_malloc(size_t n) { return tm_alloc(n, false); }
@@ -83,11 +79,9 @@ static tm_noinline void free_other(void *p, unsigned kind, const char *func) {
     }
     if (kind == TM_KIND_SLAB)
         free_slab(p, func);
-    else if (kind == TM_KIND_ARENA) {
-        /* Cached: no tier changed (see malloc_large), but the first cached block sets the
-         * cache's due time, which wants the purger. */
-        if (tm_mcache_free(p, func)) return tm_purger_poll();
-    } else if (kind == TM_KIND_HEAP)
+    else if (kind == TM_KIND_ARENA)
+        return tm_mcache_free(p, func);
+    else if (kind == TM_KIND_HEAP)
         tm_heap_free(p, func);
     else if (kind == TM_KIND_HUGE)
         tm_huge_free(p, func);
@@ -100,7 +94,10 @@ static tm_noinline void free_other(void *p, unsigned kind, const char *func) {
 /* Frees p, whatever its tier; func names the API call in error messages. */
 static inline __attribute__((always_inline)) void tm_free(void *p, const char *func) {
     unsigned kind = tm_chunk_kind_raw((uintptr_t)p);
-    if (tm_unlikely(kind != TM_KIND_SLAB)) return free_other(p, kind, func);
+    if (tm_unlikely(kind != TM_KIND_SLAB)) {
+        if (kind == TM_KIND_ARENA) return tm_mcache_free(p, func); /* not profiled: its bit */
+        return free_other(p, kind, func);
+    }
     free_slab(p, func);
 }
 
@@ -125,7 +122,7 @@ static void *tm_memalign(size_t align, size_t n) {
         errno = ENOMEM;
         return NULL;
     }
-    return malloc_large(n, align, false);
+    return tm_malloc_large(n, align, false);
 }
 
 /* malloc and free each start a cache line: else where they fall moves with every change to the

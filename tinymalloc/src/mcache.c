@@ -165,11 +165,11 @@ static bool credit_take(tm_tcache_t *tc, size_t more) {
 }
 
 /* The largest request the caches serve (0: none; also before start-up): the callers' one test
- * before tm_mcache_take. */
+ * before tm_mcache_malloc. */
 size_t tm_mcache_fast_max;
 
 /* A block of n's class from the thread's bin, or NULL: the caller goes on to the arenas. */
-void *tm_mcache_take(size_t n) {
+static inline void *take(size_t n) {
     tm_tcache_t *tc = tm_tc;
     if (tc == &tm_tcache_empty) return NULL;
     unsigned c = mclass_of(n);
@@ -196,9 +196,16 @@ void *tm_mcache_alloc(size_t n, size_t align) {
     tm_tcache_t *tc = tm_tc;
     if (tc == &tm_tcache_empty && (tc = tm_tcache_get_slow()) == NULL) return NULL;
     if (tc->is_fallback) return tm_arena_alloc(mclass_size[mclass_of(n)]);
-    void *b = tm_mcache_take(n);
+    void *b = take(n);
     /* Rounded up to its class, so that it can be cached when freed. */
     return b ? b : tm_arena_alloc(mclass_size[mclass_of(n)]);
+}
+
+/* malloc's way for n <= tm_mcache_fast_max: a hit changes no tier, so it leaves the maintenance
+ * to the calls that do (the purger's inline pass costs as much as the hit). */
+void *tm_mcache_malloc(size_t n, bool zero) {
+    void *b = take(n);
+    return b ? b : tm_malloc_large(n, TM_ALIGN, zero);
 }
 
 static tm_noinline bool to_arena(void *p, const char *func) {
@@ -212,7 +219,7 @@ static tm_noinline bool valid_to_arena(void *p, const char *func) {
     return false;
 }
 
-bool tm_mcache_free(void *p, const char *func) {
+static bool cache_free(void *p, const char *func) {
     /* With the cache off nothing is cached and nothing decays: the arena frees the block,
      * checks included, without the cache's clock read (a fifth of a medium free's time) or a
      * second lookup of the block. */
@@ -246,6 +253,14 @@ bool tm_mcache_free(void *p, const char *func) {
     owner_leave(tc, locked);
     tm_due_lower(&decay_due, now + tm_opt.medium_cache_decay);
     return true;
+}
+
+/* Cached: no tier changed, but the first cached block sets the cache's due time, which wants
+ * the purger; else the arena's free may have made work due. */
+void tm_mcache_free(void *p, const char *func) {
+    bool cached = cache_free(p, func);
+    tm_purger_poll();
+    if (!cached) tm_purger_inline();
 }
 
 static uint64_t cached_ms(const tm_block_t *b) { return ((const tm_mblock_t *)b)->cached_ms; }

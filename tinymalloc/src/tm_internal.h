@@ -536,10 +536,12 @@ uint64_t tm_arena_allocs_of(unsigned idx);
 
 /* ---- medium cache (mcache.c): per-thread bins in front of the arenas -------------------- */
 void tm_mcache_init(void);
-extern size_t tm_mcache_fast_max; /* the largest request the caches serve; 0: off */
-void *tm_mcache_take(size_t n);   /* a cached block for n <= tm_mcache_fast_max, or NULL */
+extern size_t tm_mcache_fast_max;            /* the largest request the caches serve; 0: off */
+void *tm_mcache_malloc(size_t n, bool zero); /* n <= tm_mcache_fast_max; else tm_malloc_large */
 void *tm_mcache_alloc(size_t n, size_t align);
-bool tm_mcache_free(void *p, const char *func); /* true: cached, no arena call was made */
+void tm_mcache_free(void *p, const char *func); /* to the thread's cache or the arena */
+/* malloc past the slabs and the medium cache (api.c). */
+void *tm_malloc_large(size_t n, size_t align, bool zero);
 void tm_mcache_flush(tm_tcache_t *tc);
 /* Empties all live threads' caches of blocks older than medium_cache_decay at now, when that
  * is due (now UINT64_MAX: of every block, at once: malloc_trim). No lock held. */
