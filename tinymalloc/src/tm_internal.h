@@ -492,13 +492,7 @@ extern __thread bool tm_purger_wanted __attribute__((tls_model("initial-exec")))
 void tm_purger_wake(void);
 void tm_purger_kick(void);    /* no thread with a cache is left: the purger leaves */
 bool tm_purger_running(void); /* delayed work runs on time, whether or not a call comes */
-void tm_purger_inline_slow(void);
-/* The passes past due, run by a caller while no purger runs; looked for on one call in
- * TM_CLOCK_TICKS only, inline, as the tiers' clocks are (the call was a tenth of a medium
- * block's malloc and free where the medium cache misses). */
-static inline void tm_purger_inline(void) {
-    if (!tm_clock_skipped()) tm_purger_inline_slow();
-}
+void tm_purger_inline(void);  /* the passes past due, run by a caller: no purger runs */
 static inline void tm_purger_poll(void) {
     if (tm_unlikely(tm_purger_wanted)) tm_purger_wake();
 }
