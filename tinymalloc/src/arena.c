@@ -275,6 +275,21 @@ static void purge_chunk(tm_arena_t *a, tm_achunk_t *c, tm_defer_t *d) {
     tm_defer_add(d, &a->sh, TM_DEFER_PURGE, c, (void *)lo, (uintptr_t)c + TM_CHUNK_SIZE - lo);
 }
 
+/* Under a's lock: wholly free chunk c leaves a's list for the chunk layer (the caller hands it
+ * over once the lock is let go of); its cleared seal makes a stale pointer into it invalid. */
+static void chunk_unlist(tm_arena_t *a, tm_achunk_t *c) {
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        a->chunks = c->next;
+    if (c->next) c->next->prev = c->prev;
+    a->nchunks--;
+    a->nempty--;
+    a->released++;
+    c->seal = 0;
+    atomic_fetch_sub_explicit(&chunks_now, 1, memory_order_relaxed);
+}
+
 /* Under a's lock: wholly free chunk c, past the arena's share, leaves it for the chunk layer's
  * dirty chunks with its pages committed, instead of being purged at once. Threads move between
  * CPUs and so between arenas: one arena's chunks empty while another's fill, and that one paid
@@ -286,17 +301,8 @@ static void purge_chunk(tm_arena_t *a, tm_achunk_t *c, tm_defer_t *d) {
  * cleared first: a block made over one later would read as freed. */
 static void chunk_leave_dirty(tm_arena_t *a, tm_achunk_t *c, tm_defer_t *d) {
     drop_marks(c, 0, nunits);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        a->chunks = c->next;
-    if (c->next) c->next->prev = c->prev;
-    a->nchunks--;
-    a->nempty--;
+    chunk_unlist(a, c);
     a->ndirty--;
-    a->released++;
-    c->seal = 0;
-    atomic_fetch_sub_explicit(&chunks_now, 1, memory_order_relaxed);
     tm_defer_add(d, &a->sh, TM_DEFER_RELEASE_DIRTY, c, c, TM_CHUNK_SIZE);
 }
 
@@ -405,20 +411,11 @@ static void arena_maintain(tm_shard_t *sh, uint64_t now, tm_defer_t *d) {
             } else if (tm_defer_full(d)) {
                 pending = now;
             } else {
-                if (c->prev)
-                    c->prev->next = c->next;
-                else
-                    a->chunks = c->next;
-                if (c->next) c->next->prev = c->prev;
-                a->nchunks--;
-                a->nempty--;
+                chunk_unlist(a, c);
                 if (!c->purged) {
                     a->ndirty--;
                     if (a->dirty_extra) a->dirty_extra--; /* kept for nothing */
                 }
-                a->released++;
-                c->seal = 0;
-                atomic_fetch_sub_explicit(&chunks_now, 1, memory_order_relaxed);
                 /* purged whole there: all zero again */
                 tm_defer_add(d, sh, TM_DEFER_RELEASE, c, c, TM_CHUNK_SIZE);
             }
