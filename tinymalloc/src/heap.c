@@ -617,17 +617,18 @@ static void *take_fit(tm_heap_t *h, size_t n, size_t align, size_t size, size_t 
     return carve(h, b, n, size, align);
 }
 
-/* Under h's lock, at a miss in h: a fit in another heap whose lock is free, before h grows.
- * Threads that met contention keep to different heaps, and each heap would otherwise grow to
- * its own peak while the others hold free blocks that fit (oversub-purge, 16 threads on 2
- * CPUs, peaked at 262-302 MB with two heaps, 227-232 MB with one). Only trylock: a thread
- * holding one heap's lock never waits for another's, so no lock order is needed. A miss is
- * rare and growing costs page faults, so the search of the others costs little. */
-static void *take_fit_elsewhere(tm_heap_t *h, size_t n, size_t align, size_t size, size_t search,
-                                bool zero) {
-    for (unsigned k = 1; k < nheaps; k++) {
-        tm_heap_t *o = &heaps[(h->idx + k) % nheaps];
-        if (!tm_trylock(&o->sh.lock)) continue;
+/* A fit in the heaps after `home` in turn, from home + first on: each heap's lock taken
+ * (wait; the caller holds none), or only the heaps whose lock is free (trylock: the caller may
+ * hold one, and a thread holding one heap's lock never waits for another's, so no lock order
+ * is needed). The block carved (a hit of that heap), or NULL. */
+static void *take_fit_in_heaps(unsigned home, unsigned first, bool wait, size_t n, size_t align,
+                               size_t size, size_t search, bool zero) {
+    for (unsigned k = first; k < nheaps; k++) {
+        tm_heap_t *o = &heaps[(home + k) % nheaps];
+        if (wait)
+            tm_lock(&o->sh.lock);
+        else if (!tm_trylock(&o->sh.lock))
+            continue;
         void *p = o->free_bytes >= search ? take_fit(o, n, align, size, search, zero) : NULL;
         tm_unlock(&o->sh.lock);
         if (p) return p;
@@ -654,7 +655,12 @@ static void *heap_alloc_in(tm_heap_t *h, size_t n, size_t align, bool zero) {
     size_t size, search;
     if (!block_sizes(n, align, &size, &search)) return NULL;
     void *p = take_fit(h, n, align, size, search, zero);
-    if (p == NULL && nheaps > 1) p = take_fit_elsewhere(h, n, align, size, search, zero);
+    /* A miss: a fit in another heap whose lock is free, before h grows. Threads that met
+     * contention keep to different heaps, and each heap would otherwise grow to its own peak
+     * while the others hold free blocks that fit (oversub-purge, 16 threads on 2 CPUs, peaked
+     * at 262-302 MB with two heaps, 227-232 MB with one). A miss is rare and growing costs page
+     * faults, so the search of the others costs little. */
+    if (p == NULL) p = take_fit_in_heaps(h->idx, 1, false, n, align, size, search, zero);
     if (p) return p;
     huge_missed(n, tm_now_ms());
     tm_hblock_t *b = heap_grow(h, search);
@@ -668,14 +674,7 @@ static void *heap_alloc_in(tm_heap_t *h, size_t n, size_t align, bool zero) {
 static tm_noinline void *alloc_elsewhere(unsigned home, size_t n, size_t align, bool zero) {
     size_t size, search;
     if (!block_sizes(n, align, &size, &search)) return NULL;
-    for (unsigned k = 0; k < nheaps; k++) {
-        tm_heap_t *h = &heaps[(home + k) % nheaps];
-        tm_lock(&h->sh.lock);
-        void *p = take_fit(h, n, align, size, search, zero);
-        tm_unlock(&h->sh.lock);
-        if (p) return p;
-    }
-    return NULL;
+    return take_fit_in_heaps(home, 0, true, n, align, size, search, zero);
 }
 
 void *tm_heap_alloc(size_t n, size_t align, bool zero) {

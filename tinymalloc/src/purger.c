@@ -193,6 +193,10 @@ void tm_purger_kick(void) {
     if (atomic_load(&left_seq) != left) reap();
 }
 
+bool tm_purger_running(void) {
+    return atomic_load_explicit(&state, memory_order_relaxed) == TM_PURGER_RUNNING;
+}
+
 /* Without a running purger (one thread so far, purge_thread:0, or a start that failed), a
  * delayed purge runs only when some call reaches its tier again, and a program may never
  * call that tier again: one thread that frees a large block and then asks only for small
@@ -204,7 +208,7 @@ void tm_purger_kick(void) {
  * skip the loads too (55cdeead), made huge-blocks pay 139,000 page faults and 375 MB against
  * 85,000 and 266 MB (not looked into further). */
 void tm_purger_inline(void) {
-    if (atomic_load_explicit(&state, memory_order_relaxed) == TM_PURGER_RUNNING) return;
+    if (tm_purger_running()) return;
     uint64_t due = tm_earliest(tm_earliest(tm_arena_due(), tm_heap_due()),
                                tm_earliest(tm_slab_xfer_due(), tm_chunk_due()));
     if (due == 0 || tm_clock_skipped()) return;
@@ -214,10 +218,6 @@ void tm_purger_inline(void) {
     tm_arena_background(now);
     tm_heap_background(now);
     tm_chunk_background(now);
-}
-
-bool tm_purger_running(void) {
-    return atomic_load_explicit(&state, memory_order_relaxed) == TM_PURGER_RUNNING;
 }
 
 /* The purger does not exist in a forked child: the child starts its own when it needs one. */
