@@ -235,8 +235,11 @@ static bool cache_free(void *p, const char *func) {
         size <= tm_mcache_fast_max ? cached_class_of_units[size >> unit_shift] : TM_MCLASSES;
     if (c == TM_MCLASSES || tc == &tm_tcache_empty || tc->is_fallback)
         return valid_to_arena(p, func);
-    uint64_t now = tm_now_ms_lazy(); /* early at worst: the block leaves sooner */
+    /* Early at worst: the block leaves sooner. But a block cached where none is (due 0, as
+     * after the decay emptied the caches of threads gone idle) gets a fresh stamp: a stale one
+     * would set a due time already past, and the purger would take the block back at once. */
     uint64_t due = atomic_load_explicit(&decay_due, memory_order_relaxed);
+    uint64_t now = tm_likely(due) ? tm_now_ms_lazy() : tm_now_ms_fresh();
     if (tm_unlikely(due && now >= due)) tm_mcache_drain(now);
     ((tm_mblock_t *)b)->cached_ms = now;
     tm_mbin_t *bin = &tc->mbin[c];

@@ -147,6 +147,12 @@ static inline uint64_t tm_now_ms_lazy(void) {
     if (tm_lazy_calls++ % TM_LAZY_CLOCK == 0) tm_lazy_ms = tm_now_ms();
     return tm_lazy_ms;
 }
+/* The same, read now: for a stamp that sets a due time where none was, which the purger
+ * would otherwise act on at once after a thread's idle spell. */
+static inline uint64_t tm_now_ms_fresh(void) {
+    tm_lazy_calls = 1;
+    return tm_lazy_ms = tm_now_ms();
+}
 unsigned tm_cpu_index_slow(void); /* sched_getcpu: without glibc's rseq area */
 
 /* The CPU this thread runs on (0 when unknown). glibc (2.35 on) registers each thread's rseq
