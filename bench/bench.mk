@@ -3,12 +3,15 @@
 #   SHARD=i/n  BENCH_ARGS="--no-strace ..."   make bench-resume RUN_ID=...
 #   make bench-merge MERGE="results/A results/B"
 #   make bench-compare RUN_A=results/A RUN_B=results/B     (does every ranking of A hold in B?)
-#   STRICT=1 (a FAIL cell exits 1)  PIN=1 (single-threaded workloads on one CPU)
+#   STRICT=1 (a FAIL cell exits 1)  PIN=0 (single-threaded workloads not pinned; default 1: on one CPU)
 #   THREADS=1,2,8 (thread counts of the sweeping workloads; default 1, CPUs, 4x CPUs)
 #   QUIET=SECONDS (wait for a quiet machine first; refuse to start when it stays busy)
 
 BENCH_PROBE := $(BUILD)/bench/tm-probe.so
 BENCH_ARGS ?=
+# Pinned by default: a VM's CPUs need not run at one speed, and an unpinned run lands on either
+# (bench/README.md, --pin).
+PIN ?= 1
 comma := ,
 bench_opts = $(if $(WORKLOADS),--workloads '$(WORKLOADS)') \
              $(if $(ALLOCATORS),--allocators '$(ALLOCATORS)') \
