@@ -276,7 +276,10 @@ static void purge_chunk(tm_arena_t *a, tm_achunk_t *c, tm_defer_t *d) {
 }
 
 /* Under a's lock: wholly free chunk c leaves a's list for the chunk layer (the caller hands it
- * over once the lock is let go of); its cleared seal makes a stale pointer into it invalid. */
+ * over once the lock is let go of); its cleared seal makes a stale pointer into it invalid.
+ * Invariant: no purge of c is under way (c->purging and c->runs_purging are 0). arena_purged
+ * writes c's bitmap under the lock of the arena that started the purge: a chunk handed on
+ * before would have its new owner's live units marked free. */
 static void chunk_unlist(tm_arena_t *a, tm_achunk_t *c) {
     if (c->prev)
         c->prev->next = c->next;
@@ -611,10 +614,12 @@ static void free_in(tm_achunk_t *c, unsigned i, void *p, const char *func, uint6
         a->ndirty++;
         /* Past the share of committed free chunks the arena may keep, this one goes back at
          * once: the delay is for chunks about to be reused, and when use falls away (threads
-         * gone idle, a phase ended) nothing else may come by to purge them. */
+         * gone idle, a phase ended) nothing else may come by to purge them. One with a purge
+         * of its free runs still under way is purged here instead of leaving (see
+         * chunk_unlist). */
         if (a->ndirty >
             1 + a->dirty_extra + (uint64_t)(a->nchunks - a->nempty) * tm_opt.arena_dirty / 100) {
-            if (tm_opt.arena_purge_delay && tm_purger_running()) {
+            if (tm_opt.arena_purge_delay && tm_purger_running() && !c->runs_purging) {
                 chunk_leave_dirty(a, c, &d);
             } else {
                 c->hasty_ms = now ? now : 1;
