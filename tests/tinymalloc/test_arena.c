@@ -126,6 +126,49 @@ static void older_chunks_fill_first(void) {
     for (int i = 0; i < N; i++) vfree(p[i]);
 }
 
+/* A chunk where a search failed is passed over by requests as long until a free there joins a
+ * run long enough (its bound on the longest run, max_run): two neighbours freed one after the
+ * other, with a failed search between the frees, make a run that requests of their joint
+ * length reach once first fit has filled the holes of the chunks it visits before. */
+static void a_run_joined_after_a_failed_search_is_found(void) {
+    enum { N = 96, SIZE = 100 * 1024, UNITS = 25, TRIES = 200 }; /* 40 a chunk: 3 chunks */
+    char *p[N], *more[TRIES];
+    int hi = 0;
+    for (int i = 0; i < N; i++) {
+        p[i] = vmalloc(SIZE);
+        CHECK(p[i] != NULL);
+        if (p[i] == NULL) return;
+        if (p[i] > p[hi]) hi = i;
+    }
+    /* Two neighbours in the highest chunk (a chunk's blocks are made one after another). */
+    int a = -1, b = -1;
+    for (int i = 0; i < N && a < 0; i++)
+        for (int j = 0; j < N; j++)
+            if (((uintptr_t)p[i] >> 22) == ((uintptr_t)p[hi] >> 22) &&
+                p[j] == p[i] + UNITS * 4096) {
+                a = i;
+                b = j;
+                break;
+            }
+    CHECK(a >= 0);
+    if (a < 0) return;
+    char *at = p[a];
+    vfree(p[a]);
+    char *big = vmalloc(2 * UNITS * 4096); /* no run this long in the chunk: the search fails */
+    CHECK(big != NULL && ((uintptr_t)big >> 22) != ((uintptr_t)at >> 22));
+    vfree(p[b]);
+    p[a] = p[b] = NULL;
+    int k = 0, found = 0;
+    while (k < TRIES && !found) {
+        more[k] = vmalloc(2 * UNITS * 4096);
+        found = more[k++] == at;
+    }
+    CHECK(found);
+    while (k) vfree(more[--k]);
+    vfree(big);
+    for (int i = 0; i < N; i++) vfree(p[i]);
+}
+
 static void realloc_in_place(void) {
     char *p = vmalloc(20000);
     memset(p, 7, 20000);
@@ -855,6 +898,7 @@ int main(int argc, char **argv) {
     RUN_HERE(first_fit_reuses_runs);
     RUN_HERE(runs_never_overlap_and_fit_first);
     RUN_HERE(older_chunks_fill_first);
+    RUN_HERE(a_run_joined_after_a_failed_search_is_found);
     RUN_HERE(realloc_in_place);
     /* First of the cases that start threads: no thread has left an arena yet. */
     RUN(arena_home_per_thread);

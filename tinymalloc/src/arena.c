@@ -44,11 +44,11 @@
  * atomics; written under the lock, constant while the block is live). For every chunk,
  * free_units == the zero bits of `used` plus the units held for purges of free runs under way,
  * and a unit has its start bit iff it begins a live block, and the len[] units from it are all
- * used. ndirty counts the chunks with empty_since set, purged and purging clear. A unit's
- * `aged` bit is set only while it stayed free since the last pass over its chunk (a free
- * clears it: units_freed); age_ms is set whenever a free unit of a chunk in use is dirty. hasty_ms
- * is set only while a chunk purged at once past the share stays wholly free (cleared when a block
- * is made in it, and by malloc_trim).
+ * used; no run of zero bits of `used` is longer than max_run. ndirty counts the chunks with
+ * empty_since set, purged and purging clear. A unit's `aged` bit is set only while it stayed free
+ * since the last pass over its chunk (a free clears it: units_freed); age_ms is set whenever a free
+ * unit of a chunk in use is dirty. hasty_ms is set only while a chunk purged at once past the share
+ * stays wholly free (cleared when a block is made in it, and by malloc_trim).
  */
 #include "tm_internal.h"
 
@@ -64,7 +64,7 @@ typedef struct tm_achunk {
     uint32_t first; /* first unit after the metadata */
     uint32_t free_units;
     uint32_t hint;         /* no free unit below it */
-    uint32_t fail_need;    /* a search for this many units failed since the last free; 0: none */
+    uint32_t max_run;      /* no free run is longer (a bound, kept by run_freed and find_in) */
     uint64_t empty_since;  /* ms when it became wholly free; 0 while in use */
     uint64_t hasty_ms;     /* when it was purged at once, past the dirty share; 0: it was not */
     uint64_t age_ms;       /* the last pass over its free runs (or the free that needs one) */
@@ -118,6 +118,14 @@ static inline unsigned next_bit(const uint64_t *map, unsigned i, bool bit) {
     return w * 64 + (unsigned)__builtin_ctzll(x);
 }
 
+/* Last unit < i whose bit in map is set: there is one, as unit 0 (metadata) is always used. */
+static inline unsigned prev_set(const uint64_t *map, unsigned i) {
+    unsigned w = (i - 1) / 64;
+    uint64_t x = map[w] & (~0ULL >> (63 - (i - 1) % 64));
+    while (x == 0) x = map[--w];
+    return w * 64 + 63 - (unsigned)__builtin_clzll(x);
+}
+
 static inline void set_range(uint64_t *map, unsigned i, unsigned n, bool bit) {
     while (n) {
         unsigned w = i / 64, o = i % 64, k = 64 - o < n ? 64 - o : n;
@@ -169,6 +177,17 @@ static inline unsigned free_count(uint64_t used) {
     x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
     x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
     return (unsigned)((x * 0x0101010101010101ULL) >> 56);
+}
+
+/* Units [i, i + n) of c have just been marked free in `used`: the run they joined is the only
+ * one that grew, so max_run stays a bound with its length; and no free unit is below hint.
+ * Where a free only lengthens runs, a chunk whose search failed is skipped by longer requests
+ * until something there is freed next to enough free units (medium-mt on 8 threads: each
+ * search passed over chunks that frees had re-opened to a full scan). */
+static inline void run_freed(tm_achunk_t *c, unsigned i, unsigned n) {
+    if (i < c->hint) c->hint = i;
+    unsigned len = next_bit(c->used, i + n, true) - (prev_set(c->used, i) + 1);
+    if (len > c->max_run) c->max_run = len;
 }
 
 /* First fit: the lowest run of n free units, or nunits. For n <= 64 each word w is tested in
@@ -229,6 +248,7 @@ static tm_achunk_t *chunk_new(tm_arena_t *a, tm_achunk_t *c, bool dirty) {
     set_range(c->used, 0, c->first, true); /* the metadata units are never free */
     c->free_units = nunits - c->first;
     c->hint = c->first;
+    c->max_run = nunits - c->first;
     if (dirty) {
         /* A freed huge block's pages, committed: what no block takes is purged as a free
          * run's pages are, a pass or two later. */
@@ -437,8 +457,7 @@ static void arena_purged(tm_shard_t *sh, void *obj, void *p, size_t bytes, bool 
         unsigned u = (unsigned)(((uintptr_t)p - (uintptr_t)c) >> unit_shift);
         unsigned n = (unsigned)(bytes >> unit_shift);
         set_range(c->used, u, n, false);
-        if (u < c->hint) c->hint = u;
-        c->fail_need = 0;
+        run_freed(c, u, n);
         c->runs_purging--;
         return;
     }
@@ -477,9 +496,9 @@ static tm_arena_t *arena_acquire(void) {
  * none has one. */
 static tm_achunk_t *find_in(tm_arena_t *a, unsigned need, unsigned *unit) {
     for (tm_achunk_t *c = a->chunks; c; c = c->next) {
-        if (c->free_units < need || (c->fail_need && need >= c->fail_need) || c->purging) continue;
+        if (c->free_units < need || need > c->max_run || c->purging) continue;
         if ((*unit = find_run(c, need)) != nunits) return c;
-        c->fail_need = need; /* no run this long until something is freed here */
+        c->max_run = need - 1; /* find_run is exact: no run is this long */
     }
     return NULL;
 }
@@ -595,11 +614,10 @@ static void free_in(tm_achunk_t *c, unsigned i, void *p, const char *func, uint6
     unsigned n = c->len[i];
     tm_rstore(c->start[i / 64], c->start[i / 64] & ~(1ULL << (i % 64)));
     set_range(c->used, i, n, false);
+    run_freed(c, i, n);
     units_freed(c, i, n);
     tm_block_link((tm_block_t *)p, NULL);
     c->freed[i / 64] |= 1ULL << (i % 64);
-    if (i < c->hint) c->hint = i;
-    c->fail_need = 0;
     c->free_units += n;
     a->used_units -= n;
     a->nfree++;
@@ -664,10 +682,9 @@ bool tm_arena_resize(void *p, size_t n) {
     bool ok = true;
     if (need < have) {
         set_range(c->used, i + need, have - need, false);
+        run_freed(c, i + need, have - need);
         units_freed(c, i + need, have - need);
         runs_dirtied(a, c);
-        if (i + need < c->hint) c->hint = i + need;
-        c->fail_need = 0;
         c->free_units += have - need;
         a->used_units -= have - need;
     } else if (need > have) {
