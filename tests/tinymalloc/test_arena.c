@@ -61,6 +61,10 @@ static void first_fit_reuses_runs(void) {
     vfree(e);
 }
 
+static bool overlaps(const char *p, size_t n, const char *q, size_t m) {
+    return p < q + m && q < p + n;
+}
+
 /* Random medium sizes of 1 to 64 units (runs inside one bitmap word, and runs across two)
  * replaced at random: no block overlaps another or loses its contents, and a block freed
  * and asked for again at once comes back at its address or below it (first fit: the freed
@@ -92,7 +96,7 @@ static void runs_never_overlap_and_fit_first(void) {
             lower_or_same += q <= was;
         }
         for (int i = 0; i < LIVE; i++)
-            if (i != k && p[i]) CHECK(q + size <= p[i] || p[i] + n[i] <= q);
+            if (i != k && p[i]) CHECK(!overlaps(q, size, p[i], n[i]));
         for (size_t j = 0; j < size; j += 4096) q[j] = (char)k;
         p[k] = q;
         n[k] = size;
@@ -693,10 +697,6 @@ static uint64_t madvise_calls(void) {
     struct tinymalloc_stats s;
     tinymalloc_stats_get(&s, sizeof s);
     return s.os_madvise;
-}
-
-static bool overlaps(const char *p, size_t n, const char *q, size_t m) {
-    return p < q + m && q < p + n;
 }
 
 /* A chunk whose last block is freed while a purge of one of its free runs is under way stays

@@ -295,9 +295,12 @@ static void purge_chunk(tm_arena_t *a, tm_achunk_t *c, tm_defer_t *d) {
     tm_defer_add(d, &a->sh, TM_DEFER_PURGE, c, (void *)lo, (uintptr_t)c + TM_CHUNK_SIZE - lo);
 }
 
+/* A purge of c's pages, whole or of free runs, is out in a system call: c must stay listed. */
+static inline bool purge_under_way(const tm_achunk_t *c) { return c->purging || c->runs_purging; }
+
 /* Under a's lock: wholly free chunk c leaves a's list for the chunk layer (the caller hands it
  * over once the lock is let go of); its cleared seal makes a stale pointer into it invalid.
- * Invariant: no purge of c is under way (c->purging and c->runs_purging are 0). arena_purged
+ * Invariant: no purge of c is under way (purge_under_way). arena_purged
  * writes c's bitmap under the lock of the arena that started the purge: a chunk handed on
  * before would have its new owner's live units marked free. */
 static void chunk_unlist(tm_arena_t *a, tm_achunk_t *c) {
@@ -418,7 +421,7 @@ static void arena_maintain(tm_shard_t *sh, uint64_t now, tm_defer_t *d) {
                 pending = tm_earliest(pending, c->age_ms + tm_opt.arena_purge_delay);
         }
         if (c->empty_since) {
-            if (c->purging || c->runs_purging) {
+            if (purge_under_way(c)) {
                 kept++;
             } else if (c->empty_since + tm_opt.arena_purge_delay > now) {
                 pending = tm_earliest(pending, c->empty_since + tm_opt.arena_purge_delay);
@@ -637,7 +640,7 @@ static void free_in(tm_achunk_t *c, unsigned i, void *p, const char *func, uint6
          * chunk_unlist). */
         if (a->ndirty >
             1 + a->dirty_extra + (uint64_t)(a->nchunks - a->nempty) * tm_opt.arena_dirty / 100) {
-            if (tm_opt.arena_purge_delay && tm_purger_running() && !c->runs_purging) {
+            if (tm_opt.arena_purge_delay && tm_purger_running() && !purge_under_way(c)) {
                 chunk_leave_dirty(a, c, &d);
             } else {
                 c->hasty_ms = now ? now : 1;
