@@ -300,9 +300,9 @@ static inline bool purge_under_way(const tm_achunk_t *c) { return c->purging || 
 
 /* Under a's lock: wholly free chunk c leaves a's list for the chunk layer (the caller hands it
  * over once the lock is let go of); its cleared seal makes a stale pointer into it invalid.
- * Invariant: no purge of c is under way (purge_under_way). arena_purged
- * writes c's bitmap under the lock of the arena that started the purge: a chunk handed on
- * before would have its new owner's live units marked free. */
+ * Invariant: no purge of c is under way (purge_under_way). arena_purged writes c's bitmap under
+ * the lock of the arena that started the purge: a chunk handed on before would have its new
+ * owner's live units marked free. */
 static void chunk_unlist(tm_arena_t *a, tm_achunk_t *c) {
     if (c->prev)
         c->prev->next = c->next;
