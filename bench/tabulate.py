@@ -29,6 +29,10 @@ import stats  # noqa: E402
 from benchlib import geomean, median, quantile  # noqa: E402
 
 MIN_SAMPLES = 5
+# TMBENCH fields every program reports, tabulated in their own columns; any other numeric field
+# is the program's own figure (wl_extra: idle-threads' rss_idle_kb, say), shown per workload.
+TMBENCH_COMMON = {"workload", "ops", "seconds", "ops_per_sec", "threads", "seed", "scale", "malloc_from",
+                  "peak_rss_kb", "rss_kb_samples", "latency_ns", "latency_samples", "latency_timer_ns"}
 CSV_FIELDS = ["host", "run_id", "workload", "group", "allocator", "version", "status", "reason",
               "runs", "time_median_s", "time_q1_s", "time_q3_s", "time_min_s", "time_max_s", "spread_pct",
               "ratio_glibc", "ratio_best", "rss_max_kb", "rss_sum_kb", "rss_ratio_glibc", "rss_ratio_best",
@@ -96,6 +100,11 @@ def cell_from_records(w, a, recs, missing, speed_ref=None):
         c["ops_per_sec"] = _med([t.get("ops_per_sec") for t in tms])
         c["ops"] = _med([t.get("ops") for t in tms])
         c["tm_peak_rss_kb"] = _med([t.get("peak_rss_kb") for t in tms])
+        keys = sorted({k for t in tms for k, v in t.items() if k not in TMBENCH_COMMON
+                       and isinstance(v, (int, float)) and not isinstance(v, bool)})
+        if keys:  # medians over the memory runs, and how many runs reported each
+            c["extras"] = {k: _med([t.get(k) for t in tms]) for k in keys}
+            c["extras_runs"] = {k: sum(isinstance(t.get(k), (int, float)) for t in tms) for k in keys}
         samples = next((t["rss_kb_samples"] for t in tms if isinstance(t.get("rss_kb_samples"), list)), None)
         if samples:
             c["rss_kb_samples"] = samples
@@ -678,6 +687,20 @@ def render_report(cells, summary, metas, plots, title, focus=FOCUS):
             where = f" on {v['host']}" if multi else ""
             L.append(f"Fastest{where}: {f_verdict(v.get('time'))}. "
                      f"Lowest peak RSS{where}: {f_verdict(v.get('rss'))}.")
+            L.append("")
+        ext = [c for c in cs if c.get("extras")]
+        if ext:
+            keys = sorted({k for c in ext for k in c["extras"]})
+            L.append("The program's own figures (its TMBENCH line), median over the memory runs (n: fewer "
+                     "runs reported it):")
+            L.append("")
+            L.append(md_table((["host"] if multi else []) + ["allocator"] + [f"`{k}`" for k in keys],
+                              [([c["host"]] if multi else []) + [c["allocator"]] +
+                               [(f_kb if k.endswith("_kb") else f_num)(c["extras"].get(k)) +
+                                (f" (n={c['extras_runs'][k]})"
+                                 if c["extras_runs"].get(k, c["mem_runs"]) != c["mem_runs"] else "")
+                                for k in keys]
+                               for c in ext]))
             L.append("")
         lat = [c for c in cs if c.get("latency_ns")]
         if lat:

@@ -170,6 +170,21 @@ class Tabulate(unittest.TestCase):
         rep = read(os.path.join(self.run, "report.md"))
         self.assertIn("left out: fix (jemalloc did not pass)", rep)
 
+    def test_program_figures_are_tabulated(self):
+        base = {"ops": 20000, "seconds": 0.001, "ops_per_sec": 20000000}
+        self.rewrite("fix", "glibc", "mem-1.json", tmbench=dict(base, rss_idle_kb=2048, final_rss_kb=100))
+        self.rewrite("fix", "glibc", "mem-2.json", tmbench=dict(base, rss_idle_kb=4096, final_rss_kb=300))
+        self.rewrite("fix", "jemalloc", "mem-1.json", tmbench=dict(base, rss_idle_kb=512, tag=True))
+        c = self.cells(tab.tabulate(self.run, plots=False))
+        self.assertEqual(c[("fix", "glibc")]["extras"], {"final_rss_kb": 200, "rss_idle_kb": 3072})
+        self.assertEqual(c[("fix", "jemalloc")]["extras"], {"rss_idle_kb": 512})  # not a boolean
+        self.assertEqual(c[("fix", "jemalloc")]["extras_runs"], {"rss_idle_kb": 1})
+        self.assertNotIn("extras", c[("multi", "glibc")])  # only the common fields
+        rep = read(os.path.join(self.run, "report.md"))
+        self.assertIn("| allocator | `final_rss_kb` | `rss_idle_kb` |", rep)
+        self.assertIn("| glibc | 200 KiB | 3.0 MiB |", rep)
+        self.assertIn("| jemalloc | - | 512 KiB (n=1) |", rep)
+
     def test_latency_at_timer_resolution_is_no_number(self):
         self.rewrite("fix", "glibc", "latency.json",
                      tmbench={"latency_ns": {"malloc": {"p50": 20}}, "latency_timer_ns": 20.4})
