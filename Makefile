@@ -23,10 +23,13 @@ TM_HDRS := $(wildcard tinymalloc/src/*.h) tinymalloc/include/tinymalloc.h
 # Variants: the release build, and two for the tests: one under UndefinedBehaviorSanitizer,
 # and one under ThreadSanitizer. TSan's runtime must keep its own malloc, so the tsan library
 # is a TM_PREFIX build exporting tinymalloc_malloc and the rest (tinymalloc-prefix.map), and
-# its tests are compiled with tests/tm_prefix.h, which renames their calls.
+# its tests are compiled with tests/tm_prefix.h, which renames their calls. The ubsan build
+# takes the generic code where the others dispatch on the CPU's features (TM_NO_CPU_DISPATCH),
+# so that the suite runs both.
 VARIANTS := release ubsan tsan
 release_FLAGS :=
-ubsan_FLAGS   := -fsanitize=undefined -fno-sanitize-recover=all -fno-sanitize=alignment
+ubsan_FLAGS   := -fsanitize=undefined -fno-sanitize-recover=all -fno-sanitize=alignment \
+                 -DTM_NO_CPU_DISPATCH
 tsan_FLAGS    := -fsanitize=thread -DTM_PREFIX
 MAP           := tinymalloc/tinymalloc.map
 tsan_MAP      := tinymalloc/tinymalloc-prefix.map
