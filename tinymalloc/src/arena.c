@@ -65,7 +65,10 @@ typedef struct tm_achunk {
     uintptr_t seal; /* tm_seal of its address and arena: trusted only when it matches */
     uint32_t arena; /* owner */
     uint32_t first; /* first unit after the metadata */
-    uint32_t free_units;
+    /* The fields above are read by every free, from any thread and without the lock; those
+     * below are written by every lock holder. Apart, a free does not pull the line its arena's
+     * current holder is writing. */
+    _Alignas(64) uint32_t free_units;
     uint32_t hint;         /* no free unit below it */
     uint32_t max_run;      /* no free run is longer (a bound, kept by run_freed and find_in) */
     uint64_t empty_since;  /* ms when it became wholly free; 0 while in use */
