@@ -646,7 +646,10 @@ def render_report(cells, summary, metas, plots, title, focus=FOCUS):
             L.append(wm["description"])
             L.append("")
         if wm.get("argv"):
-            argv = " ".join(os.path.relpath(x, ROOT) if x.startswith(ROOT + "/") else x for x in wm["argv"])
+            # Relative to the checkout the run was recorded in (the workload's cwd), so that a
+            # run re-tabulated elsewhere reads as it did where it ran.
+            root = (wm.get("cwd") or ROOT).rstrip("/")
+            argv = " ".join(os.path.relpath(x, root) if x.startswith(root + "/") else x for x in wm["argv"])
             L.append(f"`{argv}`" + (f" (group {wm['group']})" if wm.get("group") else ""))
             L.append("")
         rows = []

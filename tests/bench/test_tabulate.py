@@ -185,6 +185,21 @@ class Tabulate(unittest.TestCase):
         self.assertIn("| glibc | 200 KiB | 3.0 MiB |", rep)
         self.assertIn("| jemalloc | - | 512 KiB (n=1) |", rep)
 
+    def test_commands_read_relative_to_the_recorded_checkout(self):
+        # a run recorded in another checkout shows its programs as it did there
+        path = os.path.join(self.run, "plan.json")
+        with open(path) as f:
+            plan = json.load(f)
+        for w in plan["workloads"]:
+            if w["name"] == "fix":
+                w["cwd"] = "/elsewhere/checkout"
+                w["argv"] = ["/elsewhere/checkout/build/workloads/fx", "--scale", "0.1", "/tmp/bt/out"]
+        with open(path, "w") as f:
+            json.dump(plan, f)
+        tab.tabulate(self.run, plots=False)
+        rep = read(os.path.join(self.run, "report.md"))
+        self.assertIn("`build/workloads/fx --scale 0.1 /tmp/bt/out`", rep)
+
     def test_latency_at_timer_resolution_is_no_number(self):
         self.rewrite("fix", "glibc", "latency.json",
                      tmbench={"latency_ns": {"malloc": {"p50": 20}}, "latency_timer_ns": 20.4})
