@@ -70,7 +70,7 @@ typedef struct tm_achunk {
      * current holder is writing. */
     _Alignas(64) uint32_t free_units;
     uint32_t hint;         /* no free unit below it */
-    uint32_t max_run;      /* no free run is longer (a bound, kept by run_freed and find_in) */
+    uint32_t max_run;      /* no free run is longer (a bound, kept by run_free and find_in) */
     uint64_t empty_since;  /* ms when it became wholly free; 0 while in use */
     uint64_t hasty_ms;     /* when it was purged at once, past the dirty share; 0: it was not */
     uint64_t age_ms;       /* the last pass over its free runs (or the free that needs one) */
@@ -189,12 +189,14 @@ static inline __attribute__((always_inline)) unsigned free_count(uint64_t used, 
     return (unsigned)((x * 0x0101010101010101ULL) >> 56);
 }
 
-/* Units [i, i + n) of c have just been marked free in `used`: the run they joined is the only
- * one that grew, so max_run stays a bound with its length; and no free unit is below hint.
+/* Marks units [i, i + n) of c free in `used`, the one way they become free, so that hint and
+ * max_run are kept wherever that happens: the run they join is the only one that grew, so
+ * max_run stays a bound with its length; and no free unit is below hint.
  * Where a free only lengthens runs, a chunk whose search failed is skipped by longer requests
  * until something there is freed next to enough free units (medium-mt on 8 threads: each
  * search passed over chunks that frees had re-opened to a full scan). */
-static inline void run_freed(tm_achunk_t *c, unsigned i, unsigned n) {
+static inline void run_free(tm_achunk_t *c, unsigned i, unsigned n) {
+    set_range(c->used, i, n, false);
     if (i < c->hint) c->hint = i;
     unsigned len = next_bit(c->used, i + n, true) - (prev_set(c->used, i) + 1);
     if (len > c->max_run) c->max_run = len;
@@ -496,8 +498,7 @@ static void arena_purged(tm_shard_t *sh, void *obj, void *p, size_t bytes, bool 
         /* Free runs of a chunk in use: their units, held as used meanwhile, are free again. */
         unsigned u = (unsigned)(((uintptr_t)p - (uintptr_t)c) >> unit_shift);
         unsigned n = (unsigned)(bytes >> unit_shift);
-        set_range(c->used, u, n, false);
-        run_freed(c, u, n);
+        run_free(c, u, n);
         c->runs_purging--;
         return;
     }
@@ -653,8 +654,7 @@ static void free_in(tm_achunk_t *c, unsigned i, void *p, const char *func, uint6
     }
     unsigned n = c->len[i];
     tm_rstore(c->start[i / 64], c->start[i / 64] & ~(1ULL << (i % 64)));
-    set_range(c->used, i, n, false);
-    run_freed(c, i, n);
+    run_free(c, i, n);
     units_freed(c, i, n);
     tm_block_link((tm_block_t *)p, NULL);
     c->freed[i / 64] |= 1ULL << (i % 64);
@@ -721,8 +721,7 @@ bool tm_arena_resize(void *p, size_t n) {
     unsigned have = c->len[i];
     bool ok = true;
     if (need < have) {
-        set_range(c->used, i + need, have - need, false);
-        run_freed(c, i + need, have - need);
+        run_free(c, i + need, have - need);
         units_freed(c, i + need, have - need);
         runs_dirtied(a, c);
         c->free_units += have - need;
