@@ -21,6 +21,7 @@ import statistics
 
 CONFIDENCE = 0.95
 RESAMPLES = 2000
+PEER = "<peer>"  # geomean_cis's ref for ratios to each workload's best *other* allocator
 
 
 def _rng(*key):
@@ -83,15 +84,20 @@ def geomean_cis(table, ref, resamples=RESAMPLES, conf=CONFIDENCE):
     """Intervals of each allocator's geometric mean of ratios, over a set of workloads.
 
     table: {workload: {allocator: runs}}; every allocator must have runs in every workload.
-    ref: an allocator name (ratios to it) or None (ratios to each workload's lowest median).
+    ref: an allocator name (ratios to it), None (ratios to each workload's lowest median), or
+    PEER (each allocator's ratio to the lowest median of the *others* in each workload: below 1
+    is a lead, which a ratio to the lowest, 1.0 for the lowest itself, cannot show).
     One bootstrap replicate resamples the runs of every cell, takes every workload's medians,
-    their ratios, and each allocator's geometric mean over the workloads.
-    -> {allocator: (low, high) or None}; None where some cell has fewer than 2 runs."""
+    their ratios, and each allocator's geometric mean over the workloads; the best other
+    allocator of a workload is taken again in each replicate, so a peer that ties for it adds
+    its own noise to the interval.
+    -> {allocator: (low, high) or None}; None where some cell has fewer than 2 runs, and (for
+    PEER) where a workload has no other allocator."""
     if not table:
         return {}
     allocs = sorted({a for row in table.values() for a in row})
     cells = {(w, a): usable(runs) for w, row in table.items() for a, runs in row.items()}
-    if any(len(v) < 2 for v in cells.values()):
+    if any(len(v) < 2 for v in cells.values()) or (ref == PEER and any(len(r) < 2 for r in table.values())):
         return {a: None for a in allocs}
     rng = _rng("geomean", ref, sorted((k, tuple(v)) for k, v in cells.items()))
     med = statistics.median
@@ -100,9 +106,10 @@ def geomean_cis(table, ref, resamples=RESAMPLES, conf=CONFIDENCE):
         logs = {a: 0.0 for a in allocs}
         for w, row in table.items():
             m = {a: med(rng.choices(cells[(w, a)], k=len(cells[(w, a)]))) for a in row}
-            base = m[ref] if ref is not None else min(m.values())
+            base = m[ref] if ref not in (None, PEER) else min(m.values())
             for a in row:
-                logs[a] += math.log(m[a] / base)
+                b = min(v for o, v in m.items() if o != a) if ref == PEER else base
+                logs[a] += math.log(m[a] / b)
         for a in allocs:
             reps[a].append(math.exp(logs[a] / len(table)))
     return {a: _bounds(reps[a], conf) for a in allocs}

@@ -237,9 +237,10 @@ def scaling(cells):
 
 
 def summarize(cells):
-    """Per host and allocator: geometric means of the ratios, with intervals, over the
-    workloads where every allocator of that host passed (the others are listed), and the
-    count of clear wins and ties."""
+    """Per host and allocator: geometric means of the ratios (to glibc, to the best, and to
+    the best other allocator of each workload), with intervals, over the workloads where every
+    allocator of that host passed (the others are listed), and the count of clear wins and
+    ties."""
     out = []
     hosts = []
     for c in cells:
@@ -267,8 +268,8 @@ def summarize(cells):
                      if all(by[(w, a)].get(key) for a in ranked)}
             if len(table) < len(common):
                 table = {}
-            for ref in ("glibc", None):
-                if ref is not None and ref not in ranked:
+            for ref in ("glibc", None, stats.PEER):
+                if ref not in (None, stats.PEER) and ref not in ranked:
                     continue
                 cis[(out_key, ref)] = stats.geomean_cis(table, ref) if table else {}
         for a in allocs:
@@ -280,7 +281,7 @@ def summarize(cells):
                  "incomplete": sum(c["status"] == "incomplete" for c in cs),
                  "n_common": len(common), "left_out": left_out}
             for _, _, out_key, vkey, _ in METRICS:
-                for ref, suffix in (("glibc", "glibc"), (None, "best")):
+                for ref, suffix in (("glibc", "glibc"), (None, "best"), (stats.PEER, "peer")):
                     s[f"geomean_{out_key}_{suffix}"] = geomean([c.get(f"{out_key}_{suffix}") for c in com]) \
                         if com and all(c.get(f"{out_key}_{suffix}") for c in com) else None
                     s[f"geomean_{out_key}_{suffix}_ci"] = cis.get((out_key, ref), {}).get(a)
@@ -450,12 +451,13 @@ def render_scaling(rows, plots, multi):
     return L
 
 
-def render_focus(cells, focus, multi):
+def render_focus(cells, focus, multi, summary=None):
     """Where `focus` stands against the best other allocator of each workload, for time and
     peak RSS: the ratio of medians with its 95 % interval. *ahead* only for a clear win of the
     workload (its interval clears every other allocator's, not only the best median's: a
     noisier peer with a higher median may still tie), *behind* when the interval against the
-    best peer lies above 1, else a tie."""
+    best peer lies above 1, else a tie. Then, per host, the geometric means of those ratios
+    with their intervals (summarize)."""
     mine = [c for c in cells if c["allocator"] == focus and c["status"] != "FAIL" and
             (c.get("ratio_peer") is not None or c.get("rss_ratio_peer") is not None)]
     if not mine:
@@ -471,12 +473,24 @@ def render_focus(cells, focus, multi):
 
     rows = [([c["host"]] if multi else []) + [c["workload"], *part(c, "ratio", "peer", "time_verdict"),
                                               *part(c, "rss_ratio", "rss_peer", "rss_verdict")] for c in mine]
-    return [f"{focus} against the best other allocator of each workload (its median over theirs, "
-            "with the 95 % interval; *ahead*: a clear win of the workload, *behind*: the interval "
-            "against the best peer lies above 1.0, else a tie):", "",
-            md_table((["host"] if multi else []) +
-                     ["workload", "time vs best peer (95 % CI)", "peer", "time", "peak RSS vs best peer (95 % CI)",
-                      "peer", "peak RSS"], rows), ""]
+    L = [f"{focus} against the best other allocator of each workload (its median over theirs, "
+         "with the 95 % interval; *ahead*: a clear win of the workload, *behind*: the interval "
+         "against the best peer lies above 1.0, else a tie):", "",
+         md_table((["host"] if multi else []) +
+                  ["workload", "time vs best peer (95 % CI)", "peer", "time", "peak RSS vs best peer (95 % CI)",
+                   "peer", "peak RSS"], rows), ""]
+    for s in (summary or {}).get("allocators", []):
+        if s["allocator"] != focus or s.get("geomean_ratio_peer") is None:
+            continue
+        n = s["n_common"]
+        time = f_ci(s["geomean_ratio_peer"], s.get("geomean_ratio_peer_ci"))
+        rss = s.get("geomean_rss_ratio_peer")
+        rss = f", peak RSS {f_ci(rss, s.get('geomean_rss_ratio_peer_ci'))}" if rss is not None else ""
+        L.append((f"On {s['host']}, over" if multi else "Over") +
+                 f" the {n} workload{'s' if n != 1 else ''} where every allocator passed, the geometric "
+                 f"mean of {focus}'s ratios to the best peer (95 % CI): time {time}{rss}.")
+        L.append("")
+    return L
 
 
 def render_summary(summary, host, multi):
@@ -618,7 +632,7 @@ def render_report(cells, summary, metas, plots, title, focus=FOCUS):
     L.append("")
     if multi:
         L.extend(render_host_ranks(summary, hosts))
-    L.extend(render_focus(cells, focus, multi))
+    L.extend(render_focus(cells, focus, multi, summary))
     for key, alt in (("time_ratio", "relative time"), ("rss_ratio", "relative peak RSS")):
         if key in plots:
             L.append(f"![{alt}]({plots[key]})")

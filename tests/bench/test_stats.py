@@ -80,6 +80,29 @@ class GeomeanCI(unittest.TestCase):
         self.assertEqual(cis["x"], (1.0, 1.0))
         self.assertGreater(cis["glibc"][0], 1.1)
 
+    def test_relative_to_best_peer(self):
+        # each allocator against the best of the others: a lead shows below 1, which the
+        # ratio to the best (1.0 for the best itself) cannot
+        cis = stats.geomean_cis(self.table(0.8, 0.03), stats.PEER)
+        lo, hi = cis["x"]
+        self.assertLess(lo, 0.8 * 1.03)
+        self.assertGreater(hi, 0.8 * 0.97)
+        self.assertLess(hi, 1.0)
+        self.assertGreater(cis["glibc"][0], 1.0 / 0.8 * 0.97)
+        # a third allocator as fast as x: x's best peer is now y, and the two tie
+        t = self.table(0.8, 0.03)
+        for i, row in enumerate(t.values()):
+            row["y"] = runs(0.8, 0.03, 10, 10 * i + 2)
+        cis = stats.geomean_cis(t, stats.PEER)
+        for a in ("x", "y"):
+            self.assertLess(cis[a][0], 1.0)
+            self.assertGreater(cis[a][1], 1.0)
+        self.assertGreater(cis["glibc"][0], 1.1)
+
+    def test_peer_needs_another_allocator(self):
+        t = {"w0": {"x": runs(1.0, 0.03, 10, 1)}}
+        self.assertEqual(stats.geomean_cis(t, stats.PEER), {"x": None})
+
     def test_missing_runs_give_none(self):
         t = self.table(0.8, 0.03)
         t["w0"]["x"] = [0.8]

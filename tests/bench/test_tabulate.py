@@ -137,7 +137,8 @@ class Tabulate(unittest.TestCase):
         self.set_times("fix", "jemalloc", 0.010, 0.01)      # clearly ahead of its only peer
         self.set_times("multi", "glibc", 0.020, 0.3)
         self.set_times("multi", "jemalloc", 0.019, 0.3)     # within the noise
-        c = self.cells(tab.tabulate(self.run, plots=False, focus="jemalloc"))
+        s = tab.tabulate(self.run, plots=False, focus="jemalloc")
+        c = self.cells(s)
         fj, fg = c[("fix", "jemalloc")], c[("fix", "glibc")]
         self.assertEqual((fj["peer"], fg["peer"]), ("glibc", "jemalloc"))
         self.assertAlmostEqual(fj["ratio_peer"], 0.5)
@@ -151,6 +152,19 @@ class Tabulate(unittest.TestCase):
         self.assertIn("jemalloc against the best other allocator", rep)
         self.assertRegex(rep, r"\| fix \| 0\.50x \([0-9.]+-[0-9.]+\) \| glibc \| \*\*ahead\*\* \|")
         self.assertRegex(rep, r"\| multi \| 0\.95x \([0-9.]+-[0-9.]+\) \| glibc \| tie \|")
+        # the geometric mean of those ratios, with its interval, in the summary and the report
+        jm = next(a for a in s["allocators"] if a["allocator"] == "jemalloc")
+        gl = next(a for a in s["allocators"] if a["allocator"] == "glibc")
+        want = (fj["ratio_peer"] * mj["ratio_peer"]) ** 0.5
+        self.assertAlmostEqual(jm["geomean_ratio_peer"], want)
+        self.assertAlmostEqual(gl["geomean_ratio_peer"], 1 / want)
+        lo, hi = jm["geomean_ratio_peer_ci"]
+        self.assertLessEqual(lo, want)
+        self.assertGreaterEqual(hi, want)
+        self.assertIsNotNone(jm["geomean_rss_ratio_peer"])
+        self.assertRegex(rep, r"Over the 2 workloads where every allocator passed, the geometric mean of "
+                              r"jemalloc's ratios to the best peer \(95 % CI\): time 0\.69x \([0-9.]+-[0-9.]+\), "
+                              r"peak RSS [0-9.]+x \([0-9.]+-[0-9.]+\)\.")
         with open(os.path.join(self.run, "summary.csv")) as f:
             row = next(r for r in csv.DictReader(f) if (r["workload"], r["allocator"]) == ("fix", "jemalloc"))
         self.assertEqual((row["peer"], float(row["ratio_peer"])), ("glibc", 0.5))
