@@ -97,7 +97,8 @@ def geomean_cis(table, ref, resamples=RESAMPLES, conf=CONFIDENCE):
         return {}
     allocs = sorted({a for row in table.values() for a in row})
     cells = {(w, a): usable(runs) for w, row in table.items() for a, runs in row.items()}
-    if any(len(v) < 2 for v in cells.values()) or (ref == PEER and any(len(r) < 2 for r in table.values())):
+    lonely = ref == PEER and any(len(row) < 2 for row in table.values())
+    if lonely or any(len(v) < 2 for v in cells.values()):
         return {a: None for a in allocs}
     rng = _rng("geomean", ref, sorted((k, tuple(v)) for k, v in cells.items()))
     med = statistics.median
@@ -106,9 +107,9 @@ def geomean_cis(table, ref, resamples=RESAMPLES, conf=CONFIDENCE):
         logs = {a: 0.0 for a in allocs}
         for w, row in table.items():
             m = {a: med(rng.choices(cells[(w, a)], k=len(cells[(w, a)]))) for a in row}
-            base = m[ref] if ref not in (None, PEER) else min(m.values())
+            base = None if ref == PEER else m[ref] if ref is not None else min(m.values())
             for a in row:
-                b = min(v for o, v in m.items() if o != a) if ref == PEER else base
+                b = base if base is not None else min(v for o, v in m.items() if o != a)
                 logs[a] += math.log(m[a] / b)
         for a in allocs:
             reps[a].append(math.exp(logs[a] / len(table)))

@@ -451,7 +451,7 @@ def render_scaling(rows, plots, multi):
     return L
 
 
-def render_focus(cells, focus, multi, summary=None):
+def render_focus(cells, focus, multi, summary):
     """Where `focus` stands against the best other allocator of each workload, for time and
     peak RSS: the ratio of medians with its 95 % interval. *ahead* only for a clear win of the
     workload (its interval clears every other allocator's, not only the best median's: a
@@ -479,7 +479,7 @@ def render_focus(cells, focus, multi, summary=None):
          md_table((["host"] if multi else []) +
                   ["workload", "time vs best peer (95 % CI)", "peer", "time", "peak RSS vs best peer (95 % CI)",
                    "peer", "peak RSS"], rows), ""]
-    for s in (summary or {}).get("allocators", []):
+    for s in summary["allocators"]:
         if s["allocator"] != focus or s.get("geomean_ratio_peer") is None:
             continue
         n = s["n_common"]
