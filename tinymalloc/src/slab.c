@@ -295,15 +295,20 @@ static void page_collect(tm_page_t *pg) {
     pg->used -= n;
 }
 
-/* Carves more blocks from the untouched end of the page: a few KiB at a time, so memory is
- * committed as it is used, not when the page is assigned. */
+/* Carves more blocks from the untouched end of the page: the blocks that start in the next OS
+ * page, so that each carve commits one page (linking a block writes its first bytes). A page of
+ * each class a thread uses is what a small program holds; carving 8 KiB at a time committed two,
+ * some 4 KiB per class and thread more than it used (glibc's heap holds a program's few blocks of
+ * every size together). */
 static bool page_extend(tm_page_t *pg) {
     uint32_t bs = pg->block_size;
     uint32_t left = (uint32_t)((TM_PAGE_SIZE - pg->carved_end) / bs);
     if (left == 0) return false;
-    uint32_t n = 8192 / bs ? 8192 / bs : 1;
-    if (n > left) n = left;
     char *first = (char *)tm_page_start(pg) + pg->carved_end;
+    /* Up to the end of the OS page that `first` lies in; at least one block. */
+    uintptr_t room = TM_OS_PAGE - ((uintptr_t)first & (TM_OS_PAGE - 1));
+    uint32_t n = (uint32_t)((room + bs - 1) / bs);
+    if (n > left) n = left;
     tm_block_t *head = pg->free;
     for (uint32_t i = n; i-- > 0;) {
         tm_block_t *b = (tm_block_t *)(first + (size_t)i * bs);
