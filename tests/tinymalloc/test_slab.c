@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 static void *(*volatile vmalloc)(size_t) = malloc;
@@ -24,6 +25,19 @@ static void class_waste_is_bounded(void) {
         prev = u;
         vfree(p);
     }
+}
+
+/* The first block of a class commits the OS page it starts in and no more: a page's blocks are
+ * carved an OS page at a time, so a program with a few blocks of many classes holds a page of
+ * each, not two. Run first, while the class is new to the process. */
+static void first_block_commits_one_page(void) {
+    char *p = vmalloc(112); /* a class no earlier call of the process took */
+    CHECK(p != NULL);
+    uintptr_t next = ((uintptr_t)p & ~(uintptr_t)4095) + 4096;
+    unsigned char v = 1;
+    CHECK(mincore((void *)next, 4096, &v) == 0);
+    CHECK((v & 1) == 0); /* 8 KiB at a time linked 73 blocks of 112 B: two pages */
+    vfree(p);
 }
 
 static void die_free_stack(void) {
@@ -601,6 +615,7 @@ static void freed_blocks_are_reused_across_pages(void) {
 int main(int argc, char **argv) {
     (void)argc;
     if (tm_test_rerun_with_conf(argv, "slab_purge_delay:50")) return 1; /* a short test */
+    RUN_RSS(first_block_commits_one_page);
     RUN(class_waste_is_bounded);
     RUN(invalid_and_double_frees_abort);
     RUN_RSS(rss_falls_after_the_purge_delay);
