@@ -167,14 +167,14 @@ static void realloc_in_place(void) {
     check_invariants();
 }
 
-/* Three live blocks of 4, 2 and 8 MiB, the 2 MiB one right above the 4 MiB one (a header and
- * page rounding apart). Earlier cases may leave free space that splits such a triple, so
+/* Three live blocks of 4, 2 and 8 MiB, the 2 MiB one right above the 4 MiB one (a header
+ * apart: block sizes are multiples of the 64-byte header, not of a page). Earlier cases may leave free space that splits such a triple, so
  * triples that are not neighbours are kept aside (in spare, freed by the caller) and the
  * request is made again; false after 8 tries. */
 static bool neighbours(char **below, char **p, char **above, char *spare[24]) {
     for (int i = 0; i < 8; i++) {
         *below = vmalloc(4 * MiB), *p = vmalloc(2 * MiB), *above = vmalloc(8 * MiB);
-        if (*p == *below + 4 * MiB + 4096) return true;
+        if (*p == *below + 4 * MiB + 64) return true;
         spare[3 * i] = *below, spare[3 * i + 1] = *p, spare[3 * i + 2] = *above;
     }
     return false;
