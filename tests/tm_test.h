@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static int tm_test_failed_cases;
@@ -83,6 +84,13 @@ static inline long tm_test_rss_kb(void) {
     if (f && fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
     if (f) fclose(f);
     return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* Page faults this process has taken so far that needed no I/O (first touches included). */
+static inline long tm_test_minor_faults(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_minflt;
 }
 
 /* Pins the calling thread to the idx-th CPU it may run on; false when there is none. */
@@ -287,7 +295,6 @@ __attribute__((unused)) static int tm_test_rerun(const char *mode, const char *c
  * at what the process has mapped then, reservations included, plus `extra` bytes; its return
  * value is the child's exit status. Returns 1 when the child exited with 0, else prints how it
  * ended. */
-#include <sys/resource.h>
 __attribute__((unused)) static int tm_test_capped(int (*fn)(void), size_t extra) {
     fflush(stdout);
     pid_t pid = fork();

@@ -8,7 +8,6 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -754,12 +753,6 @@ static void a_chunk_emptied_during_a_run_purge_stays(void) {
     printf("  rounds whose frees came right after a purge started: %d of 8\n", windows);
 }
 
-static long minor_faults(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_minflt;
-}
-
 /* A program that empties its chunks and fills them again within the purge delay. While the
  * purger runs (a process that has had two threads), the chunks an arena empties past its dirty
  * share leave it for the chunk layer's dirty chunks, pages committed, and the next round takes
@@ -773,12 +766,12 @@ static long churn_faults[CHURN_ROUNDS], churn_peak;
 static void *churn_rounds(void *arg) {
     static void *ps[CHURN_N];
     for (int r = 0; r < CHURN_ROUNDS; r++) {
-        long f = minor_faults();
+        long f = tm_test_minor_faults();
         for (int i = 0; i < CHURN_N; i++) {
             ps[i] = vmalloc(200 << 10); /* 16 MiB: 4 chunks or more */
             memset(ps[i], r + 1, 200 << 10);
         }
-        churn_faults[r] = minor_faults() - f;
+        churn_faults[r] = tm_test_minor_faults() - f;
         if (r == 0) churn_peak = tm_test_rss_kb();
         for (int i = 0; i < CHURN_N; i++) vfree(ps[i]);
     }

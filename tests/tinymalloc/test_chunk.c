@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <stdint.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -197,12 +196,6 @@ static void chunks_given_back_read_zero_when_pages_are_locked(void) {
     CHECK(code == 0 || code == 77);
 }
 
-static long minor_faults(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_minflt;
-}
-
 /* In a fresh process (heap_purge_delay as given): a huge block freed, then 24 MiB of blocks of
  * `each` bytes. Returns 0 when the freed block's pages served them without page faults and went
  * back once the delay had passed (kept), or went back at once (!kept); else the number of the
@@ -218,14 +211,14 @@ static int dirty_mode(bool kept, size_t each) {
     struct tinymalloc_stats s;
     tinymalloc_stats_get(&s, sizeof s);
     long freed = tm_test_rss_kb();
-    long faults = minor_faults();
+    long faults = tm_test_minor_faults();
     static void *ps[FILL / 64];
     size_t count = FILL / each;
     for (size_t i = 0; i < count; i++) {
         ps[i] = vmalloc(each);
         memset(ps[i], 2, each);
     }
-    faults = minor_faults() - faults;
+    faults = tm_test_minor_faults() - faults;
     printf("  %s: rss %ld kB held, %ld kB after the free (dirty chunks %zu KiB); %ld faults "
            "for %d MiB of %zu-byte blocks\n",
            getenv("TINYMALLOC_CONF"), held, freed, (size_t)(s.dirty_chunk_bytes >> 10), faults,

@@ -9,7 +9,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 static void *(*volatile vmalloc)(size_t) = malloc;
@@ -399,11 +398,6 @@ static uint64_t xorshift(uint64_t *x) {
     *x ^= *x << 17;
     return *x;
 }
-static long minor_faults(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_minflt;
-}
 static void power_of_two_buffers_settle(void) {
     enum { SLOTS = 16, WARM = 3000, MEASURED = 4000 };
     char *set[SLOTS];
@@ -414,13 +408,13 @@ static void power_of_two_buffers_settle(void) {
     }
     long before = 0;
     for (int i = 0; i < WARM + MEASURED; i++) {
-        if (i == WARM) before = minor_faults();
+        if (i == WARM) before = tm_test_minor_faults();
         unsigned j = (unsigned)(xorshift(&x) % SLOTS);
         vfree(set[j]);
         set[j] = vmalloc((size_t)512 << 10 << (xorshift(&x) % 5)); /* 512 KiB to 8 MiB */
         set[j][0] = (char)i;
     }
-    long faults = minor_faults() - before;
+    long faults = tm_test_minor_faults() - before;
     printf("  %d replacements after %d: %ld page faults\n", MEASURED, WARM, faults);
     CHECK(faults < 200); /* 769 with page-multiple blocks */
     for (int i = 0; i < SLOTS; i++) vfree(set[i]);
