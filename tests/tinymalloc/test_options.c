@@ -121,6 +121,24 @@ static void defaults(void) {
     CHECK(strstr(out, "tinymalloc:") == NULL);
 }
 
+/* Four classes per doubling, and from 256 B one at an eighth past each power of two: a power
+ * of two plus a header (sqlite's 4096 + 272-byte pages) no longer takes the next quarter step. */
+static void default_classes_catch_a_power_of_two_plus_a_header(void) {
+    static const size_t want[][2] = {
+        {200, 224},   {256, 256},   {264, 288},   {300, 320},   {520, 576},
+        {1024, 1024}, {1032, 1152}, {1153, 1280}, {1300, 1536}, {2056, 2304},
+        {4096, 4096}, {4368, 4608}, {4609, 5120}, {8192, 8192},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        void *p = vmalloc(want[i][0]);
+        size_t got = malloc_usable_size(p);
+        if (got != want[i][1])
+            printf("  malloc(%zu): %zu usable, want %zu\n", want[i][0], got, want[i][1]);
+        CHECK(got == want[i][1]);
+        vfree(p);
+    }
+}
+
 static void bad_tokens_are_named_and_defaults_stand(void) {
     char out[4096];
     run_with(
@@ -239,6 +257,7 @@ int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "purge") == 0) return child_purge();
     if (argc > 2 && strcmp(argv[1], "medium") == 0) return child_medium(strtoul(argv[2], NULL, 10));
     RUN(defaults);
+    RUN(default_classes_catch_a_power_of_two_plus_a_header);
     RUN(bad_tokens_are_named_and_defaults_stand);
     RUN(explicit_classes);
     RUN(small_max_and_tiny_max);

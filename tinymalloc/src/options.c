@@ -400,7 +400,12 @@ static void check_dependent(void) {
     if (tm_opt.stats_file[0] && !given[OPT_INDEX("stats")].tok) tm_opt.stats = 2;
 }
 
-/* Default classes: 16-byte steps up to tiny_max, then four per doubling up to small_max. */
+/* Default classes: 16-byte steps up to tiny_max, then four per doubling up to small_max, and
+ * from 256 B one more at an eighth past each power of two. A power of two plus a header is a
+ * common request (sqlite's 4096-byte pages take 4368, its 1 KiB buffers 1032); four classes per
+ * doubling round it up by a fifth of its size, which at sqlite's 3,000 pages and 12,000 buffers
+ * was 5.4 MB, nearly all of its peak RSS above glibc's (36.2 MB against 30.5). */
+#define TM_EIGHTH_MIN 256
 static void derive_classes(void) {
     uint32_t n = 0;
     if (tm_opt.classes.n) {
@@ -414,7 +419,8 @@ static void derive_classes(void) {
         while (s < tm_opt.small_max && n < TM_MAX_CLASSES) {
             uint32_t p2 = 1u << (31 - __builtin_clz(s));
             uint32_t step = p2 / 4 < TM_ALIGN ? TM_ALIGN : p2 / 4;
-            s = s + step > tm_opt.small_max ? tm_opt.small_max : s + step;
+            uint32_t next = s == p2 && p2 >= TM_EIGHTH_MIN ? s + p2 / 8 : (s / step + 1) * step;
+            s = next > tm_opt.small_max ? tm_opt.small_max : next;
             tm_opt.class_size[n++] = s;
         }
     }
