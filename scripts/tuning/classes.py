@@ -23,17 +23,19 @@ MAX_CLASSES = 64
 SMALL_MAX_LIMIT = 16384
 DEFAULT_TINY_MAX = 128
 DEFAULT_SMALL_MAX = 8192
+EIGHTH_MIN = 256  # TM_EIGHTH_MIN of options.c
 
 
 def default_classes(tiny_max=DEFAULT_TINY_MAX, small_max=DEFAULT_SMALL_MAX):
-    """derive_classes() of options.c: 16-byte steps to tiny_max, then four per doubling."""
+    """derive_classes() of options.c: 16-byte steps to tiny_max, then four per doubling, and
+    from EIGHTH_MIN one more at an eighth past each power of two."""
     tiny_max = min(tiny_max, small_max)
     out = list(range(ALIGN, tiny_max + 1, ALIGN))
     s = out[-1]
     while s < small_max and len(out) < MAX_CLASSES:
         p2 = 1 << (s.bit_length() - 1)
         step = max(ALIGN, p2 // 4)
-        s = min(small_max, s + step)
+        s = min(small_max, s + p2 // 8 if s == p2 and p2 >= EIGHTH_MIN else (s // step + 1) * step)
         out.append(s)
     return out
 

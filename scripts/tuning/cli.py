@@ -31,7 +31,7 @@ fit; the sum over processes (also kept) would reserve for processes that never r
 
 THE RECOMMENDATION (exact, not a heuristic)
   Candidates are the requested sizes rounded up to 16, the default classes (fillers) and the
-  largest class, small_max. Choosing at most K classes (--classes, default 32 = the default
+  largest class, small_max. Choosing at most K classes (--classes, default 37 = the default
   configuration's count) to minimise a cost that is a sum over classes of what each class
   costs for the contiguous range of sizes it serves is solved by dynamic programming over the
   sorted candidates: f[k][j] = min over i<j of f[k-1][i] + cost(sizes in (cand i, cand j]
@@ -127,7 +127,7 @@ def parse_args(argv):
                     help="what --verify minimises (default time; RSS breaks ties)")
     ap.add_argument("--scale", default="quick", help="workload scale: default, quick (default), tiny")
     ap.add_argument("--exe", metavar="REGEX", help="use only the profiles of processes whose exe matches")
-    ap.add_argument("--classes", type=int, metavar="K", help="at most K classes (default 32, max 64)")
+    ap.add_argument("--classes", type=int, metavar="K", help="at most K classes (default 37, the default configuration's count; max 64)")
     ap.add_argument("--weight", choices=("peak", "count"), default="peak", help="what to minimise (default peak)")
     ap.add_argument("--max-ratio", type=float, default=2.0, metavar="R",
                     help="consecutive classes within a factor R (default 2; 0 = off)")

@@ -44,14 +44,15 @@ def brute(hist, top, budget, weight, cands, max_ratio=0):
 class DefaultClasses(unittest.TestCase):
     def test_default_list(self):
         d = C.default_classes()
-        self.assertEqual(len(d), 32)
+        self.assertEqual(len(d), 37)
         self.assertEqual(d[:8], list(range(16, 129, 16)))
         self.assertEqual(d[8:12], [160, 192, 224, 256])
-        self.assertEqual(d[-4:], [5120, 6144, 7168, 8192])
+        self.assertEqual(d[12:18], [288, 320, 384, 448, 512, 576])
+        self.assertEqual(d[-6:], [4096, 4608, 5120, 6144, 7168, 8192])
 
     def test_other_limits(self):
         self.assertEqual(C.default_classes(64, 512), [16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256,
-                                                      320, 384, 448, 512])
+                                                      288, 320, 384, 448, 512])
         self.assertEqual(C.default_classes(small_max=16384)[-1], 16384)
 
     @unittest.skipUnless(os.path.exists(LIB), "build/libtinymalloc.so not built")
@@ -123,10 +124,10 @@ class KnownAnswers(unittest.TestCase):
         self.assertEqual(cost, 0)
 
     def test_default_classes_optimal_on_their_own_sizes(self):
-        """A histogram on exactly the default class sizes: no waste with 32 classes."""
+        """A histogram on exactly the default class sizes: no waste with as many classes."""
         d = C.default_classes()
         hist = {c: (1000, 100) for c in d}
-        cl, cost = C.optimise(hist, 8192, 32, "count", max_ratio=2, fillers=d)
+        cl, cost = C.optimise(hist, 8192, len(d), "count", max_ratio=2, fillers=d)
         self.assertEqual(cl, d)
         self.assertEqual(cost, 0)
 
@@ -137,7 +138,7 @@ class KnownAnswers(unittest.TestCase):
             for _ in range(5):
                 hist = {s: (rng.randint(1, 500), 0) for s in rng.sample(range(1, 8193), 60)}
                 hist = {s: (c, rng.randint(1, c)) for s, (c, _) in hist.items()}
-                _, cost = C.optimise(hist, 8192, 32, weight, max_ratio=2, fillers=d)
+                _, cost = C.optimise(hist, 8192, len(d), weight, max_ratio=2, fillers=d)
                 self.assertLessEqual(cost, C.objective(d, hist, weight), weight)
 
     def test_ratio_constraint(self):
