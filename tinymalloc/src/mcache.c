@@ -168,24 +168,37 @@ static bool credit_take(tm_tcache_t *tc, size_t more) {
  * before tm_mcache_malloc. */
 size_t tm_mcache_fast_max;
 
+/* The owner, inside its bins (owner_enter or the fast paths' own way in): takes b, the head
+ * of class c's bin. */
+static inline void bin_pop(tm_tcache_t *tc, unsigned c, tm_block_t *b) {
+    if (tm_unlikely(!tm_block_is_free(b))) tm_slab_corrupt(b);
+    tc->mbin[c].head = b->next;
+    tc->mbin[c].count--;
+    tc->mcache_bytes -= mclass_size[c];
+    if (tm_unlikely(tc->mcache_credit - tc->mcache_bytes > 2 * TM_MCREDIT_STEP))
+        credit_return(tc, TM_MCREDIT_STEP);
+}
+
+/* The same: b, of `size` bytes, becomes the head of class c's bin. */
+static inline void bin_push(tm_tcache_t *tc, unsigned c, tm_block_t *b, size_t size) {
+    tm_block_link(b, tc->mbin[c].head);
+    tc->mbin[c].head = b;
+    tc->mbin[c].count++;
+    tc->mcache_bytes += size;
+}
+
 /* A block of n's class from the thread's bin, or NULL: the caller goes on to the arenas. */
 static inline void *take(size_t n) {
     tm_tcache_t *tc = tm_tc;
     if (tc == &tm_tcache_empty) return NULL;
     unsigned c = mclass_of(n);
-    tm_mbin_t *bin = &tc->mbin[c];
     bool locked = owner_enter(tc);
-    tm_block_t *b = bin->head;
+    tm_block_t *b = tc->mbin[c].head;
     if (b == NULL) {
         owner_leave(tc, locked);
         return NULL;
     }
-    if (tm_unlikely(!tm_block_is_free(b))) tm_slab_corrupt(b);
-    bin->head = b->next;
-    bin->count--;
-    tc->mcache_bytes -= mclass_size[c];
-    if (tc->mcache_credit - tc->mcache_bytes > 2 * TM_MCREDIT_STEP)
-        credit_return(tc, TM_MCREDIT_STEP);
+    bin_pop(tc, c, b);
     owner_leave(tc, locked);
     b->check = 0;
     return b;
@@ -216,24 +229,18 @@ void *tm_mcache_malloc(size_t n, bool zero) {
     tm_tcache_t *tc = tm_tc;
     if (tm_unlikely(tc == &tm_tcache_empty || !asym)) return malloc_slow(n, zero);
     unsigned c = mclass_of(n);
-    tm_mbin_t *bin = &tc->mbin[c];
     atomic_store_explicit(&tc->mbusy, 1, memory_order_relaxed);
     atomic_signal_fence(memory_order_seq_cst); /* see owner_enter */
     if (tm_unlikely(atomic_load_explicit(&tc->mstop, memory_order_acquire))) {
         atomic_store_explicit(&tc->mbusy, 0, memory_order_release);
         return malloc_slow(n, zero);
     }
-    tm_block_t *b = bin->head;
+    tm_block_t *b = tc->mbin[c].head;
     if (tm_unlikely(b == NULL)) {
         atomic_store_explicit(&tc->mbusy, 0, memory_order_release);
         return tm_malloc_large(n, TM_ALIGN, zero);
     }
-    if (tm_unlikely(!tm_block_is_free(b))) tm_slab_corrupt(b);
-    bin->head = b->next;
-    bin->count--;
-    tc->mcache_bytes -= mclass_size[c];
-    if (tm_unlikely(tc->mcache_credit - tc->mcache_bytes > 2 * TM_MCREDIT_STEP))
-        credit_return(tc, TM_MCREDIT_STEP);
+    bin_pop(tc, c, b);
     atomic_store_explicit(&tc->mbusy, 0, memory_order_release);
     b->check = 0;
     return b;
@@ -261,17 +268,13 @@ static bool cache_free(void *p, const char *func, size_t size) {
     uint64_t now = tm_likely(due) ? tm_now_ms_lazy() : tm_now_ms_fresh();
     if (tm_unlikely(due && now >= due)) tm_mcache_drain(now);
     ((tm_mblock_t *)b)->cached_ms = now;
-    tm_mbin_t *bin = &tc->mbin[c];
     bool locked = owner_enter(tc);
     if (tm_unlikely(tc->mcache_bytes + size > tm_opt.medium_cache ||
                     (tc->mcache_bytes + size > tc->mcache_credit && !credit_take(tc, size)))) {
         owner_leave(tc, locked);
         return valid_to_arena(p, func);
     }
-    tm_block_link(b, bin->head);
-    bin->head = b;
-    bin->count++;
-    tc->mcache_bytes += size;
+    bin_push(tc, c, b, size);
     owner_leave(tc, locked);
     tm_due_lower(&decay_due, now + tm_opt.medium_cache_decay);
     return true;
@@ -327,17 +330,9 @@ void tm_mcache_free(void *p, const char *func) {
     }
     tm_lazy_calls = calls + 1;
     ((tm_mblock_t *)b)->cached_ms = now;
-    tm_mbin_t *bin = &tc->mbin[c];
-    tm_block_link(b, bin->head);
-    bin->head = b;
-    bin->count++;
-    tc->mcache_bytes += size;
+    bin_push(tc, c, b, size);
     atomic_store_explicit(&tc->mbusy, 0, memory_order_release);
-    /* As tm_due_lower, whose one load this is while a due time no later than the block's is
-     * set. */
-    uint64_t mine = now + tm_opt.medium_cache_decay;
-    uint64_t cur = atomic_load_explicit(&decay_due, memory_order_relaxed);
-    if (tm_unlikely(cur == 0 || mine < cur)) tm_due_lower(&decay_due, mine);
+    tm_due_lower(&decay_due, now + tm_opt.medium_cache_decay);
     tm_purger_poll();
 }
 
