@@ -506,6 +506,7 @@ static inline void tm_purger_poll(void) {
  * already earlier. Work due where none was wants the purger. */
 static inline void tm_due_lower(_Atomic uint64_t *due, uint64_t t) {
     uint64_t cur = atomic_load_explicit(due, memory_order_relaxed);
+    if (tm_likely(cur != 0 && t >= cur)) return; /* the common case, laid out as the straight way */
     while ((cur == 0 || t < cur) && !atomic_compare_exchange_weak_explicit(
                                         due, &cur, t, memory_order_relaxed, memory_order_relaxed)) {
     }
