@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void *(*volatile vmalloc)(size_t) = malloc;
@@ -828,8 +829,49 @@ static void miss_waits_for_a_purge(void) {
     CHECK(met);
 }
 
+/* A fork while another thread's purge is under way: that thread does not exist in the child,
+ * so its purge never comes back there; the child gets the block back at once (purges_lost),
+ * rather than waiting for it and growing the heap. In the same process as the case above: a
+ * block of 128 MiB (the huge threshold raised, and heap_retain, so that it stays and is purged
+ * in place), whose madvise takes milliseconds; the fork is made while it is out of the bins,
+ * and counts when it still is once fork returns. */
+static void fork_child_gets_lost_purges_back(void) {
+    size_t n = 128 * MiB;
+    int forked_in_purge = 0;
+    for (int tries = 0; tries < 20 && !forked_in_purge; tries++) {
+        char *a = vmalloc(n);
+        CHECK(a != NULL);
+        if (a == NULL) return;
+        memset(a, 1, n);
+        vfree(a);
+        struct tinymalloc_heap_stats h0, h;
+        CHECK(tinymalloc_heap_stats_get(&h0, sizeof h0) == 0);
+        pthread_t t;
+        atomic_store(&trim_done, 0);
+        CHECK(pthread_create(&t, NULL, trim_all, NULL) == 0);
+        int out = 0;
+        while (!out && !atomic_load(&trim_done)) {
+            CHECK(tinymalloc_heap_stats_get(&h, sizeof h) == 0);
+            out = h.free_blocks < h0.free_blocks;
+        }
+        if (out) {
+            pid_t pid = fork();
+            if (pid == 0) _exit(vmalloc(n) == a ? 0 : 1);
+            CHECK(tinymalloc_heap_stats_get(&h, sizeof h) == 0);
+            forked_in_purge = h.free_blocks < h0.free_blocks;
+            int st = 0;
+            CHECK(waitpid(pid, &st, 0) == pid);
+            if (forked_in_purge) printf("  try %d: forked while a's purge was under way\n", tries);
+            CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        }
+        pthread_join(t, NULL);
+    }
+    CHECK(forked_in_purge);
+}
+
 static void misses_wait_for_purges(void) {
-    CHECK(tm_test_rerun("purging", "heaps:1,purge_thread:0") == 0);
+    CHECK(tm_test_rerun("purging", "heaps:1,purge_thread:0,huge_threshold:256m,heap_retain:1g") ==
+          0);
 }
 
 int main(int argc, char **argv) {
@@ -847,6 +889,7 @@ int main(int argc, char **argv) {
     }
     if (argc > 1 && strcmp(argv[1], "purging") == 0) {
         RUN(miss_waits_for_a_purge);
+        RUN(fork_child_gets_lost_purges_back);
         TEST_EXIT();
     }
     if (argc > 1 && strcmp(argv[1], "shared") == 0) {

@@ -669,16 +669,24 @@ static tm_hblock_t *heap_grow(tm_heap_t *h, size_t need) {
  * (two blocks of 32-128 MiB replaced in turn) peaked at 422 MB against 313 in the runs where the
  * purger's delay went by, and took twice the page faults. The blocks come back as soon as their
  * madvise returns: whoever deferred a purge runs it right after releasing the lock, and this
- * thread's own maintenance runs after its request (tm_heap_alloc), so none is this thread's. */
+ * thread's own maintenance runs after its request (tm_heap_alloc), so none is this thread's.
+ * Bounded all the same (TM_HEAP_WAIT_MS), for a purge that cannot come back to this thread: its
+ * own, when a signal handler's malloc interrupted it. A fork child gets its purges back at once
+ * (purges_lost). */
+#define TM_HEAP_WAIT_MS 100
 static void *after_purges(tm_heap_t *h, size_t n, size_t align, size_t size, size_t search,
                           bool zero) {
+    uint64_t until = 0;
     for (unsigned tries = 0; h->purging_bytes >= search && tries < TM_DEFER_MAX; tries++) {
         uint64_t seen = atomic_load_explicit(&h->purges_done, memory_order_relaxed);
         tm_unlock(&h->sh.lock);
-        while (atomic_load_explicit(&h->purges_done, memory_order_acquire) == seen) sched_yield();
+        if (!until) until = tm_now_ms() + TM_HEAP_WAIT_MS;
+        while (atomic_load_explicit(&h->purges_done, memory_order_acquire) == seen &&
+               tm_now_ms() < until)
+            sched_yield();
         tm_lock(&h->sh.lock);
         void *p = take_fit(h, n, align, size, search, zero);
-        if (p) return p;
+        if (p || tm_now_ms() >= until) return p;
     }
     return NULL;
 }
@@ -932,8 +940,28 @@ void tm_heap_init(void) {
 void tm_heap_trim(void) { tm_clock_trim(&tm_heap_clock); }
 uint64_t tm_heap_background(uint64_t now) { return tm_clock_run(&tm_heap_clock, now); }
 
+/* In a fork child: the purges that other threads of the parent had under way never come back,
+ * so their blocks go back in the bins as they are, neither purged nor known zero (the madvise
+ * may or may not have run). */
+static void purges_lost(tm_heap_t *h) {
+    if (h->purging_bytes == 0) return;
+    for (tm_hspan_t *s = h->spans; s; s = s->next) {
+        tm_hblock_t *b = (tm_hblock_t *)((char *)s + TM_HEAP_HDR);
+        for (; b->state != TM_HB_END; b = next_block(b)) {
+            if (b->state != TM_HB_PURGING) continue;
+            h->purging_bytes -= b->size;
+            b->purged = 0;
+            b->zero = 0;
+            b = merge_free(h, b);
+        }
+    }
+}
+
 void tm_heap_locks(tm_lock_op_t op) {
-    for (unsigned i = 0; i < nheaps; i++) tm_lock_fork(&heaps[i].sh.lock, op);
+    for (unsigned i = 0; i < nheaps; i++) {
+        tm_lock_fork(&heaps[i].sh.lock, op);
+        if (op == TM_LOCK_RESET) purges_lost(&heaps[i]);
+    }
 }
 
 /* Sums of all heaps, each read under its lock. */
