@@ -337,6 +337,9 @@ static void heap_purged(tm_shard_t *sh, void *obj, void *p, size_t bytes, bool z
     (void)p; /* b's pages from pages_lo (or from the part freed last): bytes tells which */
     tm_heap_t *h = (tm_heap_t *)sh;
     tm_hblock_t *b = obj;
+    /* Already back: a fork child's purges_lost took it, and this is the purge of the thread
+     * that forked (from a signal handler that interrupted it here). */
+    if (tm_unlikely(b->state != TM_HB_PURGING)) return;
     h->purged_bytes += bytes;
     h->purging_bytes -= b->size; /* a PURGING block keeps its size */
     atomic_fetch_add_explicit(&h->purges_done, 1, memory_order_release);
@@ -942,9 +945,12 @@ uint64_t tm_heap_background(uint64_t now) { return tm_clock_run(&tm_heap_clock, 
 
 /* In a fork child: the purges that other threads of the parent had under way never come back,
  * so their blocks go back in the bins as they are, neither purged nor known zero (the madvise
- * may or may not have run). */
+ * may or may not have run), and due for a purge a delay from now (maintenance had left them
+ * out of its due time). */
 static void purges_lost(tm_heap_t *h) {
     if (h->purging_bytes == 0) return;
+    uint64_t due = tm_now_ms() + tm_opt.heap_purge_delay;
+    if (h->sh.due_ms == 0 || h->sh.due_ms > due) tm_clock_set(&tm_heap_clock, &h->sh, due);
     for (tm_hspan_t *s = h->spans; s; s = s->next) {
         tm_hblock_t *b = (tm_hblock_t *)((char *)s + TM_HEAP_HDR);
         for (; b->state != TM_HB_END; b = next_block(b)) {
