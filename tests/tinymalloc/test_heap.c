@@ -782,7 +782,7 @@ static void misses_look_elsewhere(void) { CHECK(tm_test_rerun("elsewhere", "heap
 
 /* A miss while a free block that fits is being purged waits for the purge and takes the block,
  * rather than growing the heap and committing a second copy of that memory: huge-blocks peaked
- * at 422 MB against 313 when the purger's passes met its requests. In a process of its own
+ * at 412 MiB against 306 when the purger's passes met its requests. In a process of its own
  * with one heap and no purger ("purging"): a (24 MiB, below the huge threshold, so kept and
  * purged in place) is written and freed; another thread's malloc_trim takes it out of the bins
  * to purge it, and a request of the same size, made while it is out, must get a's memory and

@@ -669,10 +669,10 @@ static tm_hblock_t *heap_grow(tm_heap_t *h, size_t need) {
 /* A miss while blocks of h are out of the bins to be purged, which may hold the request: waits
  * for those purges, h's lock released, and takes a fit once one is back. Growing instead added
  * a span and faulted it in while the block being purged, tens of MiB, still counted: huge-blocks
- * (two blocks of 32-128 MiB replaced in turn) peaked at 422 MB against 313 in the runs where the
- * purger's delay went by, and took twice the page faults. The blocks come back as soon as their
- * madvise returns: whoever deferred a purge runs it right after releasing the lock, and this
- * thread's own maintenance runs after its request (tm_heap_alloc), so none is this thread's.
+ * (two blocks of 32-128 MiB replaced in turn) peaked at 412 MiB against 306 in the runs where the
+ * purger's delay went by (results/20261207-huge-blocks-purge-wait). The blocks come back as soon
+ * as their madvise returns: whoever deferred a purge runs it right after releasing the lock, and
+ * this thread's own maintenance runs after its request (tm_heap_alloc), so none is this thread's.
  * Bounded all the same (TM_HEAP_WAIT_MS), for a purge that cannot come back to this thread: its
  * own, when a signal handler's malloc interrupted it. A fork child gets its purges back at once
  * (purges_lost). */
