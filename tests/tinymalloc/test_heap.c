@@ -796,24 +796,34 @@ static void *trim_all(void *arg) {
     return NULL;
 }
 
+/* Writes and frees a block of n bytes (*a), then starts *t's malloc_trim; true once the block
+ * is out of the bins for its purge, false when the trim was over before that was seen. The
+ * heap's statistics before the trim go to *h0. */
+static int purge_started(size_t n, char **a, pthread_t *t, struct tinymalloc_heap_stats *h0) {
+    struct tinymalloc_heap_stats h;
+    *a = vmalloc(n);
+    CHECK(*a != NULL);
+    if (*a == NULL) exit(1);
+    memset(*a, 1, n);
+    vfree(*a);
+    CHECK(tinymalloc_heap_stats_get(h0, sizeof *h0) == 0);
+    atomic_store(&trim_done, 0);
+    CHECK(pthread_create(t, NULL, trim_all, NULL) == 0);
+    while (!atomic_load(&trim_done)) {
+        CHECK(tinymalloc_heap_stats_get(&h, sizeof h) == 0);
+        if (h.free_blocks < h0->free_blocks) return 1; /* a is out of the bins */
+    }
+    return 0;
+}
+
 static void miss_waits_for_a_purge(void) {
     size_t n = 24 * MiB;
     int met = 0;
     for (int tries = 0; tries < 20 && !met; tries++) {
-        char *a = vmalloc(n);
-        CHECK(a != NULL);
-        if (a == NULL) return;
-        memset(a, 1, n);
-        vfree(a);
-        struct tinymalloc_heap_stats h0, h;
-        CHECK(tinymalloc_heap_stats_get(&h0, sizeof h0) == 0);
+        char *a;
         pthread_t t;
-        atomic_store(&trim_done, 0);
-        CHECK(pthread_create(&t, NULL, trim_all, NULL) == 0);
-        while (!met && !atomic_load(&trim_done)) {
-            CHECK(tinymalloc_heap_stats_get(&h, sizeof h) == 0);
-            met = h.free_blocks < h0.free_blocks; /* a is out of the bins */
-        }
+        struct tinymalloc_heap_stats h0, h;
+        met = purge_started(n, &a, &t, &h0);
         char *b = vmalloc(n);
         pthread_join(t, NULL);
         CHECK(tinymalloc_heap_stats_get(&h, sizeof h) == 0);
@@ -839,22 +849,10 @@ static void fork_child_gets_lost_purges_back(void) {
     size_t n = 128 * MiB;
     int forked_in_purge = 0;
     for (int tries = 0; tries < 20 && !forked_in_purge; tries++) {
-        char *a = vmalloc(n);
-        CHECK(a != NULL);
-        if (a == NULL) return;
-        memset(a, 1, n);
-        vfree(a);
-        struct tinymalloc_heap_stats h0, h;
-        CHECK(tinymalloc_heap_stats_get(&h0, sizeof h0) == 0);
+        char *a;
         pthread_t t;
-        atomic_store(&trim_done, 0);
-        CHECK(pthread_create(&t, NULL, trim_all, NULL) == 0);
-        int out = 0;
-        while (!out && !atomic_load(&trim_done)) {
-            CHECK(tinymalloc_heap_stats_get(&h, sizeof h) == 0);
-            out = h.free_blocks < h0.free_blocks;
-        }
-        if (out) {
+        struct tinymalloc_heap_stats h0, h;
+        if (purge_started(n, &a, &t, &h0)) {
             pid_t pid = fork();
             if (pid == 0) _exit(vmalloc(n) == a ? 0 : 1);
             CHECK(tinymalloc_heap_stats_get(&h, sizeof h) == 0);
