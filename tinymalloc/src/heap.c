@@ -679,11 +679,11 @@ static tm_hblock_t *heap_grow(tm_heap_t *h, size_t need) {
 #define TM_HEAP_WAIT_MS 100
 static void *after_purges(tm_heap_t *h, size_t n, size_t align, size_t size, size_t search,
                           bool zero) {
-    uint64_t until = 0;
+    if (h->purging_bytes < search) return NULL;
+    uint64_t until = tm_now_ms() + TM_HEAP_WAIT_MS;
     for (unsigned tries = 0; h->purging_bytes >= search && tries < TM_DEFER_MAX; tries++) {
         uint64_t seen = atomic_load_explicit(&h->purges_done, memory_order_relaxed);
         tm_unlock(&h->sh.lock);
-        if (!until) until = tm_now_ms() + TM_HEAP_WAIT_MS;
         while (atomic_load_explicit(&h->purges_done, memory_order_acquire) == seen &&
                tm_now_ms() < until)
             sched_yield();

@@ -65,16 +65,21 @@ static _Atomic size_t reserved;
 static _Atomic uint64_t decay_due;
 static bool asym; /* tm_os_barrier works here: owners take no lock (see Invariants) */
 
+/* The owner's way in without mlock, where asym holds: true when it is in (busy, to leave by
+ * owner_leave(tc, false)), false when a drainer is at work (not busy). */
+static inline bool owner_try(tm_tcache_t *tc) {
+    atomic_store_explicit(&tc->mbusy, 1, memory_order_relaxed);
+    /* Keeps the compiler from reading mstop first; the CPU may still (its store buffer), and
+     * that is what the drainer's barrier settles. */
+    atomic_signal_fence(memory_order_seq_cst);
+    if (tm_likely(!atomic_load_explicit(&tc->mstop, memory_order_acquire))) return true;
+    atomic_store_explicit(&tc->mbusy, 0, memory_order_release);
+    return false;
+}
+
 /* The owner's way in to its bins; true when it took mlock, as a drainer is at work. */
 static inline bool owner_enter(tm_tcache_t *tc) {
-    if (tm_likely(asym)) {
-        atomic_store_explicit(&tc->mbusy, 1, memory_order_relaxed);
-        /* Keeps the compiler from reading mstop first; the CPU may still (its store buffer),
-         * and that is what the drainer's barrier settles. */
-        atomic_signal_fence(memory_order_seq_cst);
-        if (tm_likely(!atomic_load_explicit(&tc->mstop, memory_order_acquire))) return false;
-        atomic_store_explicit(&tc->mbusy, 0, memory_order_release);
-    }
+    if (tm_likely(asym) && owner_try(tc)) return false;
     tm_spin_lock(&tc->mlock);
     return true;
 }
@@ -135,6 +140,11 @@ void tm_mcache_init(void) {
 
 static inline unsigned mclass_of(size_t n) {
     return mclass_of_units[(n + (1UL << unit_shift) - 1) >> unit_shift];
+}
+
+/* The class a freed block of `size` bytes is cached in, or TM_MCLASSES: not cached. */
+static inline unsigned cached_class(size_t size) {
+    return size <= tm_mcache_fast_max ? cached_class_of_units[size >> unit_shift] : TM_MCLASSES;
 }
 
 uint64_t tm_mcache_due(void) { return atomic_load_explicit(&decay_due, memory_order_relaxed); }
@@ -229,19 +239,14 @@ void *tm_mcache_malloc(size_t n, bool zero) {
     tm_tcache_t *tc = tm_tc;
     if (tm_unlikely(tc == &tm_tcache_empty || !asym)) return malloc_slow(n, zero);
     unsigned c = mclass_of(n);
-    atomic_store_explicit(&tc->mbusy, 1, memory_order_relaxed);
-    atomic_signal_fence(memory_order_seq_cst); /* see owner_enter */
-    if (tm_unlikely(atomic_load_explicit(&tc->mstop, memory_order_acquire))) {
-        atomic_store_explicit(&tc->mbusy, 0, memory_order_release);
-        return malloc_slow(n, zero);
-    }
+    if (tm_unlikely(!owner_try(tc))) return malloc_slow(n, zero);
     tm_block_t *b = tc->mbin[c].head;
     if (tm_unlikely(b == NULL)) {
-        atomic_store_explicit(&tc->mbusy, 0, memory_order_release);
+        owner_leave(tc, false);
         return tm_malloc_large(n, TM_ALIGN, zero);
     }
     bin_pop(tc, c, b);
-    atomic_store_explicit(&tc->mbusy, 0, memory_order_release);
+    owner_leave(tc, false);
     b->check = 0;
     return b;
 }
@@ -253,12 +258,10 @@ static tm_noinline bool valid_to_arena(void *p, const char *func) {
 }
 
 /* Every medium free but tm_mcache_free's common case: p is a live block of `size` bytes
- * (checked by tm_arena_usable and for a double free). */
-static bool cache_free(void *p, const char *func, size_t size) {
+ * (checked by tm_arena_usable and for a double free), of cached_class c. */
+static bool cache_free(void *p, const char *func, size_t size, unsigned c) {
     tm_block_t *b = p;
     tm_tcache_t *tc = tm_tc;
-    unsigned c =
-        size <= tm_mcache_fast_max ? cached_class_of_units[size >> unit_shift] : TM_MCLASSES;
     if (c == TM_MCLASSES || tc == &tm_tcache_empty || tc->is_fallback)
         return valid_to_arena(p, func);
     /* Early at worst: the block leaves sooner. But a block cached where none is (due 0, as
@@ -282,8 +285,8 @@ static bool cache_free(void *p, const char *func, size_t size) {
 
 /* Cached: no tier changed, but the first cached block sets the cache's due time, which wants
  * the purger; else the arena's free may have made work due. */
-static tm_noinline void free_slow(void *p, const char *func, size_t size) {
-    bool cached = cache_free(p, func, size);
+static tm_noinline void free_slow(void *p, const char *func, size_t size, unsigned c) {
+    bool cached = cache_free(p, func, size, c);
     tm_purger_poll();
     if (!cached) tm_purger_inline();
 }
@@ -314,24 +317,21 @@ void tm_mcache_free(void *p, const char *func) {
     uint64_t due = atomic_load_explicit(&decay_due, memory_order_relaxed);
     uint32_t calls = tm_lazy_calls;
     uint64_t now = tm_lazy_ms; /* tm_now_ms_lazy() on a call that reads no clock */
-    unsigned c =
-        size <= tm_mcache_fast_max ? cached_class_of_units[size >> unit_shift] : TM_MCLASSES;
+    unsigned c = cached_class(size);
     if (tm_unlikely(c == TM_MCLASSES || tc == &tm_tcache_empty || tc->is_fallback || !asym ||
                     calls % TM_LAZY_CLOCK == 0 || due == 0 || now >= due))
-        return free_slow(p, func, size);
-    atomic_store_explicit(&tc->mbusy, 1, memory_order_relaxed);
-    atomic_signal_fence(memory_order_seq_cst); /* see owner_enter */
-    /* mcache_bytes and mcache_credit are read only once mstop is seen clear. */
-    if (tm_unlikely(atomic_load_explicit(&tc->mstop, memory_order_acquire) ||
-                    tc->mcache_bytes + size > tm_opt.medium_cache ||
+        return free_slow(p, func, size, c);
+    if (tm_unlikely(!owner_try(tc))) return free_slow(p, func, size, c);
+    /* mcache_bytes and mcache_credit are read only once in. */
+    if (tm_unlikely(tc->mcache_bytes + size > tm_opt.medium_cache ||
                     tc->mcache_bytes + size > tc->mcache_credit)) {
-        atomic_store_explicit(&tc->mbusy, 0, memory_order_release);
-        return free_slow(p, func, size);
+        owner_leave(tc, false);
+        return free_slow(p, func, size, c);
     }
     tm_lazy_calls = calls + 1;
     ((tm_mblock_t *)b)->cached_ms = now;
     bin_push(tc, c, b, size);
-    atomic_store_explicit(&tc->mbusy, 0, memory_order_release);
+    owner_leave(tc, false);
     tm_due_lower(&decay_due, now + tm_opt.medium_cache_decay);
     tm_purger_poll();
 }
