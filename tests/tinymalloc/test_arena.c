@@ -854,6 +854,93 @@ static void blocks_in_a_chunk_given_up_read_live(void) {
 #define LAZY_CONF "medium_cache:0,purge_lazy:1"
 #define NO_PURGER_CONF "medium_cache:0,purge_thread:0"
 
+/* First fit is exact, whatever bounds the search starts from (fit[], max_run): inside a window
+ * of one chunk, between two guard blocks that stay, random requests of 3 to 64 units (the
+ * medium sizes: above slab_max, 8 KiB; runs in one bitmap word and across two) and frees must
+ * place each block where a model of the window's units says the lowest run that fits starts,
+ * or outside the window when none does. Below the first guard, of the smallest size, no run
+ * can take a request (first fit put the guard in the chunk's lowest run that could); with no
+ * purger thread no purge holds units between calls, so the model is the whole truth. */
+static void first_fit_is_exact(void) {
+    enum { MIN = 3, BIG = 64, NBIG = 6, UNITS = BIG * NBIG, OPS = 6000, MAXLIVE = 96 };
+    const size_t unit = 4096;
+    char *g = NULL, *big[NBIG], *e = NULL;
+    void *spare[64];
+    int nspare = 0;
+    bool ok = false;
+    /* The window: a guard, NBIG blocks of 64 units and a guard, one after another in a chunk.
+     * Blocks that land elsewhere (the holes of earlier cases) are kept until it comes out so. */
+    while (!ok && nspare < 64) {
+        g = vmalloc(MIN * unit);
+        for (int i = 0; i < NBIG; i++) big[i] = vmalloc(BIG * unit);
+        e = vmalloc(MIN * unit);
+        ok = g && e && (uintptr_t)g >> 22 == (uintptr_t)e >> 22 && e == g + (UNITS + MIN) * unit;
+        for (int i = 0; ok && i < NBIG; i++) ok = big[i] == g + (MIN + (size_t)i * BIG) * unit;
+        if (!ok) {
+            spare[nspare++] = g;
+            for (int i = 0; i < NBIG; i++) vfree(big[i]);
+            vfree(e);
+        }
+    }
+    CHECK(ok);
+    if (!ok) return;
+    for (int i = 0; i < NBIG; i++) vfree(big[i]);
+    char *base = g + MIN * unit;
+    bool used[UNITS] = {0};
+    struct {
+        unsigned at, n;
+    } live[MAXLIVE];
+    int nlive = 0, placed = 0, outside = 0, wrong = 0;
+    uint64_t x = 0x2545f4914f6cdd1dULL;
+    for (int op = 0; op < OPS && !wrong; op++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if (nlive == MAXLIVE || (nlive && x % 5 < 2)) {
+            int k = (int)((x >> 8) % (unsigned)nlive);
+            vfree(base + live[k].at * unit);
+            for (unsigned u = 0; u < live[k].n; u++) used[live[k].at + u] = false;
+            live[k] = live[--nlive];
+            continue;
+        }
+        unsigned n = MIN + (unsigned)(x >> 16) % (BIG - MIN + 1);
+        if (x >> 40 & 1) n = MIN + (unsigned)(x >> 24) % 8; /* short runs: the holes */
+        unsigned want = UNITS;
+        for (unsigned s = 0, len = 0; s + len < UNITS && want == UNITS; len++) {
+            if (used[s + len]) {
+                s += len + 1;
+                len = (unsigned)-1;
+            } else if (len + 1 == n) {
+                want = s;
+            }
+        }
+        char *q = vmalloc(n * unit - (x >> 50 & 1) * 100);
+        if (q == NULL) break;
+        if (want == UNITS) {
+            outside++;
+            wrong += q >= base && q < base + UNITS * unit;
+            vfree(q);
+            continue;
+        }
+        placed++;
+        if (q != base + want * unit) {
+            printf("  %u units: at unit %ld of the window, first fit is %u\n", n,
+                   (long)((q - base) / (long)unit), want);
+            wrong++;
+            vfree(q);
+            break;
+        }
+        for (unsigned u = 0; u < n; u++) used[want + u] = true;
+        live[nlive].at = want;
+        live[nlive++].n = n;
+    }
+    CHECK(wrong == 0 && placed > 1000 && outside > 10);
+    while (nlive) vfree(base + live[--nlive].at * unit);
+    vfree(g);
+    vfree(e);
+    while (nspare) vfree(spare[--nspare]);
+}
+
 /* As in the heap: a run freed into one arena is found by a request from another CPU before
  * it fails for want of address space (arenas are per CPU, and so is a thread's choice). */
 static void oom_finds_other_arenas_free_runs(void) {
@@ -871,6 +958,7 @@ int main(int argc, char **argv) {
         TEST_EXIT();
     }
     if (strcmp(getenv("TINYMALLOC_CONF"), NO_PURGER_CONF) == 0) {
+        RUN_HERE(first_fit_is_exact);
         RUN_RSS(churned_chunks_stay_committed);
         return tm_test_next_stage(argv, RUNS_CONF);
     }

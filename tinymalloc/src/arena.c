@@ -17,9 +17,9 @@
  * start bit is an invalid pointer or a double free, detected before anything is changed.
  *
  * Allocation is first fit over the arena's chunks from the highest address down (skipping those
- * with too few free units) and, within a chunk, over its free runs from the lowest free unit: each
- * step finds the next zero of `used` and then the next one with count-trailing-zeros on whole
- * words, so a scan costs one step per free run, never one per unit.
+ * with too few free units or no run long enough) and, within a chunk, over its bitmap words from
+ * the lowest unit where a run of that length may start (fit[]), with whole-word operations: a
+ * scan costs a few steps per word, never one per unit.
  *
  * A free, from any thread, takes the lock of the arena named in the chunk header. A chunk
  * that becomes wholly free stays in its arena; after arena_purge_delay ms (checked by any
@@ -38,17 +38,17 @@
  * purged are held as used meanwhile (runs_purging counts those purges: the chunk is not
  * released while any is under way).
  *
- * Invariants. The arena's lock guards its chunk list, its counters and every field of its
- * chunks' headers and bitmaps. Read without it: a chunk's seal and arena (set before the chunk
- * is listed, cleared only when it leaves), and a live block's start bit and length (relaxed
- * atomics; written under the lock, constant while the block is live). For every chunk,
- * free_units == the zero bits of `used` plus the units held for purges of free runs under way,
- * and a unit has its start bit iff it begins a live block, and the len[] units from it are all
- * used; no run of zero bits of `used` is longer than max_run. ndirty counts the chunks with
- * empty_since set, purged and purging clear. A unit's `aged` bit is set only while it stayed free
- * since the last pass over its chunk (a free clears it: units_freed); age_ms is set whenever a free
- * unit of a chunk in use is dirty. hasty_ms is set only while a chunk purged at once past the share
- * stays wholly free (cleared when a block is made in it, and by malloc_trim).
+ * Invariants. The arena's lock guards its chunk list, its counters and every field of its chunks'
+ * headers and bitmaps. Read without it: a chunk's seal and arena (set before the chunk is listed,
+ * cleared only when it leaves), and a live block's start bit and length (relaxed atomics; written
+ * under the lock, constant while the block is live). For every chunk, free_units == the zero bits
+ * of `used` plus the units held for purges of free runs under way, and a unit has its start bit
+ * iff it begins a live block, and the len[] units from it are all used; no run of zero bits of
+ * `used` is longer than max_run, and none of 2^b units or more starts below fit[b]. ndirty counts
+ * the chunks with empty_since set, purged and purging clear. A unit's `aged` bit is set only while
+ * it stayed free since the last pass over its chunk (a free clears it: units_freed); age_ms is set
+ * whenever a free unit of a chunk in use is dirty. hasty_ms is set only while a chunk purged at
+ * once past the share stays wholly free (cleared when a block is made in it, and by malloc_trim).
  */
 #include "tm_internal.h"
 
@@ -60,6 +60,7 @@
 
 #define TM_ARENA_MAX_UNITS (TM_CHUNK_SIZE / 1024) /* the smallest unit is 1 KiB */
 #define TM_ARENA_WORDS (TM_ARENA_MAX_UNITS / 64)
+#define TM_FITS 7 /* fit[] keeps a bound for runs of 1, 2, 4, ... 64 units or more */
 
 typedef struct tm_achunk {
     uintptr_t seal; /* tm_seal of its address and arena: trusted only when it matches */
@@ -69,7 +70,6 @@ typedef struct tm_achunk {
      * below are written by every lock holder. Apart, a free does not pull the line its arena's
      * current holder is writing. */
     _Alignas(64) uint32_t free_units;
-    uint32_t hint;         /* no free unit below it */
     uint32_t max_run;      /* no free run is longer (a bound, kept by run_free and find_in) */
     uint64_t empty_since;  /* ms when it became wholly free; 0 while in use */
     uint64_t hasty_ms;     /* when it was purged at once, past the dirty share; 0: it was not */
@@ -78,6 +78,12 @@ typedef struct tm_achunk {
     uint8_t purging;       /* its pages are going back now: no block may be made in it */
     uint16_t runs_purging; /* purges of free runs under way (their units held as used) */
     struct tm_achunk *next, *prev;
+    /* fit[b]: no free run of 2^b units or more starts below it. A search for n units starts
+     * at fit[fit_of(n)] instead of at the lowest free unit, past the short runs that a
+     * fragmented chunk keeps low: before, medium-mt's first fit scanned most of each chunk's
+     * words for every block of 32 KiB and up. Never decreasing in b: a run of 2^(b + 1) units
+     * is one of 2^b. */
+    uint16_t fit[TM_FITS];
     uint64_t used[TM_ARENA_WORDS];
     uint64_t start[TM_ARENA_WORDS];
     /* Set where a free left its check word at the start of the run it freed and no block has
@@ -132,16 +138,20 @@ static inline unsigned prev_set(const uint64_t *map, unsigned i) {
     return w * 64 + 63 - (unsigned)__builtin_clzll(x);
 }
 
+/* The mask of units [i, e) in word w, a word they reach: from the two ends' shifts, not from
+ * a length per word, as most runs lie in one or two words. */
+static inline uint64_t range_mask(unsigned w, unsigned i, unsigned e) {
+    uint64_t m = w == i / 64 ? ~0ULL << (i % 64) : ~0ULL;
+    return w == (e - 1) / 64 ? m & (~0ULL >> (63 - (e - 1) % 64)) : m;
+}
+
 static inline void set_range(uint64_t *map, unsigned i, unsigned n, bool bit) {
-    while (n) {
-        unsigned w = i / 64, o = i % 64, k = 64 - o < n ? 64 - o : n;
-        uint64_t m = (k == 64 ? ~0ULL : ((1ULL << k) - 1)) << o;
+    for (unsigned w = i / 64, e = i + n; n && w <= (e - 1) / 64; w++) {
+        uint64_t m = range_mask(w, i, e);
         if (bit)
             map[w] |= m;
         else
             map[w] &= ~m;
-        i += k;
-        n -= k;
     }
 }
 
@@ -149,21 +159,17 @@ static inline void set_range(uint64_t *map, unsigned i, unsigned n, bool bit) {
  * the last pass over the chunk, so they are not idle (a unit taken and freed again between two
  * passes is not purged; one taken and still in use at a pass is not free). */
 static inline void units_freed(tm_achunk_t *c, unsigned i, unsigned n) {
-    while (n) {
-        unsigned w = i / 64, o = i % 64, k = 64 - o < n ? 64 - o : n;
-        uint64_t m = (k == 64 ? ~0ULL : ((1ULL << k) - 1)) << o;
+    for (unsigned w = i / 64, e = i + n; n && w <= (e - 1) / 64; w++) {
+        uint64_t m = range_mask(w, i, e);
         c->dirty[w] |= m;
         c->aged[w] &= ~m;
-        i += k;
-        n -= k;
     }
 }
 
 /* Clears the freed marks of units [i, i + n) of c, and the check word each one marks. */
 static inline void drop_marks(tm_achunk_t *c, unsigned i, unsigned n) {
-    for (unsigned end = i + n; i < end;) {
-        unsigned w = i / 64, o = i % 64, k = 64 - o < end - i ? 64 - o : end - i;
-        uint64_t m = (k == 64 ? ~0ULL : ((1ULL << k) - 1)) << o;
+    for (unsigned w = i / 64, e = i + n; n && w <= (e - 1) / 64; w++) {
+        uint64_t m = range_mask(w, i, e);
         uint64_t x = c->freed[w] & m;
         if (x) {
             c->freed[w] &= ~m;
@@ -172,7 +178,6 @@ static inline void drop_marks(tm_achunk_t *c, unsigned i, unsigned n) {
                 ((tm_block_t *)((char *)c + ((size_t)u << unit_shift)))->check = 0;
             } while (x &= x - 1);
         }
-        i += k;
     }
 }
 
@@ -189,17 +194,31 @@ static inline __attribute__((always_inline)) unsigned free_count(uint64_t used, 
     return (unsigned)((x * 0x0101010101010101ULL) >> 56);
 }
 
-/* Marks units [i, i + n) of c free in `used`, the one way they become free, so that hint and
- * max_run are kept wherever that happens: the run they join is the only one that grew, so
- * max_run stays a bound with its length; and no free unit is below hint.
- * Where a free only lengthens runs, a chunk whose search failed is skipped by longer requests
- * until something there is freed next to enough free units (medium-mt on 8 threads: each
- * search passed over chunks that frees had re-opened to a full scan). */
+/* The bound of fit[] that holds for runs of n units: the longest length 2^b <= n. */
+static inline unsigned fit_of(unsigned n) {
+    unsigned b = 31 - (unsigned)__builtin_clz(n);
+    return b < TM_FITS ? b : TM_FITS - 1;
+}
+
+/* Marks units [i, i + n) of c free in `used`, the one way they become free, so that fit[]
+ * and max_run are kept wherever that happens: the run they join, of len units from s, is the
+ * only one that grew, so max_run stays a bound with its length, and fit[] with s for the
+ * lengths up to len (those still above s: fit[] does not decrease in b, so they end at the
+ * first that is not). Where a free only lengthens runs, a chunk whose search failed is
+ * skipped by longer requests until something there is freed next to enough free units
+ * (medium-mt on 8 threads: each search passed over chunks that frees had re-opened to a full
+ * scan). Called before free_units counts the n units: when they are the last used ones (no
+ * purge holds any), the run is the whole chunk, without a scan of its words for its end (a
+ * program that takes and frees one medium buffer at a time scanned them at every free). */
 static inline void run_free(tm_achunk_t *c, unsigned i, unsigned n) {
     set_range(c->used, i, n, false);
-    if (i < c->hint) c->hint = i;
-    unsigned len = next_bit(c->used, i + n, true) - (prev_set(c->used, i) + 1);
+    unsigned s = c->first, len = nunits - c->first;
+    if (c->free_units + n != len || c->runs_purging) {
+        s = prev_set(c->used, i) + 1;
+        len = next_bit(c->used, i + n, true) - s;
+    }
     if (len > c->max_run) c->max_run = len;
+    for (int b = (int)fit_of(len); b >= 0 && c->fit[b] > s; b--) c->fit[b] = (uint16_t)s;
 }
 
 /* First fit: the lowest run of n free units, or nunits. For n <= 64 each word w is tested in
@@ -211,8 +230,9 @@ static inline void run_free(tm_achunk_t *c, unsigned i, unsigned n) {
  * start, however fragmented the chunk. */
 static inline __attribute__((always_inline)) unsigned find_run_with(const tm_achunk_t *c,
                                                                     unsigned n, bool hw) {
+    unsigned from = c->fit[fit_of(n)];
     if (n <= 64) {
-        for (unsigned w = c->hint / 64; w < nwords; w++) {
+        for (unsigned w = from / 64; w < nwords; w++) {
             uint64_t used = c->used[w];
             if (used == ~0ULL) continue;
             if (free_count(used, hw) >= n) {
@@ -232,7 +252,7 @@ static inline __attribute__((always_inline)) unsigned find_run_with(const tm_ach
         }
         return nunits;
     }
-    unsigned i = c->hint;
+    unsigned i = from;
     for (;;) {
         i = next_bit(c->used, i, false);
         if (i + n > nunits) return nunits;
@@ -286,8 +306,8 @@ static tm_achunk_t *chunk_new(tm_arena_t *a, tm_achunk_t *c, bool dirty) {
     c->first = (unsigned)(meta_bytes(1UL << unit_shift) >> unit_shift);
     set_range(c->used, 0, c->first, true); /* the metadata units are never free */
     c->free_units = nunits - c->first;
-    c->hint = c->first;
     c->max_run = nunits - c->first;
+    for (unsigned b = 0; b < TM_FITS; b++) c->fit[b] = (uint16_t)c->first;
     if (dirty) {
         /* A freed huge block's pages, committed: what no block takes is purged as a free
          * run's pages are, a pass or two later. */
@@ -538,7 +558,15 @@ static tm_arena_t *arena_acquire(void) {
 static tm_achunk_t *find_in(tm_arena_t *a, unsigned need, unsigned *unit) {
     for (tm_achunk_t *c = a->chunks; c; c = c->next) {
         if (c->free_units < need || need > c->max_run || c->purging) continue;
-        if ((*unit = find_run(c, need)) != nunits) return c;
+        unsigned i = find_run(c, need);
+        if (i != nunits) {
+            /* First fit: no run of need units or more starts below i, so none of 2^b >= need
+             * units. */
+            unsigned b = fit_of(need);
+            for (b += need > 1u << b; b < TM_FITS && c->fit[b] < i; b++) c->fit[b] = (uint16_t)i;
+            *unit = i;
+            return c;
+        }
         c->max_run = need - 1; /* find_run is exact: no run is this long */
     }
     return NULL;
@@ -555,7 +583,6 @@ static void *take_run(tm_arena_t *a, tm_achunk_t *c, unsigned i, unsigned need) 
     set_range(c->used, i, need, true);
     tm_rstore(c->start[i / 64], c->start[i / 64] | 1ULL << (i % 64));
     tm_rstore(c->len[i], (uint16_t)need);
-    if (i == c->hint) c->hint = next_bit(c->used, i + need, false);
     if (c->empty_since) {
         if (!c->purged) a->ndirty--;
         chunk_reused(a, c);
@@ -732,7 +759,6 @@ bool tm_arena_resize(void *p, size_t n) {
         if (ok) {
             set_range(c->used, e, need - have, true);
             drop_marks(c, e, need - have);
-            if (c->hint >= e && c->hint < i + need) c->hint = next_bit(c->used, i + need, false);
             c->free_units -= need - have;
             a->used_units += need - have;
         }
