@@ -941,6 +941,128 @@ static void first_fit_is_exact(void) {
     while (nspare) vfree(spare[--nspare]);
 }
 
+/* ---- fork while another thread purges ------------------------------------------------------ */
+#define FORK_CONF                                                                                  \
+    "medium_cache:0,arenas:1,purge_thread:0,arena_dirty:1000,arena_purge_delay:100000,"            \
+    "arena_retain:1024"
+enum { FORK_N = 120, FORK_SIZE = 256 << 10 }; /* 15 a chunk, none more: 8 chunks */
+static char *fork_blocks[FORK_N], *fork_freed[FORK_N];
+static int fork_nfreed;
+static atomic_int trim_done, trim_release;
+
+/* It stays until released: a fork after it ended, before the join, would leave the child a
+ * finished thread never joined (ThreadSanitizer reports the leak as the child exits). */
+static void *trim_all(void *arg) {
+    malloc_trim(0);
+    atomic_store(&trim_done, 1);
+    while (!atomic_load(&trim_release)) sched_yield();
+    return arg;
+}
+
+/* The arena's chunks, chunks purged whole and dirty chunks, from one read of the statistics. */
+static void arena_figures(unsigned long long *chunks, unsigned long long *purged,
+                          unsigned long long *dirty) {
+    FILE *f = tmpfile();
+    static char buf[1 << 16];
+    ssize_t got = -1;
+    if (f) {
+        tinymalloc_stats_print(fileno(f), 1);
+        got = pread(fileno(f), buf, sizeof buf - 1, 0);
+        fclose(f);
+    }
+    buf[got > 0 ? got : 0] = 0;
+    const char *keys[3] = {"\"chunks\": ", "\"purged_chunks\": ", "\"dirty_chunks\": "};
+    unsigned long long *out[3] = {chunks, purged, dirty};
+    char *at = strstr(buf, "\"arena\"");
+    for (int i = 0; i < 3; i++) {
+        char *v = at ? strstr(at, keys[i]) : NULL;
+        *out[i] = v ? strtoull(v + strlen(keys[i]), NULL, 10) : ~0ULL;
+    }
+}
+
+/* In the child: the blocks freed before the fork again. First fit puts each in one of their
+ * places (the holes of the oldest chunks come first), and so no chunk is added, unless a purge
+ * under way at the fork kept some out of use: exit status 0, else 2 (1: malloc failed). */
+static int refill(unsigned long long chunks) {
+    int elsewhere = 0;
+    for (int i = 0; i < fork_nfreed; i++) {
+        char *p = vmalloc(FORK_SIZE);
+        if (p == NULL) return 1;
+        bool found = false;
+        for (int j = 0; j < fork_nfreed && !found; j++) found = p == fork_freed[j];
+        elsewhere += !found;
+    }
+    unsigned long long now, purged, dirty;
+    arena_figures(&now, &purged, &dirty);
+    if (now > chunks || elsewhere)
+        printf("  child: %llu chunks, %llu at the fork; %d blocks not in a freed one's place\n",
+               now, chunks, elsewhere);
+    fflush(stdout);
+    return now <= chunks && !elsewhere ? 0 : 2;
+}
+
+/* A fork while another thread's malloc_trim purges chunks: that thread does not exist in the
+ * child, so its purges never come back there, and the child takes their chunks and units back
+ * at once (purges_lost) rather than leaving them out of use for good. whole: the 8 chunks are
+ * wholly free and purged whole (a purge is under way while the dirty chunks have dropped by more
+ * than the purged ones have risen: the fork counts when that still holds once it returns);
+ * else every other block is freed, and their runs purged (no figure tells a purge under way:
+ * forks at spread moments, each child checked). */
+static void forked_during_purges(bool whole) {
+    int in_purge = 0, forks = 0;
+    /* A chunk in use throughout: the dirty share, ten chunks a chunk in use at arena_dirty:1000,
+     * keeps the others committed as they empty, for malloc_trim to purge. */
+    void *anchor = vmalloc(FORK_SIZE);
+    for (int tries = 0; tries < 40 && (whole ? !in_purge : forks < 30); tries++) {
+        for (int i = 0; i < FORK_N; i++) {
+            fork_blocks[i] = vmalloc(FORK_SIZE);
+            CHECK(fork_blocks[i] != NULL);
+            if (fork_blocks[i] == NULL) return;
+            memset(fork_blocks[i], i, FORK_SIZE);
+        }
+        fork_nfreed = 0;
+        for (int i = whole ? 0 : 1; i < FORK_N; i += whole ? 1 : 2) {
+            vfree(fork_blocks[i]);
+            fork_freed[fork_nfreed++] = fork_blocks[i];
+            fork_blocks[i] = NULL;
+        }
+        unsigned long long c0, p0, d0, c, p, d;
+        arena_figures(&c0, &p0, &d0);
+        atomic_store(&trim_done, 0);
+        atomic_store(&trim_release, 0);
+        pthread_t t;
+        CHECK(pthread_create(&t, NULL, trim_all, NULL) == 0);
+        for (unsigned spin = 0; !atomic_load(&trim_done); spin++) {
+            arena_figures(&c, &p, &d);
+            if (whole ? d0 - d <= p - p0 : spin < (unsigned)tries % 4) continue;
+            pid_t pid = fork();
+            if (pid == 0) _exit(refill(c0));
+            arena_figures(&c, &p, &d);
+            bool under_way = whole && d0 - d > p - p0;
+            int st = 0;
+            CHECK(waitpid(pid, &st, 0) == pid);
+            forks++;
+            in_purge += under_way;
+            if (whole && !under_way) break; /* it ended during the fork: try again */
+            CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+            break;
+        }
+        atomic_store(&trim_release, 1);
+        pthread_join(t, NULL);
+        for (int i = 0; i < FORK_N; i++) vfree(fork_blocks[i]);
+        malloc_trim(0);
+    }
+    vfree(anchor);
+    if (whole)
+        printf("  %d forks, %d while a whole chunk's purge was under way\n", forks, in_purge);
+    else
+        printf("  %d forks while malloc_trim purged free runs\n", forks);
+    if (whole) CHECK(in_purge);
+}
+
+static void forked_during_chunk_purges(void) { forked_during_purges(true); }
+static void forked_during_run_purges(void) { forked_during_purges(false); }
+
 /* As in the heap: a run freed into one arena is found by a request from another CPU before
  * it fails for want of address space (arenas are per CPU, and so is a thread's choice). */
 static void oom_finds_other_arenas_free_runs(void) {
@@ -953,9 +1075,14 @@ int main(int argc, char **argv) {
      * in a re-run that lets arenas keep their free chunks (DELAY_CONF). */
     (void)argc;
     if (tm_test_rerun_with_conf(argv, "medium_cache:0")) return 1;
+    if (strcmp(getenv("TINYMALLOC_CONF"), FORK_CONF) == 0) {
+        RUN(forked_during_chunk_purges);
+        RUN(forked_during_run_purges);
+        TEST_EXIT();
+    }
     if (strcmp(getenv("TINYMALLOC_CONF"), RUNS_CONF) == 0) {
         RUN(a_chunk_emptied_during_a_run_purge_stays);
-        TEST_EXIT();
+        return tm_test_next_stage(argv, FORK_CONF);
     }
     if (strcmp(getenv("TINYMALLOC_CONF"), NO_PURGER_CONF) == 0) {
         RUN_HERE(first_fit_is_exact);

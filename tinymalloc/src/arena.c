@@ -510,18 +510,41 @@ static void arena_maintain(tm_shard_t *sh, uint64_t now, tm_defer_t *d) {
     tm_clock_set(&tm_arena_clock, &a->sh, pending);
 }
 
+/* The last unit < i that starts a block, or nunits when none does. */
+static unsigned prev_start(const tm_achunk_t *c, unsigned i) {
+    for (unsigned w = (i - 1) / 64 + 1; w-- > 0;) {
+        uint64_t x = c->start[w];
+        if (w == (i - 1) / 64) x &= ~0ULL >> (63 - (i - 1) % 64);
+        if (x) return w * 64 + 63 - (unsigned)__builtin_clzll(x);
+    }
+    return nunits;
+}
+
+/* Whether units [u, u + n) of c are held for a purge of free runs: used, and in no block. */
+static bool held(const tm_achunk_t *c, unsigned u, unsigned n) {
+    if (u < c->first || u + n > nunits || next_bit(c->used, u, false) < u + n ||
+        next_bit(c->start, u, true) < u + n)
+        return false;
+    unsigned s = prev_start(c, u);
+    return s == nunits || s + c->len[s] <= u;
+}
+
 static void arena_purged(tm_shard_t *sh, void *obj, void *p, size_t bytes, bool zero) {
     (void)zero; /* a chunk's set-up does not count on it */
     tm_achunk_t *c = obj;
     bool whole = p == whole_pages(c) && bytes == (uintptr_t)c + TM_CHUNK_SIZE - (uintptr_t)p;
     if (!whole) {
-        /* Free runs of a chunk in use: their units, held as used meanwhile, are free again. */
+        /* Free runs of a chunk in use: their units, held as used meanwhile, are free again.
+         * Unless a fork child's purges_lost took them back already: a fork from a signal
+         * handler that interrupted this thread's tm_defer_run, whose purges come back here. */
         unsigned u = (unsigned)(((uintptr_t)p - (uintptr_t)c) >> unit_shift);
         unsigned n = (unsigned)(bytes >> unit_shift);
+        if (tm_unlikely(c->runs_purging == 0 || !held(c, u, n))) return;
         run_free(c, u, n);
         c->runs_purging--;
         return;
     }
+    if (tm_unlikely(!c->purging)) return; /* the same, for a whole chunk */
     c->purging = 0;
     c->purged = 1;
     ((tm_arena_t *)sh)->purged++;
@@ -785,8 +808,48 @@ void tm_arena_init(void) {
 void tm_arena_trim(void) { tm_clock_trim(&tm_arena_clock); }
 uint64_t tm_arena_background(uint64_t now) { return tm_clock_run(&tm_arena_clock, now); }
 
+/* In a fork child: the purges that other threads had under way never come back (their system
+ * calls run in the parent), so the chunks and units they hold would stay out of use for good.
+ * They are taken back as if the purges had not run: committed, and purged a delay later. The
+ * units held for purges of free runs are those used but in no block (nor the metadata). */
+static void purges_lost(tm_arena_t *a) {
+    uint64_t now = 0;
+    for (tm_achunk_t *c = a->chunks; c; c = c->next) {
+        if (!purge_under_way(c)) continue;
+        now = now ? now : tm_now_ms();
+        if (c->purging) { /* wholly free: a dirty free chunk again */
+            c->purging = 0;
+            a->ndirty++;
+            set_range(c->dirty, c->first, nunits - c->first, true);
+        }
+        if (c->runs_purging) {
+            /* First the units of the metadata and of the blocks, then the used ones outside. */
+            uint64_t held_units[TM_ARENA_WORDS] = {0};
+            set_range(held_units, 0, c->first, true);
+            for (unsigned u = next_bit(c->start, 0, true); u < nunits;
+                 u = next_bit(c->start, u + 1, true))
+                set_range(held_units, u, c->len[u], true);
+            for (unsigned w = 0; w < nwords; w++) held_units[w] = c->used[w] & ~held_units[w];
+            for (unsigned u = next_bit(held_units, 0, true), e; u < nunits;
+                 u = next_bit(held_units, e, true)) {
+                e = next_bit(held_units, u + 1, false);
+                run_free(c, u, e - u);
+                units_freed(c, u, e - u);
+            }
+            c->runs_purging = 0;
+            if (!c->empty_since) runs_dirtied(a, c);
+        }
+    }
+    uint64_t due = now + tm_opt.arena_purge_delay;
+    if (now && (a->sh.due_ms == 0 || due < a->sh.due_ms))
+        tm_clock_set(&tm_arena_clock, &a->sh, due);
+}
+
 void tm_arena_locks(tm_lock_op_t op) {
-    for (unsigned i = 0; i < narenas; i++) tm_lock_fork(&arenas[i].sh.lock, op);
+    for (unsigned i = 0; i < narenas; i++) {
+        tm_lock_fork(&arenas[i].sh.lock, op);
+        if (op == TM_LOCK_RESET) purges_lost(&arenas[i]);
+    }
 }
 
 void tm_arena_thread_exit(void) {
