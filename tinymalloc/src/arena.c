@@ -412,8 +412,7 @@ static void chunk_reused(tm_arena_t *a, tm_achunk_t *c) {
 static void runs_dirtied(tm_arena_t *a, tm_achunk_t *c) {
     if (c->age_ms) return;
     c->age_ms = tm_now_ms();
-    uint64_t due = c->age_ms + tm_opt.arena_purge_delay;
-    if (a->sh.due_ms == 0 || due < a->sh.due_ms) tm_clock_set(&tm_arena_clock, &a->sh, due);
+    tm_clock_lower(&tm_arena_clock, &a->sh, c->age_ms + tm_opt.arena_purge_delay);
 }
 
 /* The pages of [u, u + n) units of c: whole pages only. */
@@ -733,8 +732,8 @@ static void free_in(tm_achunk_t *c, unsigned i, void *p, const char *func, uint6
                 c->hasty_ms = now ? now : 1;
                 purge_chunk(a, c, &d);
             }
-        } else if (a->sh.due_ms == 0 || since + tm_opt.arena_purge_delay < a->sh.due_ms) {
-            tm_clock_set(&tm_arena_clock, &a->sh, since + tm_opt.arena_purge_delay);
+        } else {
+            tm_clock_lower(&tm_arena_clock, &a->sh, since + tm_opt.arena_purge_delay);
         }
     } else {
         runs_dirtied(a, c);
@@ -840,9 +839,7 @@ static void purges_lost(tm_arena_t *a) {
             if (!c->empty_since) runs_dirtied(a, c);
         }
     }
-    uint64_t due = now + tm_opt.arena_purge_delay;
-    if (now && (a->sh.due_ms == 0 || due < a->sh.due_ms))
-        tm_clock_set(&tm_arena_clock, &a->sh, due);
+    if (now) tm_clock_lower(&tm_arena_clock, &a->sh, now + tm_opt.arena_purge_delay);
 }
 
 void tm_arena_locks(tm_lock_op_t op) {

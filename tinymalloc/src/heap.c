@@ -949,8 +949,7 @@ uint64_t tm_heap_background(uint64_t now) { return tm_clock_run(&tm_heap_clock, 
  * out of its due time). */
 static void purges_lost(tm_heap_t *h) {
     if (h->purging_bytes == 0) return;
-    uint64_t due = tm_now_ms() + tm_opt.heap_purge_delay;
-    if (h->sh.due_ms == 0 || h->sh.due_ms > due) tm_clock_set(&tm_heap_clock, &h->sh, due);
+    tm_clock_lower(&tm_heap_clock, &h->sh, tm_now_ms() + tm_opt.heap_purge_delay);
     for (tm_hspan_t *s = h->spans; s; s = s->next) {
         tm_hblock_t *b = (tm_hblock_t *)((char *)s + TM_HEAP_HDR);
         for (; b->state != TM_HB_END; b = next_block(b)) {

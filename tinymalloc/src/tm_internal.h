@@ -435,6 +435,10 @@ void tm_clock_init(tm_clock_t *c, tm_shard_t *first, size_t stride, unsigned n,
                    const uint32_t *delay_ms, tm_maintain_fn maintain, tm_purged_fn purged);
 /* Under s's lock: s's maintenance is next due at due (0: never). */
 void tm_clock_set(tm_clock_t *c, tm_shard_t *s, uint64_t due);
+/* Under s's lock: s's maintenance is due at due (> 0) at the latest. */
+static inline void tm_clock_lower(tm_clock_t *c, tm_shard_t *s, uint64_t due) {
+    if (s->due_ms == 0 || due < s->due_ms) tm_clock_set(c, s, due);
+}
 void tm_clock_others(tm_clock_t *c, tm_shard_t *s, uint64_t due, uint64_t now, tm_defer_t *d);
 
 /* A thread that has not read the clock for its call consults the purge clocks on one call in
