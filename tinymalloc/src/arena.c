@@ -130,11 +130,15 @@ static inline unsigned next_bit(const uint64_t *map, unsigned i, bool bit) {
     return w * 64 + (unsigned)__builtin_ctzll(x);
 }
 
-/* Last unit < i whose bit in map is set: there is one, as unit 0 (metadata) is always used. */
+/* Last unit < i (i > 0) whose bit in map is set, or nunits when none is (in `used` there is
+ * one: unit 0, metadata, is always used). */
 static inline unsigned prev_set(const uint64_t *map, unsigned i) {
     unsigned w = (i - 1) / 64;
     uint64_t x = map[w] & (~0ULL >> (63 - (i - 1) % 64));
-    while (x == 0) x = map[--w];
+    while (x == 0) {
+        if (w == 0) return nunits;
+        x = map[--w];
+    }
     return w * 64 + 63 - (unsigned)__builtin_clzll(x);
 }
 
@@ -509,22 +513,12 @@ static void arena_maintain(tm_shard_t *sh, uint64_t now, tm_defer_t *d) {
     tm_clock_set(&tm_arena_clock, &a->sh, pending);
 }
 
-/* The last unit < i that starts a block, or nunits when none does. */
-static unsigned prev_start(const tm_achunk_t *c, unsigned i) {
-    for (unsigned w = (i - 1) / 64 + 1; w-- > 0;) {
-        uint64_t x = c->start[w];
-        if (w == (i - 1) / 64) x &= ~0ULL >> (63 - (i - 1) % 64);
-        if (x) return w * 64 + 63 - (unsigned)__builtin_clzll(x);
-    }
-    return nunits;
-}
-
 /* Whether units [u, u + n) of c are held for a purge of free runs: used, and in no block. */
 static bool held(const tm_achunk_t *c, unsigned u, unsigned n) {
     if (u < c->first || u + n > nunits || next_bit(c->used, u, false) < u + n ||
         next_bit(c->start, u, true) < u + n)
         return false;
-    unsigned s = prev_start(c, u);
+    unsigned s = prev_set(c->start, u); /* the last block before u ends before it */
     return s == nunits || s + c->len[s] <= u;
 }
 
