@@ -373,23 +373,35 @@ __attribute__((unused)) static int tm_test_oom_elsewhere(size_t size, size_t ext
     return tm_test_capped(tm_test_refill_elsewhere, extra);
 }
 
-/* A figure of the JSON statistics (tinymalloc_stats_print): the number after the first
- * `"key": ` that follows `from` (NULL: from the start), or UINT64_MAX when there is none. For
- * the tests that run with tinymalloc linked or preloaded. */
+/* Figures of the JSON statistics (tinymalloc_stats_print), all from one print: out[i] is the
+ * number after the first `"keys[i]": ` that follows `from` (NULL: from the start), or
+ * UINT64_MAX when there is none. For the tests that run with tinymalloc linked or preloaded. */
 void tinymalloc_stats_print(int fd, int json);
-__attribute__((unused)) static unsigned long long tm_test_stat(const char *from, const char *key) {
-    FILE *f = tmpfile();
-    if (f == NULL) return (unsigned long long)-1;
-    tinymalloc_stats_print(fileno(f), 1);
+__attribute__((unused)) static void tm_test_stats(const char *from, const char *const *keys,
+                                                  unsigned long long *out, int n) {
     static char buf[1 << 16];
-    ssize_t got = pread(fileno(f), buf, sizeof buf - 1, 0);
-    fclose(f);
-    if (got <= 0) return (unsigned long long)-1;
-    buf[got] = 0;
-    char k[64];
-    snprintf(k, sizeof k, "\"%s\": ", key);
-    char *at = from ? strstr(buf, from) : buf, *v = at ? strstr(at, k) : NULL;
-    return v ? strtoull(v + strlen(k), NULL, 10) : (unsigned long long)-1;
+    ssize_t got = -1;
+    FILE *f = tmpfile();
+    if (f != NULL) {
+        tinymalloc_stats_print(fileno(f), 1);
+        got = pread(fileno(f), buf, sizeof buf - 1, 0);
+        fclose(f);
+    }
+    buf[got > 0 ? got : 0] = 0;
+    char *at = got <= 0 ? NULL : from ? strstr(buf, from) : buf;
+    for (int i = 0; i < n; i++) {
+        char k[64];
+        snprintf(k, sizeof k, "\"%s\": ", keys[i]);
+        char *v = at ? strstr(at, k) : NULL;
+        out[i] = v ? strtoull(v + strlen(k), NULL, 10) : (unsigned long long)-1;
+    }
+}
+
+/* One figure, as tm_test_stats. */
+__attribute__((unused)) static unsigned long long tm_test_stat(const char *from, const char *key) {
+    unsigned long long v;
+    tm_test_stats(from, &key, &v, 1);
+    return v;
 }
 
 #endif

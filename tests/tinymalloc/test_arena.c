@@ -962,22 +962,12 @@ static void *trim_all(void *arg) {
 /* The arena's chunks, chunks purged whole and dirty chunks, from one read of the statistics. */
 static void arena_figures(unsigned long long *chunks, unsigned long long *purged,
                           unsigned long long *dirty) {
-    FILE *f = tmpfile();
-    static char buf[1 << 16];
-    ssize_t got = -1;
-    if (f) {
-        tinymalloc_stats_print(fileno(f), 1);
-        got = pread(fileno(f), buf, sizeof buf - 1, 0);
-        fclose(f);
-    }
-    buf[got > 0 ? got : 0] = 0;
-    const char *keys[3] = {"\"chunks\": ", "\"purged_chunks\": ", "\"dirty_chunks\": "};
-    unsigned long long *out[3] = {chunks, purged, dirty};
-    char *at = strstr(buf, "\"arena\"");
-    for (int i = 0; i < 3; i++) {
-        char *v = at ? strstr(at, keys[i]) : NULL;
-        *out[i] = v ? strtoull(v + strlen(keys[i]), NULL, 10) : ~0ULL;
-    }
+    static const char *const keys[3] = {"chunks", "purged_chunks", "dirty_chunks"};
+    unsigned long long v[3];
+    tm_test_stats("\"arena\"", keys, v, 3);
+    *chunks = v[0];
+    *purged = v[1];
+    *dirty = v[2];
 }
 
 /* In the child: the blocks freed before the fork again. First fit puts each in one of their

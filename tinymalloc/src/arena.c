@@ -518,7 +518,7 @@ static bool held(const tm_achunk_t *c, unsigned u, unsigned n) {
     if (u < c->first || u + n > nunits || next_bit(c->used, u, false) < u + n ||
         next_bit(c->start, u, true) < u + n)
         return false;
-    unsigned s = prev_set(c->start, u); /* the last block before u ends before it */
+    unsigned s = prev_set(c->start, u); /* the last block that starts below u */
     return s == nunits || s + c->len[s] <= u;
 }
 
