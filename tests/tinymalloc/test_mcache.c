@@ -1,7 +1,7 @@
 /* The medium cache (mcache.c): class rounding, reuse without the arena, the per-thread and
- * process-wide byte caps, the flush at thread exit, malloc_trim and the decay reaching the
- * caches of idle threads, drains racing with the owners, and double frees of cached blocks from any
- * thread. */
+ * process-wide byte caps, the flush at thread exit and before an arena grows, malloc_trim and
+ * the decay reaching the caches of idle threads, drains racing with the owners, and double
+ * frees of cached blocks from any thread. */
 #include "tm_test.h"
 #include "tinymalloc.h"
 
@@ -269,6 +269,27 @@ static void cached_blocks_are_checked(void) {
     CHECK(tm_expect_abort(die_write_after_free, "malloc(): corrupted free list"));
 }
 
+/* A thread whose own cache holds the space it asks for gets it back before an arena grows.
+ * First in its stage to allocate, so that the arenas hold nothing else: 15 blocks of 256 KiB
+ * fill a chunk, and 15 of 224 KiB (another class, which misses the cache) fit only where
+ * those were. */
+static void own_cache_goes_back_before_an_arena_grows(void) {
+    enum { N = 15 };
+    void *ps[N];
+    for (int i = 0; i < N; i++) ps[i] = vmalloc(256 << 10);
+    CHECK(tm_test_stat("\"arena\"", "chunks") == 1);
+    struct tinymalloc_stats s0 = stats();
+    for (int i = 0; i < N; i++) vfree(ps[i]);
+    struct tinymalloc_stats s1 = stats();
+    CHECK(s1.medium_cached == s0.medium_cached + N * (256 << 10));
+    for (int i = 0; i < N; i++) ps[i] = vmalloc(224 << 10);
+    struct tinymalloc_stats s2 = stats();
+    CHECK(tm_test_stat("\"arena\"", "chunks") == 1);
+    CHECK(s2.medium_cached == 0);
+    CHECK(s2.arena_frees == s1.arena_frees + N);
+    for (int i = 0; i < N; i++) vfree(ps[i]);
+}
+
 /* Under medium_cache_max's default (32 KiB): larger blocks are neither rounded up to a class
  * nor cached. */
 static void only_blocks_up_to_the_max_are_cached(void) {
@@ -299,7 +320,8 @@ int main(int argc, char **argv) {
         RUN(only_blocks_up_to_the_max_are_cached);
         TEST_EXIT();
     }
-    RUN(no_false_alarm_where_a_merged_run_started);
+    RUN(no_false_alarm_where_a_merged_run_started); /* in a child: this process stays fresh */
+    RUN(own_cache_goes_back_before_an_arena_grows);
     RUN(sizes_round_to_classes);
     RUN(freed_block_is_reused_without_the_arena);
     RUN(cache_is_capped);

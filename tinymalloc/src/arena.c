@@ -643,6 +643,12 @@ void *tm_arena_alloc(size_t n) {
     if (c == NULL) {
         /* A new chunk may take a new reservation (mmap): not under the arena's lock. */
         tm_unlock(&a->sh.lock);
+        /* Not while this thread's own cache holds blocks that may give the run (mcache.c). */
+        if (tm_mcache_reclaim()) {
+            tm_lock(&a->sh.lock);
+            if ((c = find_in(a, need, &i)) != NULL) return take_run(a, c, i, need);
+            tm_unlock(&a->sh.lock);
+        }
         bool dirty = false;
         tm_achunk_t *fresh = tm_chunk_alloc(TM_KIND_ARENA, meta_bytes(1UL << unit_shift), &dirty);
         if (fresh == NULL) return alloc_elsewhere(a->idx, need);

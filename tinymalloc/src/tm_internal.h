@@ -548,6 +548,7 @@ void tm_mcache_free(void *p, const char *func); /* to the thread's cache or the 
 /* malloc past the slabs and the medium cache (api.c). */
 void *tm_malloc_large(size_t n, size_t align, bool zero);
 void tm_mcache_flush(tm_tcache_t *tc);
+bool tm_mcache_reclaim(void); /* the thread's cached blocks back to the arenas; false: none */
 /* Empties all live threads' caches of blocks older than medium_cache_decay at now, when that
  * is due (now UINT64_MAX: of every block, at once: malloc_trim). No lock held. */
 void tm_mcache_drain(uint64_t now);
