@@ -496,13 +496,7 @@ class Runner:
             if res["status"] != "skipped":
                 durations.append((st["workload"], st["kind"], dt))
             if not self.quiet:
-                busy = (res.get("noise") or {}).get("busy")
-                slow = benchlib.slowness(res, self.best_speed) or 1.0
-                print("  " + step_result(res) +
-                      (f"  [busy: others took {res['noise']['other_share'] * 100:.0f} % of the CPU]" if busy else "") +
-                      (f"  [slow: the machine ran at 1/{slow:.2f} of its best speed in this run]"
-                       if slow > benchlib.SLOW_FACTOR else ""),
-                      flush=True)
+                print("  " + step_result(res) + live_marks(res, self.best_speed), flush=True)
         return len(self.failed_cells)
 
     @staticmethod
@@ -538,6 +532,19 @@ def step_result(res):
         return "ok  " + " ".join(f"{k} {v}" for k, v in res["oscalls"].items())
     run = res.get("run") or {}
     return f"ok  {run.get('wall_s', 0) * 1000:.1f} ms, max RSS {run.get('max_rss_kb')} KiB"
+
+
+def live_marks(res, best_speed):
+    """The marks the console gives a step as it ends: the report's, by the report's rules. A
+    slow machine marks timed steps only, as in bench/tabulate.py: it changes how long a program
+    takes, not how much memory it uses (the console once marked memory runs the report did not)."""
+    marks = ""
+    if (res.get("noise") or {}).get("busy"):
+        marks += f"  [busy: others took {res['noise']['other_share'] * 100:.0f} % of the CPU]"
+    slow = benchlib.slowness(res, best_speed) or 1.0
+    if res.get("kind") == "time" and slow > benchlib.SLOW_FACTOR:
+        marks += f"  [slow: the machine ran at 1/{slow:.2f} of its best speed in this run]"
+    return marks
 
 
 def update_latest(results_dir, run_id):

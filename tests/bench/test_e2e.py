@@ -71,6 +71,21 @@ class Plan(unittest.TestCase):
 
 @unittest.skipIf(MISSING, "missing: " + ", ".join(MISSING))
 @unittest.skipUnless(JEMALLOC, "libjemalloc2 not installed")
+class LiveMarks(unittest.TestCase):
+    """The console's marks for a finished step follow the report's rules (bench/run.py live_marks)."""
+    SLOW = {"before_s": 0.02, "after_s": 0.021}  # twice the run's best probe, 0.01 s
+
+    def test_slow_marks_timed_steps_only(self):
+        self.assertIn("[slow: the machine ran at 1/2.00",
+                      runner.live_marks({"kind": "time", "speed": self.SLOW}, 0.01))
+        self.assertEqual(runner.live_marks({"kind": "mem", "speed": self.SLOW}, 0.01), "")
+        self.assertEqual(runner.live_marks({"kind": "time", "speed": {"before_s": 0.012}}, 0.01), "")
+
+    def test_busy_marks_any_step(self):
+        res = {"kind": "mem", "noise": {"busy": True, "other_share": 0.4}}
+        self.assertEqual(runner.live_marks(res, None), "  [busy: others took 40 % of the CPU]")
+
+
 class EndToEnd(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
