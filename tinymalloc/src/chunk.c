@@ -68,12 +68,12 @@ static size_t free_count; /* chunks on free_chunks */
  * which builds its small objects in the freed block. Invariants (under tm_chunk_lock): the list is
  * in release order, newest first, and word 1 of each chunk holds its release time; at most
  * heap_retain bytes are listed (the heap's own allowance of free committed memory), and
- * dirty_due is the oldest one's release time plus heap_purge_delay (0: empty), when it is
+ * tm_dirty_due is the oldest one's release time plus heap_purge_delay (0: empty), when it is
  * purged and goes on free_chunks, so that memory no tier takes goes back as the heap's own
  * free blocks do. */
 static void *dirty_chunks;
 static size_t dirty_count;
-static _Atomic uint64_t dirty_due;
+_Atomic uint64_t tm_dirty_due;
 static uint64_t dirty_purge(uint64_t now, size_t drop);
 static uintptr_t meta_next, meta_end;
 
@@ -160,7 +160,7 @@ static void *chunk_take_locked(bool span, bool *dirty) {
     if (dirty && dirty_chunks) {
         void *c = dirty_chunks;
         dirty_chunks = *(void **)c;
-        if (--dirty_count == 0) atomic_store_explicit(&dirty_due, 0, memory_order_relaxed);
+        if (--dirty_count == 0) atomic_store_explicit(&tm_dirty_due, 0, memory_order_relaxed);
         *dirty = true;
         return c;
     }
@@ -252,7 +252,7 @@ static bool space_give_back(void) {
     region_next = region_end = 0;
     free_chunks = dirty_chunks = NULL;
     free_count = dirty_count = 0;
-    atomic_store_explicit(&dirty_due, 0, memory_order_relaxed);
+    atomic_store_explicit(&tm_dirty_due, 0, memory_order_relaxed);
     tm_unlock(&tm_chunk_lock);
     bool any = rest < rest_end || lists[0] != NULL || lists[1] != NULL;
     if (rest < rest_end) tm_os_unmap((void *)rest, rest_end - rest);
@@ -344,8 +344,8 @@ void tm_chunk_release(void *p, size_t size, bool dirty) {
             dirty_chunks = c;
             dirty_count++;
         }
-        if (kept && atomic_load_explicit(&dirty_due, memory_order_relaxed) == 0)
-            tm_due_lower(&dirty_due, now + tm_opt.heap_purge_delay);
+        if (kept && atomic_load_explicit(&tm_dirty_due, memory_order_relaxed) == 0)
+            tm_due_lower(&tm_dirty_due, now + tm_opt.heap_purge_delay);
         tm_unlock(&tm_chunk_lock);
     }
     if (size > kept * TM_CHUNK_SIZE) release_clean(p, size - kept * TM_CHUNK_SIZE);
@@ -357,8 +357,6 @@ size_t tm_chunk_dirty_bytes(void) {
     tm_unlock(&tm_chunk_lock);
     return n * TM_CHUNK_SIZE;
 }
-
-uint64_t tm_chunk_due(void) { return atomic_load_explicit(&dirty_due, memory_order_relaxed); }
 
 /* Purges the dirty chunks released a heap_purge_delay before now (now UINT64_MAX: all), and
  * the `drop` oldest of the others too, and lists them free. Returns the next due time (0: none
@@ -378,7 +376,7 @@ static uint64_t dirty_purge(uint64_t now, size_t drop) {
     *pp = NULL;
     dirty_count = left;
     uint64_t due = last ? ((uintptr_t *)last)[1] + delay : 0;
-    atomic_store_explicit(&dirty_due, due, memory_order_relaxed);
+    atomic_store_explicit(&tm_dirty_due, due, memory_order_relaxed);
     tm_unlock(&tm_chunk_lock);
     /* One release's chunks follow each other on the list in ascending addresses (listed from
      * the range's top down, newest first): each such run goes back in one purge, which clears

@@ -32,10 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { TM_PURGER_NONE = 0, TM_PURGER_RUNNING, TM_PURGER_FAILED };
-
 __thread bool tm_purger_wanted __attribute__((tls_model("initial-exec")));
-static _Atomic int state;
+_Atomic int tm_purger_state;
 static _Atomic int sleeping;      /* 1: the purger waits with no deadline */
 static _Atomic uint32_t wake_seq; /* the futex word: bumped to wake the purger */
 static _Atomic uint32_t left_seq; /* bumped by a purger as it leaves */
@@ -83,10 +81,10 @@ static uint64_t run_due(uint64_t now) {
 static bool leave(void) {
     if (tm_tcache_live() != 0) return false;
     int running = TM_PURGER_RUNNING;
-    if (!atomic_compare_exchange_strong(&state, &running, TM_PURGER_NONE)) return true;
+    if (!atomic_compare_exchange_strong(&tm_purger_state, &running, TM_PURGER_NONE)) return true;
     if (tm_tcache_live() == 0) return true;
     int none = TM_PURGER_NONE;
-    return !atomic_compare_exchange_strong(&state, &none, TM_PURGER_RUNNING);
+    return !atomic_compare_exchange_strong(&tm_purger_state, &none, TM_PURGER_RUNNING);
 }
 
 static void *purger_main(void *arg) {
@@ -128,7 +126,7 @@ static void *purger_main(void *arg) {
 static void start(void) {
     int none = TM_PURGER_NONE;
     /* RUNNING before the thread exists, so that the purger's leave() always finds it so. */
-    if (!atomic_compare_exchange_strong(&state, &none, TM_PURGER_RUNNING)) return;
+    if (!atomic_compare_exchange_strong(&tm_purger_state, &none, TM_PURGER_RUNNING)) return;
     /* The last thread with a cache may have ended since the caller looked: its kick found no
      * purger, and one started now would leave at once with no one to join it (ThreadSanitizer
      * saw that leak). Invariant: the ending thread drops the live count before it reads the
@@ -136,7 +134,7 @@ static void start(void) {
      * that kick waits for the purger made here and joins it, or this sees the count at 0. A
      * kick that already waits is let go by the bump. */
     if (tm_tcache_live() == 0) {
-        atomic_store(&state, TM_PURGER_NONE);
+        atomic_store(&tm_purger_state, TM_PURGER_NONE);
         futex_bump(&left_seq, INT32_MAX);
         return;
     }
@@ -153,13 +151,13 @@ static void start(void) {
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         pthread_attr_destroy(&attr);
     }
-    if (!ok) atomic_store(&state, TM_PURGER_FAILED);
+    if (!ok) atomic_store(&tm_purger_state, TM_PURGER_FAILED);
 }
 
 void tm_purger_wake(void) {
     tm_purger_wanted = false;
     if (!tm_opt.purge_thread) return;
-    int s = atomic_load(&state);
+    int s = atomic_load(&tm_purger_state);
     if (s == TM_PURGER_NONE) {
         if (tm_tcache_threads() >= 2 && tm_tcache_live() > 0) start();
         return;
@@ -181,7 +179,7 @@ void tm_purger_kick(void) {
     /* left_seq before the state: a purger that leaves, or a start() that backs out, after the
      * state was read bumps it after this read, so the wait below ends. */
     uint32_t left = atomic_load(&left_seq);
-    if (atomic_load(&state) != TM_PURGER_RUNNING) {
+    if (atomic_load(&tm_purger_state) != TM_PURGER_RUNNING) {
         reap(); /* one that left on its own meanwhile */
         return;
     }
@@ -193,25 +191,9 @@ void tm_purger_kick(void) {
     if (atomic_load(&left_seq) != left) reap();
 }
 
-bool tm_purger_running(void) {
-    return atomic_load_explicit(&state, memory_order_relaxed) == TM_PURGER_RUNNING;
-}
-
-/* Without a running purger (one thread so far, purge_thread:0, or a start that failed), a
- * delayed purge runs only when some call reaches its tier again, and a program may never
- * call that tier again: one thread that frees a large block and then asks only for small
- * or medium ones would keep the block's pages for good. The slab tier's slow path, taken
- * about once per page of small blocks, and every call above the slabs run the arena and heap
- * passes and the slab transfer cache's decay that are past due here; their clocks are built
- * for callers on any thread, and purge the chunk layer's dirty chunks. Four loads when nothing
- * is due. The clock-tick skip counts only calls with something due: counting every call, to
- * skip the loads too (55cdeead), made huge-blocks pay 139,000 page faults and 375 MB against
- * 85,000 and 266 MB (not looked into further). */
-void tm_purger_inline(void) {
-    if (tm_purger_running()) return;
-    uint64_t due = tm_earliest(tm_earliest(tm_arena_due(), tm_heap_due()),
-                               tm_earliest(tm_slab_xfer_due(), tm_chunk_due()));
-    if (due == 0 || tm_clock_skipped()) return;
+/* tm_purger_inline's passes, something being due at `due` (tm_internal.h). */
+void tm_purger_inline_due(uint64_t due) {
+    if (tm_clock_skipped()) return;
     uint64_t now = tm_now_ms();
     if (now < due) return;
     tm_slab_xfer_decay(now);
@@ -222,7 +204,7 @@ void tm_purger_inline(void) {
 
 /* The purger does not exist in a forked child: the child starts its own when it needs one. */
 void tm_purger_fork_child(void) {
-    atomic_store_explicit(&state, TM_PURGER_NONE, memory_order_relaxed);
+    atomic_store_explicit(&tm_purger_state, TM_PURGER_NONE, memory_order_relaxed);
     atomic_store_explicit(&sleeping, 0, memory_order_relaxed);
     tm_purger_wanted = false;
     tm_lock_reset(&reap_lock);

@@ -72,7 +72,7 @@ typedef struct {
 
 static tm_xfer_t xfer[TM_MAX_CLASSES];
 static _Atomic size_t xfer_bytes;
-static _Atomic uint64_t xfer_due; /* the next decay pass (0: no chain held) */
+_Atomic uint64_t tm_xfer_due; /* the next decay pass (0: no chain held) */
 
 static size_t chain_bytes(unsigned cls) { return (size_t)tm_bin_max[cls] * tm_opt.class_size[cls]; }
 
@@ -107,7 +107,7 @@ static tm_noinline void xfer_push(tm_tcache_t *tc, unsigned cls) {
     ((tm_xchain_t *)h)->next_chain = x->chains;
     tm_rstore(x->chains, h);
     tm_spin_unlock(&x->lock);
-    tm_due_lower(&xfer_due, tm_now_ms_lazy() + delay_base());
+    tm_due_lower(&tm_xfer_due, tm_now_ms_lazy() + delay_base());
     tm_purger_poll();
 }
 
@@ -168,18 +168,16 @@ static void xfer_release(uint64_t now, bool all) {
             chain_to_pages(out);
         }
     }
-    if (left) tm_due_lower(&xfer_due, now + delay_base());
+    if (left) tm_due_lower(&tm_xfer_due, now + delay_base());
 }
-
-uint64_t tm_slab_xfer_due(void) { return atomic_load_explicit(&xfer_due, memory_order_relaxed); }
 
 size_t tm_slab_xfer_bytes(void) { return atomic_load_explicit(&xfer_bytes, memory_order_relaxed); }
 
 /* The decay pass, when due; only the caller that takes the due time it saw runs it. */
 void tm_slab_xfer_decay(uint64_t now) {
-    uint64_t due = atomic_load_explicit(&xfer_due, memory_order_relaxed);
+    uint64_t due = atomic_load_explicit(&tm_xfer_due, memory_order_relaxed);
     if (due == 0 || now < due ||
-        !atomic_compare_exchange_strong_explicit(&xfer_due, &due, 0, memory_order_relaxed,
+        !atomic_compare_exchange_strong_explicit(&tm_xfer_due, &due, 0, memory_order_relaxed,
                                                  memory_order_relaxed))
         return;
     xfer_release(now, false);
