@@ -66,9 +66,11 @@ static inline void *tm_alloc(size_t n, bool zero) {
 
 static inline void *tm_malloc(size_t n) { return tm_alloc(n, false); }
 
+/* The page's own test, not a test of tm_slab_page_of's NULL: the compiler cannot tell that a
+ * page's address is never NULL, and tested it on every free. */
 static inline __attribute__((always_inline)) void free_slab(void *p, const char *func) {
-    tm_page_t *pg = tm_slab_page_of((uintptr_t)p);
-    if (tm_unlikely(pg == NULL)) tm_fatal(func, "invalid pointer", p);
+    tm_page_t *pg = tm_slab_page_at((uintptr_t)p);
+    if (tm_unlikely(!tm_slab_page_holds(pg, (uintptr_t)p))) tm_fatal(func, "invalid pointer", p);
     tm_slab_free(pg, (tm_block_t *)p);
 }
 

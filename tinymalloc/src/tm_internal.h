@@ -114,7 +114,7 @@ void tm_out_u64(tm_out_t *o, uint64_t v, int width);
 void tm_out_hex(tm_out_t *o, uintptr_t v);
 void tm_out_flush(tm_out_t *o);
 void tm_message(const char *a, const char *b, const char *c); /* one line on stderr */
-__attribute__((noreturn)) void tm_fatal(const char *func, const char *what, const void *p);
+__attribute__((noreturn, cold)) void tm_fatal(const char *func, const char *what, const void *p);
 
 /* ---- OS layer (os.c): the only place that calls mmap/munmap/madvise/mremap --------------- */
 extern tm_os_stats_t tm_os_stats;
@@ -358,13 +358,18 @@ static inline void *tm_slab_alloc(tm_tcache_t *tc, size_t cls) {
 /* The page owning a slab pointer, or NULL when the pointer is not the start of a block that
  * was carved from the page. The divisibility test is exact for off < 2^32 (Lemire et al.,
  * "Faster remainder by direct computation"). */
-static inline tm_page_t *tm_slab_page_of(uintptr_t a) {
+static inline tm_page_t *tm_slab_page_at(uintptr_t a) {
     tm_chunk_hdr_t *ch = (tm_chunk_hdr_t *)(a & ~TM_CHUNK_MASK);
-    tm_page_t *pg = &ch->pages[(a & TM_CHUNK_MASK) >> TM_PAGE_SHIFT];
+    return &ch->pages[(a & TM_CHUNK_MASK) >> TM_PAGE_SHIFT];
+}
+static inline bool tm_slab_page_holds(const tm_page_t *pg, uintptr_t a) {
     uint64_t off = a & (TM_PAGE_SIZE - 1);
     uint64_t div = tm_rload(pg->divisor);
-    if (tm_unlikely(off * div >= div || off >= tm_rload(pg->carved_end))) return NULL;
-    return pg;
+    return !(off * div >= div || off >= tm_rload(pg->carved_end));
+}
+static inline tm_page_t *tm_slab_page_of(uintptr_t a) {
+    tm_page_t *pg = tm_slab_page_at(a);
+    return tm_likely(tm_slab_page_holds(pg, a)) ? pg : NULL;
 }
 
 /* An owner's free onto the block's page list: the path of a free that finds its bin full, and

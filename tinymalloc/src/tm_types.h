@@ -127,8 +127,9 @@ typedef struct {
     uint32_t class_size[TM_MAX_CLASSES];
     uint32_t class_prealloc[TM_MAX_CLASSES]; /* blocks preallocated per class */
     uint32_t slab_max;                       /* largest slab size; above goes to the arenas */
-    uint32_t fast_max; /* the fast path's limit: slab_max, or 0 to send every request to the
-                          slow path (profiling) */
+    /* The fast path's limit: slab_max, or 0 to send every request to the slow path
+     * (profiling). A size_t, so that malloc compares n with it in place (no load first). */
+    size_t fast_max;
 } tm_options_t;
 
 /* ---- output without malloc (stats.c) ---------------------------------------------------- */
@@ -215,11 +216,13 @@ typedef struct {
 } tm_mbin_t;
 
 typedef struct tm_tcache {
-    tm_page_t *cur[TM_MAX_CLASSES];    /* allocation page per class, never NULL */
-    tm_block_t *bin[TM_MAX_CLASSES];   /* blocks this thread freed, of any page (slab.c) */
-    uint32_t bin_room[TM_MAX_CLASSES]; /* frees the bin takes before it is full */
-    uint64_t nmalloc[TM_MAX_CLASSES];  /* counted by the owner, no atomics */
-    uint64_t nfree[TM_MAX_CLASSES];    /* frees by this thread, local or remote */
+    tm_page_t *cur[TM_MAX_CLASSES];  /* allocation page per class, never NULL */
+    tm_block_t *bin[TM_MAX_CLASSES]; /* blocks this thread freed, of any page (slab.c) */
+    /* Frees the bin takes before it is full. 64-bit, as bin[] and nfree[] are: a free reaches
+     * all three from one index. */
+    uint64_t bin_room[TM_MAX_CLASSES];
+    uint64_t nmalloc[TM_MAX_CLASSES]; /* counted by the owner, no atomics */
+    uint64_t nfree[TM_MAX_CLASSES];   /* frees by this thread, local or remote */
     uint64_t flushed_malloc[TM_MAX_CLASSES], flushed_free[TM_MAX_CLASSES];
     tm_classq_t q[TM_MAX_CLASSES];
     tm_mbin_t mbin[TM_MCLASSES]; /* freed medium blocks, by medium class */
