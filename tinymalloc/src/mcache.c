@@ -291,6 +291,14 @@ static tm_noinline void free_slow(void *p, const char *func, size_t size, unsign
     if (!cached) tm_purger_inline();
 }
 
+/* A block above every class the caches keep, p checked by tm_arena_usable: to its arena, whose
+ * start bit tells a second free (no cache can hold it), without the cache's tests and calls. */
+static tm_noinline void free_to_arena(void *p, const char *func) {
+    tm_arena_free_valid(p, func, 0);
+    tm_purger_poll();
+    tm_purger_inline();
+}
+
 /* With the cache off nothing is cached and nothing decays: the arena frees the block, checks
  * included, without the cache's clock read (a fifth of a medium free's time) or a second
  * lookup of the block. */
@@ -308,6 +316,7 @@ static tm_noinline void free_uncached(void *p, const char *func) {
 void tm_mcache_free(void *p, const char *func) {
     if (tm_unlikely(tm_mcache_fast_max == 0)) return free_uncached(p, func);
     size_t size = tm_arena_usable(p, func); /* validates p */
+    if (size > tm_mcache_fast_max) return free_to_arena(p, func);
     tm_block_t *b = p;
     /* A block in some thread's bin is still allocated to its arena, so only its check word
      * tells a second free; tested before anything else, whoever frees it. The whole 64-bit
