@@ -522,13 +522,13 @@ static tm_heap_t *heap_acquire(void) {
     return h;
 }
 
-/* Splits the tail of b off as a free block when at least TM_HEAP_SPLIT is left over. purged:
- * the tail's pages were purged (it comes from a purged free block and nothing wrote it), so
- * a purge at once need not madvise them again. zero: where the known-zero part of the block
- * the tail comes from starts (0: none). */
-static void split_tail(tm_heap_t *h, tm_hblock_t *b, size_t keep, uint32_t purged, uintptr_t zero) {
+/* Splits the tail of b off as a free block when at least TM_HEAP_SPLIT is left over, and then
+ * seals b; true when it did. purged: the tail's pages were purged (it comes from a purged free
+ * block and nothing wrote it), so a purge at once need not madvise them again. zero: where the
+ * known-zero part of the block the tail comes from starts (0: none). */
+static bool split_tail(tm_heap_t *h, tm_hblock_t *b, size_t keep, uint32_t purged, uintptr_t zero) {
     size_t rest = b->size - keep;
-    if (rest < TM_HEAP_SPLIT) return;
+    if (rest < TM_HEAP_SPLIT) return false;
     tm_hblock_t *r = (tm_hblock_t *)((char *)b + keep);
     tm_hblock_t *nx = checked(next_block(b));
     b->size = keep;
@@ -552,6 +552,7 @@ static void split_tail(tm_heap_t *h, tm_hblock_t *b, size_t keep, uint32_t purge
     h->blocks++;
     bin_insert(h, r);
     if (h->sh.due_ms == 0) tm_clock_set(&tm_heap_clock, &h->sh, r->req + tm_opt.heap_purge_delay);
+    return true;
 }
 
 /* Takes free block b (in its bin) for n bytes at the alignment; size is n plus the header,
@@ -582,8 +583,7 @@ static void *carve(tm_heap_t *h, tm_hblock_t *b, size_t n, size_t size, size_t a
     }
     b->state = TM_HB_USED;
     b->req = n;
-    seal(b);
-    split_tail(h, b, size, purged, zero);
+    if (!split_tail(h, b, size, purged, zero)) seal(b); /* else sealed there */
     h->nalloc++;
     stat_use(h, (ssize_t)b->size);
     return (char *)b + TM_HEAP_HDR;
