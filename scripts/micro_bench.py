@@ -20,7 +20,8 @@ time, and a short sample is more likely to run undisturbed.
 
 Writes a Markdown table to OUT/RUN_ID.md and stdout: one row per mode, one column per
 allocator, each cell the median over the rounds of the runs' ns per malloc+free pair, and their
-min-max. Then the fastest allocator, a clear win only when the 95 % interval of every other
+min-max, and how many of those runs were measured while the machine ran slow (*N slow*: the
+runner's speed probes before and after the run, the bench report's rule) or busy. Then the fastest allocator, a clear win only when the 95 % interval of every other
 allocator's ratio to it lies above 1 (otherwise a tie, with the allocators it ties with), and
 tinymalloc's ratio to the fastest peer (median / median) with its 95 % interval: the bench's own
 statistics (bench/stats.py, a percentile bootstrap over the rounds). Target (issue 2): ratio
@@ -145,8 +146,26 @@ def read_runs(run_dir, modes):
                     run["nivcsw"] = rec["run"]["nivcsw"]
                 if rec and "pinned_cpu" in rec:
                     run["pinned_cpu"] = rec["pinned_cpu"]
+                if rec and rec.get("speed"):
+                    run["speed"] = rec["speed"]
+                if rec and (rec.get("noise") or {}).get("busy"):
+                    run["busy"] = True
                 runs.append(run)
     return plan, runs
+
+
+def mark_slow(runs):
+    """Marks each run measured while the machine ran slow (run["slow"]: the factor), by the
+    bench report's rule (benchlib.slowness): the runner's speed probes before and after the run
+    both took over SLOW_FACTOR times the run's fastest probe. The runs of a mode are memory
+    steps of the runner, which its report does not judge so; here they are the measurement.
+    Returns the reference probe (seconds), or None without probes."""
+    ref = benchlib.speed_ref(runs)
+    for r in runs:
+        f = benchlib.slowness(r, ref)
+        if f and f > benchlib.SLOW_FACTOR:
+            r["slow"] = round(f, 2)
+    return ref
 
 
 def summarize(values):
@@ -223,14 +242,28 @@ def cell_stats(runs, allocs, modes):
             errs = [r["error"] for r in mine if not r["ok"]]
             if errs:
                 failures[(m, a)] = errs
-            good = [r["ns"] for r in mine if r["ok"]]
+            good = [r for r in mine if r["ok"]]
             if good and m not in FLOORS:
-                stats[(m, a)] = summarize(good)
+                stats[(m, a)] = summarize_runs(good)
     for f in FLOORS:
-        floor = [r["ns"] for r in runs if r["mode"] == f and r["ok"]]
+        floor = [r for r in runs if r["mode"] == f and r["ok"]]
         if floor:
-            stats[(f, f)] = summarize(floor)
+            stats[(f, f)] = summarize_runs(floor)
     return stats, failures
+
+
+def summarize_runs(runs):
+    """summarize() of the runs' times, with how many of them ran slow or busy (mark_slow)."""
+    s = summarize([r["ns"] for r in runs])
+    s["slow_runs"] = sum(1 for r in runs if r.get("slow"))
+    s["busy_runs"] = sum(1 for r in runs if r.get("busy"))
+    return s
+
+
+def marks(s):
+    """A cell's marks: its runs measured while the machine ran slow, or busy with other work."""
+    m = [f"{s[k]} {w}" for k, w in (("slow_runs", "slow"), ("busy_runs", "busy")) if s.get(k)]
+    return f" *{', '.join(m)}*" if m else ""
 
 
 def render(env, allocs, modes, stats, failures):
@@ -257,6 +290,12 @@ def render(env, allocs, modes, stats, failures):
         ver = f" ({info['package']} {info['version']})" if info["package"] else f" ({info['version']})"
         var = "".join(f" `{k}={v}`" for k, v in sorted((info.get("env") or {}).items()))
         out.append(f"- {a}: `{where}`{ver}{var}")
+    if env.get("slow_runs") is not None:
+        out.append(f"- slow machine: {env['slow_runs']} of {env['runs_total']} runs were measured while "
+                   f"the machine ran slow (the runner's speed probe before and after the run both took "
+                   f"over {benchlib.SLOW_FACTOR}x its fastest in this run, "
+                   f"{env['speed_ref_s'] * 1000:.1f} ms); each cell says how many of its runs were "
+                   f"(*N slow*), and how many ran beside other work (*N busy*)")
     if env.get("nivcsw_median") is not None:
         out.append(f"- involuntary context switches per run (another task took the CPU): median "
                    f"{env['nivcsw_median']:g}, max {env['nivcsw_max']} over {env['runs_total']} runs")
@@ -286,7 +325,7 @@ def render(env, allocs, modes, stats, failures):
         row = [mode.replace(":", " ")]
         for a in allocs:
             s = good.get(a)
-            row.append(f"{fmt(s['median'])} ({fmt(s['min'])}-{fmt(s['max'])})" if s else "FAIL")
+            row.append(f"{fmt(s['median'])} ({fmt(s['min'])}-{fmt(s['max'])}){marks(s)}" if s else "FAIL")
         row.append(verdict(good))
         if have_tm:
             targeted = mode.startswith("pair:") and int(mode.split(":")[1]) <= TARGET_MAX_SIZE
@@ -357,7 +396,7 @@ def render_floor(allocs, modes, stats):
         if not fl or not pairs:
             continue
         out += ["", f"{'Floor' if f == FLOOR else 'Library floor'}: {fmt(fl['median'])} ns "
-                    f"({fmt(fl['min'])}-{fmt(fl['max'])}) per pair, {FLOOR_TEXT[f]}. Pair time / "
+                    f"({fmt(fl['min'])}-{fmt(fl['max'])}){marks(fl)} per pair, {FLOOR_TEXT[f]}. Pair time / "
                     f"{'floor' if f == FLOOR else 'library floor'}, median with its 95 % interval:", ""]
         out.append("| mode | " + " | ".join(allocs) + " |")
         out.append("|---|" + "---:|" * len(allocs))
@@ -510,7 +549,11 @@ def main(argv=None):
         return 5 if rc == benchlib.EXIT_BUSY else (rc or 1)
 
     plan, runs = read_runs(run_dir, args.modes)
+    ref = mark_slow(runs)
     env = environment(args, run_dir, plan, runs)
+    if ref:
+        env["speed_ref_s"] = ref
+        env["slow_runs"] = sum(1 for r in runs if r.get("slow"))
     stats, failures = cell_stats(runs, names, args.modes)
     table, misses = render(env, names, args.modes, stats, failures)
     sys.stdout.write(table)

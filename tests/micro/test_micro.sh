@@ -234,6 +234,17 @@ fl = mb.render_floor(["tinymalloc", "tcmalloc"], ["pair:16", "floor", "floor-lib
 assert sum(ln.startswith("| pair 16 | ") for ln in fl) == 2, fl
 assert any(ln.startswith("| pair 16 | 0.8") for ln in fl), fl   # 5.4 / 6.2
 assert any(ln.startswith("The library floor is 2.00x (") for ln in fl), fl
+# runs measured while the machine ran slow (both probes over 1.3x the fastest) are counted per cell
+runs = [{"mode": "pair:16", "allocator": "glibc", "ok": True, "ns": 9.0, "speed": {"before_s": 0.02, "after_s": 0.021}},
+        {"mode": "pair:16", "allocator": "glibc", "ok": True, "ns": 9.1, "speed": {"before_s": 0.01, "after_s": 0.05}},
+        {"mode": "pair:16", "allocator": "glibc", "ok": True, "ns": 9.2, "speed": {"before_s": 0.03, "after_s": 0.03},
+         "busy": True}]
+assert mb.mark_slow(runs) == 0.01
+assert [r.get("slow") for r in runs] == [2.0, None, 3.0], runs
+st, _ = mb.cell_stats(runs, ["glibc"], ["pair:16"])
+assert (st[("pair:16", "glibc")]["slow_runs"], st[("pair:16", "glibc")]["busy_runs"]) == (2, 1), st
+table, _ = mb.render(env, ["glibc"], ["pair:16"], st, {})
+assert "*2 slow, 1 busy*" in table, table
 ' "$SCRIPT" 2>"$TMP/err"; then
     pass "script_intervals"
 else
