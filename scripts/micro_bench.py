@@ -21,13 +21,14 @@ time, and a short sample is more likely to run undisturbed.
 Writes a Markdown table to OUT/RUN_ID.md and stdout: one row per mode, one column per
 allocator, each cell the median over the rounds of the runs' ns per malloc+free pair, and their
 min-max, and how many of those runs were measured while the machine ran slow (*N slow*: the
-runner's speed probes before and after the run, the bench report's rule) or busy. Then the fastest allocator, a clear win only when the 95 % interval of every other
-allocator's ratio to it lies above 1 (otherwise a tie, with the allocators it ties with), and
-tinymalloc's ratio to the fastest peer (median / median) with its 95 % interval: the bench's own
-statistics (bench/stats.py, a percentile bootstrap over the rounds). Target (issue 2): ratio
-<= 1.1 for every `pair` size up to 1 KiB; it counts as met only when the whole interval is at or
-below 1.1 ("unclear" when the median is but the interval reaches above). The per-run times and
-the summary go to OUT/RUN_ID/micro.json.
+runner's speed probes before and after the run, the bench report's rule) or busy. Then the
+fastest allocator, a clear win only when the 95 % interval of every other allocator's ratio to
+it lies above 1 (otherwise a tie, with the allocators it ties with), and tinymalloc's ratio to
+the fastest peer (median / median) with its 95 % interval: the bench's own statistics
+(bench/stats.py, a percentile bootstrap over the rounds). Target (issue 2): ratio <= 1.1 for
+every `pair` size up to 1 KiB; it counts as met only when the whole interval is at or below 1.1
+("unclear" when the median is but the interval reaches above). The per-run times and the
+summary go to OUT/RUN_ID/micro.json.
 
 Modes: pair:16 pair:32 ... pair:65536 (tight malloc(SIZE)/free loop, up to the medium sizes
 that tinymalloc's medium cache and arenas serve; --modes takes any pair:N), lifo and fifo
