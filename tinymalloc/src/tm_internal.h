@@ -355,18 +355,20 @@ static inline void *tm_slab_alloc(tm_tcache_t *tc, size_t cls) {
     return tm_slab_alloc_slow(tc, cls);
 }
 
-/* The page owning a slab pointer, or NULL when the pointer is not the start of a block that
- * was carved from the page. The divisibility test is exact for off < 2^32 (Lemire et al.,
- * "Faster remainder by direct computation"). */
+/* The descriptor of the slab page that address a falls in (a in a slab chunk). */
 static inline tm_page_t *tm_slab_page_at(uintptr_t a) {
     tm_chunk_hdr_t *ch = (tm_chunk_hdr_t *)(a & ~TM_CHUNK_MASK);
     return &ch->pages[(a & TM_CHUNK_MASK) >> TM_PAGE_SHIFT];
 }
+/* Whether a is the start of a block carved from page pg. The divisibility test is exact for
+ * off < 2^32 (Lemire et al., "Faster remainder by direct computation"). */
 static inline bool tm_slab_page_holds(const tm_page_t *pg, uintptr_t a) {
     uint64_t off = a & (TM_PAGE_SIZE - 1);
     uint64_t div = tm_rload(pg->divisor);
     return !(off * div >= div || off >= tm_rload(pg->carved_end));
 }
+/* The page owning a slab pointer, or NULL when the pointer is not the start of one of its
+ * blocks. */
 static inline tm_page_t *tm_slab_page_of(uintptr_t a) {
     tm_page_t *pg = tm_slab_page_at(a);
     return tm_likely(tm_slab_page_holds(pg, a)) ? pg : NULL;
