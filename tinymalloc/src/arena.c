@@ -46,7 +46,7 @@
  * iff it begins a live block, and the len[] units from it are all used; no run of zero bits of
  * `used` is longer than max_run, and none of 2^b units or more starts below fit[b]. ndirty counts
  * the chunks with empty_since set, purged and purging clear. A unit's `aged` bit is set only while
- * it stayed free since the last pass over its chunk (a free clears it: units_freed); age_ms is set
+ * it stayed free since the last pass over its chunk (a free clears it: run_free); age_ms is set
  * whenever a free unit of a chunk in use is dirty. hasty_ms is set only while a chunk purged at
  * once past the share stays wholly free (cleared when a block is made in it, and by malloc_trim).
  */
@@ -142,47 +142,63 @@ static inline unsigned prev_set(const uint64_t *map, unsigned i) {
     return w * 64 + 63 - (unsigned)__builtin_clzll(x);
 }
 
-/* The mask of units [i, e) in word w, a word they reach: from the two ends' shifts, not from
- * a length per word, as most runs lie in one or two words. */
-static inline uint64_t range_mask(unsigned w, unsigned i, unsigned e) {
-    uint64_t m = w == i / 64 ? ~0ULL << (i % 64) : ~0ULL;
-    return w == (e - 1) / 64 ? m & (~0ULL >> (63 - (e - 1) % 64)) : m;
+/* The words that units [i, i + n) reach (n > 0), one at a time: word w, and the mask m of the
+ * units in it. The first and last masks come from the two ends' shifts and the words between
+ * are whole, so a step costs one test of whether the word is the last (most runs lie in one or
+ * two words). Allocation and free walk their run once, updating every bitmap at each word. */
+typedef struct {
+    unsigned w, last;
+    uint64_t m, end;
+} tm_span_t;
+
+static inline tm_span_t span_of(unsigned i, unsigned n) {
+    tm_span_t r = {i / 64, (i + n - 1) / 64, ~0ULL << (i % 64), ~0ULL >> (63 - (i + n - 1) % 64)};
+    if (r.w == r.last) r.m &= r.end;
+    return r;
+}
+
+static inline bool span_next(tm_span_t *r) {
+    if (r->w == r->last) return false;
+    r->w++;
+    r->m = r->w == r->last ? r->end : ~0ULL;
+    return true;
 }
 
 static inline void set_range(uint64_t *map, unsigned i, unsigned n, bool bit) {
-    for (unsigned w = i / 64, e = i + n; n && w <= (e - 1) / 64; w++) {
-        uint64_t m = range_mask(w, i, e);
+    if (n == 0) return;
+    tm_span_t r = span_of(i, n);
+    do {
         if (bit)
-            map[w] |= m;
+            map[r.w] |= r.m;
         else
-            map[w] &= ~m;
-    }
+            map[r.w] &= ~r.m;
+    } while (span_next(&r));
 }
 
-/* Units [i, i + n) of c were freed: their pages may be committed, and they were in use since
- * the last pass over the chunk, so they are not idle (a unit taken and freed again between two
- * passes is not purged; one taken and still in use at a pass is not free). */
-static inline void units_freed(tm_achunk_t *c, unsigned i, unsigned n) {
-    for (unsigned w = i / 64, e = i + n; n && w <= (e - 1) / 64; w++) {
-        uint64_t m = range_mask(w, i, e);
-        c->dirty[w] |= m;
-        c->aged[w] &= ~m;
-    }
+/* Clears the check word of each unit whose bit is set in x, freed marks of word w of c. */
+static void drop_word(tm_achunk_t *c, unsigned w, uint64_t x) {
+    do {
+        unsigned u = w * 64 + (unsigned)__builtin_ctzll(x);
+        ((tm_block_t *)((char *)c + ((size_t)u << unit_shift)))->check = 0;
+    } while (x &= x - 1);
 }
 
-/* Clears the freed marks of units [i, i + n) of c, and the check word each one marks. */
-static inline void drop_marks(tm_achunk_t *c, unsigned i, unsigned n) {
-    for (unsigned w = i / 64, e = i + n; n && w <= (e - 1) / 64; w++) {
-        uint64_t m = range_mask(w, i, e);
-        uint64_t x = c->freed[w] & m;
+/* Clears the freed marks of units [i, i + n) of c (n > 0), and the check word each one marks;
+ * with `take`, marks the units used in the same walk (a block is made over them). */
+static inline void drop_marks_with(tm_achunk_t *c, unsigned i, unsigned n, bool take) {
+    tm_span_t r = span_of(i, n);
+    do {
+        if (take) c->used[r.w] |= r.m;
+        uint64_t x = c->freed[r.w] & r.m;
         if (x) {
-            c->freed[w] &= ~m;
-            do {
-                unsigned u = w * 64 + (unsigned)__builtin_ctzll(x);
-                ((tm_block_t *)((char *)c + ((size_t)u << unit_shift)))->check = 0;
-            } while (x &= x - 1);
+            c->freed[r.w] &= ~r.m;
+            drop_word(c, r.w, x);
         }
-    }
+    } while (span_next(&r));
+}
+
+static inline void drop_marks(tm_achunk_t *c, unsigned i, unsigned n) {
+    drop_marks_with(c, i, n, false);
 }
 
 /* The zero bits of a word. The baseline x86-64 ISA has no popcnt (libgcc's is a call), so the
@@ -213,9 +229,19 @@ static inline unsigned fit_of(unsigned n) {
  * (medium-mt on 8 threads: each search passed over chunks that frees had re-opened to a full
  * scan). Called before free_units counts the n units: when they are the last used ones (no
  * purge holds any), the run is the whole chunk, without a scan of its words for its end (a
- * program that takes and frees one medium buffer at a time scanned them at every free). */
-static inline void run_free(tm_achunk_t *c, unsigned i, unsigned n) {
-    set_range(c->used, i, n, false);
+ * program that takes and frees one medium buffer at a time scanned them at every free).
+ * `dirty`: the units were freed from a block, not from a purge, so their pages may be committed
+ * and they are not idle (a unit taken and freed again between two passes over its chunk is
+ * not purged; one taken and still in use at a pass is not free). */
+static inline void run_free(tm_achunk_t *c, unsigned i, unsigned n, bool dirty) {
+    tm_span_t r = span_of(i, n);
+    do {
+        c->used[r.w] &= ~r.m;
+        if (dirty) { /* the units' pages may be committed, and were in use since the last pass */
+            c->dirty[r.w] |= r.m;
+            c->aged[r.w] &= ~r.m;
+        }
+    } while (span_next(&r));
     unsigned s = c->first, len = nunits - c->first;
     if (c->free_units + n != len || c->runs_purging) {
         s = prev_set(c->used, i) + 1;
@@ -227,8 +253,10 @@ static inline void run_free(tm_achunk_t *c, unsigned i, unsigned n) {
 
 /* First fit: the lowest run of n free units, or nunits. For n <= 64 each word w is tested in
  * one go: a run that starts in w lies inside w, or is w's top run of free units going on into
- * word w + 1. Inside: only a word with n free units can hold one, and then `m &= m >> step`
- * with doubling steps leaves set exactly the positions where n free units start. Crossing: the
+ * word w + 1. Inside: only a word with n free units can hold one, and then `m &= m >> len`
+ * for len = 1, 2, 4 ... up to n, and a last shift by the rest, leaves set exactly the positions
+ * where n free units start (a word whose free units are scattered is done once none is
+ * left). Crossing: the
  * free units at the top of w and at the bottom of w + 1 add up to n. So a word costs a count
  * of its free units and two bit scans, and O(log n) word operations only where a run may
  * start, however fragmented the chunk. */
@@ -241,11 +269,9 @@ static inline __attribute__((always_inline)) unsigned find_run_with(const tm_ach
             if (used == ~0ULL) continue;
             if (free_count(used, hw) >= n) {
                 uint64_t m = ~used;
-                for (unsigned len = 1; len < n;) {
-                    unsigned step = len < n - len ? len : n - len;
-                    m &= m >> step;
-                    len += step;
-                }
+                unsigned len = 1;
+                for (; len * 2 <= n && m; len *= 2) m &= m >> len;
+                if (len < n) m &= m >> (n - len); /* n - len < len: the two cover n units */
                 if (m) return w * 64 + (unsigned)__builtin_ctzll(m);
             }
             unsigned top = used ? (unsigned)__builtin_clzll(used) : 64; /* < n here */
@@ -533,7 +559,7 @@ static void arena_purged(tm_shard_t *sh, void *obj, void *p, size_t bytes, bool 
         unsigned u = (unsigned)(((uintptr_t)p - (uintptr_t)c) >> unit_shift);
         unsigned n = (unsigned)(bytes >> unit_shift);
         if (tm_unlikely(c->runs_purging == 0 || !held(c, u, n))) return;
-        run_free(c, u, n);
+        run_free(c, u, n, false);
         c->runs_purging--;
         return;
     }
@@ -595,8 +621,8 @@ static void *take_run(tm_arena_t *a, tm_achunk_t *c, unsigned i, unsigned need) 
         tm_unlock(&a->sh.lock);
         tm_slab_corrupt(b);
     }
-    drop_marks(c, i, need); /* free and realloc test the word: a live block must not carry it */
-    set_range(c->used, i, need, true);
+    /* free and realloc test the word: a live block must not carry it */
+    drop_marks_with(c, i, need, true);
     tm_rstore(c->start[i / 64], c->start[i / 64] | 1ULL << (i % 64));
     tm_rstore(c->len[i], (uint16_t)need);
     if (c->empty_since) {
@@ -703,8 +729,7 @@ static void free_in(tm_achunk_t *c, unsigned i, void *p, const char *func, uint6
     }
     unsigned n = c->len[i];
     tm_rstore(c->start[i / 64], c->start[i / 64] & ~(1ULL << (i % 64)));
-    run_free(c, i, n);
-    units_freed(c, i, n);
+    run_free(c, i, n, true);
     tm_block_link((tm_block_t *)p, NULL);
     c->freed[i / 64] |= 1ULL << (i % 64);
     c->free_units += n;
@@ -770,8 +795,7 @@ bool tm_arena_resize(void *p, size_t n) {
     unsigned have = c->len[i];
     bool ok = true;
     if (need < have) {
-        run_free(c, i + need, have - need);
-        units_freed(c, i + need, have - need);
+        run_free(c, i + need, have - need, true);
         runs_dirtied(a, c);
         c->free_units += have - need;
         a->used_units -= have - need;
@@ -779,8 +803,7 @@ bool tm_arena_resize(void *p, size_t n) {
         unsigned e = i + have;
         ok = e + (need - have) <= nunits && next_bit(c->used, e, true) >= i + need;
         if (ok) {
-            set_range(c->used, e, need - have, true);
-            drop_marks(c, e, need - have);
+            drop_marks_with(c, e, need - have, true);
             c->free_units -= need - have;
             a->used_units += need - have;
         }
@@ -832,8 +855,7 @@ static void purges_lost(tm_arena_t *a) {
             for (unsigned u = next_bit(held_units, 0, true), e; u < nunits;
                  u = next_bit(held_units, e, true)) {
                 e = next_bit(held_units, u + 1, false);
-                run_free(c, u, e - u);
-                units_freed(c, u, e - u);
+                run_free(c, u, e - u, true);
             }
             c->runs_purging = 0;
             if (!c->empty_since) runs_dirtied(a, c);
