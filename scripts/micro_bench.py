@@ -46,6 +46,10 @@ Targets of the performance issue, each shown when its allocators are in the run,
 when its whole interval is: tinymalloc's pair time from 16 B to 1 KiB at most 1.6x the floor
 and below tcmalloc's; prodcons below mimalloc's; large below tcmalloc's.
 
+--render RUN_DIR makes the table and micro.json of an earlier run again from its run folder,
+with no new run: a table published before a change to the script (the slow marks, a verdict)
+gets this version's. It says so in its header, and keeps the run's date, machine and command.
+
 Exit status: 0 ok; 1 --check and a target not shown (MISS or unclear); 2 usage error; 3 a
 selected allocator's library (or the pairs program) is missing; 4 a run failed (crash,
 timeout, wrong allocator); 5 the machine stayed busy past --quiet-machine.
@@ -205,8 +209,9 @@ def fmt(x):
     return f"{x:.1f}" if x >= 10 else f"{x:.2f}"
 
 
-def environment(args, run_dir, plan, runs):
-    """The runner's environment record of the run (env.json), with what the table states of it."""
+def environment(args, run_dir, plan, runs, command):
+    """The runner's environment record of the run (env.json), with what the table states of it;
+    command: the micro_bench command that made the run."""
     env = benchlib.read_json(os.path.join(run_dir, "env.json"))
     end_path = os.path.join(run_dir, "env-end.json")
     for a in plan["allocators"]:
@@ -223,7 +228,7 @@ def environment(args, run_dir, plan, runs):
     env["iterations"] = (f"--iters {args.iters} per sample" if args.iters
                          else f"calibrated to ~{args.target_ms} ms per run")
     env["samples"] = args.samples
-    env["command"] = " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
+    env["command"] = command
     env["runs_total"] = len(runs)
     env["records"] = os.path.basename(run_dir)
     csw = [r["nivcsw"] for r in runs if "nivcsw" in r]
@@ -282,6 +287,8 @@ def render(env, allocs, modes, stats, failures):
     out.append(f"- pinned: {env['pinned']}; {env['reps']} repetitions (processes) per cell, "
                f"interleaved in shuffled order; {env['iterations']}, fastest of "
                f"{env['samples']} samples after a warm-up")
+    if env.get("rendered"):
+        out.append(f"- table: {env['rendered']}")
     if env.get("records"):
         out.append(f"- records: the bench runner's run folder [{env['records']}/]({env['records']}/) "
                    "(plan, environment, each run's record and output)")
@@ -465,6 +472,101 @@ def parse_modes(text):
     return list(dict.fromkeys(items))
 
 
+def run_options(plan):
+    """The modes of a run folder (in the order they were given) and the options its runs had:
+    (modes, iters, target_ms, samples), from the commands of its plan's workloads (manifest())."""
+    modes, opts = [], {"--iters": 0, "--target-ms": 75, "--samples": 20}
+    for w in plan["workloads"]:
+        cmd, i = w["cmd"], 1
+        while i + 1 < len(cmd) and cmd[i] in opts:
+            opts[cmd[i]] = int(cmd[i + 1])
+            i += 2
+        rest = cmd[i:]
+        modes.append(f"pair:{rest[1]}" if rest[:1] == ["pair"] else rest[0])
+    return modes, opts["--iters"], opts["--target-ms"], opts["--samples"]
+
+
+def recorded_command(md):
+    """The command line a table states (its `- command:` line), or None."""
+    if not os.path.exists(md):
+        return None
+    for ln in benchlib.read_text(md).splitlines():
+        if ln.startswith("- command: `") and ln.endswith("`"):
+            return ln[len("- command: `"):-1]
+    return None
+
+
+def report(args, names, run_dir, command, rendered=None):
+    """Reads the run folder, writes its table (next to it, RUN_ID.md, and on stdout) and its
+    micro.json; returns the exit status."""
+    out_dir, run_id = os.path.split(os.path.normpath(run_dir))
+    plan, runs = read_runs(run_dir, args.modes)
+    ref = mark_slow(runs)
+    env = environment(args, run_dir, plan, runs, command)
+    if rendered:
+        env["rendered"] = rendered
+    if ref:
+        env["speed_ref_s"] = ref
+        env["slow_runs"] = sum(1 for r in runs if r.get("slow"))
+    stats, failures = cell_stats(runs, names, args.modes)
+    table, misses = render(env, names, args.modes, stats, failures)
+    sys.stdout.write(table)
+    md = os.path.join(out_dir, run_id + ".md")
+    with open(md, "w") as f:
+        f.write(table)
+    summary = [{"mode": m, "allocator": a, **s, "failed_runs": len(failures.get((m, a), []))}
+               for (m, a), s in stats.items()]
+    benchlib.write_json(os.path.join(run_dir, "micro.json"),
+                        {"modes": args.modes, "allocators": names,
+                         "target": {"ratio": TARGET_RATIO, "max_size": TARGET_MAX_SIZE},
+                         "misses": misses, "summary": summary, "runs": runs})
+    print(f"micro_bench: wrote {shown(md)} and {shown(run_dir)}/",
+          file=sys.stderr)
+    if args.check and misses:
+        return 1
+    if failures:
+        return 4
+    return 0
+
+
+# Options that choose or make runs: --render takes the run folder's own instead.
+RUN_OPTIONS = ("allocators", "allocators_file", "modes", "reps", "target_ms", "samples", "iters",
+               "run_id", "no_pin", "quiet_machine", "seed", "timeout", "tinymalloc", "bin", "quiet")
+
+
+def rerender(ap, args):
+    """--render RUN_DIR: the table and micro.json of an earlier run, made again from its folder
+    by this version of the script (no run is made)."""
+    default = {o: ap.get_default(o) for o in RUN_OPTIONS}
+    default["modes"] = parse_modes(default["modes"])  # parsed as the option is
+    given = [o for o in RUN_OPTIONS if getattr(args, o) != default[o]]
+    if given:
+        ap.error(f"--render makes no runs: --{given[0].replace('_', '-')} does not go with it")
+    run_dir = os.path.normpath(args.render)
+    plan_path = os.path.join(run_dir, "plan.json")
+    if not os.path.exists(plan_path):
+        print(f"micro_bench: {args.render} is no micro-benchmark run folder (no plan.json)",
+              file=sys.stderr)
+        return 2
+    plan = benchlib.read_json(plan_path)
+    try:
+        args.modes, args.iters, args.target_ms, args.samples = run_options(plan)
+        for m in args.modes:
+            if not known_mode(m):
+                raise ValueError(m)
+    except (KeyError, IndexError, ValueError) as e:
+        print(f"micro_bench: {args.render}: its plan's workloads are not this script's modes ({e})",
+              file=sys.stderr)
+        return 2
+    names = [a["name"] for a in plan["allocators"]]
+    md = os.path.normpath(run_dir) + ".md"
+    command = recorded_command(md) or "not recorded"
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    rendered = (f"made again from the run folder on {when} by "
+                f"`scripts/micro_bench.py --render {shown(run_dir)}` (the runs are those of the date above)")
+    return report(args, names, run_dir, command, rendered)
+
+
 def shown(path):
     """path relative to the working directory when it lies below it, else absolute."""
     rel = os.path.relpath(path)
@@ -506,7 +608,13 @@ def main(argv=None):
                     help="tinymalloc library to preload (default build/libtinymalloc.so)")
     ap.add_argument("--bin", default=DEFAULT_BIN, help="the pairs program (default %(default)s)")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress lines from the runner")
+    ap.add_argument("--render", metavar="RUN_DIR",
+                    help="make the table (RUN_DIR.md) and micro.json of an earlier run again from its "
+                         "run folder, with this version's marks and verdicts; no run is made, and the "
+                         "run's own modes, allocators and options are used")
     args = ap.parse_args(argv)
+    if args.render:
+        return rerender(ap, args)
     if args.reps < 1:
         ap.error("--reps must be >= 1")
     if args.target_ms < 1 or args.iters < 0 or args.timeout < 1 or not 1 <= args.samples <= 100:
@@ -549,31 +657,8 @@ def main(argv=None):
         print(f"micro_bench: the bench runner stopped (exit {rc})", file=sys.stderr)
         return 5 if rc == benchlib.EXIT_BUSY else (rc or 1)
 
-    plan, runs = read_runs(run_dir, args.modes)
-    ref = mark_slow(runs)
-    env = environment(args, run_dir, plan, runs)
-    if ref:
-        env["speed_ref_s"] = ref
-        env["slow_runs"] = sum(1 for r in runs if r.get("slow"))
-    stats, failures = cell_stats(runs, names, args.modes)
-    table, misses = render(env, names, args.modes, stats, failures)
-    sys.stdout.write(table)
-    md = os.path.join(args.out, run_id + ".md")
-    with open(md, "w") as f:
-        f.write(table)
-    summary = [{"mode": m, "allocator": a, **s, "failed_runs": len(failures.get((m, a), []))}
-               for (m, a), s in stats.items()]
-    benchlib.write_json(os.path.join(run_dir, "micro.json"),
-                        {"modes": args.modes, "allocators": names,
-                         "target": {"ratio": TARGET_RATIO, "max_size": TARGET_MAX_SIZE},
-                         "misses": misses, "summary": summary, "runs": runs})
-    print(f"micro_bench: wrote {shown(md)} and {shown(run_dir)}/",
-          file=sys.stderr)
-    if args.check and misses:
-        return 1
-    if failures:
-        return 4
-    return 0
+    command = " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
+    return report(args, names, run_dir, command)
 
 
 if __name__ == "__main__":

@@ -145,6 +145,23 @@ else
     fail "script_glibc_round" "rc=$rc $(tail -c 300 "$TMP/err" | tr '\n' ' ')"
 fi
 
+# --render makes the table of that run again from its folder, with no new run: the same rows,
+# the run's own command, a line that says it was made again; usage errors exit 2.
+cp "$TMP/m/r.md" "$TMP/r-first.md"
+rc=0
+"$PY" "$SCRIPT" --render "$TMP/m/r" >"$TMP/table" 2>"$TMP/err" || rc=$?
+rc2=0; "$PY" "$SCRIPT" --render "$TMP/m/r" --modes pair:16 >/dev/null 2>&1 || rc2=$?
+rc3=0; "$PY" "$SCRIPT" --render "$TMP/m/none" >/dev/null 2>"$TMP/err3" || rc3=$?
+if [ "$rc" = 0 ] && [ "$rc2" = 2 ] && [ "$rc3" = 2 ] && grep -q 'no micro-benchmark run folder' "$TMP/err3" \
+    && cmp -s "$TMP/table" "$TMP/m/r.md" \
+    && grep -q '^- table: made again from the run folder on .* --render ' "$TMP/table" \
+    && diff <(grep -v '^- table: ' "$TMP/table") "$TMP/r-first.md" >/dev/null \
+    && [ "$(find "$TMP/m" -name 'mem-*.json' | wc -l)" = 8 ]; then
+    pass "script_render"
+else
+    fail "script_render" "rc=$rc,$rc2,$rc3 $(tail -c 300 "$TMP/err" | tr '\n' ' ')"
+fi
+
 # The floors make no allocator call: the runs of each under every preload are pooled into one
 # cell, and every pair time gets its ratio to each.
 rc=0
