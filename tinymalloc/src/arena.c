@@ -175,7 +175,7 @@ static inline void set_range(uint64_t *map, unsigned i, unsigned n, bool bit) {
     } while (span_next(&r));
 }
 
-/* Clears the check word of each unit whose bit is set in x, freed marks of word w of c. */
+/* Clears the check word of each unit whose bit is set in x, the freed marks of word w of c. */
 static void drop_word(tm_achunk_t *c, unsigned w, uint64_t x) {
     do {
         unsigned u = w * 64 + (unsigned)__builtin_ctzll(x);
@@ -237,7 +237,7 @@ static inline void run_free(tm_achunk_t *c, unsigned i, unsigned n, bool dirty) 
     tm_span_t r = span_of(i, n);
     do {
         c->used[r.w] &= ~r.m;
-        if (dirty) { /* the units' pages may be committed, and were in use since the last pass */
+        if (dirty) {
             c->dirty[r.w] |= r.m;
             c->aged[r.w] &= ~r.m;
         }
@@ -253,13 +253,12 @@ static inline void run_free(tm_achunk_t *c, unsigned i, unsigned n, bool dirty) 
 
 /* First fit: the lowest run of n free units, or nunits. For n <= 64 each word w is tested in
  * one go: a run that starts in w lies inside w, or is w's top run of free units going on into
- * word w + 1. Inside: only a word with n free units can hold one, and then `m &= m >> len`
- * for len = 1, 2, 4 ... up to n, and a last shift by the rest, leaves set exactly the positions
- * where n free units start (a word whose free units are scattered is done once none is
- * left). Crossing: the
- * free units at the top of w and at the bottom of w + 1 add up to n. So a word costs a count
- * of its free units and two bit scans, and O(log n) word operations only where a run may
- * start, however fragmented the chunk. */
+ * word w + 1. Inside: only a word with n free units can hold one, and then `m &= m >> len` for
+ * len = 1, 2, 4 ... up to n, and a last shift by the rest, leaves set exactly the positions
+ * where n free units start (a word whose free units are scattered is done once none is left).
+ * Crossing: the free units at the top of w and at the bottom of w + 1 add up to n. So a word
+ * costs a count of its free units and two bit scans, and O(log n) word operations only where a
+ * run may start, however fragmented the chunk. */
 static inline __attribute__((always_inline)) unsigned find_run_with(const tm_achunk_t *c,
                                                                     unsigned n, bool hw) {
     unsigned from = c->fit[fit_of(n)];
