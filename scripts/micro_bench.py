@@ -529,9 +529,11 @@ def report(args, names, run_dir, command, rendered=None):
     return 0
 
 
-# Options that choose or make runs: --render takes the run folder's own instead.
+# Options that choose or make runs, or place them: --render takes the run folder's own instead
+# (the table goes next to it).
 RUN_OPTIONS = ("allocators", "allocators_file", "modes", "reps", "target_ms", "samples", "iters",
-               "run_id", "no_pin", "quiet_machine", "seed", "timeout", "tinymalloc", "bin", "quiet")
+               "out", "run_id", "no_pin", "quiet_machine", "seed", "timeout", "tinymalloc", "bin",
+               "quiet")
 
 
 def rerender(ap, args):

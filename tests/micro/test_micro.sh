@@ -152,14 +152,16 @@ rc=0
 "$PY" "$SCRIPT" --render "$TMP/m/r" >"$TMP/table" 2>"$TMP/err" || rc=$?
 rc2=0; "$PY" "$SCRIPT" --render "$TMP/m/r" --modes pair:16 >/dev/null 2>&1 || rc2=$?
 rc3=0; "$PY" "$SCRIPT" --render "$TMP/m/none" >/dev/null 2>"$TMP/err3" || rc3=$?
-if [ "$rc" = 0 ] && [ "$rc2" = 2 ] && [ "$rc3" = 2 ] && grep -q 'no micro-benchmark run folder' "$TMP/err3" \
+rc4=0; "$PY" "$SCRIPT" --render "$TMP/m/r" --out "$TMP/elsewhere" >/dev/null 2>&1 || rc4=$?
+if [ "$rc" = 0 ] && [ "$rc2" = 2 ] && [ "$rc3" = 2 ] && [ "$rc4" = 2 ] \
+    && grep -q 'no micro-benchmark run folder' "$TMP/err3" \
     && cmp -s "$TMP/table" "$TMP/m/r.md" \
     && grep -q '^- table: made again from the run folder on .* --render ' "$TMP/table" \
     && diff <(grep -v '^- table: ' "$TMP/table") "$TMP/r-first.md" >/dev/null \
     && [ "$(find "$TMP/m" -name 'mem-*.json' | wc -l)" = 8 ]; then
     pass "script_render"
 else
-    fail "script_render" "rc=$rc,$rc2,$rc3 $(tail -c 300 "$TMP/err" | tr '\n' ' ')"
+    fail "script_render" "rc=$rc,$rc2,$rc3,$rc4 $(tail -c 300 "$TMP/err" | tr '\n' ' ')"
 fi
 
 # The floors make no allocator call: the runs of each under every preload are pooled into one
