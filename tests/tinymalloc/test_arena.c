@@ -64,45 +64,63 @@ static bool overlaps(const char *p, size_t n, const char *q, size_t m) {
     return p < q + m && q < p + n;
 }
 
-/* Random medium sizes of 1 to 64 units (runs inside one bitmap word, and runs across two)
- * replaced at random: no block overlaps another or loses its contents, and a block freed
- * and asked for again at once comes back at its address or below it (first fit: the freed
- * run itself fits) when it lands in the same chunk. */
-static void runs_never_overlap_and_fit_first(void) {
-    enum { LIVE = 48, OPS = 4000 };
-    char *p[LIVE] = {0};
-    size_t n[LIVE] = {0};
+/* Random medium sizes of 1 to max_units units replaced at random: no block overlaps another
+ * or loses its contents, and a block freed and asked for again at once comes back at its
+ * address or below it (first fit: the freed run itself fits) when it lands in the same chunk.
+ * With `resize`, one replacement in four is a realloc of the block instead, whose contents up
+ * to the smaller size must survive. */
+static void overlap_churn(unsigned max_units, int live, int ops, bool resize) {
+    enum { MAX_LIVE = 48 };
+    char *p[MAX_LIVE] = {0};
+    size_t n[MAX_LIVE] = {0};
     uint64_t x = 0x9e3779b97f4a7c15ULL;
-    int lower_or_same = 0, same_chunk = 0;
-    for (int op = 0; op < OPS; op++) {
+    int lower_or_same = 0, same_chunk = 0, resized = 0;
+    for (int op = 0; op < ops; op++) {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        int k = (int)(x % LIVE);
+        int k = (int)(x % (uint64_t)live);
         char *was = p[k];
         size_t was_n = n[k];
-        if (was) {
+        if (was)
             for (size_t j = 0; j < was_n; j += 4096) CHECK(was[j] == (char)k);
-            vfree(was);
-        }
-        size_t size = (size_t)(1 + (x >> 20) % 64) * 4096 - 64 * (x >> 40 & 1);
+        size_t size = (size_t)(1 + (x >> 20) % max_units) * 4096 - 64 * (x >> 40 & 1);
         if (was && x >> 41 & 1) size = was_n; /* the same size again: first fit */
-        char *q = vmalloc(size);
-        CHECK(q != NULL);
-        if (q == NULL) return;
-        if (was && size == was_n && ((uintptr_t)q >> 22) == ((uintptr_t)was >> 22)) {
-            same_chunk++;
-            lower_or_same += q <= was;
+        char *q;
+        if (resize && was && (x >> 42 & 3) == 0) {
+            q = vrealloc(was, size);
+            CHECK(q != NULL);
+            if (q == NULL) return;
+            for (size_t j = 0; j < (size < was_n ? size : was_n); j += 4096) CHECK(q[j] == (char)k);
+            resized++;
+        } else {
+            if (was) vfree(was);
+            q = vmalloc(size);
+            CHECK(q != NULL);
+            if (q == NULL) return;
+            if (was && size == was_n && ((uintptr_t)q >> 22) == ((uintptr_t)was >> 22)) {
+                same_chunk++;
+                lower_or_same += q <= was;
+            }
         }
-        for (int i = 0; i < LIVE; i++)
+        for (int i = 0; i < live; i++)
             if (i != k && p[i]) CHECK(!overlaps(q, size, p[i], n[i]));
         for (size_t j = 0; j < size; j += 4096) q[j] = (char)k;
         p[k] = q;
         n[k] = size;
     }
-    CHECK(same_chunk > 100 && lower_or_same == same_chunk);
-    for (int i = 0; i < LIVE; i++) vfree(p[i]);
+    CHECK(same_chunk > ops / 40 && lower_or_same == same_chunk);
+    CHECK(!resize || resized > ops / 10);
+    for (int i = 0; i < live; i++) vfree(p[i]);
 }
+
+/* Runs inside one bitmap word, and runs across two (4 KiB units, up to the default
+ * medium_max). */
+static void runs_never_overlap_and_fit_first(void) { overlap_churn(64, 48, 4000, false); }
+
+/* Runs across many bitmap words (up to 400 units: seven words), freed, made, grown and shrunk
+ * in place: each walks its run's words once, the whole words between its two ends included. */
+static void wide_runs_never_overlap(void) { overlap_churn(400, 24, 2000, true); }
 
 /* First fit walks an arena's chunks from the highest down, the oldest first (the chunk layer
  * hands chunks out from a region's top down): a run freed in the highest chunk is taken before
@@ -1072,6 +1090,7 @@ int main(int argc, char **argv) {
     }
     if (strcmp(getenv("TINYMALLOC_CONF"), RUNS_CONF) == 0) {
         RUN(a_chunk_emptied_during_a_run_purge_stays);
+        RUN_HERE(wide_runs_never_overlap);
         return tm_test_next_stage(argv, FORK_CONF);
     }
     if (strcmp(getenv("TINYMALLOC_CONF"), NO_PURGER_CONF) == 0) {
