@@ -1,7 +1,8 @@
 /* The medium cache (mcache.c): class rounding, reuse without the arena, the per-thread and
  * process-wide byte caps, the flush at thread exit and before an arena grows, malloc_trim and
- * the decay reaching the caches of idle threads, drains racing with the owners, and double
- * frees of cached blocks from any thread. */
+ * the decay reaching the caches of idle threads, drains racing with the owners, the one block of
+ * exactly a class kept above medium_cache_max, and double frees of cached blocks from any
+ * thread. */
 #include "tm_test.h"
 #include "tinymalloc.h"
 
@@ -290,8 +291,8 @@ static void own_cache_goes_back_before_an_arena_grows(void) {
     for (int i = 0; i < N; i++) vfree(ps[i]);
 }
 
-/* Under medium_cache_max's default (32 KiB): larger blocks are neither rounded up to a class
- * nor cached. */
+/* Under medium_cache_max's default (32 KiB): larger blocks are not rounded up to a class, nor
+ * cached when their size is no class (the next case has one that is). */
 static void only_blocks_up_to_the_max_are_cached(void) {
     void *p = vmalloc(30000);
     CHECK(malloc_usable_size(p) == 32768); /* a class */
@@ -308,6 +309,82 @@ static void only_blocks_up_to_the_max_are_cached(void) {
     CHECK(s2.arena_frees == s1.arena_frees + 1);
 }
 
+/* Above medium_cache_max, a block whose size is exactly a class (64 KiB) is cached all the
+ * same, under medium_cache_exact's default (256 KiB), and a request of the same size in whole
+ * units takes it back without its arena; requests there are not rounded up to a class. */
+static void exact_classes_above_the_max_are_cached(void) {
+    malloc_trim(0);
+    void *p = vmalloc(65536);
+    CHECK(malloc_usable_size(p) == 65536);
+    struct tinymalloc_stats s0 = stats();
+    vfree(p);
+    struct tinymalloc_stats s1 = stats();
+    CHECK(s1.medium_cached == s0.medium_cached + 65536);
+    CHECK(s1.arena_frees == s0.arena_frees);
+    void *q = vmalloc(65536 - 1000); /* 16 units of 4 KiB, as the cached block */
+    struct tinymalloc_stats s2 = stats();
+    CHECK(q == p);
+    CHECK(s2.medium_cached == s0.medium_cached);
+    CHECK(s2.arena_allocs == s1.arena_allocs);
+    void *r = vmalloc(65536 + 1000); /* 17 units: no class, an arena's block of its own size */
+    CHECK(malloc_usable_size(r) == 69632);
+    vfree(r);
+    CHECK(stats().arena_frees == s2.arena_frees + 1);
+    vfree(q);
+    malloc_trim(0);
+}
+
+/* A thread keeps one such block: a second goes to its arena, and a request of another size
+ * leaves the one kept. It is kept beside medium_cache's bytes (4 MiB here, full of 32 KiB
+ * blocks), and malloc_trim takes it, after which the place is free again. */
+static void one_exact_block_is_kept_beside_the_budget(void) {
+    malloc_trim(0);
+    enum { N = 128 };
+    void *small[N], *a = vmalloc(65536), *b = vmalloc(131072);
+    for (int i = 0; i < N; i++) small[i] = vmalloc(32768);
+    struct tinymalloc_stats s0 = stats();
+    CHECK(s0.medium_cached == 0);
+    for (int i = 0; i < N; i++) vfree(small[i]);
+    struct tinymalloc_stats s1 = stats();
+    CHECK(s1.medium_cached == N * 32768); /* the budget full */
+    vfree(a);
+    vfree(b);
+    struct tinymalloc_stats s2 = stats();
+    CHECK(s2.medium_cached == N * 32768 + 65536); /* a kept beside it, b to its arena */
+    CHECK(s2.arena_frees == s1.arena_frees + 1);
+    void *c = vmalloc(131072); /* not a's size: from an arena */
+    struct tinymalloc_stats s3 = stats();
+    CHECK(c != a && s3.arena_allocs == s2.arena_allocs + 1);
+    CHECK(s3.medium_cached == s2.medium_cached);
+    malloc_trim(0);
+    struct tinymalloc_stats s4 = stats();
+    CHECK(s4.medium_cached == 0);
+    CHECK(s4.arena_frees == s3.arena_frees + N + 1);
+    vfree(c); /* the place is free again */
+    CHECK(stats().medium_cached == 131072);
+    void *d = vmalloc(131072);
+    CHECK(d == c);
+    vfree(d);
+    malloc_trim(0);
+}
+
+static void die_double_free_exact(void) {
+    void *p = vmalloc(65536);
+    vfree(p); /* kept by this thread: still allocated in its arena */
+    vfree(p);
+}
+
+static void die_realloc_exact(void) {
+    void *p = vmalloc(131072);
+    vfree(p);
+    vrealloc(p, 140000);
+}
+
+static void kept_exact_blocks_are_checked(void) {
+    CHECK(tm_expect_abort(die_double_free_exact, "free(): double free of 0x"));
+    CHECK(tm_expect_abort(die_realloc_exact, "realloc(): invalid pointer (freed already) 0x"));
+}
+
 #define MAX_CONF "medium_cache:4m"
 
 int main(int argc, char **argv) {
@@ -318,6 +395,9 @@ int main(int argc, char **argv) {
     if (tm_test_rerun_with_conf(argv, "medium_cache:4m,medium_cache_max:256k")) return 1;
     if (strcmp(getenv("TINYMALLOC_CONF"), MAX_CONF) == 0) {
         RUN(only_blocks_up_to_the_max_are_cached);
+        RUN(exact_classes_above_the_max_are_cached);
+        RUN(one_exact_block_is_kept_beside_the_budget);
+        RUN(kept_exact_blocks_are_checked);
         TEST_EXIT();
     }
     RUN(no_false_alarm_where_a_merged_run_started); /* in a child: this process stays fresh */

@@ -107,7 +107,12 @@ static const optdef_t optdefs[] = {
     SIZE(medium_cache, 0, 256 * KiB, 0, GiB,
          "bytes of freed medium blocks each thread keeps; 0 turns the cache off"),
     SIZE(medium_cache_max, 0, 32 * KiB, 0, TM_CHUNK_SIZE,
-         "largest block the medium cache keeps; larger ones go back to their arena at once"),
+         "largest class requests are rounded up to, and the largest block the medium cache "
+         "keeps but for those of medium_cache_exact; larger ones go back to their arena at once"),
+    SIZE(medium_cache_exact, 0, 256 * KiB, 0, TM_CHUNK_SIZE,
+         "largest block above medium_cache_max the medium cache keeps when its size is exactly a "
+         "class (64k, 80k, 96k, 112k, 128k, 160k ...), one per thread beside medium_cache; "
+         "requests there are not rounded up; 0: none"),
     SIZE(medium_cache_total, 0, 16 * MiB, 0, 1ULL << 46,
          "bytes of freed medium blocks all threads together keep"),
     NUM(medium_cache_decay, 1000, 0, MS_MAX,

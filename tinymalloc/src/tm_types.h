@@ -105,7 +105,8 @@ typedef struct {
     uint32_t arena_dirty;         /* percent of chunks in use kept wholly free, committed */
     uint32_t arenas, heaps;       /* 0: one per CPU */
     size_t medium_cache;          /* bytes of freed medium blocks a thread keeps; 0: none */
-    size_t medium_cache_max;      /* largest block it keeps */
+    size_t medium_cache_max;      /* largest class requests round to (and it keeps) */
+    size_t medium_cache_exact;    /* above that, largest block of exactly a class it keeps */
     size_t medium_cache_total;    /* ... that all threads keep */
     uint32_t medium_cache_decay;  /* ms a block stays cached */
     uint32_t heap_growth;         /* percent: anticipation multiplies by this per extra miss */
@@ -226,9 +227,11 @@ typedef struct tm_tcache {
     uint64_t flushed_malloc[TM_MAX_CLASSES], flushed_free[TM_MAX_CLASSES];
     tm_classq_t q[TM_MAX_CLASSES];
     tm_mbin_t mbin[TM_MCLASSES]; /* freed medium blocks, by medium class */
-    size_t mcache_bytes;         /* bytes in mbin, at most medium_cache */
+    size_t mcache_bytes;         /* bytes in mbin, at most medium_cache + mcache_big */
+    _Atomic size_t mcache_big;   /* bytes of its one block above medium_cache_max; 0: none */
     size_t mcache_credit;        /* bytes of medium_cache_total held, >= mcache_bytes */
-    tm_spin_t mlock;       /* guards mbin, mcache_bytes and mcache_credit against other drainers */
+    tm_spin_t
+        mlock; /* guards mbin, mcache_bytes, mcache_big and mcache_credit against other drainers */
     _Atomic uint8_t mbusy; /* the owner works on its bins without mlock (mcache.c) */
     _Atomic uint8_t mstop; /* a drainer holds mlock: the owner must take it too */
     struct tm_tcache *next_live, *prev_live; /* list of live caches, for statistics */
