@@ -230,10 +230,9 @@ typedef struct tm_tcache {
     size_t mcache_bytes;         /* bytes in mbin, at most medium_cache + mcache_big */
     _Atomic size_t mcache_big;   /* bytes of its one block above medium_cache_max; 0: none */
     size_t mcache_credit;        /* bytes of medium_cache_total held, >= mcache_bytes */
-    tm_spin_t
-        mlock; /* guards mbin, mcache_bytes, mcache_big and mcache_credit against other drainers */
-    _Atomic uint8_t mbusy; /* the owner works on its bins without mlock (mcache.c) */
-    _Atomic uint8_t mstop; /* a drainer holds mlock: the owner must take it too */
+    tm_spin_t mlock;             /* guards mbin and the mcache_ fields against other drainers */
+    _Atomic uint8_t mbusy;       /* the owner works on its bins without mlock (mcache.c) */
+    _Atomic uint8_t mstop;       /* a drainer holds mlock: the owner must take it too */
     struct tm_tcache *next_live, *prev_live; /* list of live caches, for statistics */
     struct tm_tcache *next_free;
     /* Frees to another thread's page, not yet on its thread_free (slab.c): head..tail, of
