@@ -206,7 +206,8 @@ size_t tm_mcache_fast_max;
 
 /* mcache_big is read without entering: by the owner, to pass by a cache whose one block above
  * tm_mcache_fast_max cannot serve (or hold) a block, and entering only when it may. A drainer
- * may change it meanwhile (to 0), so the owner reads it again once in. */
+ * may empty the cache meanwhile, so the owner checks again once in (the bin's head, or
+ * mcache_big). */
 static inline size_t big_of(tm_tcache_t *tc) {
     return atomic_load_explicit(&tc->mcache_big, memory_order_relaxed);
 }
@@ -398,7 +399,8 @@ static inline __attribute__((always_inline)) bool push_fast(tm_block_t *b, size_
  * tm_arena_usable: to the thread's one place there, else as free_slow sees fit. */
 static tm_noinline void free_big(void *p, const char *func, size_t size) {
     check_not_cached(p, func);
-    /* Most such frees find the place taken (medium-mt's), and go on at no more cost. */
+    /* Most such frees find the place taken (medium-mt's): to the arena after this one read,
+     * without the clock or the cache. */
     if (big_of(tm_tc)) return free_to_arena(p, func);
     unsigned c = cached_class(size);
     if (tm_unlikely(!push_fast(p, size, c, true))) return free_slow(p, func, size, c);
