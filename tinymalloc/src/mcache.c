@@ -14,7 +14,7 @@
  * nothing more, and apart from medium_cache, so that it does not push out the smaller blocks that
  * budget is for: a program that replaces random sizes rarely asks for such a block again
  * (medium-mt's instructions in the library grew 7.6 % when they took a cached block's whole ways in
- * and out, 1.6 % with this). A free of a block whose size is exactly a class up to medium_cache_max
+ * and out, 1.3 % with this). A free of a block whose size is exactly a class up to medium_cache_max
  * goes to the freeing thread's bin while that thread's cache holds less than medium_cache bytes and
  * all threads' caches less than medium_cache_total; everything else goes back to its arena. Bins
  * are intrusive lists whose links carry the slab tier's secret-keyed check word (tm_block_link), so
@@ -70,9 +70,9 @@ static uint8_t mclass_of_units[TM_MCLASS_TABLE];
  * TM_MCLASSES: a free's one test of whether its block may be cached. */
 static uint8_t cached_class_of_units[TM_MCLASS_TABLE];
 static unsigned unit_shift;
-/* Above tm_mcache_fast_max, the largest block of exactly a class that the caches keep (0:
- * none). */
-static size_t exact_max;
+/* The largest block the caches keep: tm_mcache_fast_max, or above it the largest class up to
+ * medium_cache_exact (those blocks only one a thread); 0: none. */
+static size_t cached_max;
 static _Atomic size_t reserved;
 #define TM_MCREDIT_STEP (256u << 10)
 static _Atomic uint64_t decay_due;
@@ -138,19 +138,19 @@ void tm_mcache_init(void) {
     nmclasses = n;
     asym = tm_opt.medium_cache && tm_os_barrier_init();
     /* The largest class the caches keep: requests above it are not rounded to a class. */
-    tm_mcache_fast_max = exact_max = 0;
+    tm_mcache_fast_max = 0;
     for (unsigned k = 0; tm_opt.medium_cache && k < n && mclass_size[k] <= tm_opt.medium_cache_max;
          k++)
         tm_mcache_fast_max = mclass_size[k];
+    cached_max = tm_mcache_fast_max;
     for (unsigned k = 0; tm_mcache_fast_max && k < n; k++)
-        if (mclass_size[k] > tm_mcache_fast_max && mclass_size[k] <= tm_opt.medium_cache_exact)
-            exact_max = mclass_size[k];
-    size_t kept = exact_max ? exact_max : tm_mcache_fast_max;
+        if (mclass_size[k] > cached_max && mclass_size[k] <= tm_opt.medium_cache_exact)
+            cached_max = mclass_size[k];
     unsigned c = 0;
     for (size_t u = 0; u < TM_MCLASS_TABLE; u++) {
         while (c + 1 < n && mclass_size[c] < (u << unit_shift)) c++;
         mclass_of_units[u] = (uint8_t)c;
-        bool exact = mclass_size[c] == (u << unit_shift) && mclass_size[c] <= kept;
+        bool exact = mclass_size[c] == (u << unit_shift) && mclass_size[c] <= cached_max;
         cached_class_of_units[u] = (uint8_t)(exact ? c : TM_MCLASSES);
     }
 }
@@ -161,16 +161,7 @@ static inline unsigned mclass_of(size_t n) {
 
 /* The class a freed block of `size` bytes is cached in, or TM_MCLASSES: not cached. */
 static inline unsigned cached_class(size_t size) {
-    return size <= tm_mcache_fast_max || size <= exact_max
-               ? cached_class_of_units[size >> unit_shift]
-               : TM_MCLASSES;
-}
-
-/* Above tm_mcache_fast_max: whether a request of n bytes, in whole units, is exactly a class
- * the caches keep (their blocks of it fit it exactly). */
-static inline bool exact_class(size_t n) {
-    return n <= exact_max &&
-           cached_class_of_units[(n + (1UL << unit_shift) - 1) >> unit_shift] != TM_MCLASSES;
+    return size <= cached_max ? cached_class_of_units[size >> unit_shift] : TM_MCLASSES;
 }
 
 uint64_t tm_mcache_due(void) { return atomic_load_explicit(&decay_due, memory_order_relaxed); }
@@ -214,6 +205,13 @@ static inline size_t big_of(tm_tcache_t *tc) {
 
 static inline void set_big(tm_tcache_t *tc, size_t size) {
     atomic_store_explicit(&tc->mcache_big, size, memory_order_relaxed);
+}
+
+/* The owner, inside its bins: whether tc's own bound leaves room for a block of
+ * `size` bytes; big: above tm_mcache_fast_max, where the room is the one place there. The
+ * shared budget is the caller's test (the credit). */
+static inline bool has_room(tm_tcache_t *tc, size_t size, bool big) {
+    return big ? big_of(tc) == 0 : tc->mcache_bytes + size <= tm_opt.medium_cache + big_of(tc);
 }
 
 /* The owner, inside its bins (owner_enter or the fast paths' own way in): takes b, the head
@@ -318,9 +316,8 @@ static bool cache_free(void *p, const char *func, size_t size, unsigned c) {
     ((tm_mblock_t *)b)->cached_ms = now;
     bool big = size > tm_mcache_fast_max;
     bool locked = owner_enter(tc);
-    if (tm_unlikely(
-            (big ? big_of(tc) != 0 : tc->mcache_bytes + size > tm_opt.medium_cache + big_of(tc)) ||
-            (tc->mcache_bytes + size > tc->mcache_credit && !credit_take(tc, size)))) {
+    if (tm_unlikely(!has_room(tc, size, big) ||
+                    (tc->mcache_bytes + size > tc->mcache_credit && !credit_take(tc, size)))) {
         owner_leave(tc, locked);
         return valid_to_arena(p, func);
     }
@@ -380,9 +377,7 @@ static inline __attribute__((always_inline)) bool push_fast(tm_block_t *b, size_
         return false;
     if (tm_unlikely(!owner_try(tc))) return false;
     /* mcache_bytes, mcache_big and mcache_credit are read only once in. */
-    if (tm_unlikely(
-            (big ? big_of(tc) != 0 : tc->mcache_bytes + size > tm_opt.medium_cache + big_of(tc)) ||
-            tc->mcache_bytes + size > tc->mcache_credit)) {
+    if (tm_unlikely(!has_room(tc, size, big) || tc->mcache_bytes + size > tc->mcache_credit)) {
         owner_leave(tc, false);
         return false;
     }
@@ -395,14 +390,13 @@ static inline __attribute__((always_inline)) bool push_fast(tm_block_t *b, size_
     return true;
 }
 
-/* A free of a block above tm_mcache_fast_max whose size is exactly a class, p checked by
+/* A free of a block above tm_mcache_fast_max whose size is exactly class c, p checked by
  * tm_arena_usable: to the thread's one place there, else as free_slow sees fit. */
-static tm_noinline void free_big(void *p, const char *func, size_t size) {
+static tm_noinline void free_big(void *p, const char *func, size_t size, unsigned c) {
     check_not_cached(p, func);
     /* Most such frees find the place taken (medium-mt's): to the arena after this one read,
      * without the clock or the cache. */
     if (big_of(tm_tc)) return free_to_arena(p, func);
-    unsigned c = cached_class(size);
     if (tm_unlikely(!push_fast(p, size, c, true))) return free_slow(p, func, size, c);
     tm_purger_poll();
 }
@@ -413,8 +407,10 @@ static tm_noinline void free_big(void *p, const char *func, size_t size) {
 void tm_mcache_free(void *p, const char *func) {
     if (tm_unlikely(tm_mcache_fast_max == 0)) return free_uncached(p, func);
     size_t size = tm_arena_usable(p, func); /* validates p */
-    if (size > tm_mcache_fast_max)
-        return exact_class(size) ? free_big(p, func, size) : free_to_arena(p, func);
+    if (size > tm_mcache_fast_max) {
+        unsigned c = cached_class(size);
+        return c != TM_MCLASSES ? free_big(p, func, size, c) : free_to_arena(p, func);
+    }
     check_not_cached(p, func);
     unsigned c = cached_class_of_units[size >> unit_shift];
     if (tm_unlikely(!push_fast(p, size, c, false))) return free_slow(p, func, size, c);
