@@ -334,14 +334,16 @@ static void exact_classes_above_the_max_are_cached(void) {
     malloc_trim(0);
 }
 
-/* A thread keeps one such block: a second goes to its arena, and a request of another size
- * leaves the one kept. It is kept beside medium_cache's bytes (4 MiB here, full of 32 KiB
- * blocks), and malloc_trim takes it, after which the place is free again. */
-static void one_exact_block_is_kept_beside_the_budget(void) {
+/* A thread keeps such blocks, several of a class (newest first), up to
+ * medium_cache_exact_bytes (1 MiB) of them beside medium_cache's bytes (4 MiB here, full of
+ * 32 KiB blocks); past that they go to their arena. A request of a size none is kept of goes to
+ * an arena, and malloc_trim takes them all, after which there is room again. */
+static void exact_blocks_are_kept_beside_the_budget(void) {
     malloc_trim(0);
-    enum { N = 128 };
-    void *small[N], *a = vmalloc(65536), *b = vmalloc(131072);
+    enum { N = 128, BIG = 5 };
+    void *small[N], *a = vmalloc(65536), *b = vmalloc(131072), *b2 = vmalloc(131072), *big[BIG];
     for (int i = 0; i < N; i++) small[i] = vmalloc(32768);
+    for (int i = 0; i < BIG; i++) big[i] = vmalloc(262144);
     struct tinymalloc_stats s0 = stats();
     CHECK(s0.medium_cached == 0);
     for (int i = 0; i < N; i++) vfree(small[i]);
@@ -349,23 +351,52 @@ static void one_exact_block_is_kept_beside_the_budget(void) {
     CHECK(s1.medium_cached == N * 32768); /* the budget full */
     vfree(a);
     vfree(b);
+    vfree(b2);
     struct tinymalloc_stats s2 = stats();
-    CHECK(s2.medium_cached == N * 32768 + 65536); /* a kept beside it, b to its arena */
-    CHECK(s2.arena_frees == s1.arena_frees + 1);
-    void *c = vmalloc(131072); /* not a's size: from an arena */
+    CHECK(s2.medium_cached == N * 32768 + 65536 + 2 * 131072); /* all three beside it */
+    CHECK(s2.arena_frees == s1.arena_frees);
+    void *c = vmalloc(131072), *c2 = vmalloc(131072 - 100), *c3 = vmalloc(131072);
     struct tinymalloc_stats s3 = stats();
-    CHECK(c != a && s3.arena_allocs == s2.arena_allocs + 1);
-    CHECK(s3.medium_cached == s2.medium_cached);
-    malloc_trim(0);
-    struct tinymalloc_stats s4 = stats();
-    CHECK(s4.medium_cached == 0);
-    CHECK(s4.arena_frees == s3.arena_frees + N + 1);
-    vfree(c); /* the place is free again */
-    CHECK(stats().medium_cached == 131072);
-    void *d = vmalloc(131072);
-    CHECK(d == c);
+    CHECK(c == b2 && c2 == b); /* newest first, a request of the same size in whole units */
+    CHECK(c3 != b && c3 != b2 && s3.arena_allocs == s2.arena_allocs + 1);
+    CHECK(s3.medium_cached == N * 32768 + 65536);
+    void *d = vmalloc(196608); /* 192 KiB, a class none is kept of: from an arena */
+    CHECK(d != NULL && stats().arena_allocs == s3.arena_allocs + 1);
     vfree(d);
+    struct tinymalloc_stats s4 = stats();
+    CHECK(s4.medium_cached == N * 32768 + 65536 + 196608);
+    /* 64 + 192 KiB kept: three blocks of 256 KiB fit in 1 MiB, the other two go back. */
+    for (int i = 0; i < BIG; i++) vfree(big[i]);
+    struct tinymalloc_stats s5 = stats();
+    CHECK(s5.medium_cached == s4.medium_cached + 3 * 262144);
+    CHECK(s5.arena_frees == s4.arena_frees + 2);
     malloc_trim(0);
+    struct tinymalloc_stats s6 = stats();
+    CHECK(s6.medium_cached == 0);
+    CHECK(s6.arena_frees == s5.arena_frees + N + 5);
+    vfree(c); /* room again */
+    vfree(c2);
+    vfree(c3);
+    CHECK(stats().medium_cached == 3 * 131072);
+    malloc_trim(0);
+}
+
+/* With medium_cache_exact_bytes:0 no block above medium_cache_max is kept: each goes back to
+ * its arena, and a request of the same size comes from one. Exit 0 when so. */
+static int none_kept_without_exact_bytes(void) {
+    void *p = vmalloc(65536);
+    struct tinymalloc_stats s0 = stats();
+    vfree(p);
+    struct tinymalloc_stats s1 = stats();
+    void *q = vmalloc(65536);
+    struct tinymalloc_stats s2 = stats();
+    vfree(q);
+    return !(s1.medium_cached == s0.medium_cached && s1.arena_frees == s0.arena_frees + 1 &&
+             s2.arena_allocs == s1.arena_allocs + 1);
+}
+
+static void exact_bytes_zero_keeps_none(void) {
+    CHECK(tm_test_rerun("no-exact", "medium_cache:4m,medium_cache_exact_bytes:0") == 0);
 }
 
 static void die_double_free_exact(void) {
@@ -391,12 +422,13 @@ int main(int argc, char **argv) {
     /* These cases set the cache at 4 MiB a thread (the default is 256 KiB), the figure their
      * caps assume, under the default process-wide 16 MiB, for blocks up to 256 KiB (the
      * default medium_max); a last re-run checks medium_cache_max's default. */
-    (void)argc;
+    if (argc > 1 && strcmp(argv[1], "no-exact") == 0) return none_kept_without_exact_bytes();
     if (tm_test_rerun_with_conf(argv, "medium_cache:4m,medium_cache_max:256k")) return 1;
     if (strcmp(getenv("TINYMALLOC_CONF"), MAX_CONF) == 0) {
         RUN(only_blocks_up_to_the_max_are_cached);
         RUN(exact_classes_above_the_max_are_cached);
-        RUN(one_exact_block_is_kept_beside_the_budget);
+        RUN(exact_blocks_are_kept_beside_the_budget);
+        RUN(exact_bytes_zero_keeps_none);
         RUN(kept_exact_blocks_are_checked);
         TEST_EXIT();
     }

@@ -60,7 +60,7 @@ tm_noinline void *tm_malloc_large(size_t n, size_t align, bool zero) {
  * a tail call, which comes back to tm_malloc_large on a miss: malloc keeps no stack frame. */
 static inline void *tm_alloc(size_t n, bool zero) {
     if (tm_likely(n <= tm_opt.fast_max)) return tm_slab_alloc(tm_tc, tm_class_of(n));
-    if (n <= tm_mcache_fast_max && !tm_profiling) return tm_mcache_malloc(n, zero);
+    if (n <= tm_mcache_keep_max && !tm_profiling) return tm_mcache_malloc(n, zero);
     return tm_malloc_large(n, TM_ALIGN, zero);
 }
 

@@ -4,22 +4,25 @@
  *
  * Medium requests whose class is at most medium_cache_max are rounded up to classes, four per
  * doubling and whole arena units, so a cached block fits every request of its class; larger ones
- * are not rounded, so that big blocks, which cost the arena's work least in proportion to their use
- * and hold the most memory, take no more than they ask. Above it, up to medium_cache_exact, a
- * thread keeps one block whose size is exactly a class, beside its medium_cache bytes: a program's
- * power-of-two buffers (64 KiB, 128 KiB) are classes, and one freed and asked for again is served
- * from the bin instead of an arena's bitmaps (a malloc/free pair of 64 KiB took 98 ns against
- * tcmalloc's 12, results/micro/20261207-135143-3d1870d0.md); a request there takes it when its size
- * in whole units is the block's. One, so that a free or a request there tests that one block and
- * nothing more, and apart from medium_cache, so that it does not push out the smaller blocks that
- * budget is for: a program that replaces random sizes rarely asks for such a block again
- * (medium-mt's instructions in the library grew 7.6 % when they took a cached block's whole ways in
- * and out, 1.3 % with this). A free of a block whose size is exactly a class up to medium_cache_max
- * goes to the freeing thread's bin while that thread's cache holds less than medium_cache bytes and
- * all threads' caches less than medium_cache_total; everything else goes back to its arena. Bins
- * are intrusive lists whose links carry the slab tier's secret-keyed check word (tm_block_link), so
- * a double free of a cached block is caught (from any thread) and a write after free cannot steer
- * malloc. A block leaving a bin gets its check word cleared.
+ * are not rounded, so that big blocks, which cost the arena's work least in proportion to their
+ * use and hold the most memory, take no more than they ask. Above it, up to medium_cache_exact,
+ * a thread keeps blocks whose size is exactly a class, up to medium_cache_exact_bytes of them
+ * beside its medium_cache bytes: a program's power-of-two buffers (64 KiB, 128 KiB) are classes,
+ * and one freed and asked for again is served from the bin instead of an arena's bitmaps; a
+ * request there takes one when its size in whole units is the block's. Apart from medium_cache,
+ * so that they do not push out the smaller blocks that budget is for. Several, of every such
+ * class: with one block a thread, the bench's large-block case (random power-of-two sizes of 64
+ * KiB to 8 MiB) took 1.25x tcmalloc's time (by hand), and went to the arenas for most of its
+ * blocks of 64-256 KiB. And their malloc finds them from malloc's own way in (malloc_big), which
+ * sends the requests there that no bin serves straight to the arenas: medium-mt, whose sizes
+ * from 32 to 256 KiB are exactly a class in whole units one time in five, took 6.6 % fewer
+ * instructions in the library than with the one block. A free of a block whose size is exactly a
+ * class up to medium_cache_max goes to the freeing thread's bin while that thread's cache holds
+ * less than medium_cache bytes and all threads' caches less than medium_cache_total; everything
+ * else goes back to its arena. Bins are intrusive lists whose links carry the slab tier's
+ * secret-keyed check word (tm_block_link), so a double free of a cached block is caught (from
+ * any thread) and a write after free cannot steer malloc. A block leaving a bin gets its check
+ * word cleared.
  *
  * Cached memory is bounded in time as well as in bytes: each block records when it was
  * cached, and blocks cached longer than medium_cache_decay ms go back to their arenas. Any
@@ -47,9 +50,9 @@
  * shared budget, taken from `reserved` in steps (so that threads do not contend on one
  * counter at every free) before its blocks exceed it and given back when it holds far less:
  * mcache_bytes <= mcache_credit, and reserved, the sum of all credits, never exceeds
- * medium_cache_total. mcache_big is the size of the one block above medium_cache_max a cache
- * may hold (0: none), which mcache_bytes counts: mcache_bytes - mcache_big <= medium_cache. No
- * cached block becomes due before decay_due (0: none is cached).
+ * medium_cache_total. mcache_big is the bytes of its blocks above tm_mcache_fast_max, which
+ * mcache_bytes counts: mcache_bytes - mcache_big <= medium_cache, and mcache_big <=
+ * medium_cache_exact_bytes. No cached block becomes due before decay_due (0: none is cached).
  */
 #include "tm_internal.h"
 
@@ -70,9 +73,6 @@ static uint8_t mclass_of_units[TM_MCLASS_TABLE];
  * TM_MCLASSES: a free's one test of whether its block may be cached. */
 static uint8_t cached_class_of_units[TM_MCLASS_TABLE];
 static unsigned unit_shift;
-/* The largest block the caches keep: tm_mcache_fast_max, or above it the largest class up to
- * medium_cache_exact (those blocks only one a thread); 0: none. */
-static size_t cached_max;
 static _Atomic size_t reserved;
 #define TM_MCREDIT_STEP (256u << 10)
 static _Atomic uint64_t decay_due;
@@ -142,15 +142,16 @@ void tm_mcache_init(void) {
     for (unsigned k = 0; tm_opt.medium_cache && k < n && mclass_size[k] <= tm_opt.medium_cache_max;
          k++)
         tm_mcache_fast_max = mclass_size[k];
-    cached_max = tm_mcache_fast_max;
+    tm_mcache_keep_max = tm_mcache_fast_max;
     for (unsigned k = 0; tm_mcache_fast_max && k < n; k++)
-        if (mclass_size[k] > cached_max && mclass_size[k] <= tm_opt.medium_cache_exact)
-            cached_max = mclass_size[k];
+        if (mclass_size[k] > tm_mcache_keep_max && mclass_size[k] <= tm_opt.medium_cache_exact &&
+            mclass_size[k] <= tm_opt.medium_max)
+            tm_mcache_keep_max = mclass_size[k];
     unsigned c = 0;
     for (size_t u = 0; u < TM_MCLASS_TABLE; u++) {
         while (c + 1 < n && mclass_size[c] < (u << unit_shift)) c++;
         mclass_of_units[u] = (uint8_t)c;
-        bool exact = mclass_size[c] == (u << unit_shift) && mclass_size[c] <= cached_max;
+        bool exact = mclass_size[c] == (u << unit_shift) && mclass_size[c] <= tm_mcache_keep_max;
         cached_class_of_units[u] = (uint8_t)(exact ? c : TM_MCLASSES);
     }
 }
@@ -161,7 +162,7 @@ static inline unsigned mclass_of(size_t n) {
 
 /* The class a freed block of `size` bytes is cached in, or TM_MCLASSES: not cached. */
 static inline unsigned cached_class(size_t size) {
-    return size <= cached_max ? cached_class_of_units[size >> unit_shift] : TM_MCLASSES;
+    return size <= tm_mcache_keep_max ? cached_class_of_units[size >> unit_shift] : TM_MCLASSES;
 }
 
 uint64_t tm_mcache_due(void) { return atomic_load_explicit(&decay_due, memory_order_relaxed); }
@@ -194,24 +195,29 @@ static bool credit_take(tm_tcache_t *tc, size_t more) {
 /* The largest request the caches serve by class (0: none; also before start-up): the callers'
  * one test before tm_mcache_malloc. */
 size_t tm_mcache_fast_max;
+/* The largest block the caches keep: tm_mcache_fast_max, or above it the largest class up to
+ * medium_cache_exact (blocks of exactly a class only); 0: none. malloc's test before
+ * tm_mcache_malloc. */
+size_t tm_mcache_keep_max;
 
-/* mcache_big is read without entering: by the owner, to pass by a cache whose one block above
- * tm_mcache_fast_max cannot serve (or hold) a block, and entering only when it may. A drainer
- * may empty the cache meanwhile, so the owner checks again once in (the bin's head, or
- * mcache_big). */
+/* mcache_big is read without entering: by the owner, to pass by a cache that has no room for
+ * one more block above tm_mcache_fast_max, and entering only when it may. A drainer may empty
+ * the cache meanwhile, so the owner checks again once in (has_room). Written by whoever
+ * changes the bins, inside them: `size` bytes above tm_mcache_fast_max came in, or went out. */
 static inline size_t big_of(tm_tcache_t *tc) {
     return atomic_load_explicit(&tc->mcache_big, memory_order_relaxed);
 }
 
-static inline void set_big(tm_tcache_t *tc, size_t size) {
-    atomic_store_explicit(&tc->mcache_big, size, memory_order_relaxed);
+static inline void big_add(tm_tcache_t *tc, size_t size) {
+    atomic_store_explicit(&tc->mcache_big, big_of(tc) + size, memory_order_relaxed);
 }
 
-/* The owner, inside its bins: whether tc's own bound leaves room for a block of
- * `size` bytes; big: above tm_mcache_fast_max, where the room is the one place there. The
+/* The owner, inside its bins: whether tc's own bound leaves room for a block of `size` bytes;
+ * big: above tm_mcache_fast_max, whose blocks have medium_cache_exact_bytes of their own. The
  * shared budget is the caller's test (the credit). */
 static inline bool has_room(tm_tcache_t *tc, size_t size, bool big) {
-    return big ? big_of(tc) == 0 : tc->mcache_bytes + size <= tm_opt.medium_cache + big_of(tc);
+    return big ? big_of(tc) + size <= tm_opt.medium_cache_exact_bytes
+               : tc->mcache_bytes + size <= tm_opt.medium_cache + big_of(tc);
 }
 
 /* The owner, inside its bins (owner_enter or the fast paths' own way in): takes b, the head
@@ -233,11 +239,21 @@ static inline void bin_push(tm_tcache_t *tc, unsigned c, tm_block_t *b, size_t s
     tc->mcache_bytes += size;
 }
 
+/* The class whose bin serves a request of n bytes (up to tm_mcache_keep_max): n's class up to
+ * tm_mcache_fast_max; above it, the class that n's size in whole units is exactly, else none
+ * (TM_MCLASSES): requests there are not rounded up. */
+static inline unsigned serving_class(size_t n) {
+    unsigned c = mclass_of(n);
+    return n <= tm_mcache_fast_max || mclass_size[c] == tm_align_up(n, (size_t)1 << unit_shift)
+               ? c
+               : TM_MCLASSES;
+}
+
 /* A block of n's class from the thread's bin, or NULL: the caller goes on to the arenas. */
 static inline void *take(size_t n) {
     tm_tcache_t *tc = tm_tc;
-    if (tc == &tm_tcache_empty) return NULL;
-    unsigned c = mclass_of(n);
+    unsigned c = serving_class(n);
+    if (tc == &tm_tcache_empty || c == TM_MCLASSES) return NULL;
     bool locked = owner_enter(tc);
     tm_block_t *b = tc->mbin[c].head;
     if (b == NULL) {
@@ -245,7 +261,7 @@ static inline void *take(size_t n) {
         return NULL;
     }
     bin_pop(tc, c, b);
-    if (mclass_size[c] > tm_mcache_fast_max) set_big(tc, 0); /* its one such block */
+    if (mclass_size[c] > tm_mcache_fast_max) big_add(tc, -(size_t)mclass_size[c]);
     owner_leave(tc, locked);
     b->check = 0;
     return b;
@@ -254,9 +270,9 @@ static inline void *take(size_t n) {
 void *tm_mcache_alloc(size_t n, size_t align) {
     if (align > TM_ALIGN) return tm_arena_alloc(n);
     if (n > tm_mcache_fast_max) {
-        /* Only a block of exactly a class is kept there, so n fits it when it is n's size in
-         * whole units. (A fallback cache, shared, keeps none: cache_free.) */
-        void *b = big_of(tm_tc) == tm_align_up(n, (size_t)1 << unit_shift) ? take(n) : NULL;
+        /* Only blocks of exactly a class are kept there (take() serves n from one when its size
+         * in whole units is one). A fallback cache, shared, keeps none: cache_free. */
+        void *b = big_of(tm_tc) ? take(n) : NULL;
         return b ? b : tm_arena_alloc(n);
     }
     tm_tcache_t *tc = tm_tc;
@@ -273,7 +289,20 @@ static tm_noinline void *malloc_slow(size_t n, bool zero) {
     return b ? b : tm_malloc_large(n, TM_ALIGN, zero);
 }
 
-/* malloc's way for n <= tm_mcache_fast_max: a hit changes no tier, so it leaves the maintenance
+/* tm_mcache_malloc's way above tm_mcache_fast_max, where only a request of exactly a class is
+ * served, and only while the cache holds blocks there (a test before take() enters). Else
+ * straight to the arenas, as tm_malloc_large would send it (n is a medium request of a thread
+ * with a cache, so started up), without a second look into the cache. */
+static tm_noinline void *malloc_big(size_t n) {
+    void *b = big_of(tm_tc) ? take(n) : NULL;
+    if (b) return b;
+    b = tm_arena_alloc(n);
+    tm_purger_poll();
+    tm_purger_inline();
+    return b;
+}
+
+/* malloc's way for n <= tm_mcache_keep_max: a hit changes no tier, so it leaves the maintenance
  * to the calls that do (the purger's inline pass costs as much as the hit). take() written out
  * for the owner that needs no lock, with every other way a tail call: the hit keeps no stack
  * frame (it called take() before; with the free's change below, a cached pair of 16 KiB took
@@ -281,6 +310,7 @@ static tm_noinline void *malloc_slow(size_t n, bool zero) {
 void *tm_mcache_malloc(size_t n, bool zero) {
     tm_tcache_t *tc = tm_tc;
     if (tm_unlikely(tc == &tm_tcache_empty || !asym)) return malloc_slow(n, zero);
+    if (tm_unlikely(n > tm_mcache_fast_max)) return malloc_big(n);
     unsigned c = mclass_of(n);
     if (tm_unlikely(!owner_try(tc))) return malloc_slow(n, zero);
     tm_block_t *b = tc->mbin[c].head;
@@ -322,7 +352,7 @@ static bool cache_free(void *p, const char *func, size_t size, unsigned c) {
         return valid_to_arena(p, func);
     }
     bin_push(tc, c, b, size);
-    if (big) set_big(tc, size);
+    if (big) big_add(tc, size);
     owner_leave(tc, locked);
     tm_due_lower(&decay_due, now + tm_opt.medium_cache_decay);
     return true;
@@ -384,19 +414,20 @@ static inline __attribute__((always_inline)) bool push_fast(tm_block_t *b, size_
     tm_lazy_calls = calls + 1;
     ((tm_mblock_t *)b)->cached_ms = now;
     bin_push(tc, c, b, size);
-    if (big) set_big(tc, size);
+    if (big) big_add(tc, size);
     owner_leave(tc, false);
     tm_due_lower(&decay_due, now + tm_opt.medium_cache_decay);
     return true;
 }
 
 /* A free of a block above tm_mcache_fast_max whose size is exactly class c, p checked by
- * tm_arena_usable: to the thread's one place there, else as free_slow sees fit. */
+ * tm_arena_usable: to the thread's bin while its blocks there have room, else as free_slow sees
+ * fit. */
 static tm_noinline void free_big(void *p, const char *func, size_t size, unsigned c) {
     check_not_cached(p, func);
-    /* Most such frees find the place taken (medium-mt's): to the arena after this one read,
-     * without the clock or the cache. */
-    if (big_of(tm_tc)) return free_to_arena(p, func);
+    /* A cache that has no room left there: to the arena after this one read, without the
+     * clock or the cache. */
+    if (big_of(tm_tc) + size > tm_opt.medium_cache_exact_bytes) return free_to_arena(p, func);
     if (tm_unlikely(!push_fast(p, size, c, true))) return free_slow(p, func, size, c);
     tm_purger_poll();
 }
@@ -439,7 +470,7 @@ static uint64_t take_old(tm_tcache_t *tc, uint64_t before, tm_block_t **out) {
             tm_block_t *next = b->next;
             tc->mbin[c].count--;
             tc->mcache_bytes -= mclass_size[c];
-            if (mclass_size[c] > tm_mcache_fast_max) set_big(tc, 0);
+            if (mclass_size[c] > tm_mcache_fast_max) big_add(tc, -(size_t)mclass_size[c]);
             b->next = *out;
             *out = b;
             b = next;

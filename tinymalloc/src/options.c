@@ -111,8 +111,11 @@ static const optdef_t optdefs[] = {
          "keeps but for those of medium_cache_exact; larger ones go back to their arena at once"),
     SIZE(medium_cache_exact, 0, 256 * KiB, 0, TM_CHUNK_SIZE,
          "largest block above medium_cache_max the medium cache keeps when its size is exactly a "
-         "class (64k, 80k, 96k, 112k, 128k, 160k ...), one per thread beside medium_cache; "
-         "requests there are not rounded up; 0: none"),
+         "class (64k, 80k, 96k, 112k, 128k, 160k ...), beside medium_cache (up to "
+         "medium_cache_exact_bytes); requests there are not rounded up; 0: none"),
+    SIZE(medium_cache_exact_bytes, 0, MiB, 0, GiB,
+         "bytes of blocks above medium_cache_max (those of medium_cache_exact) each thread "
+         "keeps beside medium_cache; 0: none"),
     SIZE(medium_cache_total, 0, 16 * MiB, 0, 1ULL << 46,
          "bytes of freed medium blocks all threads together keep"),
     NUM(medium_cache_decay, 1000, 0, MS_MAX,

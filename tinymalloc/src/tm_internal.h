@@ -559,8 +559,9 @@ uint64_t tm_arena_allocs_of(unsigned idx);
 
 /* ---- medium cache (mcache.c): per-thread bins in front of the arenas -------------------- */
 void tm_mcache_init(void);
-extern size_t tm_mcache_fast_max;            /* the largest request the caches serve; 0: off */
-void *tm_mcache_malloc(size_t n, bool zero); /* n <= tm_mcache_fast_max; else tm_malloc_large */
+extern size_t tm_mcache_fast_max; /* the largest request the caches serve by class; 0: off */
+extern size_t tm_mcache_keep_max; /* the largest block they keep (exact classes above that) */
+void *tm_mcache_malloc(size_t n, bool zero); /* n <= tm_mcache_keep_max; else tm_malloc_large */
 void *tm_mcache_alloc(size_t n, size_t align);
 void tm_mcache_free(void *p, const char *func); /* to the thread's cache or the arena */
 /* malloc past the slabs and the medium cache (api.c). */

@@ -87,41 +87,42 @@ typedef struct {
 /* Every TINYMALLOC_CONF key is a field here, of the same name; options.c's table gives its
  * type, default and range. Written once at start-up, then only read. */
 typedef struct {
-    uint32_t tiny_max, small_max; /* the default classes' limits */
-    tm_sizelist_t classes;        /* explicit class sizes (n == 0: derive them) */
-    tm_sizelist_t prealloc;       /* blocks per class: none, one for all, or one per class */
-    bool prefault;                /* touch preallocated pages at start-up */
-    uint32_t slab_retain;         /* free slab pages kept committed before purging */
-    uint32_t slab_purge_delay;    /* ms a free slab page stays unused before purging */
-    size_t slab_transfer;         /* bytes of freed blocks the transfer cache holds; 0: off */
-    size_t reserve;               /* bytes of address space reserved at a time */
-    int stats;                    /* 0 off, 1 table on stderr, 2 json to stats_file */
-    char stats_file[256];         /* "%p" is replaced by the pid */
-    char profile[256];            /* where the allocation profile goes; empty: not profiling */
-    size_t medium_max;            /* largest arena request, <= tm_arena_capacity(arena_unit) */
-    size_t arena_unit;            /* bytes per bitmap bit: a power of two, 1 KiB to 64 KiB */
-    uint32_t arena_retain;        /* wholly free chunks an arena keeps (purged) */
-    uint32_t arena_purge_delay;   /* ms before a wholly free chunk's pages go back */
-    uint32_t arena_dirty;         /* percent of chunks in use kept wholly free, committed */
-    uint32_t arenas, heaps;       /* 0: one per CPU */
-    size_t medium_cache;          /* bytes of freed medium blocks a thread keeps; 0: none */
-    size_t medium_cache_max;      /* largest class requests round to (and it keeps) */
-    size_t medium_cache_exact;    /* above that, largest block of exactly a class it keeps */
-    size_t medium_cache_total;    /* ... that all threads keep */
-    uint32_t medium_cache_decay;  /* ms a block stays cached */
-    uint32_t heap_growth;         /* percent: anticipation multiplies by this per extra miss */
-    uint32_t heap_miss_threshold; /* consecutive misses before growing by more than asked */
-    uint32_t heap_decay;          /* percent of the anticipation dropped per hit */
-    uint32_t heap_bound;          /* percent above the peak in use the heap may grow to */
-    uint32_t heap_purge_delay;    /* ms a free block stays committed before madvise */
-    size_t heap_retain;           /* free heap bytes kept mapped; wholly free spans past it go */
-    size_t heap_max;              /* bytes; 0 = no limit (past it, blocks get own mappings) */
-    size_t huge_threshold;        /* initial: a freed heap block this large goes back at once */
-    size_t huge_threshold_max;    /* the adaptive threshold never rises past this */
-    bool huge_dynamic;            /* raise it as huge blocks are freed and asked for again */
-    bool purge_lazy;              /* purge with MADV_FREE instead of MADV_DONTNEED */
-    uint32_t commit_chunks;       /* reservations inaccessible, committed per chunk (2: auto) */
-    bool purge_thread;            /* a background thread runs the purges that fall due */
+    uint32_t tiny_max, small_max;    /* the default classes' limits */
+    tm_sizelist_t classes;           /* explicit class sizes (n == 0: derive them) */
+    tm_sizelist_t prealloc;          /* blocks per class: none, one for all, or one per class */
+    bool prefault;                   /* touch preallocated pages at start-up */
+    uint32_t slab_retain;            /* free slab pages kept committed before purging */
+    uint32_t slab_purge_delay;       /* ms a free slab page stays unused before purging */
+    size_t slab_transfer;            /* bytes of freed blocks the transfer cache holds; 0: off */
+    size_t reserve;                  /* bytes of address space reserved at a time */
+    int stats;                       /* 0 off, 1 table on stderr, 2 json to stats_file */
+    char stats_file[256];            /* "%p" is replaced by the pid */
+    char profile[256];               /* where the allocation profile goes; empty: not profiling */
+    size_t medium_max;               /* largest arena request, <= tm_arena_capacity(arena_unit) */
+    size_t arena_unit;               /* bytes per bitmap bit: a power of two, 1 KiB to 64 KiB */
+    uint32_t arena_retain;           /* wholly free chunks an arena keeps (purged) */
+    uint32_t arena_purge_delay;      /* ms before a wholly free chunk's pages go back */
+    uint32_t arena_dirty;            /* percent of chunks in use kept wholly free, committed */
+    uint32_t arenas, heaps;          /* 0: one per CPU */
+    size_t medium_cache;             /* bytes of freed medium blocks a thread keeps; 0: none */
+    size_t medium_cache_max;         /* largest class requests round to (and it keeps) */
+    size_t medium_cache_exact;       /* above that, largest block of exactly a class it keeps */
+    size_t medium_cache_exact_bytes; /* ... and the bytes of such blocks a thread keeps */
+    size_t medium_cache_total;       /* ... that all threads keep */
+    uint32_t medium_cache_decay;     /* ms a block stays cached */
+    uint32_t heap_growth;            /* percent: anticipation multiplies by this per extra miss */
+    uint32_t heap_miss_threshold;    /* consecutive misses before growing by more than asked */
+    uint32_t heap_decay;             /* percent of the anticipation dropped per hit */
+    uint32_t heap_bound;             /* percent above the peak in use the heap may grow to */
+    uint32_t heap_purge_delay;       /* ms a free block stays committed before madvise */
+    size_t heap_retain;              /* free heap bytes kept mapped; wholly free spans past it go */
+    size_t heap_max;                 /* bytes; 0 = no limit (past it, blocks get own mappings) */
+    size_t huge_threshold;           /* initial: a freed heap block this large goes back at once */
+    size_t huge_threshold_max;       /* the adaptive threshold never rises past this */
+    bool huge_dynamic;               /* raise it as huge blocks are freed and asked for again */
+    bool purge_lazy;                 /* purge with MADV_FREE instead of MADV_DONTNEED */
+    uint32_t commit_chunks;          /* reservations inaccessible, committed per chunk (2: auto) */
+    bool purge_thread;               /* a background thread runs the purges that fall due */
 
     /* Derived at start-up from the above. */
     uint32_t nclasses;
@@ -228,7 +229,7 @@ typedef struct tm_tcache {
     tm_classq_t q[TM_MAX_CLASSES];
     tm_mbin_t mbin[TM_MCLASSES]; /* freed medium blocks, by medium class */
     size_t mcache_bytes;         /* bytes in mbin, at most medium_cache + mcache_big */
-    _Atomic size_t mcache_big;   /* bytes of its one block above medium_cache_max; 0: none */
+    _Atomic size_t mcache_big;   /* bytes of its blocks above medium_cache_max (mcache.c) */
     size_t mcache_credit;        /* bytes of medium_cache_total held, >= mcache_bytes */
     tm_spin_t mlock;             /* guards mbin and the mcache_ fields against other drainers */
     _Atomic uint8_t mbusy;       /* the owner works on its bins without mlock (mcache.c) */
