@@ -57,10 +57,12 @@ tm_noinline void *tm_malloc_large(size_t n, size_t align, bool zero) {
 }
 
 /* zero: a calloc's request (see tm_heap_alloc). Requests the medium cache may hold go to it by
- * a tail call, which comes back to tm_malloc_large on a miss: malloc keeps no stack frame. */
+ * a tail call, which comes back to tm_malloc_large on a miss (above tm_mcache_fast_max, goes to
+ * the arenas): malloc keeps no stack frame. */
 static inline void *tm_alloc(size_t n, bool zero) {
     if (tm_likely(n <= tm_opt.fast_max)) return tm_slab_alloc(tm_tc, tm_class_of(n));
-    if (n <= tm_mcache_keep_max && !tm_profiling) return tm_mcache_malloc(n, zero);
+    if (n <= tm_mcache_fast_max && !tm_profiling) return tm_mcache_malloc(n, zero);
+    if (n <= tm_mcache_keep_max && !tm_profiling) return tm_mcache_malloc_big(n, zero);
     return tm_malloc_large(n, TM_ALIGN, zero);
 }
 

@@ -561,7 +561,8 @@ uint64_t tm_arena_allocs_of(unsigned idx);
 void tm_mcache_init(void);
 extern size_t tm_mcache_fast_max; /* the largest request the caches serve by class; 0: off */
 extern size_t tm_mcache_keep_max; /* the largest block they keep (exact classes above that) */
-void *tm_mcache_malloc(size_t n, bool zero); /* n <= tm_mcache_keep_max; else tm_malloc_large */
+void *tm_mcache_malloc(size_t n, bool zero);     /* n <= tm_mcache_fast_max; else tm_malloc_large */
+void *tm_mcache_malloc_big(size_t n, bool zero); /* n <= tm_mcache_keep_max */
 void *tm_mcache_alloc(size_t n, size_t align);
 void tm_mcache_free(void *p, const char *func); /* to the thread's cache or the arena */
 /* malloc past the slabs and the medium cache (api.c). */
