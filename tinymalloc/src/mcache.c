@@ -289,20 +289,24 @@ static tm_noinline void *malloc_slow(size_t n, bool zero) {
     return b ? b : tm_malloc_large(n, TM_ALIGN, zero);
 }
 
+/* A request of `size` bytes that the thread's cache could not serve, to the arenas, as
+ * tm_malloc_large would send it (a medium request of a thread with a cache, so started up)
+ * without a second look into the cache. */
+static tm_noinline void *from_arena(size_t size) {
+    void *b = tm_arena_alloc(size);
+    tm_purger_poll();
+    tm_purger_inline();
+    return b;
+}
+
 /* malloc's way for tm_mcache_fast_max < n <= tm_mcache_keep_max, where only a request of
  * exactly a class is served, and only while the cache holds blocks there (a test before take()
- * enters). Else straight to the arenas, as tm_malloc_large would send it (n is a medium request
- * of a thread with a cache, so started up), without a second look into the cache. Apart from
- * tm_mcache_malloc, whose hits then test nothing of it. */
+ * enters), else from_arena. Apart from tm_mcache_malloc, whose hits then test nothing of it. */
 void *tm_mcache_malloc_big(size_t n, bool zero) {
     tm_tcache_t *tc = tm_tc;
     if (tm_unlikely(tc == &tm_tcache_empty)) return tm_malloc_large(n, TM_ALIGN, zero);
     void *b = big_of(tc) ? take(n) : NULL;
-    if (b) return b;
-    b = tm_arena_alloc(n);
-    tm_purger_poll();
-    tm_purger_inline();
-    return b;
+    return b ? b : from_arena(n);
 }
 
 /* malloc's way for n <= tm_mcache_fast_max: a hit changes no tier, so it leaves the maintenance
@@ -318,7 +322,7 @@ void *tm_mcache_malloc(size_t n, bool zero) {
     tm_block_t *b = tc->mbin[c].head;
     if (tm_unlikely(b == NULL)) {
         owner_leave(tc, false);
-        return tm_malloc_large(n, TM_ALIGN, zero);
+        return from_arena(mclass_size[c]); /* rounded up to its class: see tm_mcache_alloc */
     }
     bin_pop(tc, c, b);
     owner_leave(tc, false);
