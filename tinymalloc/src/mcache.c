@@ -239,14 +239,12 @@ static inline void bin_push(tm_tcache_t *tc, unsigned c, tm_block_t *b, size_t s
     tc->mcache_bytes += size;
 }
 
-/* The class whose bin serves a request of n bytes (up to tm_mcache_keep_max): n's class up to
- * tm_mcache_fast_max; above it, the class that n's size in whole units is exactly, else none
- * (TM_MCLASSES): requests there are not rounded up. */
+/* The class whose bin serves a request of n bytes: n's class up to tm_mcache_fast_max; above
+ * it, the class a block of n's size in whole units is cached in (cached_class: exactly a class
+ * the caches keep), else none (TM_MCLASSES): requests there are not rounded up. */
 static inline unsigned serving_class(size_t n) {
-    unsigned c = mclass_of(n);
-    return n <= tm_mcache_fast_max || mclass_size[c] == tm_align_up(n, (size_t)1 << unit_shift)
-               ? c
-               : TM_MCLASSES;
+    return n <= tm_mcache_fast_max ? mclass_of(n)
+                                   : cached_class(tm_align_up(n, (size_t)1 << unit_shift));
 }
 
 /* A block of n's class from the thread's bin, or NULL: the caller goes on to the arenas. */
