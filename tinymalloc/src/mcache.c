@@ -42,7 +42,8 @@
  * waits for the owner to finish, or the owner reads mstop after it and takes mlock instead,
  * behind the drainer: Dekker's exchange, with the fence on the rare side only. Where the
  * barrier is not available (TSan, an old kernel, a sandbox) the owner takes mlock every time
- * (`asym` false).
+ * (`asym` false). A cache's mfast is asym for a thread's own cache, false for the empty and
+ * the fallback ones: the fast paths' one test of all three.
  *
  * A cached block stays allocated in its arena (its units used, its start bit set), so the
  * arena never hands it out twice. Bins are newest first: a block is pushed at its caching
@@ -164,6 +165,9 @@ static inline unsigned mclass_of(size_t n) {
 static inline unsigned cached_class(size_t size) {
     return size <= tm_mcache_keep_max ? cached_class_of_units[size >> unit_shift] : TM_MCLASSES;
 }
+
+/* A new thread cache's mfast (tm_tcache_get_slow, after start-up): owners go in without mlock. */
+bool tm_mcache_owner_fast(void) { return asym; }
 
 uint64_t tm_mcache_due(void) { return atomic_load_explicit(&decay_due, memory_order_relaxed); }
 
@@ -314,7 +318,7 @@ void *tm_mcache_malloc_big(size_t n, bool zero) {
         return tc == &tm_tcache_empty ? tm_malloc_large(n, TM_ALIGN, zero) : from_arena(n);
     unsigned c = cached_class_of_units[(n + ((size_t)1 << unit_shift) - 1) >> unit_shift];
     if (c == TM_MCLASSES) return from_arena(n);
-    if (tm_unlikely(!asym || !owner_try(tc))) return malloc_big_slow(n);
+    if (tm_unlikely(!tc->mfast || !owner_try(tc))) return malloc_big_slow(n);
     tm_block_t *b = tc->mbin[c].head;
     if (b == NULL) {
         owner_leave(tc, false);
@@ -334,7 +338,7 @@ void *tm_mcache_malloc_big(size_t n, bool zero) {
  * 9.5 ns against 10.9 in results/micro/20261207-042540-33bcde53.md). */
 void *tm_mcache_malloc(size_t n, bool zero) {
     tm_tcache_t *tc = tm_tc;
-    if (tm_unlikely(tc == &tm_tcache_empty || !asym)) return malloc_slow(n, zero);
+    if (tm_unlikely(!tc->mfast)) return malloc_slow(n, zero);
     unsigned c = mclass_of(n);
     if (tm_unlikely(!owner_try(tc))) return malloc_slow(n, zero);
     tm_block_t *b = tc->mbin[c].head;
@@ -428,8 +432,8 @@ static inline __attribute__((always_inline)) bool push_fast(tm_block_t *b, size_
     uint64_t due = atomic_load_explicit(&decay_due, memory_order_relaxed);
     uint32_t calls = tm_lazy_calls;
     uint64_t now = tm_lazy_ms; /* tm_now_ms_lazy() on a call that reads no clock */
-    if (tm_unlikely((!big && c == TM_MCLASSES) || tc == &tm_tcache_empty || tc->is_fallback ||
-                    !asym || calls % TM_LAZY_CLOCK == 0 || due == 0 || now >= due))
+    if (tm_unlikely((!big && c == TM_MCLASSES) || !tc->mfast || calls % TM_LAZY_CLOCK == 0 ||
+                    due == 0 || now >= due))
         return false;
     if (tm_unlikely(!owner_try(tc))) return false;
     /* mcache_bytes, mcache_big and mcache_credit are read only once in. */

@@ -91,6 +91,7 @@ tm_tcache_t *tm_tcache_get_slow(void) {
         tc->cur[c] = &tm_page_empty;
         tc->bin_room[c] = tm_bin_max[c];
     }
+    tc->mfast = tm_mcache_owner_fast();
     tm_lock(&tm_tcache_lock);
     tc->next_live = live_caches;
     if (live_caches) live_caches->prev_live = tc;

@@ -572,8 +572,9 @@ bool tm_mcache_reclaim(void); /* the thread's cached blocks back to the arenas; 
 /* Empties all live threads' caches of blocks older than medium_cache_decay at now, when that
  * is due (now UINT64_MAX: of every block, at once: malloc_trim). No lock held. */
 void tm_mcache_drain(uint64_t now);
-size_t tm_mcache_total(void); /* bytes in all threads' caches */
-uint64_t tm_mcache_due(void); /* when the oldest cached block decays (0: none cached) */
+size_t tm_mcache_total(void);    /* bytes in all threads' caches */
+uint64_t tm_mcache_due(void);    /* when the oldest cached block decays (0: none cached) */
+bool tm_mcache_owner_fast(void); /* a new thread cache's mfast (tm_tcache_t) */
 void tm_mcache_locks(tm_lock_op_t op);
 
 /* ---- heap tier (heap.c): large blocks, and the huge threshold --------------------------- */

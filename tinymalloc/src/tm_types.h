@@ -234,6 +234,10 @@ typedef struct tm_tcache {
     tm_spin_t mlock;             /* guards mbin and the mcache_ fields against other drainers */
     _Atomic uint8_t mbusy;       /* the owner works on its bins without mlock (mcache.c) */
     _Atomic uint8_t mstop;       /* a drainer holds mlock: the owner must take it too */
+    /* The owner may take the medium cache's fast paths (mcache.c): a thread's own cache (not
+     * the empty or the fallback one) where owners go in without mlock. Set once, when the
+     * cache is made: one test on those paths instead of three. */
+    bool mfast;
     struct tm_tcache *next_live, *prev_live; /* list of live caches, for statistics */
     struct tm_tcache *next_free;
     /* Frees to another thread's page, not yet on its thread_free (slab.c): head..tail, of
