@@ -58,46 +58,6 @@
 #include <cpuid.h>
 #endif
 
-#define TM_ARENA_MAX_UNITS (TM_CHUNK_SIZE / 1024) /* the smallest unit is 1 KiB */
-#define TM_ARENA_WORDS (TM_ARENA_MAX_UNITS / 64)
-#define TM_FITS 7 /* fit[] keeps a bound for runs of 1, 2, 4, ... 64 units or more */
-
-typedef struct tm_achunk {
-    uintptr_t seal; /* tm_seal of its address and arena: trusted only when it matches */
-    uint32_t arena; /* owner */
-    uint32_t first; /* first unit after the metadata */
-    /* The fields above are read by every free, from any thread and without the lock; those
-     * below are written by every lock holder. Apart, a free does not pull the line its arena's
-     * current holder is writing. */
-    _Alignas(64) uint32_t free_units;
-    uint32_t max_run;      /* no free run is longer (a bound, kept by run_free and find_in) */
-    uint64_t empty_since;  /* ms when it became wholly free; 0 while in use */
-    uint64_t hasty_ms;     /* when it was purged at once, past the dirty share; 0: it was not */
-    uint64_t age_ms;       /* the last pass over its free runs (or the free that needs one) */
-    uint8_t purged;        /* wholly free and given back */
-    uint8_t purging;       /* its pages are going back now: no block may be made in it */
-    uint16_t runs_purging; /* purges of free runs under way (their units held as used) */
-    struct tm_achunk *next, *prev;
-    /* fit[b]: no free run of 2^b units or more starts below it. A search for n units starts
-     * at fit[fit_of(n)] instead of at the lowest free unit, past the short runs that a
-     * fragmented chunk keeps low: before, medium-mt's first fit scanned most of each chunk's
-     * words for every block of 32 KiB and up. Never decreasing in b: a run of 2^(b + 1) units
-     * is one of 2^b. */
-    uint16_t fit[TM_FITS];
-    uint64_t used[TM_ARENA_WORDS];
-    uint64_t start[TM_ARENA_WORDS];
-    /* Set where a free left its check word at the start of the run it freed and no block has
-     * taken the unit since: the next block made there tests the word, so a write after free
-     * into a freed block's first bytes is caught, as the slabs catch it in theirs. A bit is
-     * cleared only with its word (drop_marks): a block made over the unit, or a purge (a lazy
-     * one, or one of locked pages, keeps the contents), would leave a word that realloc and
-     * the medium cache's free take for a freed block's once a block starts there again. */
-    uint64_t freed[TM_ARENA_WORDS];
-    uint64_t dirty[TM_ARENA_WORDS];   /* freed, and not purged since: its pages may be committed */
-    uint64_t aged[TM_ARENA_WORDS];    /* free since the last pass: the next purges it */
-    uint16_t len[TM_ARENA_MAX_UNITS]; /* units in the block starting here, while it is live */
-} tm_achunk_t;
-
 typedef struct {
     tm_shard_t sh; /* the lock that guards every field below, and the next maintenance */
     uint32_t idx;
@@ -110,12 +70,11 @@ typedef struct {
 } __attribute__((aligned(64))) tm_arena_t;
 
 static tm_arena_t arenas[TM_MAX_ARENAS];
-static unsigned narenas = 1;
+unsigned tm_narenas = 1;
 tm_clock_t tm_arena_clock;
-static unsigned unit_shift = 12, nunits = TM_CHUNK_SIZE >> 12, nwords = (TM_CHUNK_SIZE >> 12) / 64;
+unsigned tm_arena_shift = 12; /* set by tm_arena_init, before tm_mcache_init reads it */
+static unsigned nunits = TM_CHUNK_SIZE >> 12, nwords = (TM_CHUNK_SIZE >> 12) / 64;
 static _Atomic uint64_t chunks_peak, chunks_now;
-
-static uintptr_t seal_of(const tm_achunk_t *c) { return tm_seal(c, TM_KIND_ARENA, c->arena); }
 
 /* ---- bitmaps: whole-word operations only ------------------------------------------------ */
 /* First unit >= i whose bit in map is `bit`, or nunits. */
@@ -179,7 +138,7 @@ static inline void set_range(uint64_t *map, unsigned i, unsigned n, bool bit) {
 static void drop_word(tm_achunk_t *c, unsigned w, uint64_t x) {
     do {
         unsigned u = w * 64 + (unsigned)__builtin_ctzll(x);
-        ((tm_block_t *)((char *)c + ((size_t)u << unit_shift)))->check = 0;
+        ((tm_block_t *)((char *)c + ((size_t)u << tm_arena_shift)))->check = 0;
     } while (x &= x - 1);
 }
 
@@ -331,8 +290,8 @@ static tm_achunk_t *chunk_new(tm_arena_t *a, tm_achunk_t *c, bool dirty) {
      * fields. */
     *(void **)c = NULL;
     c->arena = a->idx;
-    c->seal = seal_of(c);
-    c->first = (unsigned)(meta_bytes(1UL << unit_shift) >> unit_shift);
+    c->seal = tm_arena_seal_of(c);
+    c->first = (unsigned)(meta_bytes(1UL << tm_arena_shift) >> tm_arena_shift);
     set_range(c->used, 0, c->first, true); /* the metadata units are never free */
     c->free_units = nunits - c->first;
     c->max_run = nunits - c->first;
@@ -367,7 +326,7 @@ static bool chunk_empty(const tm_achunk_t *c) { return c->free_units == nunits -
 
 /* Where the pages of chunk c past its metadata start: a whole-chunk purge's. */
 static void *whole_pages(const tm_achunk_t *c) {
-    return (void *)tm_align_up((uintptr_t)c + ((size_t)c->first << unit_shift), TM_OS_PAGE);
+    return (void *)tm_align_up((uintptr_t)c + ((size_t)c->first << tm_arena_shift), TM_OS_PAGE);
 }
 
 /* Hands the pages of wholly free chunk c to d, to purge once the lock is released
@@ -446,8 +405,8 @@ static void runs_dirtied(tm_arena_t *a, tm_achunk_t *c) {
 
 /* The pages of [u, u + n) units of c: whole pages only. */
 static void run_pages(const tm_achunk_t *c, unsigned u, unsigned n, uintptr_t *lo, uintptr_t *hi) {
-    *lo = tm_align_up((uintptr_t)c + ((size_t)u << unit_shift), TM_OS_PAGE);
-    *hi = ((uintptr_t)c + ((size_t)(u + n) << unit_shift)) & ~(TM_OS_PAGE - 1);
+    *lo = tm_align_up((uintptr_t)c + ((size_t)u << tm_arena_shift), TM_OS_PAGE);
+    *hi = ((uintptr_t)c + ((size_t)(u + n) << tm_arena_shift)) & ~(TM_OS_PAGE - 1);
 }
 
 /* The pass over the free runs of chunk c, in use, once its age_ms is a delay old: runs that
@@ -468,8 +427,8 @@ static uint64_t runs_pass(tm_arena_t *a, tm_achunk_t *c, uint64_t now, tm_defer_
              * of the pages are held as used until the purge is back (arena_purged): no block
              * is made over them meanwhile, and the rest of the chunk stays usable. */
             drop_marks(c, u, e - u);
-            unsigned pu = (unsigned)((lo - (uintptr_t)c) >> unit_shift);
-            set_range(c->used, pu, (unsigned)((hi - lo) >> unit_shift), true);
+            unsigned pu = (unsigned)((lo - (uintptr_t)c) >> tm_arena_shift);
+            set_range(c->used, pu, (unsigned)((hi - lo) >> tm_arena_shift), true);
             c->runs_purging++;
             a->run_bytes += hi - lo;
             tm_defer_add(d, &a->sh, TM_DEFER_PURGE, c, (void *)lo, hi - lo);
@@ -555,8 +514,8 @@ static void arena_purged(tm_shard_t *sh, void *obj, void *p, size_t bytes, bool 
         /* Free runs of a chunk in use: their units, held as used meanwhile, are free again.
          * Unless a fork child's purges_lost took them back already: a fork from a signal
          * handler that interrupted this thread's tm_defer_run, whose purges come back here. */
-        unsigned u = (unsigned)(((uintptr_t)p - (uintptr_t)c) >> unit_shift);
-        unsigned n = (unsigned)(bytes >> unit_shift);
+        unsigned u = (unsigned)(((uintptr_t)p - (uintptr_t)c) >> tm_arena_shift);
+        unsigned n = (unsigned)(bytes >> tm_arena_shift);
         if (tm_unlikely(c->runs_purging == 0 || !held(c, u, n))) return;
         run_free(c, u, n, false);
         c->runs_purging--;
@@ -575,7 +534,7 @@ static __thread int arena_last __attribute__((tls_model("initial-exec"))) = -1;
 static tm_arena_t *arena_acquire(void) {
     uintptr_t self = (uintptr_t)&arena_last;
     int last = arena_last;
-    unsigned home = last >= 0 ? tm_shard_home(last, &arenas[last].sh, narenas, self)
+    unsigned home = last >= 0 ? tm_shard_home(last, &arenas[last].sh, tm_narenas, self)
                               : tm_shard_adopt(&tm_arena_clock, self);
     tm_arena_t *a = &arenas[home];
     if (tm_likely(tm_trylock(&a->sh.lock))) {
@@ -586,8 +545,8 @@ static tm_arena_t *arena_acquire(void) {
     /* Busy: this request goes elsewhere, but the thread does not move there. One busy lock
      * says nothing of where the thread runs, and moving on it mixes the blocks of threads
      * that run at once (the heap, whose requests are rarer, keeps its own rule: heap.c). */
-    for (unsigned k = 1; k < narenas; k++) {
-        tm_arena_t *b = &arenas[(home + k) % narenas];
+    for (unsigned k = 1; k < tm_narenas; k++) {
+        tm_arena_t *b = &arenas[(home + k) % tm_narenas];
         if (tm_trylock(&b->sh.lock)) return b;
     }
     tm_lock(&a->sh.lock);
@@ -615,7 +574,7 @@ static tm_achunk_t *find_in(tm_arena_t *a, unsigned need, unsigned *unit) {
 
 /* Under a's lock, which it lets go of: the run of need units at unit i of c becomes a block. */
 static void *take_run(tm_arena_t *a, tm_achunk_t *c, unsigned i, unsigned need) {
-    tm_block_t *b = (tm_block_t *)((char *)c + ((size_t)i << unit_shift));
+    tm_block_t *b = (tm_block_t *)((char *)c + ((size_t)i << tm_arena_shift));
     if (((c->freed[i / 64] >> (i % 64)) & 1) && tm_unlikely(!tm_block_is_free(b))) {
         tm_unlock(&a->sh.lock);
         tm_slab_corrupt(b);
@@ -647,8 +606,8 @@ static void *take_run(tm_arena_t *a, tm_achunk_t *c, unsigned i, unsigned need) 
  * as glibc retries in another arena. Arenas are per CPU and a thread mostly follows its CPU,
  * so the blocks it freed may all sit in an arena it no longer uses. */
 static tm_noinline void *alloc_elsewhere(unsigned home, unsigned need) {
-    for (unsigned k = 0; k < narenas; k++) {
-        tm_arena_t *a = &arenas[(home + k) % narenas];
+    for (unsigned k = 0; k < tm_narenas; k++) {
+        tm_arena_t *a = &arenas[(home + k) % tm_narenas];
         unsigned i;
         tm_lock(&a->sh.lock);
         tm_achunk_t *c = find_in(a, need, &i);
@@ -660,7 +619,7 @@ static tm_noinline void *alloc_elsewhere(unsigned home, unsigned need) {
 }
 
 void *tm_arena_alloc(size_t n) {
-    unsigned need = (unsigned)((n + (1UL << unit_shift) - 1) >> unit_shift);
+    unsigned need = (unsigned)((n + (1UL << tm_arena_shift) - 1) >> tm_arena_shift);
     if (need == 0) need = 1;
     tm_arena_t *a = arena_acquire();
     unsigned i = nunits;
@@ -675,7 +634,8 @@ void *tm_arena_alloc(size_t n) {
             tm_unlock(&a->sh.lock);
         }
         bool dirty = false;
-        tm_achunk_t *fresh = tm_chunk_alloc(TM_KIND_ARENA, meta_bytes(1UL << unit_shift), &dirty);
+        tm_achunk_t *fresh =
+            tm_chunk_alloc(TM_KIND_ARENA, meta_bytes(1UL << tm_arena_shift), &dirty);
         if (fresh == NULL) return alloc_elsewhere(a->idx, need);
         tm_lock(&a->sh.lock);
         c = chunk_new(a, fresh, dirty);
@@ -684,28 +644,11 @@ void *tm_arena_alloc(size_t n) {
     return take_run(a, c, i, need);
 }
 
-/* The chunk and unit of an arena pointer; fatal unless p is the start of a unit. */
-static inline __attribute__((always_inline)) tm_achunk_t *chunk_of(const void *p, unsigned *unit,
-                                                                   const char *func) {
-    uintptr_t a = (uintptr_t)p;
-    tm_achunk_t *c = (tm_achunk_t *)(a & ~TM_CHUNK_MASK);
-    size_t off = a & TM_CHUNK_MASK;
-    if ((off & ((1UL << unit_shift) - 1)) || c->seal != seal_of(c) || c->arena >= narenas)
-        tm_fatal(func, "invalid pointer", p);
-    *unit = (unsigned)(off >> unit_shift);
-    if (*unit < c->first) tm_fatal(func, "invalid pointer", p);
-    return c;
-}
-
-static bool is_start(const tm_achunk_t *c, unsigned i) {
-    return (tm_rload(c->start[i / 64]) >> (i % 64)) & 1;
-}
-
 static void free_in(tm_achunk_t *c, unsigned i, void *p, const char *func, uint64_t since);
 
 void tm_arena_free(void *p, const char *func) {
     unsigned i;
-    tm_achunk_t *c = chunk_of(p, &i, func);
+    tm_achunk_t *c = tm_arena_chunk_of(p, &i, func);
     free_in(c, i, p, func, 0);
 }
 
@@ -713,15 +656,15 @@ void tm_arena_free_valid(void *p, const char *func, uint64_t since) {
     uintptr_t a = (uintptr_t)p;
     tm_achunk_t *c = (tm_achunk_t *)(a & ~TM_CHUNK_MASK);
     /* Bounded still: a program racing two frees of p may have had the chunk leave since. */
-    if (tm_unlikely(c->arena >= narenas)) tm_fatal(func, "invalid pointer", p);
-    free_in(c, (unsigned)((a & TM_CHUNK_MASK) >> unit_shift), p, func, since);
+    if (tm_unlikely(c->arena >= tm_narenas)) tm_fatal(func, "invalid pointer", p);
+    free_in(c, (unsigned)((a & TM_CHUNK_MASK) >> tm_arena_shift), p, func, since);
 }
 
 /* Frees the block at unit i of chunk c, its arena's lock taken here. */
 static void free_in(tm_achunk_t *c, unsigned i, void *p, const char *func, uint64_t since) {
     tm_arena_t *a = &arenas[c->arena];
     tm_lock(&a->sh.lock);
-    if (tm_unlikely(!is_start(c, i))) {
+    if (tm_unlikely(!tm_arena_is_start(c, i))) {
         bool used = (c->used[i / 64] >> (i % 64)) & 1;
         tm_unlock(&a->sh.lock);
         tm_fatal(func, used ? "invalid pointer" : "double free of", p);
@@ -767,27 +710,21 @@ static void free_in(tm_achunk_t *c, unsigned i, void *p, const char *func, uint6
     if (tm_unlikely(d.n)) tm_defer_run(&tm_arena_clock, &d);
 }
 
-/* Without the lock: the caller owns the live block, whose start bit and length stay put.
- * For a pointer that is not a live block the answer is a fatal error (or, racing with other
- * threads' changes to the same words, possibly a wrong one; never a write). */
-size_t tm_arena_usable(const void *p, const char *func) {
-    unsigned i;
-    tm_achunk_t *c = chunk_of(p, &i, func);
-    if (!is_start(c, i)) {
-        bool used = (c->used[i / 64] >> (i % 64)) & 1;
-        tm_fatal(func, used ? "invalid pointer" : "double free of", p);
-    }
-    return (size_t)tm_rload(c->len[i]) << unit_shift;
+/* tm_arena_usable's verdict on a unit of a sealed chunk that starts no live block: a unit
+ * in use inside a block is not a block's start; a free one was freed. */
+void tm_arena_not_live(const tm_achunk_t *c, unsigned i, const void *p, const char *func) {
+    bool used = (c->used[i / 64] >> (i % 64)) & 1;
+    tm_fatal(func, used ? "invalid pointer" : "double free of", p);
 }
 
 /* Shrinks by freeing the tail units, grows into the free units that follow. */
 bool tm_arena_resize(void *p, size_t n) {
     unsigned i;
-    tm_achunk_t *c = chunk_of(p, &i, "realloc");
+    tm_achunk_t *c = tm_arena_chunk_of(p, &i, "realloc");
     tm_arena_t *a = &arenas[c->arena];
-    unsigned need = (unsigned)((n + (1UL << unit_shift) - 1) >> unit_shift);
+    unsigned need = (unsigned)((n + (1UL << tm_arena_shift) - 1) >> tm_arena_shift);
     tm_lock(&a->sh.lock);
-    if (!is_start(c, i)) {
+    if (!tm_arena_is_start(c, i)) {
         tm_unlock(&a->sh.lock);
         tm_fatal("realloc", "invalid pointer", p);
     }
@@ -815,13 +752,13 @@ bool tm_arena_resize(void *p, size_t n) {
 /* ---- set-up, fork, statistics --------------------------------------------------------- */
 void tm_arena_init(void) {
     unsigned n = tm_opt.arenas ? tm_opt.arenas : tm_ncpus();
-    narenas = n < TM_MAX_ARENAS ? n : TM_MAX_ARENAS;
-    unit_shift = (unsigned)__builtin_ctzl(tm_opt.arena_unit);
-    nunits = (unsigned)(TM_CHUNK_SIZE >> unit_shift);
+    tm_narenas = n < TM_MAX_ARENAS ? n : TM_MAX_ARENAS;
+    tm_arena_shift = (unsigned)__builtin_ctzl(tm_opt.arena_unit);
+    nunits = (unsigned)(TM_CHUNK_SIZE >> tm_arena_shift);
     nwords = nunits / 64;
     find_run_setup();
-    for (unsigned i = 0; i < narenas; i++) arenas[i].idx = i;
-    tm_clock_init(&tm_arena_clock, &arenas[0].sh, sizeof arenas[0], narenas,
+    for (unsigned i = 0; i < tm_narenas; i++) arenas[i].idx = i;
+    tm_clock_init(&tm_arena_clock, &arenas[0].sh, sizeof arenas[0], tm_narenas,
                   &tm_opt.arena_purge_delay, arena_maintain, arena_purged);
 }
 
@@ -864,7 +801,7 @@ static void purges_lost(tm_arena_t *a) {
 }
 
 void tm_arena_locks(tm_lock_op_t op) {
-    for (unsigned i = 0; i < narenas; i++) {
+    for (unsigned i = 0; i < tm_narenas; i++) {
         tm_lock_fork(&arenas[i].sh.lock, op);
         if (op == TM_LOCK_RESET) purges_lost(&arenas[i]);
     }
@@ -874,23 +811,23 @@ void tm_arena_thread_exit(void) {
     tm_shard_leave(&tm_arena_clock, arena_last, (uintptr_t)&arena_last);
 }
 
-unsigned tm_arena_count(void) { return narenas; }
+unsigned tm_arena_count(void) { return tm_narenas; }
 
 uint64_t tm_arena_allocs_of(unsigned idx) {
-    return idx < narenas
+    return idx < tm_narenas
                ? atomic_load_explicit((_Atomic uint64_t *)&arenas[idx].nalloc, memory_order_relaxed)
                : 0;
 }
 
 void tm_arena_totals(tm_arena_totals_t *t) {
     memset(t, 0, sizeof *t);
-    for (unsigned i = 0; i < narenas; i++) {
+    for (unsigned i = 0; i < tm_narenas; i++) {
         tm_arena_t *a = &arenas[i];
         tm_lock(&a->sh.lock);
         t->nalloc += a->nalloc;
         t->nfree += a->nfree;
         t->chunks += a->nchunks;
-        t->used_bytes += a->used_units << unit_shift;
+        t->used_bytes += a->used_units << tm_arena_shift;
         t->purged_chunks += a->purged;
         t->released_chunks += a->released;
         t->dirty_chunks += a->ndirty;

@@ -73,7 +73,6 @@ static uint8_t mclass_of_units[TM_MCLASS_TABLE];
 /* The class of a block of u units where u units are exactly a class the caches keep, else
  * TM_MCLASSES: a free's one test of whether its block may be cached. */
 static uint8_t cached_class_of_units[TM_MCLASS_TABLE];
-static unsigned unit_shift;
 static _Atomic size_t reserved;
 #define TM_MCREDIT_STEP (256u << 10)
 static _Atomic uint64_t decay_due;
@@ -126,7 +125,6 @@ static void owners_go(void) {
 
 void tm_mcache_init(void) {
     size_t unit = tm_opt.arena_unit, max = tm_opt.medium_max;
-    unit_shift = (unsigned)__builtin_ctzl(unit);
     size_t s = tm_align_up(tm_opt.slab_max + 1, unit);
     unsigned n = 0;
     while (n < TM_MCLASSES) {
@@ -150,20 +148,21 @@ void tm_mcache_init(void) {
             tm_mcache_keep_max = mclass_size[k];
     unsigned c = 0;
     for (size_t u = 0; u < TM_MCLASS_TABLE; u++) {
-        while (c + 1 < n && mclass_size[c] < (u << unit_shift)) c++;
+        while (c + 1 < n && mclass_size[c] < (u << tm_arena_shift)) c++;
         mclass_of_units[u] = (uint8_t)c;
-        bool exact = mclass_size[c] == (u << unit_shift) && mclass_size[c] <= tm_mcache_keep_max;
+        bool exact =
+            mclass_size[c] == (u << tm_arena_shift) && mclass_size[c] <= tm_mcache_keep_max;
         cached_class_of_units[u] = (uint8_t)(exact ? c : TM_MCLASSES);
     }
 }
 
 static inline unsigned mclass_of(size_t n) {
-    return mclass_of_units[(n + (1UL << unit_shift) - 1) >> unit_shift];
+    return mclass_of_units[(n + (1UL << tm_arena_shift) - 1) >> tm_arena_shift];
 }
 
 /* The class a freed block of `size` bytes is cached in, or TM_MCLASSES: not cached. */
 static inline unsigned cached_class(size_t size) {
-    return size <= tm_mcache_keep_max ? cached_class_of_units[size >> unit_shift] : TM_MCLASSES;
+    return size <= tm_mcache_keep_max ? cached_class_of_units[size >> tm_arena_shift] : TM_MCLASSES;
 }
 
 /* A new thread cache's mfast (tm_tcache_get_slow, after start-up): owners go in without mlock. */
@@ -248,7 +247,7 @@ static inline void bin_push(tm_tcache_t *tc, unsigned c, tm_block_t *b, size_t s
  * the caches keep), else none (TM_MCLASSES): requests there are not rounded up. */
 static inline unsigned serving_class(size_t n) {
     return n <= tm_mcache_fast_max ? mclass_of(n)
-                                   : cached_class(tm_align_up(n, (size_t)1 << unit_shift));
+                                   : cached_class(tm_align_up(n, (size_t)1 << tm_arena_shift));
 }
 
 /* A block of n's class from the thread's bin, or NULL: the caller goes on to the arenas. */
@@ -316,7 +315,7 @@ void *tm_mcache_malloc_big(size_t n, bool zero) {
     tm_tcache_t *tc = tm_tc;
     if (!big_of(tc))
         return tc == &tm_tcache_empty ? tm_malloc_large(n, TM_ALIGN, zero) : from_arena(n);
-    unsigned c = cached_class_of_units[(n + ((size_t)1 << unit_shift) - 1) >> unit_shift];
+    unsigned c = cached_class_of_units[(n + ((size_t)1 << tm_arena_shift) - 1) >> tm_arena_shift];
     if (c == TM_MCLASSES) return from_arena(n);
     if (tm_unlikely(!tc->mfast || !owner_try(tc))) return malloc_big_slow(n);
     tm_block_t *b = tc->mbin[c].head;
@@ -474,7 +473,7 @@ void tm_mcache_free(void *p, const char *func) {
         return c != TM_MCLASSES ? free_big(p, func, size, c) : free_to_arena(p, func);
     }
     check_not_cached(p, func);
-    unsigned c = cached_class_of_units[size >> unit_shift];
+    unsigned c = cached_class_of_units[size >> tm_arena_shift];
     if (tm_unlikely(!push_fast(p, size, c, false))) return free_slow(p, func, size, c);
     tm_purger_poll();
 }

@@ -549,7 +549,41 @@ void tm_arena_free_valid(void *p, const char *func, uint64_t since);
 uint64_t tm_arena_background(uint64_t now); /* the purger's pass; -> next due (0: none) */
 extern tm_clock_t tm_arena_clock; /* due: a wholly free chunk waits to be purged or released */
 static inline uint64_t tm_arena_due(void) { return tm_clock_due(&tm_arena_clock); }
-size_t tm_arena_usable(const void *p, const char *func);
+extern unsigned tm_arena_shift; /* log2 of arena_unit */
+extern unsigned tm_narenas;
+
+static inline uintptr_t tm_arena_seal_of(const tm_achunk_t *c) {
+    return tm_seal(c, TM_KIND_ARENA, c->arena);
+}
+/* The chunk and unit of an arena pointer; fatal unless p is the start of a unit of a sealed
+ * chunk, past its metadata. */
+static inline __attribute__((always_inline)) tm_achunk_t *
+tm_arena_chunk_of(const void *p, unsigned *unit, const char *func) {
+    uintptr_t a = (uintptr_t)p;
+    tm_achunk_t *c = (tm_achunk_t *)(a & ~TM_CHUNK_MASK);
+    size_t off = a & TM_CHUNK_MASK;
+    if ((off & ((1UL << tm_arena_shift) - 1)) || c->seal != tm_arena_seal_of(c) ||
+        c->arena >= tm_narenas)
+        tm_fatal(func, "invalid pointer", p);
+    *unit = (unsigned)(off >> tm_arena_shift);
+    if (*unit < c->first) tm_fatal(func, "invalid pointer", p);
+    return c;
+}
+static inline bool tm_arena_is_start(const tm_achunk_t *c, unsigned i) {
+    return (tm_rload(c->start[i / 64]) >> (i % 64)) & 1;
+}
+__attribute__((noreturn)) void tm_arena_not_live(const tm_achunk_t *c, unsigned i, const void *p,
+                                                 const char *func);
+/* Without the lock: the caller owns the live block, whose start bit and length stay put. For
+ * a pointer that is not a live block the answer is a fatal error (or, racing with other
+ * threads' changes to the same words, possibly a wrong one; never a write). Inline: the medium
+ * free's first step, which then keeps no stack frame. */
+static inline size_t tm_arena_usable(const void *p, const char *func) {
+    unsigned i;
+    const tm_achunk_t *c = tm_arena_chunk_of(p, &i, func);
+    if (tm_unlikely(!tm_arena_is_start(c, i))) tm_arena_not_live(c, i, p, func);
+    return (size_t)tm_rload(c->len[i]) << tm_arena_shift;
+}
 bool tm_arena_resize(void *p, size_t n); /* in place, or false */
 void tm_arena_trim(void);
 void tm_arena_thread_exit(void); /* the arena the thread used is left (tm_shard_leave) */

@@ -253,6 +253,47 @@ typedef struct tm_tcache {
     bool is_fallback;
 } tm_tcache_t;
 
+/* ---- arena chunks (arena.c; their header is here for the medium free's inline lookup) ---- */
+#define TM_ARENA_MAX_UNITS (TM_CHUNK_SIZE / 1024) /* the smallest unit is 1 KiB */
+#define TM_ARENA_WORDS (TM_ARENA_MAX_UNITS / 64)
+#define TM_FITS 7 /* fit[] keeps a bound for runs of 1, 2, 4, ... 64 units or more */
+
+typedef struct tm_achunk {
+    uintptr_t seal; /* tm_seal of its address and arena: trusted only when it matches */
+    uint32_t arena; /* owner */
+    uint32_t first; /* first unit after the metadata */
+    /* The fields above are read by every free, from any thread and without the lock; those
+     * below are written by every lock holder. Apart, a free does not pull the line its arena's
+     * current holder is writing. */
+    _Alignas(64) uint32_t free_units;
+    uint32_t max_run;      /* no free run is longer (a bound, kept by run_free and find_in) */
+    uint64_t empty_since;  /* ms when it became wholly free; 0 while in use */
+    uint64_t hasty_ms;     /* when it was purged at once, past the dirty share; 0: it was not */
+    uint64_t age_ms;       /* the last pass over its free runs (or the free that needs one) */
+    uint8_t purged;        /* wholly free and given back */
+    uint8_t purging;       /* its pages are going back now: no block may be made in it */
+    uint16_t runs_purging; /* purges of free runs under way (their units held as used) */
+    struct tm_achunk *next, *prev;
+    /* fit[b]: no free run of 2^b units or more starts below it. A search for n units starts
+     * at fit[fit_of(n)] instead of at the lowest free unit, past the short runs that a
+     * fragmented chunk keeps low: before, medium-mt's first fit scanned most of each chunk's
+     * words for every block of 32 KiB and up. Never decreasing in b: a run of 2^(b + 1) units
+     * is one of 2^b. */
+    uint16_t fit[TM_FITS];
+    uint64_t used[TM_ARENA_WORDS];
+    uint64_t start[TM_ARENA_WORDS];
+    /* Set where a free left its check word at the start of the run it freed and no block has
+     * taken the unit since: the next block made there tests the word, so a write after free
+     * into a freed block's first bytes is caught, as the slabs catch it in theirs. A bit is
+     * cleared only with its word (drop_marks): a block made over the unit, or a purge (a lazy
+     * one, or one of locked pages, keeps the contents), would leave a word that realloc and
+     * the medium cache's free take for a freed block's once a block starts there again. */
+    uint64_t freed[TM_ARENA_WORDS];
+    uint64_t dirty[TM_ARENA_WORDS];   /* freed, and not purged since: its pages may be committed */
+    uint64_t aged[TM_ARENA_WORDS];    /* free since the last pass: the next purges it */
+    uint16_t len[TM_ARENA_MAX_UNITS]; /* units in the block starting here, while it is live */
+} tm_achunk_t;
+
 /* ---- huge blocks (huge.c) and statistics (stats.c) --------------------------------------- */
 typedef struct {
     _Atomic uint64_t nalloc, nfree, cur_bytes, peak_bytes, nremap;
