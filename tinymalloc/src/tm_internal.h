@@ -576,8 +576,8 @@ __attribute__((noreturn)) void tm_arena_not_live(const tm_achunk_t *c, unsigned 
                                                  const char *func);
 /* Without the lock: the caller owns the live block, whose start bit and length stay put. For
  * a pointer that is not a live block the answer is a fatal error (or, racing with other
- * threads' changes to the same words, possibly a wrong one; never a write). Inline: the medium
- * free's first step, which then keeps no stack frame. */
+ * threads' changes to the same words, possibly a wrong one; never a write). Inline, so that the
+ * medium free validates its block without a call (16 KiB pair: 9 instructions fewer). */
 static inline size_t tm_arena_usable(const void *p, const char *func) {
     unsigned i;
     const tm_achunk_t *c = tm_arena_chunk_of(p, &i, func);
