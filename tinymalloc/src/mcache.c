@@ -156,9 +156,12 @@ void tm_mcache_init(void) {
     }
 }
 
-static inline unsigned mclass_of(size_t n) {
-    return mclass_of_units[(n + (1UL << tm_arena_shift) - 1) >> tm_arena_shift];
+/* Arena units in n bytes, rounded up: the index of the tables above. */
+static inline size_t units_up(size_t n) {
+    return (n + ((size_t)1 << tm_arena_shift) - 1) >> tm_arena_shift;
 }
+
+static inline unsigned mclass_of(size_t n) { return mclass_of_units[units_up(n)]; }
 
 /* The class a freed block of `size` bytes is cached in, or TM_MCLASSES: not cached. */
 static inline unsigned cached_class(size_t size) {
@@ -315,7 +318,7 @@ void *tm_mcache_malloc_big(size_t n, bool zero) {
     tm_tcache_t *tc = tm_tc;
     if (!big_of(tc))
         return tc == &tm_tcache_empty ? tm_malloc_large(n, TM_ALIGN, zero) : from_arena(n);
-    unsigned c = cached_class_of_units[(n + ((size_t)1 << tm_arena_shift) - 1) >> tm_arena_shift];
+    unsigned c = cached_class_of_units[units_up(n)]; /* n <= tm_mcache_keep_max: the caller's */
     if (c == TM_MCLASSES) return from_arena(n);
     if (tm_unlikely(!tc->mfast || !owner_try(tc))) return malloc_big_slow(n);
     tm_block_t *b = tc->mbin[c].head;
