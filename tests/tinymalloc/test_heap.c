@@ -1,7 +1,12 @@
 /* The heap tier (heap.c): best fit, coalescing, statistics and their invariants, growth,
  * realloc in place and down into a free block below (also from several threads), purging (RSS
  * falls), calloc's known-zero parts, the adaptive huge threshold, page faults of replaced
- * power-of-two buffers, a miss that waits for a purge under way, and its death tests. */
+ * power-of-two buffers, a miss that waits for a purge under way, recent blocks, and its death
+ * tests.
+ *
+ * Most cases test the merging heap itself: a free merges at once, so the layout they build is
+ * the one they reason about. They run under MERGED; recent blocks, which a free keeps whole
+ * and unmerged for a while (heap_recent), have their cases at the default ("recent"). */
 #include "tm_test.h"
 #include "tinymalloc.h"
 
@@ -18,6 +23,7 @@ static void *(*volatile vcalloc)(size_t, size_t) = calloc;
 static void (*volatile vfree)(void *) = free;
 
 #define MiB (1u << 20)
+#define MERGED "heap_recent:0"
 
 static void fill(void *p, size_t n, unsigned seed) {
     for (size_t i = 0; i < n; i += 4096) ((unsigned char *)p)[i] = (unsigned char)(seed + i / 4096);
@@ -49,8 +55,8 @@ static void walker(void *p, size_t size, int used, void *arg) {
 }
 
 /* size = blocks + 128 per span; used block bytes = in_use; peaks >= currents; no two free
- * neighbours (they are always merged). */
-static void check_invariants(void) {
+ * neighbours (they are always merged), unless recent blocks may lie between them. */
+static void check_counts(int merged) {
     struct tinymalloc_heap_stats h;
     struct walk w = {0};
     CHECK(tinymalloc_heap_stats_get(&h, sizeof h) == 0);
@@ -61,13 +67,14 @@ static void check_invariants(void) {
     CHECK(h.size >= w.all_bytes && (h.size - w.all_bytes) % 128 == 0);
     CHECK((h.size - w.all_bytes) / 128 <= h.size / (4 * MiB)); /* at most one span per chunk */
     CHECK(h.peak_size >= h.size && h.peak_in_use >= h.in_use);
-    CHECK(w.adjacent_free == 0);
-    if (w.adjacent_free || w.used_bytes != h.in_use)
+    if (merged) CHECK(w.adjacent_free == 0);
+    if ((merged && w.adjacent_free) || w.used_bytes != h.in_use)
         printf("  size %llu walked %llu used %llu in_use %llu adjacent_free %llu\n",
                (unsigned long long)h.size, (unsigned long long)w.all_bytes,
                (unsigned long long)w.used_bytes, (unsigned long long)h.in_use,
                (unsigned long long)w.adjacent_free);
 }
+static void check_invariants(void) { check_counts(1); }
 
 static void statistics_invariants(void) {
     void *ps[40];
@@ -235,15 +242,12 @@ static void realloc_grows_at_end(void) {
 /* In a process of its own: a heap that the cases before left larger than half again its
  * peak in use grows by no more than asked (the bound), which under ThreadSanitizer's layout
  * they did, 3 runs in 4, once realloc grew blocks at the heap's end. */
-static void growth_policy_in_a_fresh_heap(void) {
-    CHECK(tm_test_rerun("growth", "huge_dynamic:1") == 0);
-}
+static void growth_policy_in_a_fresh_heap(void) { CHECK(tm_test_rerun("growth", MERGED) == 0); }
 
 /* In a process of its own: the cases before leave free blocks that a 40 MiB request may be
- * carved from, and free chunks that a span may come from, anywhere. huge_dynamic:1 is the
- * default (the re-run needs some setting). */
+ * carved from, and free chunks that a span may come from, anywhere. */
 static void realloc_grows_at_end_of_a_fresh_heap(void) {
-    CHECK(tm_test_rerun("at-end", "huge_dynamic:1") == 0);
+    CHECK(tm_test_rerun("at-end", MERGED) == 0);
 }
 
 /* Threads grow and shrink heap blocks in the heaps they share, so that blocks move down
@@ -872,7 +876,133 @@ static void misses_wait_for_purges(void) {
           0);
 }
 
+/* ---- recent blocks ("recent": the default heap_recent, a fresh heap) ------------------------ */
+static struct tinymalloc_heap_stats heap_now(void) {
+    struct tinymalloc_heap_stats h;
+    tinymalloc_heap_stats_get(&h, sizeof h);
+    return h;
+}
+
+/* realloc grows a block into a recent block right above it, in place, as into a free one. */
+static void realloc_grows_into_a_recent_block(void) {
+    char *a = vmalloc(2 * MiB), *b = vmalloc(2 * MiB), *g = vmalloc(MiB);
+    CHECK(b == a + 2 * MiB + 64); /* a fresh heap lays them end to end */
+    fill(a, 2 * MiB, 5);
+    vfree(b);
+    char *q = vrealloc(a, 3 * MiB);
+    CHECK(q == a && check(q, 2 * MiB, 5));
+    vfree(q);
+    vfree(g);
+    check_counts(0);
+}
+
+/* A freed block waits whole in a recent slot, and the next malloc of its size (give or take
+ * what carving would not split off) takes it back: a hit that makes and merges no block. Merged
+ * with x, freed just before it, the block would start at x. */
+static void recent_block_serves_its_size(void) {
+    malloc_trim(0); /* the last case's recent blocks merged: x and a come from one free block */
+    char *x = vmalloc(MiB), *a = vmalloc(3 * MiB), *g = vmalloc(MiB);
+    CHECK(a == x + MiB + 64);
+    fill(a, 3 * MiB, 1);
+    vfree(x);
+    vfree(a);
+    struct tinymalloc_heap_stats h0 = heap_now();
+    char *b = vmalloc(3 * MiB - 1000);
+    struct tinymalloc_heap_stats h1 = heap_now();
+    CHECK(b == a);
+    CHECK(h1.hits == h0.hits + 1 && h1.misses == h0.misses && h1.grows == h0.grows);
+    CHECK(h1.blocks == h0.blocks && h1.free_blocks + 1 == h0.free_blocks);
+    CHECK(malloc_usable_size(b) == 3 * MiB); /* the whole block */
+    check_counts(0);
+    vfree(b);
+    vfree(g);
+}
+
+/* calloc takes no recent block (it would have to clear it all, where fresh pages read zero),
+ * and what it gets reads zero; the recent block stays for the next malloc. */
+static void calloc_skips_recent_blocks(void) {
+    char *a = vmalloc(2 * MiB), *g = vmalloc(MiB);
+    memset(a, 0xa5, 2 * MiB);
+    vfree(a);
+    unsigned char *c = vcalloc(1, 2 * MiB);
+    CHECK(c != NULL && (char *)c != a);
+    size_t nonzero = 0;
+    for (size_t i = 0; c && i < 2 * MiB; i++) nonzero += c[i] != 0;
+    CHECK(nonzero == 0);
+    char *b = vmalloc(2 * MiB);
+    CHECK(b == a);
+    vfree(b);
+    vfree(c);
+    vfree(g);
+}
+
+/* A request that no recent block fits, and that the bins hold only on pages not committed,
+ * takes the recent blocks merged: eight neighbours of 1 MiB freed, then 6 MiB asked for,
+ * which starts where the first did (or lower, when free space below merged with it). The heap
+ * neither misses nor grows, and every recent block merged. */
+static void recent_blocks_merge_before_the_heap_grows(void) {
+    malloc_trim(0); /* the bins' free blocks purged: none of them is warm */
+    char *m[8], *g;
+    for (int i = 0; i < 8; i++) m[i] = vmalloc(MiB);
+    g = vmalloc(MiB);
+    int adjacent = 1;
+    for (int i = 1; i < 8; i++) adjacent &= m[i] == m[i - 1] + MiB + 64;
+    CHECK(adjacent);
+    for (int i = 0; i < 8; i++) vfree(m[i]);
+    struct tinymalloc_heap_stats h0 = heap_now();
+    char *d = vmalloc(6 * MiB);
+    struct tinymalloc_heap_stats h1 = heap_now();
+    CHECK(d && d <= m[0]);
+    CHECK(h1.misses == h0.misses && h1.size == h0.size);
+    check_invariants();
+    vfree(d);
+    vfree(g);
+}
+
+/* Once heap_purge_delay is over, maintenance merges recent blocks and purges them as any free
+ * block. The trigger: arena frees (100 KiB, no cached class), whose calls run the tiers'
+ * maintenance that is due (no purger thread in a process of one thread). */
+static void recent_blocks_merge_after_the_delay(void) {
+    char *a = vmalloc(2 * MiB), *b = vmalloc(2 * MiB), *g = vmalloc(MiB);
+    fill(a, 2 * MiB, 3);
+    fill(b, 2 * MiB, 4);
+    vfree(a);
+    vfree(b);
+    struct tinymalloc_heap_stats h0 = heap_now();
+    usleep(3 * 300 * 1000);
+    for (int i = 0; i < 64; i++) vfree(vmalloc(100 << 10));
+    struct tinymalloc_heap_stats h1 = heap_now();
+    printf("  purged %llu KiB after the delay\n",
+           (unsigned long long)(h1.purged_bytes - h0.purged_bytes) >> 10);
+    CHECK(h1.purged_bytes >= h0.purged_bytes + 3 * MiB);
+    check_invariants();
+    vfree(g);
+}
+
+static void die_double_free_of_a_recent_block(void) {
+    void *p = vmalloc(2 * MiB), *g = vmalloc(MiB);
+    vfree(p);
+    vfree(p);
+    vfree(g);
+}
+static void recent_double_free_aborts(void) {
+    CHECK(tm_expect_abort(die_double_free_of_a_recent_block,
+                          "free(): invalid pointer: double free of 0x"));
+}
+
+static void recent_blocks(void) { CHECK(tm_test_rerun("recent", "heap_purge_delay:300") == 0); }
+
 int main(int argc, char **argv) {
+    if (argc == 1 && tm_test_rerun_with_conf(argv, MERGED)) return 1;
+    if (argc > 1 && strcmp(argv[1], "recent") == 0) {
+        RUN_HERE(realloc_grows_into_a_recent_block);
+        RUN_HERE(recent_block_serves_its_size);
+        RUN_HERE(calloc_skips_recent_blocks);
+        RUN_HERE(recent_blocks_merge_before_the_heap_grows);
+        RUN_HERE(recent_blocks_merge_after_the_delay);
+        RUN(recent_double_free_aborts);
+        TEST_EXIT();
+    }
     if (argc > 1 && strcmp(argv[1], "warm") == 0) {
         RUN_HERE(committed_blocks_go_first);
         TEST_EXIT();
@@ -931,6 +1061,7 @@ int main(int argc, char **argv) {
     RUN_RSS(rss_falls);
     RUN_CAPPED(oom_finds_other_heaps_free_blocks);
     RUN(invalid_frees_abort);
+    RUN(recent_blocks);
     /* Last: it leaves free blocks in every heap, which split the neighbours the death test
      * above asks for (CI: its 8 tries all failed once). */
     RUN(threads_realloc_heap_blocks);

@@ -83,6 +83,7 @@ typedef struct {
 } tm_sizelist_t;
 
 #define TM_MAX_ARENAS 64 /* per-CPU arenas (and heaps) beyond this share one */
+#define TM_HEAP_RECENT_MAX 16 /* heap_recent's ceiling */
 
 /* Every TINYMALLOC_CONF key is a field here, of the same name; options.c's table gives its
  * type, default and range. Written once at start-up, then only read. */
@@ -115,6 +116,7 @@ typedef struct {
     uint32_t heap_decay;             /* percent of the anticipation dropped per hit */
     uint32_t heap_bound;             /* percent above the peak in use the heap may grow to */
     uint32_t heap_purge_delay;       /* ms a free block stays committed before madvise */
+    uint32_t heap_recent;            /* freed blocks a heap keeps whole for their size's next */
     size_t heap_retain;              /* free heap bytes kept mapped; wholly free spans past it go */
     size_t heap_max;                 /* bytes; 0 = no limit (past it, blocks get own mappings) */
     size_t huge_threshold;           /* initial: a freed heap block this large goes back at once */
