@@ -82,7 +82,7 @@ typedef struct {
     uint32_t n, v[TM_MAX_CLASSES];
 } tm_sizelist_t;
 
-#define TM_MAX_ARENAS 64 /* per-CPU arenas (and heaps) beyond this share one */
+#define TM_MAX_ARENAS 64      /* per-CPU arenas (and heaps) beyond this share one */
 #define TM_HEAP_RECENT_MAX 16 /* heap_recent's ceiling */
 
 /* Every TINYMALLOC_CONF key is a field here, of the same name; options.c's table gives its
