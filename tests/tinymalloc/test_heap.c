@@ -5,8 +5,9 @@
  * tests.
  *
  * Most cases test the merging heap itself: a free merges at once, so the layout they build is
- * the one they reason about. They run under MERGED; recent blocks, which a free keeps whole
- * and unmerged for a while (heap_recent), have their cases at the default ("recent"). */
+ * the one they reason about. They run under MERGED (the default, made explicit); recent
+ * blocks, which a free keeps whole and unmerged for a while (heap_recent), have their cases in
+ * a process of their own ("recent"). */
 #include "tm_test.h"
 #include "tinymalloc.h"
 
@@ -876,7 +877,7 @@ static void misses_wait_for_purges(void) {
           0);
 }
 
-/* ---- recent blocks ("recent": the default heap_recent, a fresh heap) ------------------------ */
+/* ---- recent blocks ("recent": heap_recent:8, a fresh heap) ---------------------------------- */
 static struct tinymalloc_heap_stats heap_now(void) {
     struct tinymalloc_heap_stats h;
     tinymalloc_heap_stats_get(&h, sizeof h);
@@ -990,28 +991,8 @@ static void recent_double_free_aborts(void) {
                           "free(): invalid pointer: double free of 0x"));
 }
 
-/* The recent blocks of a heap hold less than huge_threshold bytes (8 MiB here): x (1 MiB) and
- * a, b (3 MiB) wait, and c's free merges the oldest ones until it fits, x and then a, which
- * merge with each other: one block fewer. */
-static void recent_blocks_are_bounded(void) {
-    char *x = vmalloc(MiB), *a = vmalloc(3 * MiB), *g1 = vmalloc(MiB), *b = vmalloc(3 * MiB),
-         *g2 = vmalloc(MiB), *c = vmalloc(3 * MiB), *g3 = vmalloc(MiB);
-    CHECK(a == x + MiB + 64);
-    vfree(x);
-    vfree(a);
-    vfree(b);
-    struct tinymalloc_heap_stats h0 = heap_now();
-    vfree(c);
-    struct tinymalloc_heap_stats h1 = heap_now();
-    CHECK(h1.blocks + 1 == h0.blocks);
-    vfree(g1);
-    vfree(g2);
-    vfree(g3);
-}
-
 static void recent_blocks(void) {
-    CHECK(tm_test_rerun("recent", "heap_purge_delay:300") == 0);
-    CHECK(tm_test_rerun("recent-bound", "huge_threshold:8m") == 0);
+    CHECK(tm_test_rerun("recent", "heap_recent:8,heap_purge_delay:300") == 0);
 }
 
 int main(int argc, char **argv) {
@@ -1023,10 +1004,6 @@ int main(int argc, char **argv) {
         RUN_HERE(recent_blocks_merge_before_the_heap_grows);
         RUN_HERE(recent_blocks_merge_after_the_delay);
         RUN(recent_double_free_aborts);
-        TEST_EXIT();
-    }
-    if (argc > 1 && strcmp(argv[1], "recent-bound") == 0) {
-        RUN_HERE(recent_blocks_are_bounded);
         TEST_EXIT();
     }
     if (argc > 1 && strcmp(argv[1], "warm") == 0) {

@@ -56,16 +56,23 @@
  * what carving would not split off) takes it back with no search, split or merge: a program
  * that replaces buffers of a few sizes pays the bins' work only when its sizes change. The
  * bench's micro `large` case (random power-of-two sizes of 64 KiB to 8 MiB, 5 of 8 in the heap)
- * spent 938 instructions in heap.c per heap malloc and free with every free merged, 716 with 8
- * slots and the bound (callgrind; two requests in three take a recent block). Only blocks under
- * the huge_threshold option wait, less than its bytes in all (recent_may_keep). When one more
- * comes into a full set of slots the oldest slot's block merges into the bins; all of them
+ * spent 938 instructions in heap.c per heap malloc and free with every free merged, 684 with 8
+ * slots (callgrind; two requests in three take a recent block). When one
+ * more comes into a full set of slots the oldest slot's block merges into the bins; all of them
  * do before a request that the bins cannot hold from committed pages (before the heap grows,
  * looks in other heaps or carves pages the OS has still to give), and at maintenance once
  * their heap_purge_delay is over: they never make the heap grow or touch fresh pages for a
  * request that merged they would hold, and are purged when a free block of the same age
  * would be. A huge free merges them all first (its span may then go back whole); frees that
  * purge at once (heap_purge_delay 0) keep none.
+ *
+ * Off by default (heap_recent 0): they move peak RSS, both ways, by how the blocks they keep
+ * apart lie. Eight slots took huge-blocks (two blocks of 32-128 MiB replaced in turn) to 1.067x
+ * the peak RSS of every free merged and realloc-huge to 0.929x, for no time gain the recorded
+ * runs could separate (results/20261208-quick-heap-recent); slots only for blocks under
+ * huge_threshold, at most its bytes in all, brought huge-blocks back but took large-churn to
+ * 1.111x and realloc-huge to 1.212x (results/20261208-quick-heap-recent-bounded), and weighing
+ * recent blocks in best fit took huge-blocks to 1.17x (by hand). Their rule is still to find.
  *
  * Huge blocks. The heap takes every request it can hold; own mappings (huge.c) serve only
  * alignments above a chunk and what the heap cannot hold (past heap_max, or no span to be
@@ -351,22 +358,12 @@ static bool recent_flush(tm_heap_t *h) {
     return true;
 }
 
-/* Whether a block just freed may wait in a slot: under huge_threshold (the option's bytes, not
- * the adaptive threshold), which also bounds the bytes of a heap's recent blocks. A few big
- * blocks of random sizes seldom come back at their size, and the bins could not lend their
- * memory to other sizes meanwhile: huge-blocks (two of 32-128 MiB replaced in turn) peaked at
- * 1.067x the RSS with no bound (results/20261208-quick-heap-recent). */
-static bool recent_may_keep(size_t size) { return size < tm_opt.huge_threshold; }
-
 /* b, a used block just freed (purged and zero cleared, req its free time), into the next
- * slot; the block there, the oldest, merges, and the next oldest ones too while the recent
- * blocks would hold more than huge_threshold bytes. */
+ * slot; the block there, the oldest, merges. */
 static void recent_keep(tm_heap_t *h, tm_hblock_t *b) {
-    unsigned i = h->recent_next, n = tm_opt.heap_recent;
+    unsigned i = h->recent_next;
     if (h->recent[i]) recent_merge(h, i);
-    for (unsigned k = 1; k < n && h->recent_bytes + b->size > tm_opt.huge_threshold; k++)
-        if (h->recent[(i + k) % n]) recent_merge(h, (i + k) % n);
-    h->recent_next = i + 1 < n ? i + 1 : 0;
+    h->recent_next = i + 1 < tm_opt.heap_recent ? i + 1 : 0;
     b->state = TM_HB_RECENT;
     seal(b);
     h->recent[i] = b;
@@ -753,20 +750,8 @@ static void *reuse(tm_heap_t *h, tm_hblock_t *b, size_t n) {
 /* Under h's lock: a free block of h that fits, carved (a hit), or NULL. A recent block of the
  * size first, for a malloc (calloc prefers pages the OS gave zeroed; an aligned request's
  * search size is not its block's); when the bins then hold no fit on committed pages, the
- * recent blocks merge and the bins are searched again. Recent blocks of other sizes are not
- * weighed against the bins' fit: doing so cost the micro `large` case 33 instructions a pair
- * and moved no peak RSS measured (thread-phases, huge-blocks). */
-static void *take_fit(tm_heap_t *h, size_t n, size_t align, size_t size, size_t search, bool zero) {
-    bool warm = !zero && align <= TM_ALIGN;
-    tm_hblock_t *b = NULL, *r = h->nrecent && warm ? recent_take(h, size) : NULL;
-    if (r == NULL) {
-        b = find_fit(h, search, warm);
-        if (tm_unlikely((b == NULL || (warm && fresh_cost(b, search))) && h->nrecent)) {
-            tm_hblock_t *m = refit(h, search, warm);
-            if (m) b = m;
-        }
-        if (b == NULL) return NULL;
-    }
+ * recent blocks merge and the bins are searched again. */
+static inline void count_hit(tm_heap_t *h, size_t size) {
     h->hits++;
     if (h->ahead_left >= size) {
         h->ahead_left -= size;
@@ -775,7 +760,34 @@ static void *take_fit(tm_heap_t *h, size_t n, size_t align, size_t size, size_t 
         h->consecutive_misses = 0;
         h->ahead -= h->ahead / 100 * tm_opt.heap_decay;
     }
-    return r ? reuse(h, r, n) : carve(h, b, n, size, align);
+}
+
+/* take_fit for a heap that holds recent blocks: out of line, so that the way without them
+ * keeps its registers (it cost a heap malloc 12 instructions inline). */
+static tm_noinline void *take_fit_recent(tm_heap_t *h, size_t n, size_t align, size_t size,
+                                         size_t search, bool warm) {
+    tm_hblock_t *b = warm ? recent_take(h, size) : NULL;
+    if (b) {
+        count_hit(h, size);
+        return reuse(h, b, n);
+    }
+    b = find_fit(h, search, warm);
+    if (b == NULL || (warm && fresh_cost(b, search))) {
+        tm_hblock_t *m = refit(h, search, warm);
+        if (m) b = m;
+    }
+    if (b == NULL) return NULL;
+    count_hit(h, size);
+    return carve(h, b, n, size, align);
+}
+
+static void *take_fit(tm_heap_t *h, size_t n, size_t align, size_t size, size_t search, bool zero) {
+    bool warm = !zero && align <= TM_ALIGN;
+    if (tm_unlikely(h->nrecent)) return take_fit_recent(h, n, align, size, search, warm);
+    tm_hblock_t *b = find_fit(h, search, warm);
+    if (b == NULL) return NULL;
+    count_hit(h, size);
+    return carve(h, b, n, size, align);
 }
 
 /* A fit in the heaps after `home` in turn, from home + first on: each heap's lock taken
@@ -927,8 +939,7 @@ void tm_heap_free(void *p, const char *func) {
     tm_hblock_t *nx = checked(next_block(b)), *pv = b->prev_size ? prev_block(b) : NULL;
     bool rest_purged = (nx->state != TM_HB_FREE || nx->purged) &&
                        (pv == NULL || pv->state != TM_HB_FREE || pv->purged);
-    if (huge || tm_opt.heap_purge_delay == 0 || tm_opt.heap_recent == 0 ||
-        !recent_may_keep(b->size))
+    if (tm_likely(tm_opt.heap_recent == 0) || huge || tm_opt.heap_purge_delay == 0)
         b = merge_free(h, b);
     else
         recent_keep(h, b); /* and on to the clock below: purge_delay is not 0 */

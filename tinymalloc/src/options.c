@@ -129,10 +129,10 @@ static const optdef_t optdefs[] = {
     NUM(heap_bound, 50, 0, 1000, "percent above the peak in use that the heap may ever grow to"),
     NUM(heap_purge_delay, 1000, 0, MS_MAX,
         "ms a free heap block stays committed before madvise (and a dirty chunk; 0: none is kept)"),
-    NUM(heap_recent, 8, 0, TM_HEAP_RECENT_MAX,
+    NUM(heap_recent, 0, 0, TM_HEAP_RECENT_MAX,
         "freed heap blocks each heap keeps whole, unmerged, for the next request of their size "
-        "(under huge_threshold, less than its bytes in all; the oldest merges when one more "
-        "comes, all of them before the heap grows); 0: none"),
+        "(the oldest merges when one more comes, all of them before the heap grows); fewer heap "
+        "instructions, peak RSS moved either way; 0: none"),
     SIZE(heap_retain, 0, 64 * MiB, 0, 1ULL << 46,
          "free heap bytes kept mapped; wholly free spans past it are returned; also the most "
          "dirty chunks kept"),
