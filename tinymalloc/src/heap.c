@@ -57,14 +57,13 @@
  * that replaces buffers of a few sizes pays the bins' work only when its sizes change. The
  * bench's micro `large` case (random power-of-two sizes of 64 KiB to 8 MiB, 5 of 8 in the heap)
  * spent 938 instructions in heap.c per heap malloc and free with every free merged, 684 with 8
- * slots (callgrind; two requests in three take a recent block). When one
- * more comes into a full set of slots the oldest slot's block merges into the bins; all of them
- * do before a request that the bins cannot hold from committed pages (before the heap grows,
- * looks in other heaps or carves pages the OS has still to give), and at maintenance once
- * their heap_purge_delay is over: they never make the heap grow or touch fresh pages for a
- * request that merged they would hold, and are purged when a free block of the same age
- * would be. A huge free merges them all first (its span may then go back whole); frees that
- * purge at once (heap_purge_delay 0) keep none.
+ * slots (callgrind; two requests in three take a recent block). When one more comes into a
+ * full set of slots the oldest slot's block merges into the bins; all of them do before a request
+ * that the bins cannot hold from committed pages (before the heap grows, looks in other heaps or
+ * carves pages the OS has still to give), and at maintenance once their heap_purge_delay is over:
+ * they never make the heap grow or touch fresh pages for a request that merged they would hold, and
+ * are purged when a free block of the same age would be. A huge free merges them all first (its
+ * span may then go back whole); frees that purge at once (heap_purge_delay 0) keep none.
  *
  * Off by default (heap_recent 0): they move peak RSS, both ways, by how the blocks they keep
  * apart lie. Eight slots took huge-blocks (two blocks of 32-128 MiB replaced in turn) to 1.067x
@@ -747,10 +746,8 @@ static void *reuse(tm_heap_t *h, tm_hblock_t *b, size_t n) {
     return (char *)b + TM_HEAP_HDR;
 }
 
-/* Under h's lock: a free block of h that fits, carved (a hit), or NULL. A recent block of the
- * size first, for a malloc (calloc prefers pages the OS gave zeroed; an aligned request's
- * search size is not its block's); when the bins then hold no fit on committed pages, the
- * recent blocks merge and the bins are searched again. */
+/* A hit: it ends the streak of misses and decays the anticipation, unless it fell in the room
+ * the last growth made (see "Growth policy"). */
 static inline void count_hit(tm_heap_t *h, size_t size) {
     h->hits++;
     if (h->ahead_left >= size) {
@@ -762,8 +759,11 @@ static inline void count_hit(tm_heap_t *h, size_t size) {
     }
 }
 
-/* take_fit for a heap that holds recent blocks: out of line, so that the way without them
- * keeps its registers (it cost a heap malloc 12 instructions inline). */
+/* take_fit for a heap that holds recent blocks: a recent block of the size first, for a malloc
+ * (calloc prefers pages the OS gave zeroed; an aligned request's search size is not its
+ * block's); when the bins then hold no fit on committed pages, the recent blocks merge and the
+ * bins are searched again. Out of line, so that the way without them keeps its registers (it
+ * cost a heap malloc 12 instructions inline). */
 static tm_noinline void *take_fit_recent(tm_heap_t *h, size_t n, size_t align, size_t size,
                                          size_t search, bool warm) {
     tm_hblock_t *b = warm ? recent_take(h, size) : NULL;
@@ -781,6 +781,7 @@ static tm_noinline void *take_fit_recent(tm_heap_t *h, size_t n, size_t align, s
     return carve(h, b, n, size, align);
 }
 
+/* Under h's lock: a free block of h that fits, carved (a hit), or NULL. */
 static void *take_fit(tm_heap_t *h, size_t n, size_t align, size_t size, size_t search, bool zero) {
     bool warm = !zero && align <= TM_ALIGN;
     if (tm_unlikely(h->nrecent)) return take_fit_recent(h, n, align, size, search, warm);
